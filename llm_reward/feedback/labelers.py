@@ -1,0 +1,134 @@
+"""Preference labelers: LLM judges (Motif and RLAIF styles) and the ground-truth oracle.
+
+Every labeler answers P(first preferred) per pair: 1.0 / 0.0 for a clear verdict, 0.5 for a tie, a soft value
+for RLAIF probabilities, and NaN when the judge gave no usable answer (such pairs are excluded from training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, PairPrompt, parse_verdict
+from llm_reward.llm.base import LLM
+
+Mode = Literal["rlaif", "motif"]
+
+
+@dataclass
+class LabelBatch:
+    """Labels for a batch of pairs, with both orders kept apart so position bias can be measured."""
+
+    label: np.ndarray  # float32 P(first preferred); NaN = unknown
+    forward: np.ndarray  # P(first preferred) judged in the given order; NaN if not asked or unknown
+    reverse: np.ndarray  # the same pair judged swapped, mapped back to P(first preferred)
+    llm_prompts: int = 0  # prompts this batch sent to the LLM layer (cache hits included)
+    retries: int = 0  # Motif verdict-only follow-ups
+
+
+@dataclass
+class LLMPreferenceLabeler:
+    """Asks an LLM which caption shows more progress.
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> judge = LLMPreferenceLabeler(make_llm("local"), PairPrompt("nethack", goal=None), mode="rlaif")
+        >>> judge([("You kill the newt!", "It's a wall.")])  # doctest: +SKIP
+        array([0.93], dtype=float32)
+    """
+
+    llm: LLM
+    prompt: PairPrompt
+    mode: Mode = "rlaif"
+    both_orders: bool = True
+    temperature: float = 0.1
+    top_p: float = 0.95
+    max_tokens: int = 320
+    _choices: tuple[str, str] = field(default=("1", "2"), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("rlaif", "motif"):
+            raise ValueError(f"mode must be 'rlaif' or 'motif', got {self.mode!r}")
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        """What decides the labels; a label store refuses to mix labels made under different fingerprints."""
+        return {
+            "llm": self.llm.name, "mode": self.mode, "both_orders": self.both_orders, "domain": self.prompt.domain,
+            "goal": self.prompt.goal, "chain_of_thought": self.prompt.chain_of_thought,
+            "prompt_version": self.prompt.version, "temperature": self.temperature, "top_p": self.top_p,
+        }
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.label(pairs).label
+
+    def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        n = len(pairs)
+        forward = np.full(n, np.nan, dtype=np.float32)
+        reverse = np.full(n, np.nan, dtype=np.float32)
+        # Identical captions are a tie by definition: no LLM call (Motif).
+        asked = [i for i, (a, b) in enumerate(pairs) if a != b]
+        ordered = [pairs[i] for i in asked]
+        if self.both_orders:
+            ordered += [(b, a) for a, b in ordered]
+        judged, retries = self._judge(ordered)
+        forward[asked] = judged[: len(asked)]
+        if self.both_orders:
+            reverse[asked] = 1.0 - judged[len(asked):]
+        label = np.where(np.isnan(forward), reverse, np.where(np.isnan(reverse), forward, (forward + reverse) / 2))
+        identical = np.ones(n, dtype=bool)
+        identical[asked] = False
+        label[identical] = 0.5
+        return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=len(ordered), retries=retries)
+
+    def _judge(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """P(first preferred) for each ordered pair, NaN where the judge gave no verdict."""
+        if not ordered:
+            return np.zeros(0, dtype=np.float32), 0
+        if self.mode == "rlaif":
+            probs = self.llm.choice_probs_batch([self.prompt.rlaif(a, b) for a, b in ordered], list(self._choices))
+            return np.array([p["1"] for p in probs], dtype=np.float32), 0
+        sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
+        conversations = [self.prompt.motif(a, b) for a, b in ordered]
+        answers = self.llm.complete_batch(conversations, **sampling)
+        verdicts = [parse_verdict(text) for text in answers]
+        missing = [i for i, v in enumerate(verdicts) if v is None]
+        if missing:  # One follow-up asking for the verdict alone; still nothing -> unknown.
+            follow_ups = [
+                conversations[i] + [{"role": "assistant", "content": answers[i]},
+                                    {"role": "user", "content": VERDICT_ONLY_REQUEST}]
+                for i in missing
+            ]
+            for i, text in zip(missing, self.llm.complete_batch(follow_ups, **{**sampling, "max_tokens": 12})):
+                verdicts[i] = parse_verdict(text)
+        return np.array([np.nan if v is None else v for v in verdicts], dtype=np.float32), len(missing)
+
+
+def oracle_labels(progress_first: Sequence[float], progress_second: Sequence[float]) -> np.ndarray:
+    """Ground-truth labels from the env's progress oracle: 1 if the first is further along, 0.5 if equal."""
+    a = np.asarray(progress_first, dtype=np.float64)
+    b = np.asarray(progress_second, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"progress arrays differ in shape: {a.shape} vs {b.shape}")
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError("progress contains NaN: these rollouts were collected without a progress oracle")
+    return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5)).astype(np.float32)
+
+
+def position_consistency(forward: np.ndarray, reverse: np.ndarray) -> float:
+    """Fraction of pairs judged in both orders whose preferred side is the same both times (ties excluded)."""
+    both = ~np.isnan(forward) & ~np.isnan(reverse)
+    decided = both & (forward != 0.5) & (reverse != 0.5)
+    if not decided.any():
+        return float("nan")
+    return float(np.mean((forward[decided] > 0.5) == (reverse[decided] > 0.5)))
+
+
+def agreement(labels: np.ndarray, reference: np.ndarray) -> float:
+    """Agreement of labels with a reference on pairs where both are decided (neither tie nor unknown)."""
+    mask = ~np.isnan(labels) & ~np.isnan(reference) & (labels != 0.5) & (reference != 0.5)
+    if not mask.any():
+        return float("nan")
+    return float(np.mean((labels[mask] > 0.5) == (reference[mask] > 0.5)))

@@ -1,0 +1,69 @@
+"""The offline Motif stages — collect, annotate, fit — each cached on disk so reruns skip finished work.
+
+The Hydra apps (``llm-reward-annotate``, ``llm-reward-fit``, ``llm-reward-train``) and the benchmarks are thin
+shells around these functions; each takes plain values so it can be called from Python as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from llm_reward.feedback.annotate import AnnotationReport, annotate, sample_pairs, summarize
+from llm_reward.feedback.labelers import LLMPreferenceLabeler, oracle_labels
+from llm_reward.feedback.prompts import PairPrompt, goal_sentence
+from llm_reward.feedback.store import LabelStore
+
+log = logging.getLogger(__name__)
+
+
+def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Path,
+                  max_episode_steps: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Captioned random-policy rollouts, read from ``path`` when it already exists."""
+    from llm_reward.rollouts import collect_captions, load_rollouts, save_rollouts
+
+    if path.exists():
+        log.info("rollouts: reusing %s", path)
+        return load_rollouts(path)
+    env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, progress=progress, **env_kwargs)
+    save_rollouts(rollouts, path)
+    return rollouts
+
+
+def make_labeler(feedback: Mapping[str, Any], llm: Any, *, env_id: str) -> LLMPreferenceLabeler:
+    """An LLM judge configured from a ``feedback`` config group (see ``conf/feedback/``)."""
+    from llm_reward.envs import get_adapter
+
+    adapter = get_adapter(env_id)
+    goal = goal_sentence(adapter.family, feedback.get("goal", "default"), env_goal=adapter.goal)
+    prompt = PairPrompt(domain=adapter.family, goal=goal, chain_of_thought=bool(feedback.get("chain_of_thought", True)))
+    return LLMPreferenceLabeler(
+        llm, prompt, mode=feedback["mode"], both_orders=bool(feedback.get("both_orders", True)),
+        temperature=float(feedback.get("temperature", 0.1)), top_p=float(feedback.get("top_p", 0.95)),
+        max_tokens=int(feedback.get("max_tokens", 320)),
+    )
+
+
+def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, *, store_path: Path,
+                   batch_size: int = 16, progress: bool = True) -> tuple[pd.DataFrame, AnnotationReport]:
+    """Label ``pairs`` with an LLM judge into a resumable store; returns all stored labels and a report."""
+    store = LabelStore(store_path, labeler.fingerprint)
+    try:
+        report = annotate(pairs, labeler, store, batch_size=batch_size, progress=progress)
+        return store.load(), report
+    finally:
+        store.close()
+
+
+def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
+    """Label pairs with the env's progress oracle instead of an LLM (the ``oracle`` reward baseline)."""
+    label = oracle_labels(pairs["progress_a"], pairs["progress_b"])
+    labelled = pairs.assign(label=label, forward=label, reverse=float("nan"))
+    return labelled, summarize(labelled)
+
+
+__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "sample_pairs"]
