@@ -41,6 +41,11 @@ class CaptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.captioner = captioner
         self.progress = progress
 
+    @property
+    def captioner_name(self) -> str:
+        """Picklable identity of the caption format, readable through ``VecEnv.get_attr`` from worker processes."""
+        return self.captioner.name
+
     def _annotate(self, obs: Any, info: dict[str, Any]) -> dict[str, Any]:
         info = dict(info)
         info[CAPTION_KEY] = self.captioner(self.env, obs, info)

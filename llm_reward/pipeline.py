@@ -66,4 +66,24 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
     return labelled, summarize(labelled)
 
 
-__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "sample_pairs"]
+
+def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str, path: Path,
+              encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
+              progress: bool = True) -> Any:
+    """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists)."""
+    from llm_reward.reward_model import RewardArtifact, build_artifact, fit_reward_model
+
+    if (path / "config.json").exists():
+        log.info("reward model: reusing %s", path)
+        return RewardArtifact.load(path)
+    has_oracle = labelled[["progress_a", "progress_b"]].notna().all(axis=None)
+    oracle = oracle_labels(labelled["progress_a"], labelled["progress_b"]) if has_oracle else None
+    model, metrics = fit_reward_model(
+        labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), labelled["label"].to_numpy(),
+        encoder=encoder, epochs=epochs, n_members=n_members, seed=seed, progress=progress, oracle_labels=oracle,
+    )
+    artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner, metrics=metrics)
+    artifact.save(path)
+    return artifact
+
+__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs"]

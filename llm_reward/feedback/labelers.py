@@ -90,7 +90,8 @@ class LLMPreferenceLabeler:
         if self.mode == "rlaif":
             probs = self.llm.choice_probs_batch([self.prompt.rlaif(a, b) for a, b in ordered], list(self._choices))
             return np.array([p["1"] for p in probs], dtype=np.float32), 0
-        sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
+        # An empty reply is parsed like any other: no verdict -> retry -> unknown (counted), never a silent label.
+        sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, allow_empty=True)
         conversations = [self.prompt.motif(a, b) for a, b in ordered]
         answers = self.llm.complete_batch(conversations, **sampling)
         verdicts = [parse_verdict(text) for text in answers]

@@ -111,3 +111,23 @@ def parse_verdict(text: str) -> float | None:
     if not matches:
         return None
     return {"1": 1.0, "2": 0.0}.get(matches[-1].lower(), 0.5)
+
+
+@dataclass(frozen=True)
+class CaptionPrompt:
+    """Asks whether one caption shows progress (ONI's per-message labels for retrieval / classification)."""
+
+    domain: str
+    goal: str | None
+    version: str = "caption-v1"
+
+    def rlaif(self, caption: str) -> Messages:
+        game = _DOMAIN_NAMES.get(self.domain, self.domain)
+        goal = f"{self.goal}\n" if self.goal else ""
+        return [
+            {"role": "system", "content": f"You are an honest judge of good play and progress in {game}."},
+            {"role": "user", "content": f"Here is a description of a moment while playing {game}. {goal}\n"
+                                        f"Description:\n{caption.strip()}\n\n"
+                                        "Does this moment show progress towards the goal? Answer with a single "
+                                        "digit: 1 for yes, 2 for no."},
+        ]

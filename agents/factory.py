@@ -1,0 +1,206 @@
+"""``make_agent``: an SB3 algorithm with per-env-family defaults, built from the VecEnv's spaces.
+
+The family is read from the observation space, so the caller never names it:
+
+- ``minigrid``: a symbolic (7, 7, 3) uint8 image -> :class:`MiniGridCNN` (rl-baselines3-zoo MiniGrid PPO settings);
+- ``nethack``: a Dict with glyphs/blstats/message -> :class:`NetHackExtractor` + ``MultiInputPolicy``
+  (Motif/NLE-baseline flavoured: gamma 0.999, small entropy bonus, grad-norm clip 4; rollouts sized for a CPU);
+- ``vector``: a flat Box (MuJoCo, robotics, classic control) -> MLP with the PPO/SAC/TD3 papers' settings.
+
+Hydra's ``agent.kwargs`` arrive as ``overrides``: dicts merge key by key into the defaults (so
+``policy_kwargs.features_extractor_kwargs.features_dim`` can be changed alone), anything else replaces.
+Class-valued policy options may be given as dotted import paths (``activation_fn: torch.nn.Tanh``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import VecEnv
+
+from .policies import NETHACK_KEYS, MiniGridCNN, NetHackExtractor
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3}
+DISCRETE_ONLY = ("dqn",)
+CONTINUOUS_ONLY = ("sac", "td3")
+#: Env-id prefixes whose action space is known to be Discrete, so validate_algo need not build them.
+DISCRETE_ENV_PREFIXES = ("MiniGrid-", "BabyAI-", "NetHack")
+_CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class", "replay_buffer_class")
+
+_MINIGRID_POLICY = {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"features_dim": 128},
+                    "normalize_images": False}
+_NETHACK_POLICY = {"features_extractor_class": NetHackExtractor, "features_extractor_kwargs": {"features_dim": 256}}
+
+_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "minigrid": {
+        "ppo": {"policy": "CnnPolicy", "n_steps": 128, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
+                "gae_lambda": 0.95, "ent_coef": 0.01, "learning_rate": 2.5e-4, "clip_range": 0.2,
+                "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
+        "a2c": {"policy": "CnnPolicy", "n_steps": 5, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01,
+                "learning_rate": 7e-4, "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
+        "dqn": {"policy": "CnnPolicy", "learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 5_000,
+                "batch_size": 64, "gamma": 0.99, "train_freq": 4, "target_update_interval": 1_000,
+                "exploration_fraction": 0.3, "exploration_final_eps": 0.05,
+                "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": [64]}},
+    },
+    "nethack": {
+        "ppo": {"policy": "MultiInputPolicy", "n_steps": 128, "batch_size": 256, "n_epochs": 4, "gamma": 0.999,
+                "gae_lambda": 0.95, "ent_coef": 1e-3, "learning_rate": 2e-4, "clip_range": 0.1,
+                "max_grad_norm": 4.0, "policy_kwargs": {**_NETHACK_POLICY, "net_arch": {"pi": [128], "vf": [128]}}},
+        "a2c": {"policy": "MultiInputPolicy", "n_steps": 32, "gamma": 0.999, "gae_lambda": 0.95, "ent_coef": 1e-3,
+                "learning_rate": 2e-4, "max_grad_norm": 4.0,
+                "policy_kwargs": {**_NETHACK_POLICY, "net_arch": {"pi": [128], "vf": [128]}}},
+        # A Dict replay buffer stores obs and next_obs (~7.6 kB per transition): 50k transitions ~ 380 MB.
+        "dqn": {"policy": "MultiInputPolicy", "learning_rate": 1e-4, "buffer_size": 50_000, "learning_starts": 5_000,
+                "batch_size": 64, "gamma": 0.99, "train_freq": 4, "target_update_interval": 2_000,
+                "exploration_fraction": 0.2, "exploration_final_eps": 0.05,
+                "policy_kwargs": {**_NETHACK_POLICY, "net_arch": [128]}},
+    },
+    "vector": {
+        # PPO paper / SB3 defaults (n_steps is rescaled below so one rollout is 2048 transitions whatever n_envs).
+        "ppo": {"policy": "MlpPolicy", "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
+                "gae_lambda": 0.95, "learning_rate": 3e-4, "clip_range": 0.2, "ent_coef": 0.0},
+        "a2c": {"policy": "MlpPolicy"},
+        "dqn": {"policy": "MlpPolicy"},
+        # gradient_steps=-1: one update per collected transition (update-to-data ratio 1) whatever n_envs.
+        "sac": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
+        "td3": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
+    },
+}
+
+
+def algo_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class for ``algo`` (case-insensitive); ValueError listing the allowed names otherwise."""
+    if not isinstance(algo, str) or algo.strip().lower() not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(ALGOS)}")
+    return ALGOS[algo.strip().lower()]
+
+
+def check_algo_action_space(algo: str, action_space: spaces.Space) -> None:
+    """DQN needs Discrete actions, SAC/TD3 need Box actions; PPO/A2C take either."""
+    key = algo.strip().lower()
+    algo_class(key)
+    if key in DISCRETE_ONLY and not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"algo {key!r} needs a Discrete action space, got {action_space}; "
+                         f"use one of {sorted(set(ALGOS) - set(DISCRETE_ONLY))}")
+    if key in CONTINUOUS_ONLY and not isinstance(action_space, spaces.Box):
+        raise ValueError(f"algo {key!r} needs a Box (continuous) action space, got {action_space}; "
+                         f"use one of {sorted(set(ALGOS) - set(CONTINUOUS_ONLY))}")
+
+
+def validate_algo(algo: str, env_id: str) -> None:
+    """Fail fast on an algo the env cannot use, before any rollout, annotation or training starts.
+
+    MiniGrid, BabyAI and NetHack ids are known to be Discrete; any other id is built once to read its action space.
+    """
+    algo_class(algo)
+    if env_id.startswith(DISCRETE_ENV_PREFIXES):
+        check_algo_action_space(algo, spaces.Discrete(2))
+        return
+    try:
+        env = gym.make(env_id)
+    except gym.error.NameNotFound:
+        try:  # robotics ids (Adroit, Fetch, ...) are registered by importing the package
+            importlib.import_module("gymnasium_robotics")
+        except ImportError as exc:
+            raise ValueError(f"unknown env id {env_id!r} (gymnasium_robotics is not installed either)") from exc
+        env = _make_or_explain(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"cannot build env {env_id!r} to check its action space: {exc}") from exc
+    try:
+        check_algo_action_space(algo, env.action_space)
+    finally:
+        env.close()
+
+
+def _make_or_explain(env_id: str) -> gym.Env:
+    try:
+        return gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"cannot build env {env_id!r} to check its action space: {exc}") from exc
+
+
+def env_family(observation_space: spaces.Space) -> str:
+    """``"minigrid"``, ``"nethack"`` or ``"vector"`` from the observation space; ValueError for anything else."""
+    if isinstance(observation_space, spaces.Dict) and set(NETHACK_KEYS) <= set(observation_space.spaces):
+        return "nethack"
+    if isinstance(observation_space, spaces.Box):
+        shape = observation_space.shape
+        if observation_space.dtype == np.uint8 and len(shape) == 3 and 3 in (shape[0], shape[-1]):
+            return "minigrid"
+        if len(shape) == 1:
+            return "vector"
+    raise ValueError(
+        f"unsupported observation space {observation_space}; supported: a MiniGrid symbolic image "
+        f"(H, W, 3) uint8 (ImgObsWrapper), a Dict with keys {list(NETHACK_KEYS)} (NetHack), or a flat Box")
+
+
+def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spaces.Space,
+                   n_envs: int = 1) -> dict[str, Any]:
+    """The constructor kwargs ``make_agent`` would use before overrides (a fresh, mutable copy)."""
+    key = algo.strip().lower()
+    check_algo_action_space(key, action_space)
+    family = env_family(observation_space)
+    if key not in _DEFAULTS[family]:
+        raise ValueError(f"algo {key!r} has no settings for the {family} family; choose one of "
+                         f"{sorted(_DEFAULTS[family])}")
+    params = copy.deepcopy(_DEFAULTS[family][key])
+    if family == "vector" and key == "ppo":
+        params["n_steps"] = max(64, params["n_steps"] // n_envs)
+    if key == "td3" and isinstance(action_space, spaces.Box):
+        dim = action_space.shape[0]
+        params["action_noise"] = NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))
+    return params
+
+
+def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | None = None,
+               **overrides: Any) -> BaseAlgorithm:
+    """An untrained SB3 ``algo`` on ``venv`` (CPU, seeded, quiet) with per-family defaults and ``overrides``.
+
+    Raises ValueError for an unknown algo, an algo/action-space mismatch, an unsupported observation space or an
+    override the SB3 class does not accept, all before any network is built.
+    """
+    cls = algo_class(algo)
+    params = agent_defaults(algo, venv.observation_space, venv.action_space, n_envs=venv.num_envs)
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "env", "seed"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        raise ValueError(f"{cls.__name__} does not accept {unknown}; allowed keys: {sorted(allowed)}")
+    params = _resolve_classes(_deep_merge(params, overrides))
+    params = {"device": "cpu", "verbose": 0, **params}
+    return cls(env=venv, seed=seed, tensorboard_log=tensorboard_log, **params)
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_classes(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn dotted paths (``"torch.nn.Tanh"``) under class-valued keys into the classes, at any depth."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            value = _resolve_classes(value)
+        elif key in _CLASS_KEYS and isinstance(value, str):
+            module, _, name = value.rpartition(".")
+            try:
+                value = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError) as exc:
+                raise ValueError(f"{key}={value!r} is not an importable 'module.Class' path") from exc
+        out[key] = value
+    return out

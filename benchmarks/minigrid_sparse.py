@@ -1,0 +1,78 @@
+"""PPO on sparse MiniGrid tasks with rewards {none, count, oracle, motif (embedded judge)} over several seeds.
+
+    python benchmarks/minigrid_sparse.py --quick                # same code path, tiny budget, <= 5 minutes
+    python benchmarks/minigrid_sparse.py                        # 3 tasks x 4 rewards x 3 seeds x 300k steps
+    python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4
+
+Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
+``conf/``; finished cells are recorded in ``results/minigrid_sparse[_quick]_cells.jsonl`` and skipped on rerun.
+Success is measured on fresh evaluation episodes with the true environment reward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from _hydra import run_cell  # noqa: E402
+
+TASKS = ["minigrid/doorkey_8x8", "minigrid/keycorridor_s3r3", "minigrid/multiroom_n4_s5"]
+REWARDS = ["none", "count", "oracle", "motif"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (<= 5 minutes)")
+    parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tasks", nargs="+", default=TASKS)
+    parser.add_argument("--rewards", nargs="+", default=REWARDS)
+    parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
+    args = parser.parse_args()
+    name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
+    steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
+    sizes = (["rollouts.n_steps=800", "pairs.n=12", "reward_model.epochs=10", "train.eval_episodes=3"] if args.quick
+             else ["rollouts.n_steps=8000", "pairs.n=400", "train.eval_episodes=50"])
+    cells = CellLog(RESULTS / f"{name}_cells.jsonl")
+    for task in args.tasks:
+        for reward in args.rewards:
+            for seed in seeds:
+                cell = f"{task}|{reward}|{seed}|{steps}"
+                if cell in cells:
+                    continue
+                overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}",
+                             f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
+                             f"data_dir={RESULTS / (name + '_data')}"]
+                run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"
+                metrics = run_cell(overrides, run_dir)
+                run = next(iter(metrics["runs"].values()))
+                cells.add(cell, {"task": task, "reward": reward, "seed": seed, "steps": steps,
+                                 "success_rate": metrics["success_rate"], "mean_return": run["eval"]["mean_return"],
+                                 "train_success_last100": run["train_success_last100"],
+                                 "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})
+                print(cell, metrics["success_rate"], file=sys.stderr, flush=True)
+    table: dict[str, dict[str, float]] = {}
+    detail: dict[str, dict[str, dict[str, float]]] = {}
+    for task in args.tasks:
+        for reward in args.rewards:
+            values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in seeds]
+            table.setdefault(task, {})[reward] = float(np.mean(values))
+            detail.setdefault(task, {})[reward] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                                                   "seeds": values}
+    print(f"budget {steps} steps, seeds {seeds}; success mean ± std:", file=sys.stderr)
+    for task, row in detail.items():
+        print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f}" for r, v in row.items()),
+              file=sys.stderr)
+    (RESULTS / f"{name}_detail.json").write_text(json.dumps(
+        {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
+    emit(name, table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""NetHackScore: extrinsic-only vs intrinsic-only vs combined (Motif coefficients), several seeds.
+
+    python benchmarks/nethack_score.py --quick           # tiny budget, one seed, same code path
+    python benchmarks/nethack_score.py --steps 2000000   # the full comparison (hours on 2 cores)
+
+The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
+(Motif). Arms: ``extrinsic`` (reward=none), ``intrinsic`` (alpha_ext=0), ``combined`` (alpha_ext=0.1,
+alpha_int=1 as Motif's score experiments weight them, REFERENCE §1). The metric is the true in-game score return on
+evaluation episodes. Cells are resumable (``results/nethack_score[_quick]_cells.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from _hydra import run_cell  # noqa: E402
+
+ARMS = {
+    "extrinsic": ["reward=none"],
+    "intrinsic": ["reward=motif", "reward.shaping.alpha_ext=0.0", "reward.shaping.alpha_int=1.0"],
+    "combined": ["reward=motif", "reward.shaping.alpha_ext=0.1", "reward.shaping.alpha_int=1.0"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, default=2_000_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--llm", default="local")
+    args = parser.parse_args()
+    name = "nethack_score_quick" if args.quick else "nethack_score"
+    steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
+    sizes = (["rollouts.n_steps=1000", "pairs.n=16", "train.eval_episodes=2", "env.max_episode_steps=500"]
+             if args.quick else ["rollouts.n_steps=20000", "pairs.n=2000", "train.eval_episodes=20"])
+    cells = CellLog(RESULTS / f"{name}_cells.jsonl")
+    for arm, arm_overrides in ARMS.items():
+        for seed in seeds:
+            cell = f"{arm}|{seed}|{steps}"
+            if cell in cells:
+                continue
+            overrides = ["env=nethack/score", *arm_overrides, f"llm={args.llm}", f"seed={seed}", "agent=ppo",
+                         f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
+                         f"data_dir={RESULTS / (name + '_data')}"]
+            metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")
+            run = next(iter(metrics["runs"].values()))
+            cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
+                             "steps_per_s": run["steps_per_s"]})
+            print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
+    table = {}
+    for arm in ARMS:
+        scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds]
+        table[arm] = {"mean_score": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": scores}
+    (RESULTS / f"{name}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
+                                                            indent=2) + "\n")
+    emit(name, {arm: row["mean_score"] for arm, row in table.items()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""MiniGrid / BabyAI: BabyAI-Text-style captions of the agent's 7x7 view, events, and a progress oracle.
+
+A caption reads like::
+
+    Mission: use the key to open the door and then get to the goal. You see a yellow key 1 step forward and
+    1 step left, a locked yellow door 2 steps forward and 1 step right, a wall 3 steps forward. You picked up ...
+
+Everything is read from minigrid's own state (``grid``, ``agent_pos``, ``carrying``, the symbolic 'image'
+observation decoded with ``minigrid.core.constants``), so it works for any ``MiniGridEnv``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import deque
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (importing registers the MiniGrid-* and BabyAI-* ids)
+import numpy as np
+from minigrid.core.actions import Actions
+from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.minigrid_env import MiniGridEnv
+from minigrid.wrappers import ImgObsWrapper
+
+from llm_reward.envs.registry import EnvAdapter
+
+CAPTIONER_NAME = "minigrid-text-v1"
+VARYING_MISSION_GOAL = "complete the mission stated at the start of each description"
+
+# Progress oracle weights, chosen so that in DoorKey: start < key < door open < near goal < goal.
+SUCCESS_BONUS = 10.0
+DOOR_OPENED = 1.0
+CARRYING_NEEDED = 0.5
+DISTANCE_WEIGHT = 0.25  # times BFS distance to the target / largest distance on the map, so in [-0.25, 0]
+
+_IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
+_THINGS = OBJECT_TO_IDX["door"]  # image type ids >= this are objects worth naming (door ... lava)
+
+
+def register_gym_envs() -> None:
+    """Nothing to do: importing this module imported minigrid, which registers its ids."""
+
+
+def owns(unwrapped: gym.Env) -> bool:
+    return isinstance(unwrapped, MiniGridEnv)
+
+
+def adapter(env_id: str) -> EnvAdapter:
+    """The MiniGrid adapter; the image observation (``ImgObsWrapper``) is what agents see."""
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown MiniGrid/BabyAI env id {env_id!r}; registered ids look like "
+                         f"'MiniGrid-DoorKey-5x5-v0' or 'BabyAI-GoToRedBallGrey-v0'")
+    return EnvAdapter(family="minigrid", captioner_factory=MiniGridCaptioner, captioner_name=CAPTIONER_NAME,
+                      goal=env_goal(env_id), progress=MiniGridProgress(), success=success,
+                      obs_wrapper=ImgObsWrapper)
+
+
+@functools.lru_cache(maxsize=None)
+def env_goal(env_id: str, n_resets: int = 3) -> str:
+    """The mission when it is the same on a few seeded resets (DoorKey), else a pointer to the per-caption mission."""
+    env = gym.make(env_id, disable_env_checker=True)
+    try:
+        missions = {env.reset(seed=seed)[0]["mission"] for seed in range(n_resets)}
+    finally:
+        env.close()
+    return missions.pop().strip().rstrip(".") if len(missions) == 1 else VARYING_MISSION_GOAL
+
+
+def success(env: gym.Env, reward: SupportsFloat, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool:
+    """MiniGrid pays a positive reward only when the mission is accomplished (lava and timeouts pay 0)."""
+    return bool(terminated and float(reward) > 0)
+
+
+def _noun(kind: str, color: str, state: str | None = None) -> str:
+    """'red ball', 'locked blue door', 'goal' (goal, lava and wall have one colour each: not worth a word)."""
+    return kind if kind in ("goal", "lava", "wall") else " ".join(w for w in (state, color, kind) if w)
+
+
+def _a(noun: str) -> str:
+    return noun if noun == "lava" else ("an " if noun[0] in "aeiou" else "a ") + noun
+
+
+def _where(forward: int, right: int) -> str:
+    parts = [(forward, "forward"), (abs(right), "right" if right > 0 else "left")]
+    return " and ".join(f"{n} step{'s' if n != 1 else ''} {word}" for n, word in parts if n)
+
+
+def describe_view(image: np.ndarray) -> str:
+    """Objects in the agent's egocentric symbolic view (agent at column 3, bottom row, facing up), nearest first."""
+    size = image.shape[0]
+    ax, ay = size // 2, size - 1
+    items: list[tuple[tuple[int, int, int], str]] = []
+    for x, y in np.argwhere(image[:, :, 0] >= _THINGS):
+        if (x, y) == (ax, ay):  # the agent's own cell shows what it carries
+            continue
+        kind, color = IDX_TO_OBJECT[int(image[x, y, 0])], IDX_TO_COLOR.get(int(image[x, y, 1]), "")
+        state = _IDX_TO_STATE.get(int(image[x, y, 2])) if kind == "door" else None
+        forward, right = ay - int(y), int(x) - ax
+        text = f"{_a(_noun(kind, color, state))} {_where(forward, right)}"
+        items.append(((forward + abs(right), forward, right), text))
+    # Walls only along the three straight lines from the agent: enough to tell corridors, corners and dead ends.
+    for dx, dy in ((0, -1), (-1, 0), (1, 0)):
+        for distance in range(1, size):
+            x, y, forward, right = ax + dx * distance, ay + dy * distance, -dy * distance, dx * distance
+            if 0 <= x < size and 0 <= y < size and image[x, y, 0] == OBJECT_TO_IDX["wall"]:
+                items.append(((distance, forward, right), f"a wall {_where(forward, right)}"))
+                break
+    if not items:
+        return "You see no objects."
+    return "You see " + ", ".join(text for _, text in sorted(items)) + "."
+
+
+class MiniGridCaptioner:
+    """Mission + visible objects + what the agent carries + what the last step changed (pickups, doors, goal)."""
+
+    name = CAPTIONER_NAME
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._carrying: Any = None
+        self._front: tuple[tuple[int, int], Any, tuple[bool, bool] | None] | None = None
+
+    def __call__(self, env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
+        base = env.unwrapped
+        if isinstance(obs, dict) and "image" in obs:
+            image, mission = obs["image"], obs.get("mission", base.mission)
+        else:
+            image, mission = base.gen_obs()["image"], base.mission
+        parts = [f"Mission: {str(mission).strip().rstrip('.')}.", describe_view(image)]
+        if base.carrying is not None:
+            parts.append(f"You carry {_a(_noun(base.carrying.type, base.carrying.color))}.")
+        parts.extend(self._events(base, info))
+        return " ".join(parts)
+
+    def _events(self, base: Any, info: dict[str, Any]) -> list[str]:
+        events = []
+        carrying = base.carrying
+        if carrying is not self._carrying:
+            if self._carrying is not None:
+                events.append(f"You dropped the {_noun(self._carrying.type, self._carrying.color)}.")
+            if carrying is not None:
+                events.append(f"You picked up the {_noun(carrying.type, carrying.color)}.")
+        toggled = "action" in info and int(np.asarray(info["action"]).item()) == int(Actions.toggle)
+        front_pos = tuple(int(v) for v in base.front_pos)
+        front = _cell(base, front_pos)
+        if self._front is not None and self._front[0] == front_pos:
+            _, before, before_state = self._front
+            if front is before and front is not None and front.type == "door":
+                events.extend(_door_events(front, before_state, toggled))
+            elif toggled and before is not None and before.type == "box" and front is not before:
+                events.append(f"You opened the {before.color} box.")
+        here = _cell(base, tuple(int(v) for v in base.agent_pos))
+        if here is not None and here.type == "goal":
+            events.append("You reached the goal.")
+        elif here is not None and here.type == "lava":
+            events.append("You fell into the lava.")
+        elif info.get("terminated") and info.get("env_reward", 0.0) > 0:
+            events.append("You completed the mission.")
+        self._carrying = carrying
+        self._front = (front_pos, front, _door_state(front))
+        return events
+
+
+def _door_events(door: Any, before: tuple[bool, bool] | None, toggled: bool) -> list[str]:
+    """Door transitions as (open, locked) pairs: unlocking in minigrid also opens the door."""
+    now = _door_state(door)
+    if before is None or now == before:
+        return [f"The {door.color} door is locked."] if toggled and door.is_locked else []
+    verb = "unlocked" if before[1] else ("opened" if now[0] else "closed")
+    return [f"You {verb} the {door.color} door."]
+
+
+def _door_state(obj: Any) -> tuple[bool, bool] | None:
+    return (bool(obj.is_open), bool(obj.is_locked)) if obj is not None and obj.type == "door" else None
+
+
+def _cell(base: Any, pos: tuple[int, int]) -> Any:
+    x, y = pos
+    return base.grid.get(x, y) if 0 <= x < base.grid.width and 0 <= y < base.grid.height else None
+
+
+def _mentioned(mission: str, obj: Any) -> bool:
+    return f"{obj.color} {obj.type}" in mission or re.search(rf"\b(?:a|an|the) {obj.type}\b", mission) is not None
+
+
+class MiniGridProgress:
+    """Ground-truth progress for any MiniGrid/BabyAI env (higher is better).
+
+    ``10 * success + 1 * (doors opened since the episode began) + 0.5 * (carrying an object the mission names
+    or a key for a locked door) - 0.25 * normalised BFS distance to the target``; the target is the goal
+    square(s) when the map has one, else the objects the mission names. The distance map is cached per episode.
+    """
+
+    def __init__(self) -> None:
+        self._grid: Any = None
+        self._initially_open: set[int] = set()
+        self._targets: tuple[int, ...] = ()
+        self._distance: dict[int, int] = {}
+        self._largest = 1
+
+    def __call__(self, env: gym.Env, obs: Any, info: dict[str, Any]) -> float:
+        base = env.unwrapped
+        grid, mission = base.grid, str(base.mission)
+        cells = [(i, o) for i, o in enumerate(grid.grid) if o is not None]
+        doors = [(i, o) for i, o in cells if o.type == "door"]
+        if grid is not self._grid:
+            self._grid, self._distance, self._targets = grid, {}, ()
+            self._initially_open = {i for i, o in doors if o.is_open}
+        value = 0.0
+        here = _cell(base, tuple(int(v) for v in base.agent_pos))
+        if (info.get("terminated") and info.get("env_reward", 0.0) > 0) or (here is not None and here.type == "goal"):
+            value += SUCCESS_BONUS
+        value += DOOR_OPENED * sum(o.is_open and i not in self._initially_open for i, o in doors)
+        held = base.carrying
+        if held is not None and (_mentioned(mission, held) or (held.type == "key" and any(
+                o.is_locked and o.color == held.color for _, o in doors))):
+            value += CARRYING_NEEDED
+        targets = tuple(i for i, o in cells if o.type == "goal") or tuple(
+            i for i, o in cells if o.type not in ("wall", "lava") and _mentioned(mission, o))
+        if targets:
+            if targets != self._targets:
+                self._targets, self._distance = targets, _bfs(grid, targets)
+                self._largest = max(self._distance.values()) or 1
+            x, y = (int(v) for v in base.agent_pos)
+            value -= DISTANCE_WEIGHT * self._distance.get(y * grid.width + x, self._largest) / self._largest
+        return value
+
+
+def _bfs(grid: Any, sources: tuple[int, ...]) -> dict[int, int]:
+    """Steps from every cell to the nearest source, moving through anything but walls and lava."""
+    width, height = grid.width, grid.height
+    distance = {s: 0 for s in sources}
+    queue = deque(sources)
+    while queue:
+        cell = queue.popleft()
+        x, y = cell % width, cell // width
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            n = ny * width + nx
+            if 0 <= nx < width and 0 <= ny < height and n not in distance:
+                obj = grid.grid[n]
+                if obj is None or obj.type not in ("wall", "lava"):
+                    distance[n] = distance[cell] + 1
+                    queue.append(n)
+    return distance

@@ -1,0 +1,206 @@
+"""Which captioner, progress oracle and wrappers belong to an environment id, and how the env is built.
+
+Built in: every MiniGrid/BabyAI id and every NLE (NetHack*) id. Anything else is registered by the user::
+
+    from llm_reward.envs import EnvAdapter, register_adapter
+
+    def describe(obs, info):                      # module level, so SubprocVecEnv workers can unpickle it
+        return f"The cart is at {obs[0]:.1f}."
+
+    register_adapter("CartPole-v1", EnvAdapter.from_function("cartpole", describe, goal="keep the pole upright"))
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, SupportsFloat
+
+import gymnasium as gym
+
+from llm_reward.captions import CaptionWrapper, FunctionCaptioner
+from llm_reward.types import Captioner, ProgressFn
+
+
+class SuccessFn(Protocol):
+    """Decides ``info["is_success"]`` on an episode's final step."""
+
+    def __call__(self, env: gym.Env, reward: SupportsFloat, terminated: bool, truncated: bool,
+                 info: dict[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class EnvAdapter:
+    """Everything llm_reward needs to know about one environment family.
+
+    ``goal`` is the task sentence for the judge prompt (``None``: the family's default goal in
+    ``llm_reward.feedback.prompts``); ``make_kwargs`` go to ``gym.make``; ``inner_wrapper`` fixes the raw env
+    (seeding, API quirks) below ``Monitor`` and must not change rewards; ``obs_wrapper`` is applied outermost,
+    after captioning, to give agents an array observation; ``success`` marks ``info["is_success"]`` (``None``:
+    keep the env's own ``is_success``, else False). ``progress`` is shared by every env built from this adapter
+    instance: keep it stateless, or register a factory that returns a fresh adapter per call (as MiniGrid does).
+    """
+
+    family: str
+    captioner_factory: Callable[[], Captioner]
+    captioner_name: str
+    goal: str | None = None
+    progress: ProgressFn | None = None
+    success: SuccessFn | None = None
+    make_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    inner_wrapper: Callable[[gym.Env], gym.Env] | None = None
+    obs_wrapper: Callable[[gym.Env], gym.Env] | None = None
+
+    def make_captioner(self) -> Captioner:
+        """A fresh captioner (captioners keep per-episode state, so every env gets its own)."""
+        return self.captioner_factory()
+
+    @classmethod
+    def from_function(cls, family: str, fn: Callable[[Any, dict[str, Any]], str], *, name: str | None = None,
+                      goal: str | None = None, progress: ProgressFn | None = None,
+                      success: SuccessFn | None = None, **kwargs: Any) -> EnvAdapter:
+        """An adapter around a plain ``fn(obs, info) -> str`` captioner (define ``fn`` at module level)."""
+        name = name or f"{family}:{getattr(fn, '__qualname__', type(fn).__name__)}"
+        return cls(family=family, captioner_factory=functools.partial(FunctionCaptioner, fn, name),
+                   captioner_name=name, goal=goal, progress=progress, success=success, **kwargs)
+
+
+AdapterFactory = Callable[[str], EnvAdapter]
+_REGISTRY: dict[str, AdapterFactory] = {}
+_HOW_TO_REGISTER = ("register one with llm_reward.envs.register_adapter(id_or_prefix, adapter), e.g. "
+                    "register_adapter('MyEnv-v0', EnvAdapter.from_function('myenv', caption_fn)) with a module-level "
+                    "caption_fn(obs, info) -> str")
+
+
+def register_adapter(prefix_or_id: str, adapter: EnvAdapter | AdapterFactory) -> None:
+    """Use ``adapter`` (or ``adapter(env_id)`` when it is a factory) for ids equal to or starting with ``prefix_or_id``.
+
+    An exact id wins over a prefix, a longer prefix over a shorter one; registering again replaces the entry.
+    """
+    if not isinstance(prefix_or_id, str) or not prefix_or_id:
+        raise ValueError(f"prefix_or_id must be a non-empty string, got {prefix_or_id!r}")
+    if isinstance(adapter, EnvAdapter):
+        adapter = functools.partial(_constant, adapter)
+    elif not callable(adapter):
+        raise TypeError(f"adapter must be an EnvAdapter or a callable env_id -> EnvAdapter, "
+                        f"got {type(adapter).__name__}")
+    _REGISTRY[prefix_or_id] = adapter
+
+
+def _constant(adapter: EnvAdapter, env_id: str) -> EnvAdapter:
+    return adapter
+
+
+def get_adapter(env_id: str) -> EnvAdapter:
+    """The adapter for ``env_id``; ValueError if the id is unknown to Gymnasium or has no captioner."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env_id must be a non-empty Gymnasium id, got {env_id!r}")
+    factory = _lookup(env_id)
+    if factory is not None:
+        adapter = factory(env_id)
+        if not isinstance(adapter, EnvAdapter):
+            raise TypeError(f"adapter factory for {env_id!r} returned {type(adapter).__name__}, not EnvAdapter")
+        return adapter
+    return _detect(env_id)
+
+
+def captioner_name(env_id: str) -> str:
+    """Name of the caption format of ``env_id`` (reward models refuse captions of another format)."""
+    return get_adapter(env_id).captioner_name
+
+
+def _lookup(env_id: str) -> AdapterFactory | None:
+    if env_id in _REGISTRY:
+        return _REGISTRY[env_id]
+    prefixes = [p for p in _REGISTRY if env_id.startswith(p)]
+    return _REGISTRY[max(prefixes, key=len)] if prefixes else None
+
+
+def _detect(env_id: str) -> EnvAdapter:
+    """Fallback for ids without a known prefix: build the env once and look at its unwrapped class."""
+    from llm_reward.envs import minigrid as minigrid_family
+    from llm_reward.envs import nethack as nethack_family
+
+    families = [minigrid_family, nethack_family]
+    for family in families:
+        family.register_gym_envs()
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}: it is not registered with Gymnasium (import the package that "
+                         f"registers it first) and has no llm_reward adapter; {_HOW_TO_REGISTER}")
+    env = gym.make(env_id, disable_env_checker=True)
+    try:
+        for family in families:
+            if family.owns(env.unwrapped):
+                return family.adapter(env_id)
+    finally:
+        env.close()
+    raise ValueError(f"env id {env_id!r} has no captioner: built-in adapters cover MiniGrid-*/BabyAI-* (any "
+                     f"MiniGridEnv) and NetHack* (any NLE env); {_HOW_TO_REGISTER}")
+
+
+def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+    """A captioned env ready for SB3.
+
+    Stack (inside out): ``gym.make`` -> the family's inner wrapper (NetHack: game seeding) -> ``Monitor`` (true
+    return and length) -> :class:`StepInfo` -> ``CaptionWrapper`` (``info["caption"]``, ``info["progress"]``) ->
+    :class:`SuccessInfo` (``info["is_success"]``) -> the family's observation wrapper. ``kwargs`` go to
+    ``gym.make``. With ``seed`` the env is reset once with it and its action space seeded, so it is reproducible
+    even if later resets pass no seed.
+    """
+    from stable_baselines3.common.monitor import Monitor
+
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+    adapter = get_adapter(env_id)
+    make_kwargs = {**adapter.make_kwargs, **kwargs}
+    if max_episode_steps is not None:
+        make_kwargs["max_episode_steps"] = max_episode_steps
+    env: gym.Env = gym.make(env_id, **make_kwargs)
+    if adapter.inner_wrapper is not None:
+        env = adapter.inner_wrapper(env)
+    env = Monitor(env)
+    env = StepInfo(env)
+    env = CaptionWrapper(env, adapter.make_captioner(), adapter.progress)
+    env = SuccessInfo(env, adapter.success)
+    if adapter.obs_wrapper is not None:
+        env = adapter.obs_wrapper(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+class StepInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Copies the step's ``action``, ``env_reward`` and ``terminated`` into ``info`` for captioners and oracles.
+
+    Captioners only see ``(env, obs, info)``; events such as "the door is locked" (a toggle that changed nothing)
+    or "you completed the mission" (a positive terminal reward) need these.
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = {**info, "action": action, "env_reward": float(reward), "terminated": bool(terminated)}
+        return obs, reward, terminated, truncated, info
+
+
+class SuccessInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Sets a bool ``info["is_success"]`` on the final step of every episode (what SB3 and our recorder read)."""
+
+    def __init__(self, env: gym.Env, success: SuccessFn | None = None):
+        gym.utils.RecordConstructorArgs.__init__(self, success=success)
+        gym.Wrapper.__init__(self, env)
+        self.success = success
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            if self.success is None:
+                flag = bool(info.get("is_success", False))
+            else:
+                flag = bool(self.success(self.env, reward, terminated, truncated, info))
+            info = {**info, "is_success": flag}
+        return obs, reward, terminated, truncated, info

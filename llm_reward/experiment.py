@@ -1,0 +1,146 @@
+"""One experiment from a composed config: build the reward, train shaped + baseline agents, evaluate, report.
+
+Used by ``llm-reward-train`` and by the benchmarks, so a benchmark cell is exactly a main-job run.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from llm_reward.pipeline import annotate_stage, collect_stage, fit_stage, make_labeler, oracle_stage, sample_pairs
+from llm_reward.training import make_vec_env, plot_curves, train_agent, write_metrics
+
+log = logging.getLogger(__name__)
+
+REWARD_KINDS = ("none", "count", "oracle", "motif", "oni")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Every check that can fail before minutes of annotation or training are spent."""
+    from llm_reward.agents import validate_algo
+    from llm_reward.envs import get_adapter
+    from llm_reward.shaping import ShapingConfig
+
+    if cfg.reward.kind not in REWARD_KINDS:
+        raise ValueError(f"unknown reward kind {cfg.reward.kind!r}; choose one of {list(REWARD_KINDS)}")
+    get_adapter(cfg.env.id)
+    validate_algo(cfg.agent.algo, cfg.env.id)
+    if cfg.reward.kind != "none":
+        ShapingConfig(**cfg.reward.shaping)
+    for key in ("total_timesteps", "n_envs", "eval_episodes"):
+        if int(cfg.train[key]) < 1:
+            raise ValueError(f"train.{key} must be >= 1, got {cfg.train[key]}")
+
+
+def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
+    """The reward the shaped agent sees (``None`` for extrinsic only) and the metrics of building it."""
+    from llm_reward.envs import captioner_name
+
+    kind = cfg.reward.kind
+    if kind == "none":
+        return None, {}
+    if kind == "count":
+        return _constant_reward, {}
+    if kind == "oni":
+        return _online_feedback(cfg), {}
+    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.seed,
+                             path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
+                             progress=cfg.progress)
+    pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.seed)
+    if kind == "oracle":
+        labelled, report = oracle_stage(pairs)
+        model_path = Path(str(cfg.paths.reward_model).replace(f"_{cfg.feedback.name}_{cfg.llm.name}_", "_oracle_"))
+    else:
+        from llm_reward.apps._common import make_llm_from_config
+
+        labeler = make_labeler(cfg.feedback, make_llm_from_config(cfg), env_id=cfg.env.id)
+        labelled, report = annotate_stage(pairs, labeler, store_path=Path(cfg.paths.labels),
+                                          batch_size=cfg.pairs.batch_size, progress=cfg.progress)
+        model_path = Path(cfg.paths.reward_model)
+    artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=model_path,
+                         encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
+                         n_members=cfg.reward_model.n_members, seed=cfg.seed, progress=cfg.progress)
+    return artifact, {"annotation": report.as_dict(), "reward_model": artifact.metrics, "reward_model_dir": str(model_path)}
+
+
+def _online_feedback(cfg: DictConfig) -> Any:
+    from llm_reward.apps._common import make_llm_from_config
+    from llm_reward.envs import get_adapter
+    from llm_reward.feedback.prompts import goal_sentence
+    from llm_reward.online import OnlineFeedback
+
+    adapter = get_adapter(cfg.env.id)
+    goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
+    return OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
+                          batch_size=cfg.reward.batch_size, seed=cfg.seed)
+
+
+def _constant_reward(captions: list[str]) -> np.ndarray:
+    """Reward 1 for every caption: with count decay it becomes the count bonus 1 / N(caption)^beta."""
+    return np.ones(len(captions), dtype=np.float32)
+
+
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -> dict[str, Any]:
+    from llm_reward.agents import evaluate_success, make_agent
+    from llm_reward.wrappers import LLMRewardVecEnv
+
+    venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
+                        max_episode_steps=cfg.env.max_episode_steps)
+    if reward is not None:
+        venv = LLMRewardVecEnv(venv, reward_model=reward, **cfg.reward.shaping)
+    model = make_agent(cfg.agent.algo, venv, seed=cfg.seed, tensorboard_log=str(run_dir / "tb"),
+                       **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
+    try:
+        result = train_agent(model, total_timesteps=cfg.train.total_timesteps, run_dir=run_dir, name=name,
+                             progress=cfg.progress)
+    finally:
+        venv.close()
+        if hasattr(reward, "close"):  # online feedback: stop the judge thread
+            reward.close()
+    evaluation = evaluate_success(model, functools.partial(_eval_env, cfg.env.id, cfg.env.max_episode_steps),
+                                  n_episodes=cfg.train.eval_episodes, seed=cfg.seed + 10_000)
+    episodes = result.episodes
+    return {
+        "eval": evaluation, "steps_per_s": result.steps_per_s, "interrupted": result.interrupted,
+        "timesteps": int(model.num_timesteps), "train_episodes": len(episodes),
+        "train_success_last100": float(episodes["success"].tail(100).mean()) if len(episodes) else 0.0,
+        "intrinsic_return_mean": float(episodes["return_intrinsic"].mean()) if len(episodes) else float("nan"),
+        "episodes": episodes,
+        **({"online_feedback": reward.stats.as_dict()} if hasattr(reward, "stats") else {}),
+    }
+
+
+def _eval_env(env_id: str, max_episode_steps: int | None) -> Any:
+    from llm_reward.envs import make_env
+
+    return make_env(env_id, max_episode_steps=max_episode_steps)
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run the configured experiment into ``run_dir``; returns (and writes) ``metrics.json``."""
+    validate(cfg)
+    torch.set_num_threads(int(cfg.train.torch_threads))
+    start = time.perf_counter()
+    reward, reward_metrics = build_reward(cfg)
+    runs = {"shaped" if reward is not None else "extrinsic": reward}
+    if cfg.train.baseline and reward is not None:
+        runs["extrinsic"] = None
+    results = {name: train_and_evaluate(cfg, run_dir, name, r) for name, r in runs.items()}
+    curves = {name: res.pop("episodes") for name, res in results.items()}
+    plot_curves(curves, run_dir / "learning_curve.png",
+                title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
+    metrics = {
+        "env": cfg.env.id, "reward": cfg.reward.name, "llm": cfg.llm.spec, "seed": cfg.seed,
+        "success_rate": results[next(iter(runs))]["eval"]["success_rate"],
+        "runs": results, **reward_metrics, "wall_time_s": time.perf_counter() - start,
+    }
+    write_metrics(run_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,235 @@
+"""ONI-style online feedback: captions seen during RL are judged by an LLM in a background thread.
+
+Env stepping never waits for the LLM: the reward function answers from what is labelled so far (0, or the current
+reward-model estimate, for captions still pending) and queues what is new. Two variants (REFERENCE §2):
+
+* ``retrieval`` — each new caption is judged alone (P(it shows progress)); the label is the reward, looked up.
+* ``ranking`` — each new caption is paired with earlier ones and judged pairwise in both orders; a Bradley–Terry
+  reward model is refit on a geometric schedule (often while labels are few, then rarely).
+
+Use it as the ``reward_model`` of :class:`llm_reward.LLMRewardVecEnv`; ``cacheable = False`` tells the wrapper not
+to freeze the first answer for a caption, since answers improve as labels arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from llm_reward.feedback.labelers import LLMPreferenceLabeler
+from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+from llm_reward.llm.base import LLM
+
+log = logging.getLogger(__name__)
+Variant = Literal["retrieval", "ranking"]
+
+
+@dataclass
+class OnlineStats:
+    labelled_captions: int = 0
+    labelled_pairs: int = 0
+    pending: int = 0
+    llm_prompts: int = 0
+    llm_errors: int = 0  # failed LLM batches (each retried, never raised into training)
+    dropped: int = 0  # captions given up on after max_retries failures
+    fits: int = 0
+    queue_full: int = 0  # captions not queued because the queue was full (they are offered again later)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class OnlineFeedback:
+    """A non-blocking caption reward backed by an LLM judge working in a background thread.
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> feedback = OnlineFeedback(make_llm("local"), domain="minigrid", goal="The goal is to open the door.")
+        >>> venv = LLMRewardVecEnv(venv, reward_model=feedback, threshold_quantile=None)  # doctest: +SKIP
+        >>> with feedback: model.learn(100_000)  # doctest: +SKIP
+    """
+
+    cacheable = False
+
+    def __init__(self, llm: LLM, *, domain: str, goal: str | None, variant: Variant = "retrieval",
+                 batch_size: int = 8, pairs_per_caption: int = 2, default_reward: float = 0.0,
+                 min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn", epochs: int = 15,
+                 max_retries: int = 3, max_queue: int = 50_000, seed: int = 0):
+        if variant not in ("retrieval", "ranking"):
+            raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
+        if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0:
+            raise ValueError("need batch_size >= 1, pairs_per_caption >= 1, min_pairs_to_fit >= 2, refit_growth > 1")
+        self.llm, self.variant = llm, variant
+        self.caption_prompt = CaptionPrompt(domain, goal)
+        self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode="rlaif")
+        self.batch_size, self.pairs_per_caption, self.default_reward = batch_size, pairs_per_caption, default_reward
+        self.min_pairs_to_fit, self.refit_growth = min_pairs_to_fit, refit_growth
+        self.encoder, self.epochs, self.max_retries = encoder, epochs, max_retries
+        self.stats = OnlineStats()
+        self._rng = random.Random(seed)
+        self._seed = seed
+        self._table: dict[str, float] = {}  # caption -> reward (labels, or model estimates in ranking mode)
+        self._inflight: set[str] = set()
+        self._failures: dict[str, int] = {}
+        self._pairs: list[tuple[str, str, float]] = []
+        self._seen: list[str] = []  # judged captions, partners for new pairs
+        self._model: Any = None
+        self._fitted_on = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue(maxsize=max_queue)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the reward function (learner thread) --------------------------------------------------------------------
+    def __call__(self, captions: Sequence[str]) -> np.ndarray:
+        """Current rewards; unseen captions are queued for judging and get the default (or model estimate)."""
+        if self._thread is None:
+            self.start()
+        out = np.empty(len(captions), dtype=np.float32)
+        new: list[str] = []
+        with self._lock:
+            for i, caption in enumerate(captions):
+                value = self._table.get(caption)
+                if value is None:
+                    if caption not in self._inflight:
+                        self._inflight.add(caption)
+                        new.append(caption)
+                    value = self.default_reward
+                out[i] = value
+        for caption in new:
+            try:
+                self._queue.put_nowait(caption)
+            except queue.Full:
+                self.stats.queue_full += 1
+                with self._lock:
+                    self._inflight.discard(caption)
+        if self._model is not None and new:
+            with self._lock:
+                missing = [i for i, c in enumerate(captions) if c not in self._table]
+            if missing:
+                out[missing] = self._estimate([captions[i] for i in missing])
+        return out
+
+    def _estimate(self, captions: list[str]) -> np.ndarray:
+        model, mean, std = self._model
+        return ((model(captions) - mean) / std).astype(np.float32)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self) -> "OnlineFeedback":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="llm-reward-online", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "OnlineFeedback":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until nothing is pending (for tests and evaluation, never called from the RL loop)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._inflight:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("OnlineFeedback owns a thread and lives in the learner process; wrap the VecEnv with it "
+                        "(LLMRewardVecEnv) instead of pickling it into SubprocVecEnv workers")
+
+    # -- the worker (background thread) --------------------------------------------------------------------------
+    def _next_batch(self) -> list[str]:
+        try:
+            batch = [self._queue.get(timeout=0.05)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch:
+                continue
+            try:
+                self._label(batch)
+            except Exception as err:  # a flaky judge must never take training down: retry, count, move on
+                self.stats.llm_errors += 1
+                log.warning("online feedback: LLM batch failed (%s: %s); retrying", type(err).__name__, err)
+                self._retry(batch)
+                time.sleep(min(2.0 ** self.stats.llm_errors, 30.0) * 0.05)
+            with self._lock:
+                self.stats.pending = len(self._inflight)
+
+    def _retry(self, batch: list[str]) -> None:
+        for caption in batch:
+            self._failures[caption] = self._failures.get(caption, 0) + 1
+            if self._failures[caption] > self.max_retries:
+                self.stats.dropped += 1
+                with self._lock:  # give up: a neutral label so it is not asked again
+                    self._table[caption] = self.default_reward
+                    self._inflight.discard(caption)
+            else:
+                self._queue.put(caption)
+
+    def _label(self, batch: list[str]) -> None:
+        if self.variant == "retrieval":
+            probs = self.llm.choice_probs_batch([self.caption_prompt.rlaif(c) for c in batch], ["1", "2"])
+            self.stats.llm_prompts += len(batch)
+            with self._lock:
+                for caption, p in zip(batch, probs):
+                    self._table[caption] = float(p["1"])
+                    self._inflight.discard(caption)
+                self.stats.labelled_captions = len(self._table)
+            return
+        partners = self._seen or batch
+        pairs = [(c, self._rng.choice(partners)) for c in batch for _ in range(self.pairs_per_caption)]
+        pairs = [(a, b) for a, b in pairs if a != b] or [(batch[0], batch[-1])]
+        labels = self.pair_labeler.label(pairs)
+        self.stats.llm_prompts += labels.llm_prompts
+        self._pairs += [(a, b, float(y)) for (a, b), y in zip(pairs, labels.label) if not np.isnan(y)]
+        self._seen += batch
+        self.stats.labelled_pairs = len(self._pairs)
+        if len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on):
+            self._refit()
+        with self._lock:
+            if self._model is not None:  # estimates for every caption judged so far, from the newest model
+                for caption, value in zip(self._seen, self._estimate(self._seen)):
+                    self._table[caption] = float(value)
+            for caption in batch:
+                self._inflight.discard(caption)
+            self.stats.labelled_captions = len(self._seen)
+
+    def _refit(self) -> None:
+        from llm_reward.reward_model import fit_reward_model
+
+        a, b, y = zip(*self._pairs)
+        labels = np.asarray(y, dtype=np.float32)
+        if np.all(labels == 0.5):
+            return
+        model, _ = fit_reward_model(list(a), list(b), labels, encoder=self.encoder, epochs=self.epochs,
+                                    seed=self._seed, progress=False)
+        raw = model(self._seen)
+        self._model = (model, float(raw.mean()), float(raw.std() + 1e-6))
+        self._fitted_on = len(self._pairs)
+        self.stats.fits += 1

@@ -1,0 +1,187 @@
+"""A trained reward model packaged for RL: Motif's normalization, a threshold table, a caption cache, one directory.
+
+Motif z-normalizes the raw reward with the mean/std over the training *observations* (repeats included) and zeroes
+rewards below a quantile of the normalized reward over the *unique* training captions. Both are fixed at build time
+and saved with the weights, so an RL run (possibly in another process) needs nothing but the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from llm_reward.reward_model.model import RewardModel
+
+FORMAT_VERSION = 1
+FILES = ("config.json", "weights.pt", "metrics.json")
+QUANTILE_POINTS = 101  # q = 0, 0.01, ..., 1
+
+
+class RewardArtifact:
+    """Normalized caption reward ``(r(caption) - mean) / std``: the :class:`CaptionRewardFn` the RL wrappers use.
+
+    Each caption is scored once and remembered (an LRU of ``cache_size`` captions): RL sees the same captions over
+    and over, so most steps cost only dict lookups. Picklable; the copy starts with an empty cache.
+
+    Example:
+        >>> artifact = RewardArtifact.load("runs/doorkey/reward_model")  # doctest: +SKIP
+        >>> artifact(["You open the door."]), artifact.threshold(0.5)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: RewardModel, *, captioner: str, metrics: dict[str, Any], mean: float, std: float,
+                 quantiles: Sequence[float], cache_size: int = 200_000):
+        quantiles = np.asarray(quantiles, dtype=np.float64)
+        if quantiles.ndim != 1 or len(quantiles) < 2 or np.any(np.diff(quantiles) < 0):
+            raise ValueError(f"quantiles must be a non-decreasing table of >= 2 values, got {quantiles!r}")
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"normalization needs a finite mean and a positive std, got mean={mean}, std={std}")
+        self.model = model.eval()
+        self.captioner = str(captioner)
+        self.metrics = dict(metrics)
+        self.mean, self.std = float(mean), float(std)
+        self.quantiles = quantiles
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[str, float] = OrderedDict()
+
+    def raw(self, captions: Sequence[str]) -> np.ndarray:
+        """Un-normalized float32 rewards (no cache)."""
+        return self.model(captions)
+
+    def __call__(self, captions: Sequence[str]) -> np.ndarray:
+        """float32 normalized rewards, one per caption."""
+        if isinstance(captions, str):
+            raise TypeError("captions must be a sequence of str, got a single str (wrap it in a list)")
+        captions = list(captions)
+        cache = self._cache
+        missing = list(dict.fromkeys(c for c in captions if c not in cache))
+        fresh: dict[str, float] = {}
+        if missing:
+            values = (self.model(missing).astype(np.float64) - self.mean) / self.std
+            fresh = dict(zip(missing, values.tolist()))
+        out = np.empty(len(captions), dtype=np.float32)
+        for i, caption in enumerate(captions):
+            if caption in fresh:
+                out[i] = fresh[caption]
+            else:
+                out[i] = cache[caption]
+                cache.move_to_end(caption)  # recently used: evicted last
+        cache.update(fresh)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return out
+
+    def threshold(self, q: float) -> float:
+        """The normalized reward at quantile ``q`` of the unique training captions (linear interpolation)."""
+        if isinstance(q, bool) or not isinstance(q, (int, float, np.floating, np.integer)) or not 0 <= q <= 1:
+            raise ValueError(f"threshold quantile must be a number in [0, 1], got {q!r}")
+        grid = np.linspace(0.0, 1.0, len(self.quantiles))
+        return float(np.interp(float(q), grid, self.quantiles))
+
+    def check_captioner(self, name: str) -> None:
+        """Refuse captions of another captioner: the reward would silently score a format it never saw."""
+        if name != self.captioner:
+            raise ValueError(f"this reward model was trained on captions of captioner {self.captioner!r}, but got "
+                             f"captions of captioner {name!r}; fit a reward model for {name!r} or switch captioner")
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()  # may hold 200k captions: not worth shipping to every subprocess
+        return state
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write config.json, weights.pt and metrics.json to the directory ``path`` (replaced if it exists).
+
+        Files go to a temporary sibling directory that is renamed into place, so a crash never leaves a
+        half-written directory with a config.json at ``path``.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            torch.save(self.model.state_dict(), tmp / "weights.pt")
+            _write_json(tmp / "metrics.json", self.metrics)
+            config = {"format_version": FORMAT_VERSION, "model": self.model.config, "captioner": self.captioner,
+                      "normalization": {"mean": self.mean, "std": self.std}, "quantiles": self.quantiles.tolist()}
+            _write_json(tmp / "config.json", config)
+            old = None
+            if path.exists():
+                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+                path.rename(old)
+            tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, cache_size: int = 200_000) -> "RewardArtifact":
+        """Rebuild a saved artifact from its directory alone."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no reward model directory at {path}")
+        missing = [name for name in FILES if not (path / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"reward model directory {path} is incomplete: missing {missing}")
+        config = json.loads((path / "config.json").read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}/config.json has format_version {config.get('format_version')!r}; this "
+                             f"llm_reward reads version {FORMAT_VERSION}")
+        model = RewardModel.from_config(config["model"])
+        model.load_state_dict(torch.load(path / "weights.pt", map_location="cpu", weights_only=True))
+        metrics = json.loads((path / "metrics.json").read_text())
+        norm = config["normalization"]
+        return cls(model, captioner=config["captioner"], metrics=metrics, mean=norm["mean"], std=norm["std"],
+                   quantiles=config["quantiles"], cache_size=cache_size)
+
+
+def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: str,
+                   metrics: dict[str, Any]) -> RewardArtifact:
+    """Normalize ``model`` over the training observations ``captions`` (all rollout captions, repeats included).
+
+    mean/std are weighted by how often each caption was observed (Motif's normalization); the quantile table is
+    over the *unique* captions, which is what a threshold quantile refers to.
+    """
+    if isinstance(captions, str) or len(captions) == 0:
+        raise ValueError("build_artifact needs the training observations' captions (a non-empty list of str)")
+    unique, counts = np.unique(np.array(list(captions), dtype=object), return_counts=True)
+    raw = model(unique.tolist()).astype(np.float64)
+    mean = float(np.average(raw, weights=counts))
+    std = float(np.sqrt(np.average((raw - mean) ** 2, weights=counts)))
+    if not std > 1e-8:  # every observation gets the same reward: keep the shift, skip the (infinite) scaling
+        std = 1.0
+    quantiles = np.quantile((raw - mean) / std, np.linspace(0.0, 1.0, QUANTILE_POINTS))
+    return RewardArtifact(model, captioner=captioner, metrics=metrics, mean=mean, std=std, quantiles=quantiles)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """JSON without NaN/inf (not valid JSON): they become null."""
+    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=True))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    return value

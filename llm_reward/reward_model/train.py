@@ -1,0 +1,181 @@
+"""Bradley–Terry distillation of caption-pair preferences into a reward model (Motif phase 2, RLAIF's distilled RM).
+
+Loss: ``BCEWithLogits(r(a) - r(b), y)`` with soft targets ``y = P(a preferred)`` (ties are 0.5, unknown labels are
+dropped). Captions repeat heavily in rollout data, so every caption of the dataset is featurized once into a unique
+table and each batch scores only the unique captions it touches; pairs are indices into that table.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from llm_reward.reward_model.model import RewardModel
+
+log = logging.getLogger(__name__)
+
+
+def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], labels: np.ndarray, *,
+                     encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
+                     progress: bool = True, oracle_labels: np.ndarray | None = None, val_fraction: float = 0.2,
+                     batch_size: int = 256, lr: float = 1e-3, patience: int | None = 5,
+                     encoder_kwargs: Mapping[str, Any] | None = None) -> tuple[RewardModel, dict[str, Any]]:
+    """Train a reward model on labelled caption pairs; returns the model and its metrics.
+
+    ``labels``: P(first preferred) in [0, 1], 0.5 = tie, NaN = unknown (dropped, counted). A seeded
+    ``val_fraction`` of the known pairs is held out; training stops early after ``patience`` epochs without a
+    better validation loss and keeps the best epoch's weights (``patience=None`` runs all ``epochs``).
+    ``oracle_labels`` (same layout as ``labels``, e.g. from the game score) gives ``oracle_agreement``.
+    ``encoder_kwargs`` are the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+    """
+    a, b = list(captions_a), list(captions_b)
+    y = _check_labels(labels, "labels", len(a), len(b))
+    oracle = None if oracle_labels is None else _check_labels(oracle_labels, "oracle_labels", len(a), len(a))
+    known = ~np.isnan(y)
+    if not (known & (y != 0.5)).any():
+        raise ValueError(f"nothing to learn: all {len(y)} labels are ties ({int((y == 0.5).sum())}) or unknown "
+                         f"({int((~known).sum())}); a reward model needs pairs with a preferred side")
+    _check_hyper(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience)
+    model = RewardModel(encoder, n_members, seed=seed, **dict(encoder_kwargs or {}))
+
+    table, inverse = np.unique(np.array(a + b, dtype=object), return_inverse=True)
+    features = model.featurize(table.tolist())  # also rejects over-long captions, before any training
+    ia, ib = torch.from_numpy(inverse[: len(a)]), torch.from_numpy(inverse[len(a) :])
+    target = torch.from_numpy(np.nan_to_num(y, nan=0.5)).float()
+    rng = np.random.default_rng(seed)
+    keep = rng.permutation(np.flatnonzero(known))
+    n_val = min(int(round(val_fraction * len(keep))), len(keep) - 1)
+    val, train = np.sort(keep[:n_val]), keep[n_val:]
+
+    bar = _progress_bar(progress, epochs * n_members)
+    start, epochs_run = time.perf_counter(), []
+    for index, member in enumerate(model.members):
+        epochs_run.append(_train_member(model, member, features, ia, ib, target, train, val, epochs=epochs,
+                                        batch_size=batch_size, lr=lr, patience=patience, rng=rng, bar=bar))
+        if bar is not None:
+            bar.update(epochs - epochs_run[-1])  # epochs skipped by early stopping
+    elapsed = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+
+    model.eval()
+    reward = model.score(features).numpy().astype(np.float64)
+    margin = reward[inverse[: len(a)]] - reward[inverse[len(a) :]]
+    metrics: dict[str, Any] = {
+        "encoder": encoder, "encoder_kwargs": dict(model.encoder.config), "n_members": n_members,
+        "n_pairs": len(a), "n_unique_captions": len(table), "n_train": len(train), "n_val": n_val,
+        "n_unknown_dropped": int((~known).sum()), "n_ties": int((y[known] == 0.5).sum()),
+        "epochs": epochs, "epochs_run": max(epochs_run), "epochs_run_members": epochs_run,
+        "train_accuracy": _accuracy(margin[train], y[train]), "heldout_accuracy": _accuracy(margin[val], y[val]),
+        "train_loss": _loss(margin[train], y[train]), "val_loss": _loss(margin[val], y[val]),
+        "oracle_agreement": float("nan") if oracle is None else _accuracy(margin[val], oracle[val]),
+        "oracle_agreement_all": float("nan") if oracle is None else _accuracy(margin, oracle),
+        "train_time_s": elapsed, "train_pairs_per_s": len(train) * sum(epochs_run) / max(elapsed, 1e-9),
+        "n_params": sum(p.numel() for p in model.parameters()),
+    }
+    log.info("reward model: held-out accuracy %.3f, train accuracy %.3f, %d epochs, %.0f pairs/s",
+             metrics["heldout_accuracy"], metrics["train_accuracy"], metrics["epochs_run"], metrics["train_pairs_per_s"])
+    return model, metrics
+
+
+def _train_member(model: RewardModel, member: torch.nn.Module, features: tuple, ia: torch.Tensor, ib: torch.Tensor,
+                  target: torch.Tensor, train: np.ndarray, val: np.ndarray, *, epochs: int, batch_size: int,
+                  lr: float, patience: int | None, rng: np.random.Generator, bar: Any) -> int:
+    """Adam on one member; returns the number of epochs run (the best epoch's weights are kept)."""
+    optimizer = torch.optim.Adam(member.parameters(), lr=lr)
+    best_loss, best_state, stale = math.inf, None, 0
+    val_t = torch.from_numpy(val)
+    for epoch in range(1, epochs + 1):
+        member.train()
+        order = torch.from_numpy(rng.permutation(train))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            unique, inverse = torch.unique(torch.cat([ia[idx], ib[idx]]), return_inverse=True)
+            reward = member(*model.select(features, unique))
+            margin = reward[inverse[: len(idx)]] - reward[inverse[len(idx) :]]
+            loss = F.binary_cross_entropy_with_logits(margin, target[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if bar is not None:
+            bar.update(1)
+        if len(val) == 0 or patience is None and epoch < epochs:
+            continue
+        val_loss = _member_val_loss(model, member, features, ia[val_t], ib[val_t], target[val_t])
+        if bar is not None:
+            bar.set_postfix(val_loss=f"{val_loss:.4f}")
+        if val_loss < best_loss - 1e-5:
+            best_loss, best_state, stale = val_loss, copy.deepcopy(member.state_dict()), 0
+        else:
+            stale += 1
+        if patience is not None and stale >= patience:
+            break
+    if best_state is not None:
+        member.load_state_dict(best_state)
+    return epoch
+
+
+def _member_val_loss(model: RewardModel, member: torch.nn.Module, features: tuple, ia: torch.Tensor,
+                     ib: torch.Tensor, target: torch.Tensor) -> float:
+    member.eval()
+    unique, inverse = torch.unique(torch.cat([ia, ib]), return_inverse=True)
+    with torch.no_grad():
+        reward = torch.cat([member(*model.select(features, unique[s : s + 2048])) for s in range(0, len(unique), 2048)])
+        margin = reward[inverse[: len(ia)]] - reward[inverse[len(ia) :]]
+        return float(F.binary_cross_entropy_with_logits(margin, target))
+
+
+def _accuracy(margin: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of decided pairs (label known and not a tie) whose reward margin has the label's sign."""
+    decided = ~np.isnan(labels) & (labels != 0.5)
+    if not decided.any():
+        return float("nan")
+    return float(np.mean(np.sign(margin[decided]) == np.sign(labels[decided] - 0.5)))
+
+
+def _loss(margin: np.ndarray, labels: np.ndarray) -> float:
+    known = ~np.isnan(labels)
+    if not known.any():
+        return float("nan")
+    return float(F.binary_cross_entropy_with_logits(torch.from_numpy(margin[known]), torch.from_numpy(labels[known])))
+
+
+def _check_labels(labels: Any, name: str, n_a: int, n_b: int) -> np.ndarray:
+    y = np.asarray(labels, dtype=np.float64)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one per pair), got shape {y.shape}")
+    if not n_a == n_b == len(y):
+        raise ValueError(f"length mismatch: {n_a} captions_a, {n_b} captions_b, {len(y)} {name}")
+    if len(y) == 0:
+        raise ValueError("empty dataset: no caption pairs to train on")
+    bad = ~np.isnan(y) & ((y < 0) | (y > 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must be P(first preferred) in [0, 1] (0.5 tie, NaN unknown); "
+                         f"{name}[{i}] = {y[i]} ({int(bad.sum())} out of range)")
+    return y
+
+
+def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None) -> None:
+    for key, value in (("epochs", epochs), ("batch_size", batch_size)) + ((("patience", patience),) if patience is not None else ()):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{key} must be a positive int, got {value!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite float, got {lr!r}")
+    if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+
+
+def _progress_bar(progress: bool, total: int) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="reward model", unit="epoch")

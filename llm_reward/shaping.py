@@ -1,0 +1,204 @@
+"""Motif's reward shaping: one home for the math both reward wrappers apply (REFERENCE §1).
+
+    r = alpha_ext * r_env + alpha_int * 1[r_hat >= eps] * r_hat / N(caption)^beta
+
+``r_hat`` is the reward model's (already normalized) output for the caption of the observation a step reached,
+``eps`` its ``threshold(threshold_quantile)`` (``-inf`` when the model has no threshold or the quantile is
+``None``), and ``N`` counts how often the caption was seen, the current sighting included, within the episode
+or over all of training. With a constant reward model of 1 the intrinsic part is the count bonus 1/N^beta.
+
+Counting convention (the same in the single-env and the VecEnv wrapper): the caption of an episode's first
+observation (from ``reset``) is *counted* but never *rewarded* — no action led to it. Every step's caption is
+counted, then rewarded.
+
+Nothing here imports Gymnasium or SB3, and every object is picklable when the reward model is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, fields
+from itertools import islice
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from llm_reward.types import CaptionRewardFn
+
+COUNT_SCOPES = ("episode", "global")
+
+
+@dataclass(frozen=True)
+class ShapingConfig:
+    """The shaping knobs of ``conf/reward/*.yaml`` (``reward.shaping``), checked when built."""
+
+    alpha_ext: float = 1.0  #: weight of the environment reward
+    alpha_int: float = 0.1  #: weight of the intrinsic (reward model) bonus
+    beta: float = 3.0  #: count-decay exponent: the bonus is divided by N(caption)^beta
+    threshold_quantile: float | None = 0.5  #: zero r_hat below the model's quantile threshold; None = no threshold
+    count_scope: Literal["episode", "global"] = "episode"  #: reset counts at episode start, or never
+
+    def __post_init__(self) -> None:
+        for name in ("alpha_ext", "alpha_int", "beta"):
+            object.__setattr__(self, name, _number(name, getattr(self, name)))
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.threshold_quantile is not None:
+            q = _number("threshold_quantile", self.threshold_quantile)
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"threshold_quantile must be in [0, 1] or None, got {self.threshold_quantile!r}")
+            object.__setattr__(self, "threshold_quantile", q)
+        if self.count_scope not in COUNT_SCOPES:
+            raise ValueError(f"count_scope must be one of {list(COUNT_SCOPES)}, got {self.count_scope!r}")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> "ShapingConfig":
+        """Like ``ShapingConfig(**kwargs)`` but an unknown key is named along with the allowed ones."""
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise TypeError(f"unknown shaping option(s) {unknown}; allowed: {allowed}")
+        return cls(**dict(kwargs))
+
+
+def _number(name: str, value: Any) -> float:
+    # Rejects strings and bools up front (Motif compared a threshold as a string).
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def shaped_rewards(r_env: Any, r_hat: Any, counts: Any, config: ShapingConfig,
+                   threshold: float = -math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The shaping formula on arrays of shape [B]: returns ``(r_intrinsic, r_total)`` as float64.
+
+    ``r_intrinsic = 1[r_hat >= threshold] * r_hat / counts**beta`` is the bonus *before* ``alpha_int``;
+    ``r_total = alpha_ext * r_env + alpha_int * r_intrinsic`` is what the agent is trained on.
+    """
+    r_env, r_hat, counts = (np.asarray(x, dtype=np.float64) for x in (r_env, r_hat, counts))
+    if not r_env.shape == r_hat.shape == counts.shape:
+        raise ValueError(f"r_env, r_hat and counts must have one shape, got {r_env.shape}, {r_hat.shape}, "
+                         f"{counts.shape}")
+    if np.any(counts < 1):
+        raise ValueError(f"caption counts include the current sighting and must be >= 1, got {counts.min()}")
+    r_int = np.where(r_hat >= threshold, r_hat, 0.0) / counts ** config.beta
+    return r_int, config.alpha_ext * r_env + config.alpha_int * r_int
+
+
+def reward_threshold(reward_model: Any, quantile: float | None) -> float:
+    """``eps``: the model's ``threshold(quantile)`` when it has one and a quantile is set, else ``-inf``."""
+    threshold = getattr(reward_model, "threshold", None)
+    if quantile is None or not callable(threshold):
+        return -math.inf
+    return float(threshold(quantile))
+
+
+def check_captioner(reward_model: Any, env_captioner: str | None) -> None:
+    """A reward model trained on one captioner's text must not score another's (the formats differ silently)."""
+    expected = getattr(reward_model, "captioner", None)
+    if isinstance(expected, str) and env_captioner is not None and expected != env_captioner:
+        raise ValueError(f"the reward model was trained on captions of captioner {expected!r}, but the env is "
+                         f"captioned by {env_captioner!r}; use the captioner the reward model was fitted on")
+
+
+class CaptionCounter:
+    """N(caption): per-env counters reset at episode start (``"episode"``), or one shared counter (``"global"``)."""
+
+    def __init__(self, n_envs: int = 1, scope: str = "episode"):
+        if scope not in COUNT_SCOPES:
+            raise ValueError(f"count scope must be one of {list(COUNT_SCOPES)}, got {scope!r}")
+        self.scope = scope
+        self._counters = [Counter() for _ in range(n_envs if scope == "episode" else 1)]
+
+    def _counter(self, index: int) -> Counter:
+        return self._counters[index if self.scope == "episode" else 0]
+
+    def add(self, index: int, caption: str) -> int:
+        """Count one sighting of ``caption`` in env ``index``; returns N including this sighting."""
+        counter = self._counter(index)
+        counter[caption] += 1
+        return counter[caption]
+
+    def count(self, index: int, caption: str) -> int:
+        return self._counter(index)[caption]
+
+    def reset_episode(self, index: int) -> None:
+        """A new episode starts in env ``index``: forget its episodic counts (global counts persist)."""
+        if self.scope == "episode":
+            self._counters[index].clear()
+
+
+class CachedReward:
+    """Calls the reward model once per *unique* caption, batched: captions repeat, inference must not dominate.
+
+    The cache holds at most ``max_size`` captions (oldest evicted first). Call :meth:`clear` when the reward
+    model's weights change; a reward model whose answers change by themselves sets ``cacheable = False``.
+    """
+
+    def __init__(self, reward_model: CaptionRewardFn, max_size: int = 1_000_000):
+        if not callable(reward_model):
+            raise TypeError(f"reward_model must be callable on a list of captions, got {type(reward_model).__name__}")
+        self.reward_model = reward_model
+        self.max_size = int(max_size)
+        self.cache: dict[str, float] = {}
+        self.model_calls = 0
+
+    def __call__(self, captions: Sequence[str]) -> np.ndarray:
+        if not getattr(self.reward_model, "cacheable", True):  # e.g. online feedback: answers improve over time
+            values = np.asarray(self.reward_model(list(captions)), dtype=np.float64)
+            self.model_calls += 1
+            return values
+        missing = list(dict.fromkeys(c for c in captions if c not in self.cache))
+        fresh: dict[str, float] = {}
+        if missing:
+            values = np.asarray(self.reward_model(missing), dtype=np.float64)
+            self.model_calls += 1
+            if values.shape != (len(missing),):
+                raise ValueError(f"reward model returned shape {values.shape} for {len(missing)} captions; "
+                                 f"expected ({len(missing)},)")
+            if not np.all(np.isfinite(values)):
+                bad = missing[int(np.flatnonzero(~np.isfinite(values))[0])]
+                raise ValueError(f"reward model returned a non-finite reward for caption {bad!r}")
+            fresh = dict(zip(missing, values.tolist()))
+            overflow = len(self.cache) + len(fresh) - self.max_size
+            for key in list(islice(self.cache, max(overflow, 0))):
+                del self.cache[key]
+            self.cache.update(islice(fresh.items(), self.max_size))
+        return np.array([fresh[c] if c in fresh else self.cache[c] for c in captions], dtype=np.float64)
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+
+class Shaper:
+    """Per-step bookkeeping shared by both wrappers: cached r_hat, caption counts, the formula, episode sums."""
+
+    def __init__(self, reward_model: CaptionRewardFn, config: ShapingConfig, n_envs: int = 1):
+        self.config = config
+        self.reward = CachedReward(reward_model)
+        self.threshold = reward_threshold(reward_model, config.threshold_quantile)
+        self.counter = CaptionCounter(n_envs, config.count_scope)
+        self._sums = np.zeros((n_envs, 3))  # extrinsic, intrinsic, shaped
+
+    def begin_episode(self, index: int, caption: str) -> None:
+        """Env ``index`` was reset to an observation captioned ``caption``: counted, not rewarded."""
+        self.counter.reset_episode(index)
+        self.counter.add(index, caption)
+        self._sums[index] = 0.0
+
+    def step(self, r_env: Any, captions: Sequence[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Shaped rewards for one step of every env and the per-env info parts to add."""
+        r_hat = self.reward(captions)
+        counts = np.array([self.counter.add(i, c) for i, c in enumerate(captions)], dtype=np.int64)
+        r_env = np.asarray(r_env, dtype=np.float64).reshape(len(captions))
+        r_int, r_total = shaped_rewards(r_env, r_hat, counts, self.config, self.threshold)
+        self._sums += np.stack([r_env, r_int, r_total], axis=1)
+        parts = [{"r_extrinsic": float(e), "r_intrinsic": float(i), "caption_count": int(n)}
+                 for e, i, n in zip(r_env, r_int, counts)]
+        return r_total, parts
+
+    def end_episode(self, index: int) -> dict[str, float]:
+        """The episode's sums (``info["episode_shaped"]``): true return, intrinsic bonus (before alpha), shaped."""
+        ext, intr, shaped = self._sums[index].tolist()
+        return {"r_extrinsic": ext, "r_intrinsic": intr, "r_shaped": shaped}

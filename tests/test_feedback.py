@@ -1,0 +1,181 @@
+"""Prompts, verdict parsing, labelers, pair sampling and the resumable label store (scripted fake judge)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llm_reward.feedback.annotate import annotate, sample_pairs
+from llm_reward.feedback.labelers import LLMPreferenceLabeler, agreement, oracle_labels, position_consistency
+from llm_reward.feedback.prompts import PairPrompt, goal_sentence, parse_verdict
+from llm_reward.feedback.store import LabelStore, StoreMismatchError
+
+
+@dataclass
+class _Stats:
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+@dataclass
+class ScriptedJudge:
+    """Prefers the description with more gold; ``bias`` adds probability to answer "1" whatever is shown."""
+
+    bias: float = 0.0
+    answers: list[str] = field(default_factory=list)  # scripted free-text answers, consumed in order
+    name: str = "scripted"
+    stats: _Stats = field(default_factory=_Stats)
+    prompts: list = field(default_factory=list)
+
+    @staticmethod
+    def _gold(messages, index):
+        text = messages[-1]["content"] if index is None else messages[index]["content"]
+        first, second = re.findall(r"Description \d:\n(.*?)\n", text + "\n")[:2]
+        count = lambda s: int(m.group(1)) if (m := re.search(r"(\d+) gold", s)) else 0
+        return count(first), count(second)
+
+    def choice_probs_batch(self, batch, choices):
+        self.prompts += batch
+        self.stats.cache_misses += len(batch)
+        out = []
+        for messages in batch:
+            a, b = self._gold(messages, 1)
+            p1 = 0.9 if a > b else 0.1
+            p1 = min(1.0, p1 + self.bias)
+            out.append({"1": p1, "2": 1 - p1})
+        return out
+
+    def complete_batch(self, batch, **kw):
+        self.prompts += batch
+        self.stats.cache_misses += len(batch)
+        return [self.answers.pop(0) for _ in batch]
+
+
+def test_goal_variants():
+    assert "gold" in goal_sentence("nethack", "gold")
+    assert goal_sentence("nethack", "zero_knowledge") is None
+    assert goal_sentence("minigrid", "default", env_goal="open the door") == "The goal is to open the door."
+    assert goal_sentence("minigrid", "text:Find the ball.") == "Find the ball."
+    with pytest.raises(ValueError, match="unknown goal variant 'golf'"):
+        goal_sentence("nethack", "golf")
+    with pytest.raises(ValueError, match="no default goal"):
+        goal_sentence("minigrid", "default")
+
+
+def test_prompt_contains_both_captions_in_order_and_goal():
+    prompt = PairPrompt("nethack", goal=goal_sentence("nethack", "gold"), chain_of_thought=True)
+    text = prompt.motif("You see 3 gold pieces.", "It is dark.")[-1]["content"]
+    assert text.index("You see 3 gold pieces.") < text.index("It is dark.")
+    assert "collect as much gold" in text and "Verdict: none" in text
+    assert "single digit" in prompt.rlaif("a", "b")[-1]["content"]
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("Verdict: 1", 1.0), ("verdict: 2", 0.0), ("**Verdict:** none", 0.5), ("Verdict - 2", 0.0),
+    ("Description 1 has gold. Verdict: 1 would be wrong... final Verdict: 2", 0.0),  # last match wins
+    ("I think the first one.", None), ("", None), ("Verdict: 12", None),
+])
+def test_parse_verdict(answer, expected):
+    assert parse_verdict(answer) == expected
+
+
+def test_rlaif_both_orders_cancels_position_bias():
+    pairs = [("You have 5 gold.", "You have 1 gold."), ("You have 0 gold.", "You have 9 gold.")]
+    biased = ScriptedJudge(bias=0.3)
+    one_way = LLMPreferenceLabeler(biased, PairPrompt("nethack", None), mode="rlaif", both_orders=False).label(pairs)
+    both = LLMPreferenceLabeler(ScriptedJudge(bias=0.3), PairPrompt("nethack", None), mode="rlaif").label(pairs)
+    # One order: the bias pushes the second pair's label up from 0.1 to 0.4.
+    np.testing.assert_allclose(one_way.label, [1.0, 0.4], atol=1e-6)
+    # Both orders: pair 0 is (1.0 + (1 - 0.4)) / 2, pair 1 is (0.4 + (1 - 1.0)) / 2: the bias no longer decides.
+    np.testing.assert_allclose(both.label, [0.8, 0.2], atol=1e-6)
+    assert both.llm_prompts == 4
+    assert position_consistency(both.forward, both.reverse) == 1.0
+
+
+def test_identical_captions_are_ties_without_llm_calls():
+    judge = ScriptedJudge()
+    labeler = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="rlaif")
+    out = labeler.label([("same", "same"), ("You have 2 gold.", "You have 1 gold.")])
+    assert out.label[0] == 0.5 and out.label[1] > 0.5
+    assert len(judge.prompts) == 2  # only the distinct pair, in two orders
+
+
+def test_motif_mode_retries_then_unknown():
+    answers = ["Analysis... Verdict: 1", "no verdict here", "Verdict: 2", "still nothing"]
+    # Pair 0 forward -> 1; pair 0 reverse -> unparseable, retry -> "Verdict: 2" (swapped: first preferred).
+    # Pair 1 (single order) is scripted below.
+    judge = ScriptedJudge(answers=answers[:2] + answers[2:3])
+    labeler = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="motif")
+    out = labeler.label([("A", "B")])
+    assert out.label[0] == 1.0 and out.retries == 1
+    judge = ScriptedJudge(answers=["garbage", "more garbage"])
+    out = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="motif", both_orders=False).label([("A", "B")])
+    assert np.isnan(out.label[0]) and out.retries == 1
+
+
+def test_oracle_labels_and_agreement():
+    labels = oracle_labels([3, 1, 2], [1, 3, 2])
+    np.testing.assert_array_equal(labels, [1.0, 0.0, 0.5])
+    assert agreement(np.array([0.9, 0.2, 0.5], np.float32), labels) == 1.0
+    assert agreement(np.array([0.1, 0.2, 0.5], np.float32), labels) == 0.5
+    with pytest.raises(ValueError, match="NaN"):
+        oracle_labels([np.nan], [1.0])
+
+
+def _rollouts(n=50):
+    return pd.DataFrame({"caption": [f"You have {i % 10} gold." for i in range(n)], "progress": [i % 10 for i in range(n)]})
+
+
+def test_sample_pairs_deterministic_and_distinct_observations():
+    a = sample_pairs(_rollouts(), 200, seed=3)
+    b = sample_pairs(_rollouts(), 200, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns) == ["pair_id", "caption_a", "caption_b", "progress_a", "progress_b"]
+    unique = sample_pairs(_rollouts(), 100, unique_captions=True)
+    assert (unique["caption_a"] != unique["caption_b"]).all()  # 10 distinct captions, never paired with itself
+    with pytest.raises(ValueError, match="at least 2"):
+        sample_pairs(_rollouts(1), 5)
+    with pytest.raises(ValueError, match="'caption' column"):
+        sample_pairs(pd.DataFrame({"text": ["a", "b"]}), 5)
+
+
+def test_store_resumes_after_crash_and_refuses_other_config(tmp_path):
+    pairs = sample_pairs(_rollouts(), 64, seed=0)
+    path = tmp_path / "labels.sqlite"
+
+    class Crash(ScriptedJudge):
+        calls = 0
+
+        def choice_probs_batch(self, batch, choices):
+            Crash.calls += 1
+            if Crash.calls == 3:
+                raise KeyboardInterrupt
+            return super().choice_probs_batch(batch, choices)
+
+    labeler = LLMPreferenceLabeler(Crash(), PairPrompt("nethack", None), mode="rlaif")
+    store = LabelStore(path, labeler.fingerprint)
+    with pytest.raises(KeyboardInterrupt):
+        annotate(pairs, labeler, store, batch_size=16, progress=False)
+    assert len(store) == 32  # two committed batches survive
+    store.close()
+
+    fresh = ScriptedJudge()
+    labeler = LLMPreferenceLabeler(fresh, PairPrompt("nethack", None), mode="rlaif")
+    store = LabelStore(path, labeler.fingerprint)
+    report = annotate(pairs, labeler, store, batch_size=16, progress=False)
+    assert len(store) == 64 and report.pairs_new == 32
+    assert report.pairs_labelled == 64 and report.unknown_rate == 0.0
+    assert report.oracle_agreement == 1.0  # the scripted judge prefers more gold, like the oracle
+    assert report.identical_ties == int((pairs.iloc[32:]["caption_a"] == pairs.iloc[32:]["caption_b"]).sum())
+    store.close()
+
+    other = LLMPreferenceLabeler(ScriptedJudge(), PairPrompt("nethack", "Collect gold."), mode="rlaif")
+    with pytest.raises(StoreMismatchError, match="goal"):
+        LabelStore(path, other.fingerprint)
+    store = LabelStore(path, labeler.fingerprint)
+    with pytest.raises(StoreMismatchError, match="different pair sample"):
+        store.missing(sample_pairs(_rollouts(), 64, seed=1))

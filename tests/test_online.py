@@ -1,0 +1,86 @@
+"""ONI-style online feedback: never blocks the caller, deduplicates, survives a failing judge."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from llm_reward.llm.base import LLM, Sampling
+from llm_reward.online import OnlineFeedback
+
+
+class SlowJudge(LLM):
+    """Says a caption shows progress when it mentions a key; sleeps to mimic a slow model; can fail first."""
+
+    backend = "scripted"
+
+    def __init__(self, delay: float = 0.0, failures: int = 0):
+        super().__init__("slow-judge")
+        self.delay, self.failures = delay, failures
+        self.asked: list[str] = []
+        self.lock = threading.Lock()
+
+    def _complete(self, conversations, sampling: Sampling) -> Iterator[tuple[int, str]]:
+        raise AssertionError("online feedback uses choice probabilities")
+
+    def _choice_probs(self, conversations, choices) -> Iterator[tuple[int, dict[str, float]]]:
+        time.sleep(self.delay)
+        with self.lock:
+            if self.failures > 0:
+                self.failures -= 1
+                raise ConnectionError("judge unavailable")
+        for i, messages in enumerate(conversations):
+            text = messages[-1]["content"]
+            self.asked.append(text)
+            if "Description 1" in text:  # pairwise (ranking)
+                first = text.split("Description 1:")[1].split("Description 2:")[0]
+                yes = 0.9 if "key" in first else 0.1
+            else:
+                yes = 0.9 if "key" in text else 0.1
+            yield i, {"1": yes, "2": 1 - yes}
+
+
+def test_slow_judge_never_blocks_the_caller():
+    judge = SlowJudge(delay=0.5)
+    with OnlineFeedback(judge, domain="minigrid", goal="The goal is to open the door.") as feedback:
+        start = time.perf_counter()
+        for step in range(200):
+            out = feedback([f"You see a wall {step % 5}.", "You picked up the key."])
+            assert out.dtype == np.float32 and out.shape == (2,)
+        assert time.perf_counter() - start < 0.4  # 200 calls while the judge sleeps 0.5 s per batch
+        assert feedback.wait_idle(timeout=20)
+        out = feedback(["You picked up the key.", "You see a wall 1."])
+    assert out[0] == pytest.approx(0.9) and out[1] == pytest.approx(0.1)
+    # Every distinct caption was judged exactly once, whatever the number of calls.
+    assert len(judge.asked) == 6 and feedback.stats.labelled_captions == 6
+
+
+def test_failing_judge_is_retried_and_counted():
+    judge = SlowJudge(failures=2)
+    with OnlineFeedback(judge, domain="minigrid", goal=None) as feedback:
+        assert (feedback(["You picked up the key."]) == 0.0).all()  # pending: default reward
+        assert feedback.wait_idle(timeout=20)
+        assert feedback(["You picked up the key."])[0] == pytest.approx(0.9)
+    assert feedback.stats.llm_errors == 2 and feedback.stats.dropped == 0
+
+
+def test_ranking_variant_fits_a_reward_model_online():
+    judge = SlowJudge()
+    captions = [f"You picked up the key {i}." for i in range(12)] + [f"You see a wall {i}." for i in range(12)]
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=16,
+                        pairs_per_caption=3, epochs=30) as feedback:
+        for i in range(0, len(captions), 4):
+            feedback(captions[i:i + 4])
+            assert feedback.wait_idle(timeout=60)
+        assert feedback.stats.fits >= 1
+        out = feedback(["You picked up the key 3.", "You see a wall 3."])
+    assert out[0] > out[1]
+
+
+def test_bad_variant():
+    with pytest.raises(ValueError, match="variant"):
+        OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="magic")
