@@ -2,7 +2,7 @@
 
 The family is read from the observation space, so the caller never names it:
 
-- ``minigrid``: a symbolic (7, 7, 3) uint8 image -> :class:`MiniGridCNN` (rl-baselines3-zoo MiniGrid PPO settings);
+- ``minigrid``: a symbolic (7, 7, 3) uint8 image -> :class:`MiniGridCNN` (rl-starter-files PPO settings);
 - ``nethack``: a Dict with glyphs/blstats/message -> :class:`NetHackExtractor` + ``MultiInputPolicy``
   (Motif/NLE-baseline flavoured: gamma 0.999, small entropy bonus, grad-norm clip 4; rollouts sized for a CPU);
 - ``vector``: a flat Box (MuJoCo, robotics, classic control) -> MLP with the PPO/SAC/TD3 papers' settings.
@@ -42,8 +42,10 @@ _NETHACK_POLICY = {"features_extractor_class": NetHackExtractor, "features_extra
 
 _DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "minigrid": {
-        "ppo": {"policy": "CnnPolicy", "n_steps": 128, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
-                "gae_lambda": 0.95, "ent_coef": 0.01, "learning_rate": 2.5e-4, "clip_range": 0.2,
+        # rl-starter-files' torch-ac settings (2048-step rollouts with 8 envs, 4 epochs of 256): they solve DoorKey
+        # and are ~2.5x faster on a CPU than the zoo's 10 epochs of 64 at similar sample efficiency.
+        "ppo": {"policy": "CnnPolicy", "n_steps": 256, "batch_size": 256, "n_epochs": 4, "gamma": 0.99,
+                "gae_lambda": 0.95, "ent_coef": 0.01, "learning_rate": 1e-3, "clip_range": 0.2, "max_grad_norm": 0.5,
                 "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
         "a2c": {"policy": "CnnPolicy", "n_steps": 5, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01,
                 "learning_rate": 7e-4, "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
@@ -53,7 +55,7 @@ _DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
                 "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": [64]}},
     },
     "nethack": {
-        "ppo": {"policy": "MultiInputPolicy", "n_steps": 128, "batch_size": 256, "n_epochs": 4, "gamma": 0.999,
+        "ppo": {"policy": "MultiInputPolicy", "n_steps": 128, "batch_size": 256, "n_epochs": 2, "gamma": 0.999,
                 "gae_lambda": 0.95, "ent_coef": 1e-3, "learning_rate": 2e-4, "clip_range": 0.1,
                 "max_grad_norm": 4.0, "policy_kwargs": {**_NETHACK_POLICY, "net_arch": {"pi": [128], "vf": [128]}}},
         "a2c": {"policy": "MultiInputPolicy", "n_steps": 32, "gamma": 0.999, "gae_lambda": 0.95, "ent_coef": 1e-3,
@@ -80,15 +82,19 @@ _DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:
     """The SB3 class for ``algo`` (case-insensitive); ValueError listing the allowed names otherwise."""
-    if not isinstance(algo, str) or algo.strip().lower() not in ALGOS:
+    return ALGOS[_algo_key(algo)]
+
+
+def _algo_key(algo: str) -> str:
+    key = algo.strip().lower() if isinstance(algo, str) else None
+    if key not in ALGOS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(ALGOS)}")
-    return ALGOS[algo.strip().lower()]
+    return key
 
 
 def check_algo_action_space(algo: str, action_space: spaces.Space) -> None:
     """DQN needs Discrete actions, SAC/TD3 need Box actions; PPO/A2C take either."""
-    key = algo.strip().lower()
-    algo_class(key)
+    key = _algo_key(algo)
     if key in DISCRETE_ONLY and not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"algo {key!r} needs a Discrete action space, got {action_space}; "
                          f"use one of {sorted(set(ALGOS) - set(DISCRETE_ONLY))}")
@@ -147,7 +153,7 @@ def env_family(observation_space: spaces.Space) -> str:
 def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spaces.Space,
                    n_envs: int = 1) -> dict[str, Any]:
     """The constructor kwargs ``make_agent`` would use before overrides (a fresh, mutable copy)."""
-    key = algo.strip().lower()
+    key = _algo_key(algo)
     check_algo_action_space(key, action_space)
     family = env_family(observation_space)
     if key not in _DEFAULTS[family]:

@@ -86,11 +86,15 @@ def symlog(x: th.Tensor) -> th.Tensor:
 class NetHackExtractor(BaseFeaturesExtractor):
     """Motif/NLE-baseline style encoder sized for a CPU: egocentric crop + coarse map + blstats + message.
 
-    - glyphs: one shared embedding; a 9x9 crop centred on the agent (blstats x, y) through two 3x3 convs, and the
-      full 21x79 map through two stride-2 convs (coarse layout: where the rooms and stairs are);
+    - glyphs: one embedding; a 9x9 crop centred on the agent (blstats x, y) through two 3x3 convs, and the full
+      21x79 map through a 2x2-patch conv and a strided 3x3 conv (coarse layout: where the rooms and stairs are);
     - blstats: symlog, then a 2-layer MLP;
-    - message: byte embedding, two strided 1-D convs and a max over positions (the caption the reward reads);
+    - message: byte embedding, a 4-byte-patch conv, a strided conv and a max over positions;
     - concatenated -> ``features_dim``.
+
+    The full map reads the embedding *detached*: it is trained through the crop only. Back-propagating into 1,659
+    lookups per sample (the embedding's scatter-add) cost more than all the rest of the network on a CPU.
+    About 0.6M parameters; a PPO update on 256 samples takes ~75 ms on one core.
     """
 
     def __init__(self, observation_space: gym.spaces.Dict, features_dim: int = 256, glyph_dim: int = 16,
@@ -107,26 +111,25 @@ class NetHackExtractor(BaseFeaturesExtractor):
         self.pad_glyph = nethack.MAX_GLYPH  # one past the last real glyph: "outside the map"
         rows, cols = observation_space["glyphs"].shape
         n_blstats = observation_space["blstats"].shape[0]
-        msg_len = observation_space["message"].shape[0]
 
         self.glyph_embed = nn.Embedding(nethack.MAX_GLYPH + 1, glyph_dim, padding_idx=self.pad_glyph)
         self.crop_net = nn.Sequential(
-            nn.Conv2d(glyph_dim, 32, 3, padding=1), nn.ELU(),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ELU(),
-            nn.Flatten(), nn.Linear(32 * crop_size * crop_size, 128), nn.ELU(),
+            nn.Conv2d(glyph_dim, 16, 3, padding=1), nn.ELU(),
+            nn.Conv2d(16, 16, 3, padding=1), nn.ELU(),
+            nn.Flatten(), nn.Linear(16 * crop_size * crop_size, 128), nn.ELU(),
         )
-        map_conv = nn.Sequential(
-            nn.Conv2d(glyph_dim, 16, 3, stride=2, padding=1), nn.ELU(),
-            nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ELU(), nn.Flatten(),
+        map_conv = nn.Sequential(  # 2x2 patches (padded, so the last row and column are kept), strided 3x3
+            nn.Conv2d(glyph_dim, 8, 2, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ELU(), nn.Flatten(),
         )
         with th.no_grad():
             n_map = map_conv(th.zeros(1, glyph_dim, rows, cols)).shape[1]
         self.map_net = nn.Sequential(map_conv, nn.Linear(n_map, 128), nn.ELU())
         self.blstats_net = nn.Sequential(nn.Linear(n_blstats, 64), nn.ELU(), nn.Linear(64, 64), nn.ELU())
-        self.msg_embed = nn.Embedding(256, 16, padding_idx=0)
+        self.msg_embed = nn.Embedding(256, 8, padding_idx=0)
         self.msg_net = nn.Sequential(
-            nn.Conv1d(16, 32, 5, stride=2), nn.ELU(),
-            nn.Conv1d(32, 64, 5, stride=2), nn.ELU(),
+            nn.Conv1d(8, 32, 4, stride=4), nn.ELU(),
+            nn.Conv1d(32, 64, 3, stride=2), nn.ELU(),
             nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(64, 64), nn.ELU(),
         )
         self.head = nn.Sequential(nn.Linear(128 + 128 + 64 + 64, features_dim), nn.ELU())
@@ -137,7 +140,7 @@ class NetHackExtractor(BaseFeaturesExtractor):
         x, y = blstats[:, nethack.NLE_BL_X], blstats[:, nethack.NLE_BL_Y]
         crop = crop_around(glyphs, x, y, self.crop_size, self.pad_glyph)
         crop_feat = self.crop_net(self.glyph_embed(crop).permute(0, 3, 1, 2))
-        map_feat = self.map_net(self.glyph_embed(glyphs).permute(0, 3, 1, 2))
+        map_feat = self.map_net(self.glyph_embed(glyphs).detach().permute(0, 3, 1, 2))
         stats_feat = self.blstats_net(symlog(blstats.float()))
         message = observations["message"].long().clamp(0, 255)
         msg_feat = self.msg_net(self.msg_embed(message).transpose(1, 2))

@@ -12,6 +12,7 @@ from llm_reward.envs.registry import (
     StepInfo,
     SuccessFn,
     SuccessInfo,
+    caption_env,
     captioner_name,
     get_adapter,
     make_env,
@@ -23,6 +24,6 @@ register_adapter("BabyAI-", minigrid.adapter)
 register_adapter("NetHack", nethack.adapter)
 
 __all__ = [
-    "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "captioner_name", "get_adapter", "make_env",
+    "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter", "make_env",
     "register_adapter", "minigrid", "nethack",
 ]

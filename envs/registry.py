@@ -158,16 +158,27 @@ def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | N
     env: gym.Env = gym.make(env_id, **make_kwargs)
     if adapter.inner_wrapper is not None:
         env = adapter.inner_wrapper(env)
-    env = Monitor(env)
-    env = StepInfo(env)
-    env = CaptionWrapper(env, adapter.make_captioner(), adapter.progress)
-    env = SuccessInfo(env, adapter.success)
-    if adapter.obs_wrapper is not None:
-        env = adapter.obs_wrapper(env)
+    env = caption_env(Monitor(env), env_id)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def caption_env(env: gym.Env, env_id: str | None = None) -> gym.Env:
+    """Add captions, progress and success to an env that is already built (and ``Monitor``-wrapped).
+
+    This is the rl-baselines3-zoo entry point: ``env_wrapper: [llm_reward.envs.caption_env]`` after the zoo's own
+    ``gym.make`` + ``Monitor``. The adapter is looked up from ``env_id`` or the env's registered spec.
+    """
+    env_id = env_id or (env.spec.id if env.spec is not None else None)
+    if env_id is None:
+        raise ValueError("caption_env needs env_id= for an env built without a registered spec")
+    adapter = get_adapter(env_id)
+    env = StepInfo(env)
+    env = CaptionWrapper(env, adapter.make_captioner(), adapter.progress)
+    env = SuccessInfo(env, adapter.success)
+    return adapter.obs_wrapper(env) if adapter.obs_wrapper is not None else env
 
 
 class StepInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):

@@ -81,13 +81,14 @@ def test_minigrid_agents_learn(minigrid_venv, algo, kwargs):
     assert 1 <= result["mean_length"] <= 250 and result["n_episodes"] == 1
 
 
-@pytest.mark.parametrize("algo, kwargs", [("ppo", {}), ("dqn", {"learning_starts": 64, "buffer_size": 1_000})])
+@pytest.mark.parametrize("algo, kwargs", [("ppo", {}), ("a2c", {}),
+                                          ("dqn", {"learning_starts": 64, "buffer_size": 1_000})])
 def test_nethack_agents_learn(nethack_venv, algo, kwargs):
     model = make_agent(algo, nethack_venv, seed=0, **kwargs)
     assert isinstance(extractor_of(model), NetHackExtractor)
     model.learn(256)
     assert model.num_timesteps >= 256
-    assert model.gamma == (0.999 if algo == "ppo" else 0.99)
+    assert model.gamma == (0.99 if algo == "dqn" else 0.999)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac", "td3"])
@@ -95,6 +96,9 @@ def test_vector_agents_learn(pendulum_venv, algo):
     kwargs = {} if algo == "ppo" else {"learning_starts": 192, "buffer_size": 1_000}
     model = make_agent(algo, pendulum_venv, seed=0, **kwargs)
     assert model.policy_class.__name__ in ("ActorCriticPolicy", "SACPolicy", "TD3Policy")
+    if algo == "ppo":
+        assert model.n_steps * pendulum_venv.num_envs == 2048  # PPO-paper rollout size whatever n_envs
+    assert (model.action_noise is not None) == (algo == "td3")
     model.learn(256)
     assert model.num_timesteps >= 256
 
@@ -118,7 +122,7 @@ def test_overrides_merge_nested_policy_kwargs(minigrid_venv):
     assert model.policy.features_extractor.features_dim == 32
     assert model.policy.normalize_images is False  # untouched default kept by the merge
     assert model.policy.activation_fn is th.nn.Tanh
-    assert model.n_epochs == 10 and model.device.type == "cpu"
+    assert model.n_epochs == 4 and model.device.type == "cpu"
 
 
 def test_make_agent_errors(minigrid_venv, pendulum_venv):
@@ -177,20 +181,22 @@ def test_crop_around_matches_loop_reference_at_borders():
         crop_around(th.as_tensor(glyphs), th.as_tensor(xs), th.as_tensor(ys), 8, pad)
 
 
-def test_nethack_extractor_reads_the_agent_centred_crop():
+def test_nethack_extractor_sees_crop_and_whole_map():
     space = nethack_env().observation_space
     extractor = NetHackExtractor(space)
-    obs = {k: th.as_tensor(np.stack([space[k].sample() * 0 for _ in range(2)])).float() for k in NETHACK_KEYS}
-    obs["glyphs"][:] = 2359  # one glyph everywhere (a floor tile)
-    obs["glyphs"][:, 0, 78] = 333  # something in the top-right corner
-    obs["blstats"][0, :2] = th.tensor([78.0, 0.0])  # agent 0 stands on it: the crop sees it
-    obs["blstats"][1, :2] = th.tensor([40.0, 10.0])  # agent 1 is far away: only the coarse map sees it
+    obs = {k: th.zeros((2, *space[k].shape)) for k in NETHACK_KEYS}
+    obs["glyphs"][:] = 2359  # one glyph everywhere
+    obs["blstats"][0, :2] = th.tensor([78.0, 20.0])  # agent 0 in the bottom-right corner
+    obs["blstats"][1, :2] = th.tensor([40.0, 10.0])  # agent 1 far from it
+    before = extractor(obs).detach()
+    obs["glyphs"][:, 20, 78] = 333  # something appears in the corner
     seen = crop_around(obs["glyphs"].long(), obs["blstats"][:, 0], obs["blstats"][:, 1], 9, nethack.MAX_GLYPH)
     assert seen[0, 4, 4] == 333 and (seen[1] == 2359).all()
     features = extractor(obs)
     assert features.shape == (2, 256) and th.isfinite(features).all()
+    assert not th.allclose(features[1], before[1])  # the far agent sees it through the coarse map (last row/col kept)
     features.sum().backward()
-    assert extractor.glyph_embed.weight.grad[333].abs().sum() > 0
+    assert extractor.glyph_embed.weight.grad[333].abs().sum() > 0  # trained through the crop of agent 0
     with pytest.raises(ValueError, match="missing"):
         NetHackExtractor(gym.spaces.Dict({"glyphs": space["glyphs"]}))
 

@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -158,13 +158,15 @@ def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: st
     """
     if isinstance(captions, str) or len(captions) == 0:
         raise ValueError("build_artifact needs the training observations' captions (a non-empty list of str)")
-    unique, counts = np.unique(np.array(list(captions), dtype=object), return_counts=True)
-    raw = model(unique.tolist()).astype(np.float64)
+    observed = Counter(captions)
+    counts = np.fromiter(observed.values(), dtype=np.float64, count=len(observed))
+    raw = model(list(observed)).astype(np.float64)
     mean = float(np.average(raw, weights=counts))
     std = float(np.sqrt(np.average((raw - mean) ** 2, weights=counts)))
     if not std > 1e-8:  # every observation gets the same reward: keep the shift, skip the (infinite) scaling
         std = 1.0
     quantiles = np.quantile((raw - mean) / std, np.linspace(0.0, 1.0, QUANTILE_POINTS))
+    quantiles = np.maximum.accumulate(quantiles)  # interpolation rounding must not make the table decrease
     return RewardArtifact(model, captioner=captioner, metrics=metrics, mean=mean, std=std, quantiles=quantiles)
 
 

@@ -45,8 +45,10 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     _check_hyper(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience)
     model = RewardModel(encoder, n_members, seed=seed, **dict(encoder_kwargs or {}))
 
-    table, inverse = np.unique(np.array(a + b, dtype=object), return_inverse=True)
-    features = model.featurize(table.tolist())  # also rejects over-long captions, before any training
+    ids: dict[str, int] = {}
+    inverse = np.array([ids.setdefault(c, len(ids)) for c in a + b], dtype=np.int64)  # pairs index unique captions
+    table = list(ids)
+    features = model.featurize(table)  # also rejects over-long captions, before any training
     ia, ib = torch.from_numpy(inverse[: len(a)]), torch.from_numpy(inverse[len(a) :])
     target = torch.from_numpy(np.nan_to_num(y, nan=0.5)).float()
     rng = np.random.default_rng(seed)
@@ -56,14 +58,16 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
 
     bar = _progress_bar(progress, epochs * n_members)
     start, epochs_run = time.perf_counter(), []
-    for index, member in enumerate(model.members):
-        epochs_run.append(_train_member(model, member, features, ia, ib, target, train, val, epochs=epochs,
-                                        batch_size=batch_size, lr=lr, patience=patience, rng=rng, bar=bar))
+    try:
+        for member in model.members:
+            epochs_run.append(_train_member(model, member, features, ia, ib, target, train, val, epochs=epochs,
+                                            batch_size=batch_size, lr=lr, patience=patience, rng=rng, bar=bar))
+            if bar is not None:
+                bar.update(epochs - epochs_run[-1])  # epochs skipped by early stopping
+    finally:
         if bar is not None:
-            bar.update(epochs - epochs_run[-1])  # epochs skipped by early stopping
+            bar.close()
     elapsed = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
 
     model.eval()
     reward = model.score(features).numpy().astype(np.float64)
