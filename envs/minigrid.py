@@ -52,9 +52,13 @@ def adapter(env_id: str) -> EnvAdapter:
     if env_id not in gym.registry:
         raise ValueError(f"unknown MiniGrid/BabyAI env id {env_id!r}; registered ids look like "
                          f"'MiniGrid-DoorKey-5x5-v0' or 'BabyAI-GoToRedBallGrey-v0'")
-    return EnvAdapter(family="minigrid", captioner_factory=MiniGridCaptioner, captioner_name=CAPTIONER_NAME,
-                      goal=env_goal(env_id), progress=MiniGridProgress(), success=success,
-                      obs_wrapper=ImgObsWrapper)
+    goal = env_goal(env_id)
+    # A mission that never changes (DoorKey) is stated once in the judge's goal sentence; repeating it in every
+    # caption would only lengthen every prompt. Varying missions (BabyAI) stay in each caption.
+    with_mission = goal == VARYING_MISSION_GOAL
+    captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission)
+    return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
+                      goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper)
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,11 +117,14 @@ def describe_view(image: np.ndarray) -> str:
 
 
 class MiniGridCaptioner:
-    """Mission + visible objects + what the agent carries + what the last step changed (pickups, doors, goal)."""
+    """Mission + visible objects + what the agent carries + what the last step changed (pickups, doors, goal).
 
-    name = CAPTIONER_NAME
+    ``with_mission=False`` leaves the mission out, for envs whose mission is fixed and given to the judge as its goal.
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, with_mission: bool = True) -> None:
+        self.with_mission = with_mission
+        self.name = CAPTIONER_NAME if with_mission else CAPTIONER_NAME.replace("text", "text-nomission")
         self.reset()
 
     def reset(self) -> None:
@@ -130,7 +137,8 @@ class MiniGridCaptioner:
             image, mission = obs["image"], obs.get("mission", base.mission)
         else:
             image, mission = base.gen_obs()["image"], base.mission
-        parts = [f"Mission: {str(mission).strip().rstrip('.')}.", describe_view(image)]
+        parts = [f"Mission: {str(mission).strip().rstrip('.')}."] if self.with_mission else []
+        parts.append(describe_view(image))
         if base.carrying is not None:
             parts.append(f"You carry {_a(_noun(base.carrying.type, base.carrying.color))}.")
         parts.extend(self._events(base, info))

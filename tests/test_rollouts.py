@@ -27,7 +27,7 @@ class ForwardModel:
 def test_columns_and_episode_bookkeeping():
     frame = collect_captions(DOORKEY, n_steps=120, n_envs=2, seed=0, progress=False, max_episode_steps=9)
     assert tuple(frame.columns) == COLUMNS
-    assert frame["caption"].map(type).eq(str).all() and frame["caption"].str.startswith("Mission: ").all()
+    assert frame["caption"].map(type).eq(str).all() and frame["caption"].str.startswith("You see ").all()
     assert frame["progress"].notna().all() and frame["done"].dtype == bool
     assert (frame["step"] > 0).sum() == 120  # one row per env step, plus one per episode start
     for episode, rows in frame.groupby("episode"):

@@ -73,7 +73,7 @@ class PairPrompt:
     chain_of_thought: bool = True
 
     #: Bump when the wording changes: stores keyed on it refuse to mix labels from different prompts.
-    version: str = "pair-v1"
+    version: str = "pair-v2"
 
     @property
     def _game(self) -> str:
@@ -101,8 +101,17 @@ class PairPrompt:
         return [self._system(), {"role": "user", "content": self._pair_text(first, second) + ask}]
 
     def rlaif(self, first: str, second: str) -> Messages:
-        ask = "Which description shows more progress? Answer with a single digit: 1 or 2."
-        return [self._system(), {"role": "user", "content": self._pair_text(first, second) + ask}]
+        # The question comes before the descriptions: everything up to "Description 1:" is then shared by all
+        # prompts and decoded once (KV-prefix reuse), and on a 12-pair probe this layout was the most accurate
+        # after both-order averaging (11/12 vs 9/12 with the question last).
+        goal = f"{self.goal}\n" if self.goal else ""
+        text = (
+            f"Here are two descriptions of moments while playing {self._game}. {goal}"
+            "Recall what you know about the game. Which description shows more progress? "
+            "Answer with a single digit: 1 or 2.\n\n"
+            f"Description 1:\n{first.strip()}\n\nDescription 2:\n{second.strip()}"
+        )
+        return [self._system(), {"role": "user", "content": text}]
 
 
 def parse_verdict(text: str) -> float | None:
