@@ -38,6 +38,19 @@ def validate(cfg: DictConfig) -> None:
     for key in ("total_timesteps", "n_envs", "eval_episodes"):
         if int(cfg.train[key]) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {cfg.train[key]}")
+    _dry_build_agent(cfg)
+
+
+def _dry_build_agent(cfg: DictConfig) -> None:
+    """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
+    second, instead of after minutes of annotation."""
+    from llm_reward.agents import make_agent
+
+    venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
+    try:
+        make_agent(cfg.agent.algo, venv, seed=cfg.seed, **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
+    finally:
+        venv.close()
 
 
 def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
@@ -51,10 +64,10 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
         return _constant_reward, {}
     if kind == "oni":
         return _online_feedback(cfg), {}
-    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.seed,
+    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
                              path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
                              progress=cfg.progress)
-    pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.seed)
+    pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
     if kind == "oracle":
         labelled, report = oracle_stage(pairs)
         model_path = Path(str(cfg.paths.reward_model).replace(f"_{cfg.feedback.name}_{cfg.llm.name}_", "_oracle_"))
@@ -67,7 +80,7 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
         model_path = Path(cfg.paths.reward_model)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=model_path,
                          encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
-                         n_members=cfg.reward_model.n_members, seed=cfg.seed, progress=cfg.progress)
+                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed, progress=cfg.progress)
     return artifact, {"annotation": report.as_dict(), "reward_model": artifact.metrics, "reward_model_dir": str(model_path)}
 
 

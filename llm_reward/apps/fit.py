@@ -31,12 +31,12 @@ def main(cfg: DictConfig) -> None:
         labelled = store.load()
     finally:
         store.close()
-    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.seed,
+    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
                              path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
                              progress=cfg.progress)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=Path(cfg.paths.reward_model),
                          encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
-                         n_members=cfg.reward_model.n_members, seed=cfg.seed, progress=cfg.progress)
+                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed, progress=cfg.progress)
     log.info("reward model: %s  %s", cfg.paths.reward_model, artifact.metrics)
     print(Path(cfg.paths.reward_model).resolve())
 

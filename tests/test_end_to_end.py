@@ -1,0 +1,72 @@
+"""The main job and the Hydra apps, end to end on real envs and real embedded models (small budgets)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_reward.reward_model import RewardArtifact
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("app", ["llm-reward-annotate", "llm-reward-fit", "llm-reward-train"])
+def test_console_scripts_answer_help(app):
+    out = _run([app, "--help"])
+    assert out.returncode == 0, out.stderr
+    assert "Configuration groups" in out.stdout and "env:" in out.stdout
+
+
+def test_annotate_then_fit_apps_with_the_tiny_model(tmp_path):
+    common = ["env=minigrid/doorkey_5x5", "llm=tiny", "rollouts.n_steps=200", "rollouts.n_envs=2", "pairs.n=6",
+              "reward_model.epochs=3", f"data_dir={tmp_path}", "progress=false"]
+    annotated = _run(["llm-reward-annotate", *common])
+    assert annotated.returncode == 0, annotated.stderr[-2000:]
+    store = Path(annotated.stdout.strip().splitlines()[-1])
+    report = json.loads(store.with_suffix(".report.json").read_text())
+    assert report["pairs_labelled"] == 6 and report["llm_prompts"] > 0
+    fitted = _run(["llm-reward-fit", *common])
+    assert fitted.returncode == 0, fitted.stderr[-2000:]
+    artifact = RewardArtifact.load(Path(fitted.stdout.strip().splitlines()[-1]))
+    assert artifact.captioner.startswith("minigrid-text")
+    # A rerun of annotate reuses the store: no new pairs, no model calls.
+    again = _run(["llm-reward-annotate", *common])
+    rerun = json.loads(store.with_suffix(".report.json").read_text())
+    assert again.returncode == 0 and rerun["pairs_new"] == 0 and rerun["llm_calls"] == 0
+
+
+def test_main_job_with_the_embedded_judge(tmp_path):
+    """collect -> annotate (default judge) -> fit -> PPO shaped + baseline -> evaluate -> metrics.json + curve."""
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.experiment import run_experiment
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=smoke", "pairs.n=6", "rollouts.n_steps=300", "train.total_timesteps=2048",
+            "train.eval_episodes=2", f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
+        ])
+    metrics = run_experiment(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "learning_curve.png").exists()
+    assert set(metrics["runs"]) == {"shaped", "extrinsic"}
+    assert metrics["annotation"]["llm_calls"] == 12  # 6 pairs x both orders, none cached yet
+    assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["runs"]["shaped"]["timesteps"] >= 2048
+    assert metrics["llm"] == "local"
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    out = _run(["llm-reward-train", "reward.shaping.beta=-1", f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
+    assert out.returncode != 0 and "beta" in out.stderr
+    assert not (tmp_path / "rollouts").exists()
+    out = _run(["llm-reward-train", "agent=dqn", "env=minigrid/doorkey_5x5", "+agent.kwargs.bogus=1",
+                f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
+    assert out.returncode != 0 and "bogus" in out.stderr
+    assert not (tmp_path / "rollouts").exists()
