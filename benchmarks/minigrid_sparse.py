@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
-    sizes = (["rollouts.n_steps=800", "pairs.n=12", "reward_model.epochs=10", "train.eval_episodes=3"] if args.quick
+    sizes = (["rollouts.n_steps=500", "pairs.n=8", "reward_model.epochs=10", "train.eval_episodes=2"] if args.quick
              else ["rollouts.n_steps=8000", "pairs.n=400", "train.eval_episodes=50"])
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
     for task in args.tasks:
@@ -46,7 +46,7 @@ def main() -> None:
                 cell = f"{task}|{reward}|{seed}|{steps}"
                 if cell in cells:
                     continue
-                overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}",
+                overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
                              f"data_dir={RESULTS / (name + '_data')}"]
                 run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"

@@ -46,7 +46,7 @@ def main() -> None:
             cell = f"{arm}|{seed}|{steps}"
             if cell in cells:
                 continue
-            overrides = ["env=nethack/score", *arm_overrides, f"llm={args.llm}", f"seed={seed}", "agent=ppo",
+            overrides = ["env=nethack/score", *arm_overrides, f"llm={args.llm}", f"seed={seed}", "data_seed=0", "agent=ppo",
                          f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
                          f"data_dir={RESULTS / (name + '_data')}"]
             metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")

@@ -59,7 +59,8 @@ def main() -> None:
     emit("shaping_overhead_quick" if args.quick else "shaping_overhead", {
         "sps_unshaped": sps["unshaped"], "sps_shaped": sps["shaped"], "ratio": sps["shaped"] / sps["unshaped"],
         "steps_per_agent": reps * chunk, "env": ENV_ID, "n_envs": 8,
-        "reward_cache_size": len(getattr(wrapper, "reward_cache", {}) or {}), "machine": machine(),
+        "reward_cache_size": len(wrapper.shaper.reward.cache), "reward_model_calls": wrapper.shaper.reward.model_calls,
+        "machine": machine(),
     })
 
 

@@ -16,6 +16,8 @@ _EXPORTS = {
     "FunctionCaptioner": "llm_reward.captions",
     "LLMRewardWrapper": "llm_reward.wrappers",
     "LLMRewardVecEnv": "llm_reward.wrappers",
+    "OnlineFeedback": "llm_reward.online",
+    "make_llm": "llm_reward.llm",
 }
 
 __all__ = ["__version__", *_EXPORTS]

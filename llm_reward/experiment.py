@@ -80,7 +80,8 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
         model_path = Path(cfg.paths.reward_model)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=model_path,
                          encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
-                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed, progress=cfg.progress)
+                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed,
+                         targets=cfg.reward_model.targets, progress=cfg.progress)
     return artifact, {"annotation": report.as_dict(), "reward_model": artifact.metrics, "reward_model_dir": str(model_path)}
 
 

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from llm_reward.feedback.annotate import AnnotationReport, annotate, sample_pairs, summarize
@@ -69,8 +70,15 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
 
 def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str, path: Path,
               encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
-              progress: bool = True) -> Any:
-    """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists)."""
+              targets: str = "hard", progress: bool = True) -> Any:
+    """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists).
+
+    ``targets="soft"`` trains on the stored P(first preferred) as is (RLAIF); ``"hard"`` trains on its side of 0.5
+    (Motif's 1 / 0 / tie). A small judge's both-order-averaged labels are right in sign far more often than they
+    are confident (on our probe: 16/18 right with labels within 0.02 of 0.5), so hard targets keep that signal.
+    """
+    if targets not in ("hard", "soft"):
+        raise ValueError(f"targets must be 'hard' or 'soft', got {targets!r}")
     from llm_reward.reward_model import RewardArtifact, build_artifact, fit_reward_model
 
     if (path / "config.json").exists():
@@ -78,11 +86,15 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
         return RewardArtifact.load(path)
     has_oracle = labelled[["progress_a", "progress_b"]].notna().all(axis=None)
     oracle = oracle_labels(labelled["progress_a"], labelled["progress_b"]) if has_oracle else None
+    label = labelled["label"].to_numpy(dtype=np.float32)
+    if targets == "hard":
+        label = np.where(label > 0.5, 1.0, np.where(label < 0.5, 0.0, label)).astype(np.float32)  # NaN stays NaN
     model, metrics = fit_reward_model(
-        labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), labelled["label"].to_numpy(),
+        labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), label,
         encoder=encoder, epochs=epochs, n_members=n_members, seed=seed, progress=progress, oracle_labels=oracle,
     )
-    artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner, metrics=metrics)
+    artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner,
+                              metrics={**metrics, "targets": targets})
     artifact.save(path)
     return artifact
 

@@ -36,7 +36,8 @@ def main(cfg: DictConfig) -> None:
                              progress=cfg.progress)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=Path(cfg.paths.reward_model),
                          encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
-                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed, progress=cfg.progress)
+                         n_members=cfg.reward_model.n_members, seed=cfg.data_seed,
+                         targets=cfg.reward_model.targets, progress=cfg.progress)
     log.info("reward model: %s  %s", cfg.paths.reward_model, artifact.metrics)
     print(Path(cfg.paths.reward_model).resolve())
 
