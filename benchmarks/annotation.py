@@ -26,7 +26,7 @@ from _common import RESULTS, emit, machine  # noqa: E402
 
 from llm_reward.feedback.labelers import agreement, oracle_labels  # noqa: E402
 from llm_reward.llm import make_llm  # noqa: E402
-from llm_reward.pipeline import annotate_stage, collect_stage, make_labeler, sample_pairs  # noqa: E402
+from llm_reward.pipeline import annotate_stage, collect_stage, make_labeler, sample_pairs, to_targets  # noqa: E402
 
 ENVS = {"minigrid": ("MiniGrid-DoorKey-5x5-v0", 100), "nethack": ("NetHackScore-v0", 400)}
 
@@ -49,8 +49,8 @@ def run_env(family: str, llm, *, n_steps: int, n_pairs: int, data: Path, seed: i
     label = labelled["label"].to_numpy(dtype=np.float32)
     forward = labelled["forward"].to_numpy(dtype=np.float32)
 
-    # Distillation on the judge's own labels.
-    model, rm = fit_reward_model(labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), label,
+    # Distillation on the judge's own labels, with the pipeline's default (hard) targets.
+    model, rm = fit_reward_model(labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), to_targets(label),
                                  epochs=40, seed=seed, progress=False, oracle_labels=oracle)
     # Training speed on a realistic amount of data: oracle labels over many rollout pairs.
     big = sample_pairs(rollouts, 5000, seed=seed + 1)

@@ -6,7 +6,8 @@
 Measures, in one run per model: prompts/s on distinct ~100-130-token pair prompts through ``choice_probs_batch``
 (the batch is evaluated in sorted token order, so neighbours share their longest KV prefix), the same kind of
 prompts sent one at a time (plain llama-cpp-python calls: only the previous prompt's prefix is reused) and decoded
-cold (empty KV cache), pairs/s when each pair is judged in both orders, and the speedup of a fully cached rerun.
+cold (empty KV cache), pairs/s when each pair (drawn from a caption pool, so captions recur as in a Motif
+dataset) is judged in both orders, and the speedup of a fully cached rerun.
 Prompt decoding is compute-bound on 2 cores, so tokens decoded per prompt is what the batching saves.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import random
 import sys
 import tempfile
 import time
@@ -55,12 +57,15 @@ def measure(spec: str, n_prompts: int, n_reference: int, n_pairs: int) -> dict[s
         llm.model  # load (and on first use assemble) the GGUF outside the timed parts
         load_s = time.perf_counter() - start
         prompt = PairPrompt(domain="nethack", goal=goal_sentence("nethack", "default"))
-        caps = captions(2 * (n_prompts + 2 * n_reference + n_pairs))
+        caps = captions(2 * (n_prompts + 2 * n_reference) + n_pairs)
         pairs = list(zip(caps[0::2], caps[1::2]))
         timed = pairs[:n_prompts]
         sequential = pairs[n_prompts:n_prompts + n_reference]
         cold = pairs[n_prompts + n_reference:n_prompts + 2 * n_reference]
-        judged = pairs[-n_pairs:]
+        # As in a Motif dataset, pairs are drawn from a pool of captions, so captions recur across pairs.
+        pool = caps[-n_pairs:]
+        rng = random.Random(0)
+        judged = [tuple(rng.sample(pool, 2)) for _ in range(n_pairs)]
         token_counts = [len(llm.tokens(prompt.rlaif(a, b))) for a, b in timed]
 
         decoded_before = llm.stats.prompt_tokens

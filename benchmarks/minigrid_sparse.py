@@ -2,6 +2,7 @@
 
     python benchmarks/minigrid_sparse.py --quick                # same code path, tiny budget, <= 5 minutes
     python benchmarks/minigrid_sparse.py                        # 3 tasks x 4 rewards x 3 seeds x 300k steps
+    python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_8x8   # one task
     python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
@@ -34,11 +35,13 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TASKS)
     parser.add_argument("--rewards", nargs="+", default=REWARDS)
     parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
+    parser.add_argument("--data-dir", default="data", help="stage cache shared with llm-reward-train (full runs)")
     args = parser.parse_args()
     name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
     sizes = (["rollouts.n_steps=500", "pairs.n=8", "reward_model.epochs=10", "train.eval_episodes=2"] if args.quick
-             else ["rollouts.n_steps=8000", "pairs.n=400", "train.eval_episodes=50"])
+             else ["train.eval_episodes=50"])  # the main job's data sizes: its labels and reward models are reused
+    data_dir = RESULTS / f"{name}_data" if args.quick else Path(args.data_dir)
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
     for task in args.tasks:
         for reward in args.rewards:
@@ -48,7 +51,7 @@ def main() -> None:
                     continue
                 overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
-                             f"data_dir={RESULTS / (name + '_data')}"]
+                             f"data_dir={data_dir.resolve()}"]
                 run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"
                 metrics = run_cell(overrides, run_dir)
                 run = next(iter(metrics["runs"].values()))
@@ -61,7 +64,8 @@ def main() -> None:
     detail: dict[str, dict[str, dict[str, float]]] = {}
     for task in args.tasks:
         for reward in args.rewards:
-            values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in seeds]
+            values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in seeds
+                      if f"{task}|{reward}|{s}|{steps}" in cells]
             table.setdefault(task, {})[reward] = float(np.mean(values))
             detail.setdefault(task, {})[reward] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
                                                    "seeds": values}

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from llm_reward.pipeline import annotate_stage, collect_stage, fit_stage, make_labeler, oracle_stage, sample_pairs
+from llm_reward.pipeline import (annotate_stage, collect_stage, fit_stage, make_labeler, oracle_stage, sample_pairs,
+                                 to_targets)
 from llm_reward.training import make_vec_env, plot_curves, train_agent, write_metrics
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def validate(cfg: DictConfig) -> None:
     validate_algo(cfg.agent.algo, cfg.env.id)
     if cfg.reward.kind != "none":
         ShapingConfig(**cfg.reward.shaping)
+    to_targets(np.zeros(0), cfg.reward_model.targets)
     for key in ("total_timesteps", "n_envs", "eval_episodes"):
         if int(cfg.train[key]) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {cfg.train[key]}")

@@ -68,6 +68,16 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
 
 
 
+def to_targets(label: np.ndarray, targets: str = "hard") -> np.ndarray:
+    """Training targets from stored labels: ``soft`` as stored, ``hard`` = 1 / 0 / 0.5 by side of 0.5 (NaN kept)."""
+    if targets not in ("hard", "soft"):
+        raise ValueError(f"targets must be 'hard' or 'soft', got {targets!r}")
+    label = np.asarray(label, dtype=np.float32)
+    if targets == "soft":
+        return label
+    return np.where(label > 0.5, 1.0, np.where(label < 0.5, 0.0, label)).astype(np.float32)
+
+
 def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str, path: Path,
               encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
               targets: str = "hard", progress: bool = True) -> Any:
@@ -77,8 +87,7 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     (Motif's 1 / 0 / tie). A small judge's both-order-averaged labels are right in sign far more often than they
     are confident (on our probe: 16/18 right with labels within 0.02 of 0.5), so hard targets keep that signal.
     """
-    if targets not in ("hard", "soft"):
-        raise ValueError(f"targets must be 'hard' or 'soft', got {targets!r}")
+    to_targets(np.zeros(0), targets)  # validates before any work
     from llm_reward.reward_model import RewardArtifact, build_artifact, fit_reward_model
 
     if (path / "config.json").exists():
@@ -86,9 +95,7 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
         return RewardArtifact.load(path)
     has_oracle = labelled[["progress_a", "progress_b"]].notna().all(axis=None)
     oracle = oracle_labels(labelled["progress_a"], labelled["progress_b"]) if has_oracle else None
-    label = labelled["label"].to_numpy(dtype=np.float32)
-    if targets == "hard":
-        label = np.where(label > 0.5, 1.0, np.where(label < 0.5, 0.0, label)).astype(np.float32)  # NaN stays NaN
+    label = to_targets(labelled["label"].to_numpy(dtype=np.float32), targets)
     model, metrics = fit_reward_model(
         labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), label,
         encoder=encoder, epochs=epochs, n_members=n_members, seed=seed, progress=progress, oracle_labels=oracle,
@@ -98,4 +105,4 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     artifact.save(path)
     return artifact
 
-__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs"]
+__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]

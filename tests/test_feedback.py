@@ -179,3 +179,14 @@ def test_store_resumes_after_crash_and_refuses_other_config(tmp_path):
     store = LabelStore(path, labeler.fingerprint)
     with pytest.raises(StoreMismatchError, match="different pair sample"):
         store.missing(sample_pairs(_rollouts(), 64, seed=1))
+
+
+def test_hard_and_soft_targets():
+    from llm_reward.pipeline import to_targets
+
+    label = np.array([0.52, 0.48, 0.5, np.nan], dtype=np.float32)
+    np.testing.assert_array_equal(to_targets(label, "hard")[:3], [1.0, 0.0, 0.5])
+    assert np.isnan(to_targets(label, "hard")[3])
+    np.testing.assert_array_equal(to_targets(label, "soft")[:3], label[:3])
+    with pytest.raises(ValueError, match="targets"):
+        to_targets(label, "fuzzy")
