@@ -158,6 +158,7 @@ def test_litellm_backend_orders_caches_and_reports_failing_prompt(tmp_path, monk
     prompts = [chat(str(i)) for i in range(6)]
     assert llm.complete_batch(prompts) == [str(i) * 2 for i in range(6)]
     assert llm.stats.prompt_tokens == 60 and llm.stats.completion_tokens == 12
+    llm.max_concurrency = 1  # deterministic: prompts 0 and 1 finish before prompt 2 fails
     with pytest.raises(LLMCallError, match="prompt 2") as err:
         llm.complete_batch([chat("a"), chat("b"), chat("boom")])
     assert err.value.index == 2
