@@ -71,15 +71,18 @@ class LiteLLM(LLM):
             pending = {pool.submit(self._call, m, **params): i for i, m in enumerate(conversations)}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
+                failed = None
+                for future in sorted(done, key=pending.__getitem__):  # answers first, so they reach the cache
                     i = pending.pop(future)
-                    try:
-                        response = future.result()
-                    except Exception as err:
-                        raise LLMCallError(f"prompt {i}: {self.model} failed after {self.num_retries} retries: "
-                                           f"{type(err).__name__}: {err}", index=i) from err
-                    self._account(response)
-                    yield i, response
+                    if future.exception() is not None:
+                        failed = failed or (i, future.exception())
+                        continue
+                    self._account(future.result())
+                    yield i, future.result()
+                if failed is not None:
+                    i, err = failed
+                    raise LLMCallError(f"prompt {i}: {self.model} failed after {self.num_retries} retries: "
+                                       f"{type(err).__name__}: {err}", index=i) from err
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
