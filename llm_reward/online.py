@@ -210,26 +210,29 @@ class OnlineFeedback:
         self._pairs += [(a, b, float(y)) for (a, b), y in zip(pairs, labels.label) if not np.isnan(y)]
         self._seen += batch
         self.stats.labelled_pairs = len(self._pairs)
-        if len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on):
-            self._refit()
+        refit = len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on) and self._refit()
+        # After a refit every judged caption gets the new model's estimate; otherwise only this batch needs one.
+        scored = self._seen if refit else batch
         with self._lock:
-            if self._model is not None:  # estimates for every caption judged so far, from the newest model
-                for caption, value in zip(self._seen, self._estimate(self._seen)):
+            if self._model is not None:
+                for caption, value in zip(scored, self._estimate(scored)):
                     self._table[caption] = float(value)
             for caption in batch:
                 self._inflight.discard(caption)
             self.stats.labelled_captions = len(self._seen)
 
-    def _refit(self) -> None:
+    def _refit(self) -> bool:
+        """Refit the reward model on all pairs so far; False when there is nothing to learn yet (all ties)."""
         from llm_reward.reward_model import fit_reward_model
 
         a, b, y = zip(*self._pairs)
         labels = np.asarray(y, dtype=np.float32)
         if np.all(labels == 0.5):
-            return
+            return False
         model, _ = fit_reward_model(list(a), list(b), labels, encoder=self.encoder, epochs=self.epochs,
                                     seed=self._seed, progress=False)
         raw = model(self._seen)
         self._model = (model, float(raw.mean()), float(raw.std() + 1e-6))
         self._fitted_on = len(self._pairs)
         self.stats.fits += 1
+        return True
