@@ -1,6 +1,16 @@
-"""Motif's reward shaping: one home for the math both reward wrappers apply (REFERENCE §1).
+"""Reward shaping: one home for the math both reward wrappers apply. Two forms of the intrinsic part:
+
+* ``form="bonus"`` — Motif's (REFERENCE §1)::
 
     r = alpha_ext * r_env + alpha_int * 1[r_hat >= eps] * r_hat / N(caption)^beta
+
+* ``form="potential"`` — potential-based shaping (Ng, Harada & Russell 1999) with ``Phi = 1[r_hat >= eps] * r_hat``::
+
+    r = alpha_ext * r_env + alpha_int * (gamma * Phi(caption') - Phi(caption))
+
+  It sums to ``Phi(last) - Phi(first)`` over an episode (for gamma near 1), so it cannot pay an agent to linger: a
+  per-step bonus on captions that rarely repeat (MiniGrid scene descriptions, where N stays 1) outweighs a sparse
+  task reward and teaches the agent to avoid finishing. Set ``gamma`` to the agent's discount. No count decay.
 
 ``r_hat`` is the reward model's (already normalized) output for the caption of the observation a step reached,
 ``eps`` its ``threshold(threshold_quantile)`` (``-inf`` when the model has no threshold or the quantile is
@@ -27,6 +37,7 @@ import numpy as np
 from llm_reward.types import CaptionRewardFn
 
 COUNT_SCOPES = ("episode", "global")
+FORMS = ("bonus", "potential")
 
 
 @dataclass(frozen=True)
@@ -34,16 +45,29 @@ class ShapingConfig:
     """The shaping knobs of ``conf/reward/*.yaml`` (``reward.shaping``), checked when built."""
 
     alpha_ext: float = 1.0  #: weight of the environment reward
-    alpha_int: float = 0.1  #: weight of the intrinsic (reward model) bonus
-    beta: float = 3.0  #: count-decay exponent: the bonus is divided by N(caption)^beta
+    alpha_int: float = 0.1  #: weight of the intrinsic (reward model) part
+    beta: float | None = None  #: count-decay exponent (bonus form; None = 3): the bonus is divided by N^beta
     threshold_quantile: float | None = 0.5  #: zero r_hat below the model's quantile threshold; None = no threshold
     count_scope: Literal["episode", "global"] = "episode"  #: reset counts at episode start, or never
+    form: Literal["bonus", "potential"] = "bonus"  #: Motif's count-decayed bonus, or potential-based shaping
+    gamma: float = 0.99  #: the agent's discount, used by the potential form
 
     def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {list(FORMS)}, got {self.form!r}")
+        if self.beta is None:
+            object.__setattr__(self, "beta", 3.0 if self.form == "bonus" else 0.0)
         for name in ("alpha_ext", "alpha_int", "beta"):
             object.__setattr__(self, name, _number(name, getattr(self, name)))
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        object.__setattr__(self, "gamma", _number("gamma", self.gamma))
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if self.form == "potential" and self.beta != 0:
+            raise ValueError(f"beta (count decay) applies to form='bonus' only; a potential must depend on the "
+                             f"caption alone, so use beta=0 (or leave it unset) with form='potential', got "
+                             f"beta={self.beta!r}")
         if self.threshold_quantile is not None:
             q = _number("threshold_quantile", self.threshold_quantile)
             if not 0.0 <= q <= 1.0:
@@ -83,6 +107,19 @@ def shaped_rewards(r_env: Any, r_hat: Any, counts: Any, config: ShapingConfig,
     if np.any(counts < 1):
         raise ValueError(f"caption counts include the current sighting and must be >= 1, got {counts.min()}")
     r_int = np.where(r_hat >= threshold, r_hat, 0.0) / counts ** config.beta
+    return r_int, config.alpha_ext * r_env + config.alpha_int * r_int
+
+
+def potential_rewards(r_env: Any, r_hat_next: Any, r_hat_prev: Any, config: ShapingConfig,
+                      threshold: float = -math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """The potential form on arrays of shape [B]: ``r_intrinsic = gamma * Phi(next) - Phi(prev)`` with
+    ``Phi = 1[r_hat >= threshold] * r_hat``, and ``r_total = alpha_ext * r_env + alpha_int * r_intrinsic``."""
+    r_env, r_hat_next, r_hat_prev = (np.asarray(x, dtype=np.float64) for x in (r_env, r_hat_next, r_hat_prev))
+    if not r_env.shape == r_hat_next.shape == r_hat_prev.shape:
+        raise ValueError(f"r_env, r_hat_next and r_hat_prev must have one shape, got {r_env.shape}, "
+                         f"{r_hat_next.shape}, {r_hat_prev.shape}")
+    phi_next, phi_prev = (np.where(r >= threshold, r, 0.0) for r in (r_hat_next, r_hat_prev))
+    r_int = config.gamma * phi_next - phi_prev
     return r_int, config.alpha_ext * r_env + config.alpha_int * r_int
 
 
@@ -180,25 +217,33 @@ class Shaper:
         self.threshold = reward_threshold(reward_model, config.threshold_quantile)
         self.counter = CaptionCounter(n_envs, config.count_scope)
         self._sums = np.zeros((n_envs, 3))  # extrinsic, intrinsic, shaped
+        self._previous = [""] * n_envs  # each env's last caption: the potential form's Phi(prev)
 
     def begin_episode(self, index: int, caption: str) -> None:
         """Env ``index`` was reset to an observation captioned ``caption``: counted, not rewarded."""
         self.counter.reset_episode(index)
         self.counter.add(index, caption)
         self._sums[index] = 0.0
+        self._previous[index] = caption
 
     def step(self, r_env: Any, captions: Sequence[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Shaped rewards for one step of every env and the per-env info parts to add."""
-        r_hat = self.reward(captions)
+        n = len(captions)
         counts = np.array([self.counter.add(i, c) for i, c in enumerate(captions)], dtype=np.int64)
-        r_env = np.asarray(r_env, dtype=np.float64).reshape(len(captions))
-        r_int, r_total = shaped_rewards(r_env, r_hat, counts, self.config, self.threshold)
+        r_env = np.asarray(r_env, dtype=np.float64).reshape(n)
+        if self.config.form == "potential":
+            # One batched call: previous captions are cache hits except just after a reset.
+            r_hat = self.reward([*captions, *self._previous])
+            r_int, r_total = potential_rewards(r_env, r_hat[:n], r_hat[n:], self.config, self.threshold)
+        else:
+            r_int, r_total = shaped_rewards(r_env, self.reward(captions), counts, self.config, self.threshold)
+        self._previous = list(captions)
         self._sums += np.stack([r_env, r_int, r_total], axis=1)
         parts = [{"r_extrinsic": float(e), "r_intrinsic": float(i), "caption_count": int(n)}
                  for e, i, n in zip(r_env, r_int, counts)]
         return r_total, parts
 
     def end_episode(self, index: int) -> dict[str, float]:
-        """The episode's sums (``info["episode_shaped"]``): true return, intrinsic bonus (before alpha), shaped."""
+        """The episode's sums (``info["episode_shaped"]``): true return, intrinsic part (before alpha), shaped."""
         ext, intr, shaped = self._sums[index].tolist()
         return {"r_extrinsic": ext, "r_intrinsic": intr, "r_shaped": shaped}

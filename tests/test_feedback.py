@@ -96,6 +96,43 @@ def test_rlaif_both_orders_cancels_position_bias():
     assert position_consistency(both.forward, both.reverse) == 1.0
 
 
+class PointwiseJudge:
+    """P(yes) = gold / 10 for the one description it is shown, plus a constant ``bias`` towards "yes"."""
+
+    name, bias = "pointwise-scripted", 0.05
+
+    def __init__(self):
+        self.stats, self.prompts = _Stats(), []
+
+    def choice_probs_batch(self, batch, choices):
+        self.prompts += batch
+        out = []
+        for messages in batch:
+            text = messages[-1]["content"]
+            assert "Description 2" not in text  # one caption per prompt
+            gold = int(m.group(1)) if (m := re.search(r"(\d+) gold", text)) else 0
+            yes = min(0.99, gold / 10 + self.bias)
+            out.append({"1": yes, "2": 1 - yes})
+        return out
+
+
+def test_pointwise_mode_asks_each_caption_once_and_labels_by_bradley_terry():
+    judge = PointwiseJudge()
+    labeler = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="pointwise")
+    pairs = [("You have 5 gold.", "You have 1 gold."), ("You have 1 gold.", "You have 9 gold."),
+             ("You have 5 gold.", "You have 9 gold."), ("same", "same")]
+    out = labeler.label(pairs)
+    assert len(judge.prompts) == 3 and out.llm_prompts == 3  # three distinct captions; the tie asks nothing
+    logit = lambda p: np.log(p / (1 - p))
+    expected = 1 / (1 + np.exp(-(logit(0.55) - logit(0.15))))
+    np.testing.assert_allclose(out.label[0], expected, rtol=1e-5)
+    assert out.label[1] < 0.5 < out.label[0] and out.label[2] < 0.5 and out.label[3] == 0.5
+    assert np.isnan(out.reverse).all()
+    assert labeler.fingerprint["mode"] == "pointwise" and "both_orders" not in labeler.fingerprint
+    with pytest.raises(ValueError, match="pointwise"):
+        LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="pairwise")
+
+
 def test_identical_captions_are_ties_without_llm_calls():
     judge = ScriptedJudge()
     labeler = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="rlaif")

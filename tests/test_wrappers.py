@@ -19,7 +19,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from llm_reward.captions import CaptionWrapper, FunctionCaptioner
-from llm_reward.shaping import CachedReward, CaptionCounter, Shaper, ShapingConfig, shaped_rewards
+from llm_reward.shaping import (CachedReward, CaptionCounter, Shaper, ShapingConfig, potential_rewards,
+                                shaped_rewards)
 from llm_reward.wrappers import LLMRewardVecEnv, LLMRewardWrapper, ShapedRewardLogger
 
 LEFT, RIGHT, STAY = 0, 1, 2
@@ -116,7 +117,10 @@ def rollout(env: gym.Env, actions: list[int]) -> list[tuple[float, bool, dict]]:
     ({"threshold_quantile": 1.5}, ValueError, "threshold_quantile"),
     ({"threshold_quantile": "0.5"}, TypeError, "threshold_quantile"),
     ({"count_scope": "forever"}, ValueError, "count_scope"),
-    ({"gamma": 0.9}, TypeError, "gamma"),
+    ({"gama": 0.9}, TypeError, "gama"),
+    ({"form": "linear"}, ValueError, "form"),
+    ({"form": "potential", "gamma": 1.5}, ValueError, "gamma"),
+    ({"form": "potential", "beta": 3.0}, ValueError, "beta"),
 ])
 def test_config_validation_names_field_and_value(kwargs, error, field):
     with pytest.raises(error, match=field):
@@ -126,11 +130,19 @@ def test_config_validation_names_field_and_value(kwargs, error, field):
 
 
 def test_repository_reward_configs_are_valid():
-    for path in sorted(Path(__file__).parents[1].glob("conf/reward/*.yaml")):
-        cfg = OmegaConf.load(path)
-        if "shaping" in cfg:
-            config = ShapingConfig(**cfg.shaping)
-            assert isinstance(config.beta, float), path
+    from hydra import compose, initialize_config_module
+
+    conf = Path(__file__).parents[1] / "conf"
+    envs = sorted(str(p.relative_to(conf / "env").with_suffix("")) for p in (conf / "env").rglob("*.yaml"))
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        for reward in sorted(p.stem for p in (conf / "reward").glob("*.yaml")):
+            for env in envs:
+                cfg = compose("train", overrides=[f"reward={reward}", f"env={env}"])
+                if "shaping" in cfg.reward:
+                    config = ShapingConfig(**cfg.reward.shaping)
+                    assert isinstance(config.beta, float), (reward, env)
+                    if reward in ("motif", "oracle"):
+                        assert config.form == ("potential" if env.startswith("minigrid") else "bonus")
     assert ShapingConfig(alpha_ext=10, threshold_quantile=None).alpha_ext == 10.0
 
 
@@ -144,6 +156,24 @@ def test_shaped_rewards_formula():
     np.testing.assert_allclose(total, [2 + 1.0, 0.0, 0.0, 4 + 0.5 / 3])
     with pytest.raises(ValueError, match=">= 1"):
         shaped_rewards([0.0], [1.0], [0], config)
+
+
+def test_potential_form_math_and_defaults():
+    assert ShapingConfig().beta == 3.0 and ShapingConfig(form="potential").beta == 0.0
+    config = ShapingConfig(form="potential", alpha_ext=2.0, alpha_int=0.5, gamma=0.9)
+    r_int, total = potential_rewards([1, 0, 0], [2.0, 0.5, 3.0], [1.0, 2.0, -1.0], config, threshold=0.0)
+    np.testing.assert_allclose(r_int, [0.9 * 2 - 1, 0.9 * 0.5 - 2, 0.9 * 3 - 0])  # Phi(-1) = 0 below threshold
+    np.testing.assert_allclose(total, 2.0 * np.array([1, 0, 0]) + 0.5 * r_int)
+
+
+def test_potential_form_telescopes_over_an_episode_and_counts_do_not_matter():
+    # gamma = 1: the episode's intrinsic sum is Phi(last caption) - Phi(reset caption), however the agent wandered.
+    env = LLMRewardWrapper(make_corridor(max_steps=20), reward_model=LengthReward(), alpha_ext=0.0, alpha_int=1.0,
+                           threshold_quantile=None, form="potential", gamma=1.0)
+    steps = rollout(env, [RIGHT, LEFT, STAY, RIGHT, RIGHT, RIGHT])
+    assert [r for r, _, _ in steps] == [1.0, -1.0, 0.0, 1.0, 1.0, 1.0]
+    assert steps[-1][2]["episode_shaped"]["r_intrinsic"] == pytest.approx(4 - 1)
+    assert steps[-1][1]  # reached the end: no bonus for lingering was possible
 
 
 def test_caption_counter_scopes():
@@ -295,6 +325,7 @@ def _vec_trajectory(venv, n_steps: int, seed: int = 3):
 @pytest.mark.parametrize("n_envs, shaping", [
     (3, dict(alpha_ext=1.0, alpha_int=0.5, beta=1.0, threshold_quantile=0.5, count_scope="episode")),
     (1, dict(alpha_ext=0.5, alpha_int=1.0, beta=0.5, threshold_quantile=None, count_scope="global")),
+    (3, dict(alpha_ext=1.0, alpha_int=0.5, threshold_quantile=0.5, form="potential", gamma=0.9)),
 ])
 def test_vecenv_matches_per_env_wrapper_through_auto_resets(n_envs, shaping):
     vec = LLMRewardVecEnv(DummyVecEnv([make_corridor] * n_envs), reward_model=LengthReward(threshold=2.0),

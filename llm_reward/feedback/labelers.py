@@ -1,7 +1,12 @@
-"""Preference labelers: LLM judges (Motif and RLAIF styles) and the ground-truth oracle.
+"""Preference labelers: LLM judges (Motif, RLAIF and pointwise styles) and the ground-truth oracle.
 
 Every labeler answers P(first preferred) per pair: 1.0 / 0.0 for a clear verdict, 0.5 for a tie, a soft value
 for RLAIF probabilities, and NaN when the judge gave no usable answer (such pairs are excluded from training).
+
+``mode="pointwise"`` never shows the judge a pair: each distinct caption is asked once whether it shows progress,
+and a pair's label is Bradley–Terry on those answers, ``sigmoid(logit P(yes | a) - logit P(yes | b))``. A small
+judge shown two long captions answers by position alone (Qwen2.5-Coder-1.5B on DoorKey scenes: "2" in 100 % of
+pairs, in both orders); asked about one caption at a time it ranks them (``benchmarks/annotation.py``).
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, PairPrompt, parse_verdict
+from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, CaptionPrompt, PairPrompt, parse_verdict
 from llm_reward.llm.base import LLM
 
-Mode = Literal["rlaif", "motif"]
+Mode = Literal["rlaif", "motif", "pointwise"]
+MODES = ("rlaif", "motif", "pointwise")
 
 
 @dataclass
@@ -49,12 +55,16 @@ class LLMPreferenceLabeler:
     _choices: tuple[str, str] = field(default=("1", "2"), init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("rlaif", "motif"):
-            raise ValueError(f"mode must be 'rlaif' or 'motif', got {self.mode!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
 
     @property
     def fingerprint(self) -> dict[str, object]:
         """What decides the labels; a label store refuses to mix labels made under different fingerprints."""
+        if self.mode == "pointwise":
+            prompt = CaptionPrompt(self.prompt.domain, self.prompt.goal)
+            return {"llm": self.llm.name, "mode": self.mode, "domain": prompt.domain, "goal": prompt.goal,
+                    "prompt_version": prompt.version}
         return {
             "llm": self.llm.name, "mode": self.mode, "both_orders": self.both_orders, "domain": self.prompt.domain,
             "goal": self.prompt.goal, "chain_of_thought": self.prompt.chain_of_thought,
@@ -71,6 +81,10 @@ class LLMPreferenceLabeler:
         # Identical captions are a tie by definition: no LLM call (Motif).
         asked = [i for i, (a, b) in enumerate(pairs) if a != b]
         ordered = [pairs[i] for i in asked]
+        if self.mode == "pointwise":
+            forward[asked], prompts = self._pointwise(ordered)
+            label = np.where(np.isnan(forward), 0.5, forward)  # identical captions: tie
+            return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=prompts)
         if self.both_orders:
             ordered += [(b, a) for a, b in ordered]
         judged, retries = self._judge(ordered)
@@ -82,6 +96,18 @@ class LLMPreferenceLabeler:
         identical[asked] = False
         label[identical] = 0.5
         return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=len(ordered), retries=retries)
+
+    def _pointwise(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """Bradley–Terry labels from one P(yes) per distinct caption; returns them and the prompts sent."""
+        if not ordered:
+            return np.zeros(0, dtype=np.float32), 0
+        captions = list(dict.fromkeys(c for pair in ordered for c in pair))
+        prompt = CaptionPrompt(self.prompt.domain, self.prompt.goal)
+        probs = self.llm.choice_probs_batch([prompt.rlaif(c) for c in captions], ["1", "2"])
+        yes = np.clip(np.array([p["1"] for p in probs], dtype=np.float64), 1e-6, 1 - 1e-6)
+        strength = dict(zip(captions, np.log(yes) - np.log1p(-yes)))
+        gaps = np.array([strength[a] - strength[b] for a, b in ordered])
+        return (1.0 / (1.0 + np.exp(-gaps))).astype(np.float32), len(captions)
 
     def _judge(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
         """P(first preferred) for each ordered pair, NaN where the judge gave no verdict."""
