@@ -57,8 +57,10 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     metrics = run_experiment(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "learning_curve.png").exists()
     assert set(metrics["runs"]) == {"shaped", "extrinsic"}
-    annotation = metrics["annotation"]  # 6 pairs x both orders (earlier runs may have cached some answers)
-    assert annotation["llm_prompts"] == 12 and annotation["llm_calls"] + annotation["cache_hits"] == 12
+    annotation = metrics["annotation"]  # pointwise: one prompt per distinct caption of the 6 pairs (some cached)
+    assert 6 <= annotation["llm_prompts"] <= 12
+    assert annotation["llm_calls"] + annotation["cache_hits"] == annotation["llm_prompts"]
+    assert cfg.reward.shaping.form == "potential"  # the MiniGrid env configs recommend it
     assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["runs"]["shaped"]["timesteps"] >= 2048
     assert metrics["llm"] == "local"
 

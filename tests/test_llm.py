@@ -6,6 +6,7 @@ import multiprocessing as mp
 import random
 from typing import Iterator
 
+import numpy as np
 import pytest
 
 from llm_reward.llm import (LLM, LLMCallError, LLMCapabilityError, LLMConfigError, LLMOutputError, ResultCache,
@@ -232,3 +233,29 @@ def test_default_judge_prefers_the_obvious_side():
     debiased = [(f["1"] + r["2"]) / 2 for f, r in zip(forward, reverse)]
     right = sum(p > 0.5 for p in debiased)
     assert right > len(EASY) / 2, f"default judge right on {right}/{len(EASY)}: {debiased}"
+
+
+DOORKEY_PAIRS = [  # (more progress, less) in DoorKey: carrying the key beats not having it
+    ("You see a locked yellow door 1 step right, a wall 2 steps forward. You carry a yellow key.",
+     "You see a wall 1 step right, a yellow key 1 step forward, a wall 2 steps left, a wall 4 steps forward."),
+    ("You see a locked yellow door 2 steps left, a wall 2 steps right, a wall 6 steps forward. You carry a yellow "
+     "key. You picked up the yellow key.", "You see a wall 1 step forward, a wall 2 steps right."),
+    ("You see a wall 2 steps right, a wall 3 steps left, a wall 3 steps forward. You carry a yellow key.",
+     "You see a wall 1 step right, a locked yellow door 3 steps forward and 1 step right, a wall 6 steps forward."),
+    ("You see an open yellow door 1 step forward. You carry a yellow key. You unlocked the yellow door.",
+     "You see a wall 2 steps forward, a wall 3 steps left."),
+]
+
+
+@pytest.mark.slow
+def test_default_judge_pointwise_ranks_minigrid_scenes():
+    from llm_reward.feedback.labelers import LLMPreferenceLabeler
+    from llm_reward.feedback.prompts import PairPrompt
+
+    goal = "The goal is to use the key to open the door and then get to the goal."
+    judge = LLMPreferenceLabeler(make_llm("local", cache=False), PairPrompt("minigrid", goal), mode="pointwise")
+    pairs = DOORKEY_PAIRS + [(b, a) for a, b in DOORKEY_PAIRS]  # order must not matter
+    labels = judge(pairs)
+    np.testing.assert_allclose(labels[:4], 1 - labels[4:], atol=1e-6)
+    right = int(np.sum(labels[:4] > 0.5))
+    assert right >= 3, f"pointwise judge right on {right}/4: {labels[:4]}"
