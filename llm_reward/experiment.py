@@ -96,7 +96,9 @@ def _online_feedback(cfg: DictConfig) -> Any:
     adapter = get_adapter(cfg.env.id)
     goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
     return OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
-                          batch_size=cfg.reward.batch_size, seed=cfg.seed)
+                          batch_size=cfg.reward.batch_size, seed=cfg.seed,
+                          # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is too slow)
+                          pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
 
 
 def _constant_reward(captions: list[str]) -> np.ndarray:

@@ -4,8 +4,9 @@ Env stepping never waits for the LLM: the reward function answers from what is l
 reward-model estimate, for captions still pending) and queues what is new. Two variants (REFERENCE §2):
 
 * ``retrieval`` — each new caption is judged alone (P(it shows progress)); the label is the reward, looked up.
-* ``ranking`` — each new caption is paired with earlier ones and judged pairwise in both orders; a Bradley–Terry
-  reward model is refit on a geometric schedule (often while labels are few, then rarely).
+* ``ranking`` — each new caption is paired with earlier ones and the pairs are labelled (``pair_mode``: pointwise
+  by default, or ``"rlaif"`` pairwise in both orders); a Bradley–Terry reward model is refit on a geometric
+  schedule (often while labels are few, then rarely) and generalizes to captions not judged yet.
 
 Use it as the ``reward_model`` of :class:`llm_reward.LLMRewardVecEnv`; ``cacheable = False`` tells the wrapper not
 to freeze the first answer for a caption, since answers improve as labels arrive.
@@ -61,14 +62,14 @@ class OnlineFeedback:
     def __init__(self, llm: LLM, *, domain: str, goal: str | None, variant: Variant = "retrieval",
                  batch_size: int = 8, pairs_per_caption: int = 2, default_reward: float = 0.0,
                  min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn", epochs: int = 15,
-                 max_retries: int = 3, max_queue: int = 50_000, seed: int = 0):
+                 max_retries: int = 3, max_queue: int = 50_000, seed: int = 0, pair_mode: str = "pointwise"):
         if variant not in ("retrieval", "ranking"):
             raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
         if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0:
             raise ValueError("need batch_size >= 1, pairs_per_caption >= 1, min_pairs_to_fit >= 2, refit_growth > 1")
         self.llm, self.variant = llm, variant
         self.caption_prompt = CaptionPrompt(domain, goal)
-        self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode="rlaif")
+        self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode=pair_mode)
         self.batch_size, self.pairs_per_caption, self.default_reward = batch_size, pairs_per_caption, default_reward
         self.min_pairs_to_fit, self.refit_growth = min_pairs_to_fit, refit_growth
         self.encoder, self.epochs, self.max_retries = encoder, epochs, max_retries
