@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, CellLog, emit, machine  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
-TASKS = ["minigrid/doorkey_8x8", "minigrid/keycorridor_s3r3", "minigrid/multiroom_n4_s5"]
+TASKS = ["minigrid/doorkey_8x8", "minigrid/unlockpickup", "minigrid/multiroom_n4_s5"]
 REWARDS = ["none", "count", "oracle", "motif"]
 
 
