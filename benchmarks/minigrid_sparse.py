@@ -4,6 +4,7 @@
     python benchmarks/minigrid_sparse.py                        # 3 tasks x 4 rewards x 3 seeds x 300k steps
     python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_8x8   # one task
     python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4
+    python benchmarks/minigrid_sparse.py --report               # tabulate the finished cells, run nothing
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
 ``conf/``; finished cells are recorded in ``results/minigrid_sparse[_quick]_cells.jsonl`` and skipped on rerun.
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--rewards", nargs="+", default=REWARDS)
     parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
     parser.add_argument("--data-dir", default="data", help="stage cache shared with llm-reward-train (full runs)")
+    parser.add_argument("--report", action="store_true", help="run nothing: tabulate the cells finished so far")
     args = parser.parse_args()
     name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
@@ -47,7 +49,7 @@ def main() -> None:
         for reward in args.rewards:
             for seed in seeds:
                 cell = f"{task}|{reward}|{seed}|{steps}"
-                if cell in cells:
+                if cell in cells or args.report:
                     continue
                 overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
@@ -64,14 +66,16 @@ def main() -> None:
     detail: dict[str, dict[str, dict[str, float]]] = {}
     for task in args.tasks:
         for reward in args.rewards:
-            values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in seeds
-                      if f"{task}|{reward}|{s}|{steps}" in cells]
-            table.setdefault(task, {})[reward] = float(np.mean(values))
-            detail.setdefault(task, {})[reward] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                                                   "seeds": values}
+            done = [s for s in seeds if f"{task}|{reward}|{s}|{steps}" in cells]
+            values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in done]
+            mean = float(np.mean(values)) if values else float("nan")  # nan: not run yet (null in the JSON)
+            table.setdefault(task, {})[reward] = mean
+            detail.setdefault(task, {})[reward] = {"mean": mean, "std": float(np.std(values)) if values else mean,
+                                                   "seeds": done, "success": values}
     print(f"budget {steps} steps, seeds {seeds}; success mean ± std:", file=sys.stderr)
     for task, row in detail.items():
-        print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f}" for r, v in row.items()),
+        print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f} (n={len(v['seeds'])})"
+                                          for r, v in row.items()),
               file=sys.stderr)
     (RESULTS / f"{name}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")

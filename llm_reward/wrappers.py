@@ -95,8 +95,8 @@ class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             - llm_reward.wrappers.LLMRewardWrapper:
                 reward_model: runs/doorkey/reward_model
                 captioner: mypackage.captions.DoorKeyCaptioner
+                form: potential      # scene captions rarely repeat (llm_reward.shaping)
                 alpha_int: 0.1
-                beta: 3.0
             - minigrid.wrappers.ImgObsWrapper
           callback: llm_reward.wrappers.ShapedRewardLogger
     """
