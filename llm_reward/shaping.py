@@ -235,9 +235,9 @@ class Shaper:
             # One batched call: previous captions are cache hits except just after a reset.
             r_hat = self.reward([*captions, *self._previous])
             r_int, r_total = potential_rewards(r_env, r_hat[:n], r_hat[n:], self.config, self.threshold)
+            self._previous = list(captions)
         else:
             r_int, r_total = shaped_rewards(r_env, self.reward(captions), counts, self.config, self.threshold)
-        self._previous = list(captions)
         self._sums += np.stack([r_env, r_int, r_total], axis=1)
         parts = [{"r_extrinsic": float(e), "r_intrinsic": float(i), "caption_count": int(n)}
                  for e, i, n in zip(r_env, r_int, counts)]

@@ -62,7 +62,7 @@ class LLMPreferenceLabeler:
     def fingerprint(self) -> dict[str, object]:
         """What decides the labels; a label store refuses to mix labels made under different fingerprints."""
         if self.mode == "pointwise":
-            prompt = CaptionPrompt(self.prompt.domain, self.prompt.goal)
+            prompt = self._caption_prompt
             return {"llm": self.llm.name, "mode": self.mode, "domain": prompt.domain, "goal": prompt.goal,
                     "prompt_version": prompt.version}
         return {
@@ -70,6 +70,11 @@ class LLMPreferenceLabeler:
             "goal": self.prompt.goal, "chain_of_thought": self.prompt.chain_of_thought,
             "prompt_version": self.prompt.version, "temperature": self.temperature, "top_p": self.top_p,
         }
+
+    @property
+    def _caption_prompt(self) -> CaptionPrompt:
+        """The one-caption question pointwise mode asks, built from the pair prompt's domain and goal."""
+        return CaptionPrompt(self.prompt.domain, self.prompt.goal)
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         return self.label(pairs).label
@@ -102,8 +107,7 @@ class LLMPreferenceLabeler:
         if not ordered:
             return np.zeros(0, dtype=np.float32), 0
         captions = list(dict.fromkeys(c for pair in ordered for c in pair))
-        prompt = CaptionPrompt(self.prompt.domain, self.prompt.goal)
-        probs = self.llm.choice_probs_batch([prompt.rlaif(c) for c in captions], ["1", "2"])
+        probs = self.llm.choice_probs_batch([self._caption_prompt.rlaif(c) for c in captions], ["1", "2"])
         yes = np.clip(np.array([p["1"] for p in probs], dtype=np.float64), 1e-6, 1 - 1e-6)
         strength = dict(zip(captions, np.log(yes) - np.log1p(-yes)))
         gaps = np.array([strength[a] - strength[b] for a, b in ordered])
