@@ -5,11 +5,14 @@ Used by ``llm-reward-train`` and by the benchmarks, so a benchmark cell is exact
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -96,7 +99,7 @@ def _online_feedback(cfg: DictConfig) -> Any:
     adapter = get_adapter(cfg.env.id)
     goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
     return OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
-                          batch_size=cfg.reward.batch_size, seed=cfg.seed,
+                          batch_size=cfg.reward.batch_size, max_pending=cfg.reward.max_pending, seed=cfg.seed,
                           # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is too slow)
                           pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
 
@@ -142,22 +145,50 @@ def _eval_env(env_id: str, max_episode_steps: int | None) -> Any:
     return make_env(env_id, max_episode_steps=max_episode_steps)
 
 
+@contextlib.contextmanager
+def _baseline_runner(cfg: DictConfig, run_dir: Path, *, wanted: bool) -> Iterator[Callable[[], dict] | None]:
+    """Yields a function returning the extrinsic-only baseline's results (None when no baseline is wanted).
+
+    With ``train.parallel_baseline`` the baseline trains in a second process while the shaped agent trains in this
+    one: each is single-threaded, so on two cores the comparison costs no extra wall time.
+    """
+    if not wanted:
+        yield None
+        return
+    if not cfg.train.parallel_baseline:
+        yield lambda: train_and_evaluate(cfg, run_dir, "extrinsic", None)
+        return
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # the child has no Hydra context to resolve ${now:} etc.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(_train_baseline, resolved, str(run_dir))
+        log.info("training the extrinsic-only baseline in a second process")
+        yield future.result
+
+
+def _train_baseline(resolved: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    cfg = OmegaConf.create(resolved)
+    cfg.progress = False  # one progress bar on the terminal: the shaped agent's
+    torch.set_num_threads(int(cfg.train.torch_threads))
+    return train_and_evaluate(cfg, Path(run_dir), "extrinsic", None)
+
+
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run the configured experiment into ``run_dir``; returns (and writes) ``metrics.json``."""
     validate(cfg)
     torch.set_num_threads(int(cfg.train.torch_threads))
     start = time.perf_counter()
     reward, reward_metrics = build_reward(cfg)
-    runs = {"shaped" if reward is not None else "extrinsic": reward}
-    if cfg.train.baseline and reward is not None:
-        runs["extrinsic"] = None
-    results = {name: train_and_evaluate(cfg, run_dir, name, r) for name, r in runs.items()}
+    first = "shaped" if reward is not None else "extrinsic"
+    with _baseline_runner(cfg, run_dir, wanted=bool(cfg.train.baseline) and reward is not None) as baseline:
+        results = {first: train_and_evaluate(cfg, run_dir, first, reward)}
+        if baseline is not None:
+            results["extrinsic"] = baseline()
     curves = {name: res.pop("episodes") for name, res in results.items()}
     plot_curves(curves, run_dir / "learning_curve.png",
                 title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
     metrics = {
         "env": cfg.env.id, "reward": cfg.reward.name, "llm": cfg.llm.spec, "seed": cfg.seed,
-        "success_rate": results[next(iter(runs))]["eval"]["success_rate"],
+        "success_rate": results[first]["eval"]["success_rate"],
         "runs": results, **reward_metrics, "wall_time_s": time.perf_counter() - start,
     }
     write_metrics(run_dir / "metrics.json", metrics)

@@ -1,7 +1,10 @@
 """ONI-style online feedback: captions seen during RL are judged by an LLM in a background thread.
 
 Env stepping never waits for the LLM: the reward function answers from what is labelled so far (0, or the current
-reward-model estimate, for captions still pending) and queues what is new. Two variants (REFERENCE §2):
+reward-model estimate, for captions still pending) and queues what is new. The judge takes the *newest* pending
+captions first and forgets the oldest when more than ``max_pending`` wait: a judge slower than the env would
+otherwise spend the run on a first-in-first-out backlog of early, random-policy scenes while the states the agent
+reaches now (a door it just opened) wait behind them. Two variants (REFERENCE §2):
 
 * ``retrieval`` — each new caption is judged alone (P(it shows progress)); the label is the reward, looked up.
 * ``ranking`` — each new caption is paired with earlier ones and the pairs are labelled (``pair_mode``: pointwise
@@ -15,10 +18,10 @@ to freeze the first answer for a caption, since answers improve as labels arrive
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
@@ -41,7 +44,7 @@ class OnlineStats:
     llm_errors: int = 0  # failed LLM batches (each retried, never raised into training)
     dropped: int = 0  # captions given up on after max_retries failures
     fits: int = 0
-    queue_full: int = 0  # captions not queued because the queue was full (they are offered again later)
+    evicted: int = 0  # oldest pending captions forgotten unjudged to keep max_pending (offered again if seen)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -62,11 +65,12 @@ class OnlineFeedback:
     def __init__(self, llm: LLM, *, domain: str, goal: str | None, variant: Variant = "retrieval",
                  batch_size: int = 8, pairs_per_caption: int = 2, default_reward: float = 0.0,
                  min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn", epochs: int = 15,
-                 max_retries: int = 3, max_queue: int = 50_000, seed: int = 0, pair_mode: str = "pointwise"):
+                 max_retries: int = 3, max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
         if variant not in ("retrieval", "ranking"):
             raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
-        if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0:
-            raise ValueError("need batch_size >= 1, pairs_per_caption >= 1, min_pairs_to_fit >= 2, refit_growth > 1")
+        if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0 or max_pending < 1:
+            raise ValueError("need batch_size >= 1, pairs_per_caption >= 1, min_pairs_to_fit >= 2, refit_growth > 1, "
+                             "max_pending >= 1")
         self.llm, self.variant = llm, variant
         self.caption_prompt = CaptionPrompt(domain, goal)
         self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode=pair_mode)
@@ -84,7 +88,9 @@ class OnlineFeedback:
         self._model: Any = None
         self._fitted_on = 0
         self._lock = threading.Lock()
-        self._queue: queue.Queue[str] = queue.Queue(maxsize=max_queue)
+        self._pending: deque[str] = deque()  # newest on the right: the worker takes from there
+        self.max_pending = max_pending
+        self._has_work = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -104,19 +110,22 @@ class OnlineFeedback:
                         new.append(caption)
                     value = self.default_reward
                 out[i] = value
-        for caption in new:
-            try:
-                self._queue.put_nowait(caption)
-            except queue.Full:
-                self.stats.queue_full += 1
-                with self._lock:
-                    self._inflight.discard(caption)
+            if new:
+                self._enqueue(new)
         if self._model is not None and new:
             with self._lock:
                 missing = [i for i, c in enumerate(captions) if c not in self._table]
             if missing:
                 out[missing] = self._estimate([captions[i] for i in missing])
         return out
+
+    def _enqueue(self, captions: list[str]) -> None:
+        """Add to the pending set (lock held), forgetting the oldest beyond ``max_pending``."""
+        self._pending.extend(captions)
+        while len(self._pending) > self.max_pending:
+            self._inflight.discard(self._pending.popleft())
+            self.stats.evicted += 1
+        self._has_work.set()
 
     def _estimate(self, captions: list[str]) -> np.ndarray:
         model, mean, std = self._model
@@ -156,15 +165,12 @@ class OnlineFeedback:
 
     # -- the worker (background thread) --------------------------------------------------------------------------
     def _next_batch(self) -> list[str]:
-        try:
-            batch = [self._queue.get(timeout=0.05)]
-        except queue.Empty:
-            return []
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        """Up to ``batch_size`` of the newest pending captions ([] after a short wait when there are none)."""
+        self._has_work.wait(timeout=0.05)
+        with self._lock:
+            batch = [self._pending.pop() for _ in range(min(self.batch_size, len(self._pending)))]
+            if not self._pending:
+                self._has_work.clear()
         return batch
 
     def _work(self) -> None:
@@ -191,7 +197,8 @@ class OnlineFeedback:
                     self._table[caption] = self.default_reward
                     self._inflight.discard(caption)
             else:
-                self._queue.put(caption)
+                with self._lock:
+                    self._enqueue([caption])
 
     def _label(self, batch: list[str]) -> None:
         if self.variant == "retrieval":

@@ -56,7 +56,8 @@ def test_main_job_with_the_embedded_judge(tmp_path):
         ])
     metrics = run_experiment(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "learning_curve.png").exists()
-    assert set(metrics["runs"]) == {"shaped", "extrinsic"}
+    assert set(metrics["runs"]) == {"shaped", "extrinsic"}  # the baseline trained in a second process
+    assert metrics["runs"]["extrinsic"]["timesteps"] >= 2048 and (tmp_path / "run" / "agent_extrinsic.zip").exists()
     annotation = metrics["annotation"]  # pointwise: one prompt per distinct caption of the 6 pairs (some cached)
     assert 6 <= annotation["llm_prompts"] <= 12
     assert annotation["llm_calls"] + annotation["cache_hits"] == annotation["llm_prompts"]

@@ -84,3 +84,20 @@ def test_ranking_variant_fits_a_reward_model_online():
 def test_bad_variant():
     with pytest.raises(ValueError, match="variant"):
         OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="magic")
+
+
+def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
+    # A judge slower than the env: what the agent sees now matters more than an old backlog.
+    judge = SlowJudge(delay=0.3)
+    with OnlineFeedback(judge, domain="minigrid", goal=None, batch_size=2, max_pending=4) as feedback:
+        feedback(["You see a wall 0."])
+        time.sleep(0.1)  # the worker has taken caption 0 and is judging it
+        feedback([f"You see a wall {i}." for i in range(1, 10)])
+        assert feedback.wait_idle(timeout=20)
+        assert feedback.stats.evicted == 5  # captions 1-5 dropped: only the 4 newest stay pending
+        judged = [next(i for i in range(10) if f"wall {i}." in text) for text in judge.asked]
+        assert judged == [0, 9, 8, 7, 6]
+        # A forgotten caption is offered again when it is seen again.
+        feedback(["You see a wall 1."])
+        assert feedback.wait_idle(timeout=20)
+    assert feedback.stats.labelled_captions == 6
