@@ -142,6 +142,20 @@ def test_char_cnn_equals_plain_conv_stack_and_ignores_batch_padding():
         h = F.relu(F.max_pool1d(h, net.pool, net.pool, ceil_mode=True))
         return net.head(F.relu(net.conv2(h)).amax(-1)).squeeze(-1)
 
+    features = encoder.select(encoder.featurize(captions), torch.arange(len(captions)))
+    with torch.no_grad():
+        batched = net(*features)  # small batch, no grad: the NumPy inference path
+        solo = torch.cat([reference(c) for c in captions])
+    torch.testing.assert_close(batched, solo, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(net(*features).detach(), solo, atol=1e-5, rtol=1e-5)  # the torch (training) path
+    # Inference reuses its NumPy weights until the weights change (an optimizer step, a loaded state dict).
+    with torch.no_grad():
+        net.conv1.weight.mul_(2.0)
+        net.embed.weight[1:].add_(0.1)  # row 0 is padding: zero, like Conv1d's zero padding
+        batched = net(*encoder.select(encoder.featurize(captions), torch.arange(len(captions))))
+        solo = torch.cat([reference(c) for c in captions])
+    torch.testing.assert_close(batched, solo, atol=1e-5, rtol=1e-5)
+    net.load_state_dict(encoder.make_scorer().state_dict())
     with torch.no_grad():
         batched = net(*encoder.select(encoder.featurize(captions), torch.arange(len(captions))))
         solo = torch.cat([reference(c) for c in captions])

@@ -23,6 +23,7 @@ from torch import nn
 from llm_reward.reward_model.embeddings import SentenceEmbedder, check_available
 
 Features = tuple[torch.Tensor, ...]
+SMALL_BATCH = 64  #: CharCNN scores batches up to this size in NumPy when no gradient is needed
 
 
 class CharCNN(nn.Module):
@@ -45,14 +46,22 @@ class CharCNN(nn.Module):
         self.conv1 = nn.Conv1d(embed_dim, channels, kernel, padding=kernel // 2)  # weights used via the table
         self.conv2 = nn.Conv1d(channels, channels2, kernel2, padding=kernel2 // 2)
         self.head = nn.Sequential(nn.Linear(channels2, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self._frozen: tuple[tuple[int, ...], dict[str, np.ndarray]] | None = None
+
+    def _table(self) -> torch.Tensor:
+        """The folded embedding x conv1 lookup table, plus a last row of -1e4 for windows centred past the end."""
+        k, half = self.kernel, self.kernel // 2
+        table = torch.einsum("ve,cek->kvc", self.embed.weight, self.conv1.weight)
+        table = table + F.one_hot(torch.tensor(half), k).to(table)[:, None, None] * self.conv1.bias  # bias once
+        return torch.cat([table.reshape(k * 257, -1), table.new_full((1, table.shape[-1]), -1e4)])
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, length = tokens.shape
+        if batch <= SMALL_BATCH and not torch.is_grad_enabled():
+            return torch.from_numpy(self._forward_small(tokens.numpy(), lengths.numpy()))
         k, half, pool = self.kernel, self.kernel // 2, self.pool
         pooled_len = -(-length // pool)
-        table = torch.einsum("ve,cek->kvc", self.embed.weight, self.conv1.weight)
-        table = table + F.one_hot(torch.tensor(half), k).to(table)[:, None, None] * self.conv1.bias  # bias once
-        table = torch.cat([table.reshape(k * 257, -1), table.new_full((1, table.shape[-1]), -1e4)])
+        table = self._table()
         windows = F.pad(tokens, (half, half + pooled_len * pool - length)).unfold(1, k, 1)  # [B, L', k]
         index = windows + torch.arange(k, device=tokens.device) * 257
         index[..., half].masked_fill_(windows[..., half] == 0, k * 257)  # window centred past the end: -1e4
@@ -61,6 +70,43 @@ class CharCNN(nn.Module):
         valid = torch.arange(pooled_len, device=tokens.device)[None] < ((lengths + pool - 1) // pool)[:, None]
         h = F.relu(self.conv2(h)) * valid.unsqueeze(1)  # ReLU >= 0: zeros past the end never beat the true max
         return self.head(h.max(-1).values).squeeze(-1)
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        """NumPy copies of the weights (conv1 folded into the table), rebuilt only when a parameter changes."""
+        params = list(self.parameters())
+        key = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+        if self._frozen is None or self._frozen[0] != key:
+            with torch.no_grad():
+                weights = {"table": self._table(), "w2": self.conv2.weight.permute(2, 1, 0), "b2": self.conv2.bias,
+                           "h1": self.head[0].weight.T, "c1": self.head[0].bias, "h2": self.head[2].weight.T,
+                           "c2": self.head[2].bias}
+            self._frozen = (key, {name: w.detach().numpy().copy() for name, w in weights.items()})
+        return self._frozen[1]
+
+    def _forward_small(self, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """:meth:`forward` in NumPy, for inference on a few captions at a time: the wrappers score each env step's
+        new captions, and there a dozen small torch ops cost more in dispatch than in arithmetic."""
+        w = self._weights()
+        table, w2 = w["table"], w["w2"]
+        batch, length = tokens.shape
+        k, half, pool, k2 = self.kernel, self.kernel // 2, self.pool, w2.shape[0]
+        pooled_len = -(-length // pool)
+        span = pooled_len * pool
+        padded = np.zeros((batch, span + 2 * half), dtype=np.int64)
+        padded[:, half:half + length] = tokens
+        h = np.zeros((batch, span, table.shape[1]), dtype=np.float32)
+        for j in range(k):  # conv1 = sum over window offsets j of table rows (offset j's block starts at j * 257)
+            index = padded[:, j:j + span] + j * 257
+            if j == half:  # a window centred past the end reads the -1e4 row
+                index[padded[:, j:j + span] == 0] = k * 257
+            h += table[index]
+        pad2 = k2 // 2
+        pooled = np.zeros((batch, pooled_len + 2 * pad2, h.shape[2]), dtype=np.float32)
+        pooled[:, pad2:pad2 + pooled_len] = np.maximum(h.reshape(batch, pooled_len, pool, -1).max(2), 0.0)
+        h = w["b2"] + sum(pooled[:, j:j + pooled_len] @ w2[j] for j in range(k2))  # conv2 as k2 matmuls
+        h = np.maximum(h, 0.0) * (np.arange(pooled_len)[None] < (lengths[:, None] + pool - 1) // pool)[..., None]
+        h = np.maximum(h.max(1) @ w["h1"] + w["c1"], 0.0)
+        return (h @ w["h2"] + w["c2"])[:, 0].astype(np.float32)
 
 
 class _WindowSum(torch.autograd.Function):

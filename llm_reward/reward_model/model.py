@@ -56,7 +56,7 @@ class RewardModel(nn.Module):
         """Ensemble-mean reward of every featurized caption (no grad), ``chunk`` captions at a time."""
         n = features[0].shape[0]
         out = torch.empty(n)
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, n, chunk):
                 part = self.select(features, torch.arange(start, min(start + chunk, n)))
                 out[start : start + chunk] = torch.stack([m(*part) for m in self.members]).mean(0)
@@ -69,7 +69,8 @@ class RewardModel(nn.Module):
         captions = list(captions)
         unique = list(dict.fromkeys(captions))
         unique.sort(key=len)  # neighbours of similar length pad little
-        self.eval()
+        if self.training:
+            self.eval()
         values: dict[str, float] = {}
         for start in range(0, len(unique), batch_size):
             chunk = unique[start : start + batch_size]
