@@ -2,6 +2,8 @@
 
     python benchmarks/nethack_score.py --quick           # tiny budget, one seed, same code path
     python benchmarks/nethack_score.py --steps 2000000   # the full comparison (hours on 2 cores)
+    python benchmarks/nethack_score.py --steps 200000 --arms extrinsic &   # one core each:
+    python benchmarks/nethack_score.py --steps 200000 --arms intrinsic combined
 
 The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
 (Motif). Arms: ``extrinsic`` (reward=none), ``intrinsic`` (alpha_ext=0), ``combined`` (alpha_ext=0.1,
@@ -35,18 +37,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--llm", default="local")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
+                        help="run these arms only (e.g. extrinsic in one process, the judge's arms in another)")
     args = parser.parse_args()
     name = "nethack_score_quick" if args.quick else "nethack_score"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
     sizes = (["rollouts.n_steps=1000", "pairs.n=16", "train.eval_episodes=2", "env.max_episode_steps=500"]
              if args.quick else ["rollouts.n_steps=20000", "pairs.n=2000", "train.eval_episodes=20"])
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
-    for arm, arm_overrides in ARMS.items():
+    for arm in args.arms:
         for seed in seeds:
             cell = f"{arm}|{seed}|{steps}"
             if cell in cells:
                 continue
-            overrides = ["env=nethack/score", *arm_overrides, f"llm={args.llm}", f"seed={seed}", "data_seed=0", "agent=ppo",
+            overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0", "agent=ppo",
                          f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
                          f"data_dir={RESULTS / (name + '_data')}"]
             metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")
@@ -55,9 +59,10 @@ def main() -> None:
                              "steps_per_s": run["steps_per_s"]})
             print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
     table = {}
-    for arm in ARMS:
-        scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds]
-        table[arm] = {"mean_score": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": scores}
+    for arm in ARMS:  # every arm finished so far (another process may be running the others)
+        scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
+                      "std": float(np.std(scores)) if scores else None, "seeds": scores}
     (RESULTS / f"{name}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
     emit(name, {arm: row["mean_score"] for arm, row in table.items()})

@@ -146,8 +146,10 @@ def _eval_env(env_id: str, max_episode_steps: int | None) -> Any:
 
 
 @contextlib.contextmanager
-def _baseline_runner(cfg: DictConfig, run_dir: Path, *, wanted: bool) -> Iterator[Callable[[], dict] | None]:
-    """Yields a function returning the extrinsic-only baseline's results (None when no baseline is wanted).
+def _baseline_runner(cfg: DictConfig, run_dir: Path, *,
+                     wanted: bool) -> Iterator[Callable[[], dict[str, Any] | None] | None]:
+    """Yields a function returning the extrinsic-only baseline's results (None if it failed), or None when no
+    baseline is wanted.
 
     With ``train.parallel_baseline`` the baseline trains in a second process while the shaped agent trains in this
     one: each is single-threaded, so on two cores the comparison costs no extra wall time.
@@ -162,7 +164,21 @@ def _baseline_runner(cfg: DictConfig, run_dir: Path, *, wanted: bool) -> Iterato
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         future = pool.submit(_train_baseline, resolved, str(run_dir))
         log.info("training the extrinsic-only baseline in a second process")
-        yield future.result
+
+        def result() -> dict[str, Any] | None:
+            # Ctrl-C reaches both processes: each stops learning and saves; wait for the child's save once more.
+            for _ in range(2):
+                try:
+                    return future.result()
+                except KeyboardInterrupt:
+                    log.warning("interrupted: waiting for the baseline process to save its model and episodes")
+                except Exception as err:  # a crashed baseline must not cost the shaped run its metrics
+                    log.error("the extrinsic-only baseline failed (%s: %s); keeping the shaped run's results",
+                              type(err).__name__, err)
+                    return None
+            return None
+
+        yield result
 
 
 def _train_baseline(resolved: dict[str, Any], run_dir: str) -> dict[str, Any]:
@@ -181,8 +197,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     first = "shaped" if reward is not None else "extrinsic"
     with _baseline_runner(cfg, run_dir, wanted=bool(cfg.train.baseline) and reward is not None) as baseline:
         results = {first: train_and_evaluate(cfg, run_dir, first, reward)}
-        if baseline is not None:
-            results["extrinsic"] = baseline()
+        if baseline is not None and (extrinsic := baseline()) is not None:
+            results["extrinsic"] = extrinsic
     curves = {name: res.pop("episodes") for name, res in results.items()}
     plot_curves(curves, run_dir / "learning_curve.png",
                 title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")

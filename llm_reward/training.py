@@ -112,7 +112,8 @@ def plot_curves(curves: dict[str, pd.DataFrame], path: Path, *, title: str, wind
     axes[1].set(xlabel="environment steps", ylabel="true episode return")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:  # a run too short to finish an episode draws nothing
+            ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
