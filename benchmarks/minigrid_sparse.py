@@ -4,7 +4,7 @@
     python benchmarks/minigrid_sparse.py                        # 3 tasks x 4 rewards x 3 seeds x 300k steps
     python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_8x8   # one task
     python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4
-    python benchmarks/minigrid_sparse.py --report               # tabulate the finished cells, run nothing
+    python benchmarks/minigrid_sparse.py --report               # tabulate the finished cells (pilots too), run nothing
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
 ``conf/``; finished cells are recorded in ``results/minigrid_sparse[_quick]_cells.jsonl`` and skipped on rerun.
@@ -33,8 +33,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (<= 5 minutes)")
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", nargs="+", default=TASKS)
-    parser.add_argument("--rewards", nargs="+", default=REWARDS)
+    parser.add_argument("--tasks", nargs="+", default=None, help=f"default: {' '.join(TASKS)} (with --report: every "
+                        "task that has finished cells, pilots included)")
+    parser.add_argument("--rewards", nargs="+", default=None, help=f"default: {' '.join(REWARDS)} (with --report: "
+                        "also any other reward with finished cells, e.g. oni)")
     parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
     parser.add_argument("--data-dir", default="data", help="stage cache shared with llm-reward-train (full runs)")
     parser.add_argument("--report", action="store_true", help="run nothing: tabulate the cells finished so far")
@@ -45,6 +47,12 @@ def main() -> None:
              else ["train.eval_episodes=50"])  # the main job's data sizes: its labels and reward models are reused
     data_dir = RESULTS / f"{name}_data" if args.quick else Path(args.data_dir)
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
+    if args.tasks is None:
+        finished = sorted({row["task"] for row in cells.cells.values() if row["steps"] == steps} - set(TASKS))
+        args.tasks = TASKS + finished if args.report else TASKS
+    if args.rewards is None:
+        extra = sorted({row["reward"] for row in cells.cells.values() if row["steps"] == steps} - set(REWARDS))
+        args.rewards = REWARDS + extra if args.report else REWARDS
     for task in args.tasks:
         for reward in args.rewards:
             for seed in seeds:

@@ -10,6 +10,7 @@ import functools
 import logging
 import multiprocessing
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -53,7 +54,9 @@ def _dry_build_agent(cfg: DictConfig) -> None:
 
     venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
     try:
-        make_agent(cfg.agent.algo, venv, seed=cfg.seed, **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
+        with warnings.catch_warnings():  # SB3's batch-size advice concerns the real n_envs, not this one env
+            warnings.simplefilter("ignore", UserWarning)
+            make_agent(cfg.agent.algo, venv, seed=cfg.seed, **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
     finally:
         venv.close()
 
