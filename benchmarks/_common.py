@@ -38,19 +38,28 @@ def emit(name: str, result: dict[str, Any]) -> None:
 
 
 class CellLog:
-    """Finished benchmark cells, appended one JSON line at a time so an interrupted sweep resumes where it was."""
+    """Finished benchmark cells, appended one JSON line at a time so an interrupted sweep resumes where it was.
+
+    The file is re-read before each membership test, so two processes sharing a sweep (say, one per core, seeds in
+    opposite orders) skip each other's finished cells.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cells: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
+        self._read()
+
+    def _read(self) -> None:
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
                 if line.strip():
                     row = json.loads(line)
                     self.cells[row["cell"]] = row
 
     def __contains__(self, cell: str) -> bool:
+        if cell not in self.cells:
+            self._read()
         return cell in self.cells
 
     def add(self, cell: str, row: dict[str, Any]) -> None:
