@@ -52,7 +52,7 @@ class CellLog:
 
     def _read(self) -> None:
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            for line in self.path.read_text().split("\n")[:-1]:  # complete lines: another process may be writing
                 if line.strip():
                     row = json.loads(line)
                     self.cells[row["cell"]] = row

@@ -33,10 +33,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (<= 5 minutes)")
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", nargs="+", default=None, help=f"default: {' '.join(TASKS)} (with --report: every "
-                        "task that has finished cells, pilots included)")
-    parser.add_argument("--rewards", nargs="+", default=None, help=f"default: {' '.join(REWARDS)} (with --report: "
-                        "also any other reward with finished cells, e.g. oni)")
+    parser.add_argument("--tasks", nargs="+", default=None, help=f"tasks to run (default: {' '.join(TASKS)}); the "
+                        "table shows every task with finished cells, pilots included")
+    parser.add_argument("--rewards", nargs="+", default=None, help=f"rewards to run (default: {' '.join(REWARDS)}); "
+                        "the table also shows any other reward with finished cells, e.g. oni")
     parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
     parser.add_argument("--data-dir", default="data", help="stage cache shared with llm-reward-train (full runs)")
     parser.add_argument("--report", action="store_true", help="run nothing: tabulate the cells finished so far")
@@ -47,14 +47,8 @@ def main() -> None:
              else ["train.eval_episodes=50"])  # the main job's data sizes: its labels and reward models are reused
     data_dir = RESULTS / f"{name}_data" if args.quick else Path(args.data_dir)
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
-    if args.tasks is None:
-        finished = sorted({row["task"] for row in cells.cells.values() if row["steps"] == steps} - set(TASKS))
-        args.tasks = TASKS + finished if args.report else TASKS
-    if args.rewards is None:
-        extra = sorted({row["reward"] for row in cells.cells.values() if row["steps"] == steps} - set(REWARDS))
-        args.rewards = REWARDS + extra if args.report else REWARDS
-    for task in args.tasks:
-        for reward in args.rewards:
+    for task in args.tasks or TASKS:
+        for reward in args.rewards or REWARDS:
             for seed in seeds:
                 cell = f"{task}|{reward}|{seed}|{steps}"
                 if cell in cells or args.report:
@@ -70,10 +64,14 @@ def main() -> None:
                                  "train_success_last100": run["train_success_last100"],
                                  "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})
                 print(cell, metrics["success_rate"], file=sys.stderr, flush=True)
+    # The table shows every finished cell at this budget, pilots on other tasks (and rewards such as oni) included.
+    finished = [row for row in cells.cells.values() if row["steps"] == steps]
+    tasks = _extend(args.tasks or TASKS, [row["task"] for row in finished])
+    rewards = _extend(args.rewards or REWARDS, [row["reward"] for row in finished])
     table: dict[str, dict[str, float]] = {}
     detail: dict[str, dict[str, dict[str, float]]] = {}
-    for task in args.tasks:
-        for reward in args.rewards:
+    for task in tasks:
+        for reward in rewards:
             done = [s for s in seeds if f"{task}|{reward}|{s}|{steps}" in cells]
             values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in done]
             mean = float(np.mean(values)) if values else float("nan")  # nan: not run yet (null in the JSON)
@@ -88,6 +86,10 @@ def main() -> None:
     (RESULTS / f"{name}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
     emit(name, table)
+
+
+def _extend(first: list[str], more: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *sorted(more)]))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import contextlib
 import functools
 import logging
 import multiprocessing
+import os
+import signal
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -55,7 +56,7 @@ def _dry_build_agent(cfg: DictConfig) -> None:
     venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
     try:
         with warnings.catch_warnings():  # SB3's batch-size advice concerns the real n_envs, not this one env
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
             make_agent(cfg.agent.algo, venv, seed=cfg.seed, **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
     finally:
         venv.close()
@@ -155,40 +156,59 @@ def _baseline_runner(cfg: DictConfig, run_dir: Path, *,
     baseline is wanted.
 
     With ``train.parallel_baseline`` the baseline trains in a second process while the shaped agent trains in this
-    one: each is single-threaded, so on two cores the comparison costs no extra wall time.
+    one: each is single-threaded, so on two cores the comparison costs no extra wall time. Not with ``reward=oni``,
+    whose judge thread needs that core (its labelling speed is what online feedback lives on).
     """
     if not wanted:
         yield None
         return
-    if not cfg.train.parallel_baseline:
+    if not cfg.train.parallel_baseline or cfg.reward.kind == "oni":
         yield lambda: train_and_evaluate(cfg, run_dir, "extrinsic", None)
         return
     resolved = OmegaConf.to_container(cfg, resolve=True)  # the child has no Hydra context to resolve ${now:} etc.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(_train_baseline, resolved, str(run_dir))
-        log.info("training the extrinsic-only baseline in a second process")
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_train_baseline, args=(resolved, str(run_dir), sender), name="baseline")
+    child.start()
+    sender.close()  # the child holds the only sending end: recv() raises EOFError if it dies
+    log.info("training the extrinsic-only baseline in a second process")
 
-        def result() -> dict[str, Any] | None:
-            # Ctrl-C reaches both processes: each stops learning and saves; wait for the child's save once more.
-            for _ in range(2):
-                try:
-                    return future.result()
-                except KeyboardInterrupt:
-                    log.warning("interrupted: waiting for the baseline process to save its model and episodes")
-                except Exception as err:  # a crashed baseline must not cost the shaped run its metrics
-                    log.error("the extrinsic-only baseline failed (%s: %s); keeping the shaped run's results",
-                              type(err).__name__, err)
-                    return None
-            return None
+    def result() -> dict[str, Any] | None:
+        # Ctrl-C reaches both processes: each stops learning and saves; wait for the child's save once more.
+        for _ in range(2):
+            try:
+                return receiver.recv()
+            except KeyboardInterrupt:
+                log.warning("interrupted: waiting for the baseline process to save its model and episodes")
+            except EOFError:  # a crashed baseline must not cost the shaped run its metrics
+                child.join()
+                log.error("the extrinsic-only baseline process failed (exit code %s); keeping the shaped run's "
+                          "results", child.exitcode)
+                return None
+        return None
 
+    try:
         yield result
+    except BaseException:  # the shaped run failed: stop the baseline instead of waiting out its budget
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGINT)
+        if receiver.poll(120):  # it saves, evaluates and sends what it has: take it so it can exit
+            with contextlib.suppress(Exception):
+                receiver.recv()
+        raise
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.terminate()
+        receiver.close()
 
 
-def _train_baseline(resolved: dict[str, Any], run_dir: str) -> dict[str, Any]:
+def _train_baseline(resolved: dict[str, Any], run_dir: str, sender: Any) -> None:
     cfg = OmegaConf.create(resolved)
     cfg.progress = False  # one progress bar on the terminal: the shaped agent's
     torch.set_num_threads(int(cfg.train.torch_threads))
-    return train_and_evaluate(cfg, Path(run_dir), "extrinsic", None)
+    sender.send(train_and_evaluate(cfg, Path(run_dir), "extrinsic", None))
+    sender.close()
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

@@ -101,25 +101,26 @@ class OnlineFeedback:
             self.start()
         out = np.empty(len(captions), dtype=np.float32)
         new: list[str] = []
+        missing: list[int] = []
         with self._lock:
             for i, caption in enumerate(captions):
                 value = self._table.get(caption)
                 if value is None:
+                    missing.append(i)
                     if caption not in self._inflight:
                         self._inflight.add(caption)
                         new.append(caption)
                     value = self.default_reward
                 out[i] = value
             if new:
-                self._enqueue(new)
-        if self._model is not None and new:
-            with self._lock:
-                missing = [i for i, c in enumerate(captions) if c not in self._table]
-            if missing:
-                out[missing] = self._estimate([captions[i] for i in missing])
+                self._enqueue_locked(new)
+        # Every caption not judged yet gets the current model's estimate, call after call: a potential that jumped
+        # between the default and the estimate for the same caption would pay for nothing.
+        if self._model is not None and missing:
+            out[missing] = self._estimate([captions[i] for i in missing])
         return out
 
-    def _enqueue(self, captions: list[str]) -> None:
+    def _enqueue_locked(self, captions: list[str]) -> None:
         """Add to the pending set (lock held), forgetting the oldest beyond ``max_pending``."""
         self._pending.extend(captions)
         while len(self._pending) > self.max_pending:
@@ -198,7 +199,7 @@ class OnlineFeedback:
                     self._inflight.discard(caption)
             else:
                 with self._lock:
-                    self._enqueue([caption])
+                    self._enqueue_locked([caption])
 
     def _label(self, batch: list[str]) -> None:
         if self.variant == "retrieval":

@@ -105,7 +105,7 @@ def plot_curves(curves: dict[str, pd.DataFrame], path: Path, *, title: str, wind
     for name, frame in curves.items():
         if frame.empty:
             continue
-        roll = frame.rolling(window, min_periods=1).mean()
+        roll = frame.rolling(window, min_periods=max(1, window // 5)).mean()  # no spike from one lucky first episode
         axes[0].plot(frame["timestep"], roll["success"], label=name)
         axes[1].plot(frame["timestep"], roll["return"], label=name)
     axes[0].set(xlabel="environment steps", ylabel=f"success rate (last {window} episodes)", ylim=(-0.02, 1.02))

@@ -74,3 +74,24 @@ def test_bad_config_fails_before_any_work(tmp_path):
                 f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "bogus" in out.stderr
     assert not (tmp_path / "rollouts").exists()
+
+
+def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
+    """The shaped agent's run raising must not leave the parent waiting out the baseline's whole budget."""
+    import time
+
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.experiment import _baseline_runner
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "train.total_timesteps=10000000",
+                                          "train.eval_episodes=1", f"run_dir={tmp_path}", "progress=false"])
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="shaped run failed"):
+        with _baseline_runner(cfg, tmp_path, wanted=True) as baseline:
+            assert baseline is not None
+            time.sleep(15)  # the child has started learning
+            raise RuntimeError("shaped run failed")
+    assert time.monotonic() - start < 120  # 10M steps would take hours
+    assert (tmp_path / "agent_extrinsic.zip").exists()  # the interrupted baseline still saved its agent

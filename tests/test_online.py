@@ -23,11 +23,13 @@ class SlowJudge(LLM):
         self.delay, self.failures = delay, failures
         self.asked: list[str] = []
         self.lock = threading.Lock()
+        self.busy = threading.Event()  # set when a batch starts
 
     def _complete(self, conversations, sampling: Sampling) -> Iterator[tuple[int, str]]:
         raise AssertionError("online feedback uses choice probabilities")
 
     def _choice_probs(self, conversations, choices) -> Iterator[tuple[int, dict[str, float]]]:
+        self.busy.set()
         time.sleep(self.delay)
         with self.lock:
             if self.failures > 0:
@@ -78,7 +80,14 @@ def test_ranking_variant_fits_a_reward_model_online():
             assert feedback.wait_idle(timeout=60)
         assert feedback.stats.fits >= 1
         out = feedback(["You picked up the key 3.", "You see a wall 3."])
+        # A caption still waiting for the (now slow) judge gets the model's estimate on every call, not only on
+        # the call that queued it: a potential must not flip between the estimate and the default.
+        judge.delay = 1.0
+        feedback(["You see a wall 0.", "You picked up the key 3."])  # the worker is busy with something else
+        first = feedback(["You picked up the key 99."])
+        again = feedback(["You picked up the key 99.", "You picked up the key 3."])
     assert out[0] > out[1]
+    assert first[0] == again[0] != 0.0
 
 
 def test_bad_variant():
@@ -91,7 +100,7 @@ def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
     judge = SlowJudge(delay=0.3)
     with OnlineFeedback(judge, domain="minigrid", goal=None, batch_size=2, max_pending=4) as feedback:
         feedback(["You see a wall 0."])
-        time.sleep(0.1)  # the worker has taken caption 0 and is judging it
+        assert judge.busy.wait(timeout=10)  # the worker has taken caption 0 and is judging it
         feedback([f"You see a wall {i}." for i in range(1, 10)])
         assert feedback.wait_idle(timeout=20)
         assert feedback.stats.evicted == 5  # captions 1-5 dropped: only the 4 newest stay pending

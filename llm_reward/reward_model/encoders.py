@@ -46,7 +46,7 @@ class CharCNN(nn.Module):
         self.conv1 = nn.Conv1d(embed_dim, channels, kernel, padding=kernel // 2)  # weights used via the table
         self.conv2 = nn.Conv1d(channels, channels2, kernel2, padding=kernel2 // 2)
         self.head = nn.Sequential(nn.Linear(channels2, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self._frozen: tuple[tuple[int, ...], dict[str, np.ndarray]] | None = None
+        self._numpy_weights: tuple[tuple[int, ...], dict[str, np.ndarray]] | None = None  # see _weights
 
     def _table(self) -> torch.Tensor:
         """The folded embedding x conv1 lookup table, plus a last row of -1e4 for windows centred past the end."""
@@ -57,7 +57,7 @@ class CharCNN(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, length = tokens.shape
-        if batch <= SMALL_BATCH and not torch.is_grad_enabled():
+        if batch <= SMALL_BATCH and not torch.is_grad_enabled() and tokens.device.type == "cpu":
             return torch.from_numpy(self._forward_small(tokens.numpy(), lengths.numpy()))
         k, half, pool = self.kernel, self.kernel // 2, self.pool
         pooled_len = -(-length // pool)
@@ -71,17 +71,26 @@ class CharCNN(nn.Module):
         h = F.relu(self.conv2(h)) * valid.unsqueeze(1)  # ReLU >= 0: zeros past the end never beat the true max
         return self.head(h.max(-1).values).squeeze(-1)
 
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "CharCNN":  # .to(), .float(), ...: new tensors
+        self._numpy_weights = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:  # pickles and deep copies rebuild the cache instead of carrying it
+        return {**self.__dict__, "_numpy_weights": None}
+
     def _weights(self) -> dict[str, np.ndarray]:
-        """NumPy copies of the weights (conv1 folded into the table), rebuilt only when a parameter changes."""
+        """NumPy copies of the weights (conv1 folded into the table), rebuilt when a parameter changes: optimizer
+        steps, ``load_state_dict`` and in-place edits bump a tensor's version. Edits through ``.data`` do not;
+        set ``_numpy_weights = None`` after those."""
         params = list(self.parameters())
         key = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
-        if self._frozen is None or self._frozen[0] != key:
+        if self._numpy_weights is None or self._numpy_weights[0] != key:
             with torch.no_grad():
                 weights = {"table": self._table(), "w2": self.conv2.weight.permute(2, 1, 0), "b2": self.conv2.bias,
                            "h1": self.head[0].weight.T, "c1": self.head[0].bias, "h2": self.head[2].weight.T,
                            "c2": self.head[2].bias}
-            self._frozen = (key, {name: w.detach().numpy().copy() for name, w in weights.items()})
-        return self._frozen[1]
+            self._numpy_weights = (key, {name: w.detach().numpy().copy() for name, w in weights.items()})
+        return self._numpy_weights[1]
 
     def _forward_small(self, tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """:meth:`forward` in NumPy, for inference on a few captions at a time: the wrappers score each env step's
