@@ -44,6 +44,7 @@ class OnlineStats:
     llm_errors: int = 0  # failed LLM batches (each retried, never raised into training)
     dropped: int = 0  # captions given up on after max_retries failures
     fits: int = 0
+    fit_errors: int = 0  # refits that raised (the labels stay; the next batch tries again)
     evicted: int = 0  # oldest pending captions forgotten unjudged to keep max_pending (offered again if seen)
 
     def as_dict(self) -> dict[str, int]:
@@ -219,7 +220,13 @@ class OnlineFeedback:
         self._pairs += [(a, b, float(y)) for (a, b), y in zip(pairs, labels.label) if not np.isnan(y)]
         self._seen += batch
         self.stats.labelled_pairs = len(self._pairs)
-        refit = len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on) and self._refit()
+        refit = False
+        if len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on):
+            try:
+                refit = self._refit()
+            except Exception as err:  # the labels are kept: raising would have the batch judged again
+                self.stats.fit_errors += 1
+                log.warning("online feedback: reward-model refit failed (%s: %s)", type(err).__name__, err)
         # After a refit every judged caption gets the new model's estimate; otherwise only this batch needs one.
         scored = self._seen if refit else batch
         with self._lock:

@@ -110,3 +110,13 @@ def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
         feedback(["You see a wall 1."])
         assert feedback.wait_idle(timeout=20)
     assert feedback.stats.labelled_captions == 6
+
+
+def test_a_failing_refit_keeps_the_labels(monkeypatch):
+    judge = SlowJudge()
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=4) as feedback:
+        monkeypatch.setattr(feedback, "_refit", lambda: 1 / 0)
+        feedback([f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)])
+        assert feedback.wait_idle(timeout=60)
+    assert feedback.stats.fit_errors >= 1 and feedback.stats.llm_errors == 0
+    assert feedback.stats.labelled_captions == 8 and len(set(judge.asked)) == len(judge.asked)  # none judged twice
