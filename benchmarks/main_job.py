@@ -1,0 +1,61 @@
+"""The README's main-job command (and the smoke experiment), timed from a cold start as a fresh machine runs it.
+
+    python benchmarks/main_job.py            # llm-reward-train: DoorKey-6x6, embedded judge (target <= 15 min)
+    python benchmarks/main_job.py --smoke    # llm-reward-train experiment=smoke (target <= 3 min)
+
+Cold means a fresh data dir (no rollouts, labels or reward model) and an empty LLM result cache; the assembled GGUF
+judge is reused (linked into the temporary cache), since assembling it is a one-off install step. Prints the wall
+time and the shaped and extrinsic-only success rates; saves ``results/main_job[_smoke].json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import emit, machine  # noqa: E402
+
+from llm_reward.llm.cache import default_cache_dir  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="time experiment=smoke instead of the default job")
+    parser.add_argument("overrides", nargs="*", help="extra llm-reward-train overrides")
+    args = parser.parse_args()
+    models = default_cache_dir() / "models"
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, data, run_dir = Path(tmp) / "cache", Path(tmp) / "data", Path(tmp) / "run"
+        cache.mkdir()
+        if models.exists():
+            (cache / "models").symlink_to(models)
+        command = ["llm-reward-train", *(["experiment=smoke"] if args.smoke else []), f"run_dir={run_dir}",
+                   "progress=false", *args.overrides]
+        env = {**os.environ, "LLM_REWARD_CACHE": str(cache), "LLM_REWARD_DATA": str(data)}
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        last_line = done.stdout.strip().splitlines()[-1]
+    runs = metrics["runs"]
+    emit("main_job_smoke" if args.smoke else "main_job", {
+        "command": " ".join(command[:2] if args.smoke else command[:1]), "wall_time_s": wall,
+        "prints_run_dir_last": last_line == str(run_dir), "env": metrics["env"],
+        "success_shaped": runs["shaped"]["eval"]["success_rate"],
+        "success_extrinsic": runs.get("extrinsic", {}).get("eval", {}).get("success_rate"),
+        "timesteps": runs["shaped"]["timesteps"], "llm_calls": metrics.get("annotation", {}).get("llm_calls"),
+        "machine": machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()
