@@ -13,11 +13,8 @@ normalized output at every step next to the progress oracle. Saves ``results/rew
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 from pathlib import Path
-from typing import Any
-
 import gymnasium as gym
 import pandas as pd
 
@@ -25,46 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
 from _hydra import train_config  # noqa: E402
 
-from llm_reward.envs.minigrid import MiniGridCaptioner, MiniGridProgress, VARYING_MISSION_GOAL, env_goal  # noqa: E402
+from llm_reward.envs.minigrid import (VARYING_MISSION_GOAL, MiniGridCaptioner, MiniGridProgress, env_goal,  # noqa: E402
+                                      facing, find_object, plan_actions)
 from llm_reward.reward_model import RewardArtifact  # noqa: E402
 from minigrid.core.actions import Actions  # noqa: E402
 
 EVENTS = ["You picked up the", "You dropped the", "You unlocked the", "You opened the", "You reached the goal",
           "You completed the mission", "You carry a"]
-STEPS = [(1, 0), (0, 1), (-1, 0), (0, -1)]  # minigrid's direction vectors, indexed by agent_dir
-
-
-def plan(base: Any, target: tuple[int, int]) -> list[int]:
-    """Turns and moves (BFS over position x direction) that end facing ``target``."""
-    start = (tuple(int(v) for v in base.agent_pos), int(base.agent_dir))
-    parent: dict[Any, Any] = {start: None}
-    queue = collections.deque([start])
-    while queue:
-        state = queue.popleft()
-        (x, y), d = state
-        if (x + STEPS[d][0], y + STEPS[d][1]) == target:
-            actions = []
-            while parent[state] is not None:
-                state, action = parent[state]
-                actions.append(action)
-            return actions[::-1]
-        ahead = (x + STEPS[d][0], y + STEPS[d][1])
-        cell = base.grid.get(*ahead)
-        moves = [(Actions.left, ((x, y), (d - 1) % 4)), (Actions.right, ((x, y), (d + 1) % 4))]
-        if cell is None or cell.can_overlap():
-            moves.append((Actions.forward, (ahead, d)))
-        for action, nxt in moves:
-            if nxt not in parent:
-                parent[nxt] = (state, int(action))
-                queue.append(nxt)
-    raise RuntimeError(f"no path to {target}")
-
-
-def find(base: Any, kind: str) -> tuple[int, int]:
-    index = next(i for i, o in enumerate(base.grid.grid) if o is not None and o.type == kind)
-    return index % base.grid.width, index // base.grid.width
-
-
 def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
     """(action name, progress, caption) after reset and after every step of a scripted solution."""
     env = gym.make(env_id)
@@ -82,10 +46,10 @@ def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
         return terminated
 
     for kind, last in (("key", Actions.pickup), ("door", Actions.toggle)):  # plan each leg from where we stand
-        for action in [*plan(base, find(base, kind)), int(last)]:
+        for action in [*plan_actions(base, facing(find_object(base, kind))), int(last)]:
             act(action)
     if any(o is not None and o.type == "goal" for o in base.grid.grid):
-        for action in [*plan(base, find(base, "goal")), int(Actions.forward)]:
+        for action in [*plan_actions(base, facing(find_object(base, "goal"))), int(Actions.forward)]:
             if act(action):
                 break
         return rows
@@ -93,7 +57,7 @@ def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
                   f"{o.color} {o.type}" in base.mission)
     for action in (Actions.forward, Actions.forward, Actions.drop):  # through the door, put the key down
         act(int(action))
-    for action in [*plan(base, find(base, target)), int(Actions.pickup)]:
+    for action in [*plan_actions(base, facing(find_object(base, target))), int(Actions.pickup)]:
         act(action)
     return rows
 

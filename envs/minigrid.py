@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 import re
 from collections import deque
-from typing import Any, SupportsFloat
+from typing import Any, Callable, SupportsFloat
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (importing registers the MiniGrid-* and BabyAI-* ids)
 import numpy as np
 from minigrid.core.actions import Actions
-from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.constants import DIR_TO_VEC, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.wrappers import ImgObsWrapper
 
@@ -254,3 +254,46 @@ def _bfs(grid: Any, sources: tuple[int, ...]) -> dict[int, int]:
                     distance[n] = distance[cell] + 1
                     queue.append(n)
     return distance
+
+
+class NoPath(Exception):
+    """:func:`plan_actions` found no way to the requested state."""
+
+
+def plan_actions(base: Any, done: Callable[[tuple[int, int], int], bool],
+                 avoid: tuple[tuple[int, int], ...] = ()) -> list[int]:
+    """Shortest left/right/forward sequence (BFS over position x direction) until ``done(pos, dir)``: scripted
+    solutions for tests and for reading what a reward model pays along a known-good episode."""
+    start = (tuple(int(v) for v in base.agent_pos), int(base.agent_dir))
+    parents: dict[Any, Any] = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        (x, y), d = state
+        if done((x, y), d):
+            actions = []
+            while parents[state] is not None:
+                state, action = parents[state]
+                actions.append(action)
+            return actions[::-1]
+        fx, fy = x + int(DIR_TO_VEC[d][0]), y + int(DIR_TO_VEC[d][1])
+        cell = base.grid.get(fx, fy)
+        moves = [(((x, y), (d - 1) % 4), Actions.left), (((x, y), (d + 1) % 4), Actions.right)]
+        if (fx, fy) not in avoid and (cell is None or (cell.can_overlap() and cell.type != "lava")):
+            moves.append((((fx, fy), d), Actions.forward))
+        for nxt, action in moves:
+            if nxt not in parents:
+                parents[nxt] = (state, action)
+                queue.append(nxt)
+    raise NoPath
+
+
+def facing(target: tuple[int, int]) -> Callable[[tuple[int, int], int], bool]:
+    """``done`` for :func:`plan_actions`: the agent faces ``target``."""
+    return lambda pos, d: (pos[0] + int(DIR_TO_VEC[d][0]), pos[1] + int(DIR_TO_VEC[d][1])) == target
+
+
+def find_object(base: Any, kind: str) -> tuple[int, int]:
+    """Position of the first object of type ``kind`` (column-major scan)."""
+    return next((x, y) for x in range(base.grid.width) for y in range(base.grid.height)
+                if (o := base.grid.get(x, y)) is not None and o.type == kind)

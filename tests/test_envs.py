@@ -5,14 +5,12 @@ from __future__ import annotations
 import functools
 import pickle
 import re
-from collections import deque
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from minigrid.core.actions import Actions
-from minigrid.core.constants import DIR_TO_VEC
 from stable_baselines3.common.monitor import Monitor
 
 from llm_reward.captions import CaptionWrapper
@@ -20,6 +18,9 @@ from llm_reward.envs import (EnvAdapter, StepInfo, SuccessInfo, captioner_name, 
                              register_adapter, registry)
 from llm_reward.envs import minigrid as mg
 from llm_reward.envs import nethack as nh
+from llm_reward.envs.minigrid import NoPath, facing
+from llm_reward.envs.minigrid import find_object as find
+from llm_reward.envs.minigrid import plan_actions as plan
 from llm_reward.feedback.prompts import goal_sentence
 from llm_reward.training import make_vec_env
 
@@ -31,44 +32,6 @@ NETHACK = "NetHackScore-v0"
 @pytest.fixture
 def clean_registry(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-
-
-class NoPath(Exception):
-    pass
-
-
-def plan(base, done, avoid=()):
-    """Shortest left/right/forward sequence (BFS over position x direction) until ``done(pos, dir)``."""
-    start = (tuple(int(v) for v in base.agent_pos), int(base.agent_dir))
-    parents, queue = {start: None}, deque([start])
-    while queue:
-        state = queue.popleft()
-        (x, y), d = state
-        if done((x, y), d):
-            actions = []
-            while parents[state] is not None:
-                state, action = parents[state]
-                actions.append(action)
-            return actions[::-1]
-        fx, fy = x + int(DIR_TO_VEC[d][0]), y + int(DIR_TO_VEC[d][1])
-        cell = base.grid.get(fx, fy)
-        moves = [(((x, y), (d - 1) % 4), Actions.left), (((x, y), (d + 1) % 4), Actions.right)]
-        if (fx, fy) not in avoid and (cell is None or (cell.can_overlap() and cell.type != "lava")):
-            moves.append((((fx, fy), d), Actions.forward))
-        for nxt, action in moves:
-            if nxt not in parents:
-                parents[nxt] = (state, action)
-                queue.append(nxt)
-    raise NoPath
-
-
-def facing(target):
-    return lambda pos, d: (pos[0] + int(DIR_TO_VEC[d][0]), pos[1] + int(DIR_TO_VEC[d][1])) == target
-
-
-def find(base, kind):
-    return next((x, y) for x in range(base.grid.width) for y in range(base.grid.height)
-                if (o := base.grid.get(x, y)) is not None and o.type == kind)
 
 
 def doorkey_episode(seed):
