@@ -238,7 +238,8 @@ class Shaper:
             self._previous = list(captions)
         else:
             r_int, r_total = shaped_rewards(r_env, self.reward(captions), counts, self.config, self.threshold)
-        self._sums += np.stack([r_env, r_int, r_total], axis=1)
+        for column, part in enumerate((r_env, r_int, r_total)):
+            self._sums[:, column] += part
         parts = [{"r_extrinsic": float(e), "r_intrinsic": float(i), "caption_count": int(n)}
                  for e, i, n in zip(r_env, r_int, counts)]
         return r_total, parts

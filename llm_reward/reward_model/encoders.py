@@ -80,13 +80,18 @@ class CharCNN(nn.Module):
 
     def _weights(self) -> dict[str, np.ndarray]:
         """NumPy copies of the weights (conv1 folded into the table), rebuilt when a parameter changes: optimizer
-        steps, ``load_state_dict`` and in-place edits bump a tensor's version. Edits through ``.data`` do not;
-        set ``_numpy_weights = None`` after those."""
-        params = list(self.parameters())
-        key = tuple(p._version for p in params) + tuple(p.data_ptr() for p in params)
+        steps, ``load_state_dict`` and in-place edits bump a tensor's version; a replaced parameter is a new object. Edits
+        through ``.data`` do neither; set ``_numpy_weights = None`` after those."""
+        # Read the registries directly: nn.Module attribute access costs microseconds, and this runs per env step.
+        modules, head = self._modules, self._modules["head"]._modules
+        params = [module._parameters[name] for module in (modules["embed"], modules["conv1"], modules["conv2"],
+                                                           head["0"], head["2"]) for name in ("weight", "bias")
+                  if module._parameters.get(name) is not None]
+        key = tuple((id(p), p._version) for p in params)
         if self._numpy_weights is None or self._numpy_weights[0] != key:
             with torch.no_grad():
-                weights = {"table": self._table(), "w2": self.conv2.weight.permute(2, 1, 0), "b2": self.conv2.bias,
+                weights = {"table": self._table(), "w2": self.conv2.weight.permute(2, 1, 0).flatten(0, 1),  # [k2*C, C2]
+                           "b2": self.conv2.bias,
                            "h1": self.head[0].weight.T, "c1": self.head[0].bias, "h2": self.head[2].weight.T,
                            "c2": self.head[2].bias}
             self._numpy_weights = (key, {name: w.detach().numpy().copy() for name, w in weights.items()})
@@ -98,7 +103,8 @@ class CharCNN(nn.Module):
         w = self._weights()
         table, w2 = w["table"], w["w2"]
         batch, length = tokens.shape
-        k, half, pool, k2 = self.kernel, self.kernel // 2, self.pool, w2.shape[0]
+        k, half, pool = self.kernel, self.kernel // 2, self.pool
+        k2 = w2.shape[0] // table.shape[1]
         pooled_len = -(-length // pool)
         span = pooled_len * pool
         padded = np.zeros((batch, span + 2 * half), dtype=np.int64)
@@ -112,8 +118,10 @@ class CharCNN(nn.Module):
         pad2 = k2 // 2
         pooled = np.zeros((batch, pooled_len + 2 * pad2, h.shape[2]), dtype=np.float32)
         pooled[:, pad2:pad2 + pooled_len] = np.maximum(h.reshape(batch, pooled_len, pool, -1).max(2), 0.0)
-        h = w["b2"] + sum(pooled[:, j:j + pooled_len] @ w2[j] for j in range(k2))  # conv2 as k2 matmuls
-        h = np.maximum(h, 0.0) * (np.arange(pooled_len)[None] < (lengths[:, None] + pool - 1) // pool)[..., None]
+        windows = np.concatenate([pooled[:, j:j + pooled_len] for j in range(k2)], axis=2)  # conv2 as one matmul
+        h = np.maximum(windows @ w2 + w["b2"], 0.0)
+        if np.any(lengths < length):  # zero the positions past a shorter caption's end (ReLU >= 0: never the max)
+            h *= (np.arange(pooled_len)[None] < (lengths[:, None] + pool - 1) // pool)[..., None]
         h = np.maximum(h.max(1) @ w["h1"] + w["c1"], 0.0)
         return (h @ w["h2"] + w["c2"])[:, 0].astype(np.float32)
 
@@ -179,6 +187,13 @@ class CharCNNEncoder:
         for row, data in enumerate(encoded):
             tokens[row, : len(data)] = np.frombuffer(data, dtype=np.uint8).astype(np.int16) + 1
         return torch.from_numpy(tokens), torch.from_numpy(np.maximum(lengths, 1))
+
+    @staticmethod
+    def score_small(features: Features, members: Sequence[CharCNN]) -> np.ndarray:
+        """Ensemble-mean scores of at most ``SMALL_BATCH`` featurized captions in NumPy, with no torch op on the way:
+        the reward wrappers score a few new captions per env step, where torch's per-op dispatch would dominate."""
+        tokens, lengths = (f.numpy() for f in features)
+        return np.mean([member._forward_small(tokens, lengths) for member in members], axis=0)
 
     @staticmethod
     def select(features: Features, index: torch.Tensor) -> Features:

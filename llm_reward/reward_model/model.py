@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llm_reward.reward_model.encoders import Features, make_encoder
+from llm_reward.reward_model.encoders import SMALL_BATCH, Features, make_encoder
 
 
 class RewardModel(nn.Module):
@@ -71,10 +71,16 @@ class RewardModel(nn.Module):
         unique.sort(key=len)  # neighbours of similar length pad little
         if self.training:  # a module-tree walk per call is measurable at one call per env step
             self.eval()
+        score_small = getattr(self.encoder, "score_small", None)
         values: dict[str, float] = {}
         for start in range(0, len(unique), batch_size):
             chunk = unique[start : start + batch_size]
-            values.update(zip(chunk, self.score(self.featurize(chunk), chunk=batch_size).tolist()))
+            features = self.featurize(chunk)
+            if score_small is not None and len(chunk) <= SMALL_BATCH:
+                scores = score_small(features, self.members).tolist()
+            else:
+                scores = self.score(features, chunk=batch_size).tolist()
+            values.update(zip(chunk, scores))
         return np.array([values[c] for c in captions], dtype=np.float32)
 
 
