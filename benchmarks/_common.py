@@ -3,19 +3,20 @@ the JSON result. Long sweeps record each finished cell in a JSON-lines file and 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    import os
-
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -40,8 +41,8 @@ def emit(name: str, result: dict[str, Any]) -> None:
 class CellLog:
     """Finished benchmark cells, appended one JSON line at a time so an interrupted sweep resumes where it was.
 
-    The file is re-read before each membership test, so two processes sharing a sweep (say, one per core, seeds in
-    opposite orders) skip each other's finished cells.
+    The file is re-read before each membership test, so two processes sharing a sweep (say, one per core) skip each
+    other's finished cells, and :meth:`claim` keeps them from starting the same unfinished one.
     """
 
     def __init__(self, path: Path):
@@ -62,8 +63,59 @@ class CellLog:
             self._read()
         return cell in self.cells
 
+    @contextlib.contextmanager
+    def claim(self, cell: str) -> Iterator[bool]:
+        """Yields whether this process should run ``cell``: False when it is finished or a live process holds it.
+
+        The claim is a file created exclusively next to the log, holding the owner's pid; it is released on exit,
+        whether the cell finished or not, and a claim whose process died (a crash, a killed session) is taken over.
+        """
+        if cell in self:
+            yield False
+            return
+        claims = self.path.with_name(self.path.name + ".claims")
+        claims.mkdir(exist_ok=True)
+        path = claims / hashlib.sha1(cell.encode()).hexdigest()
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                break
+            except FileExistsError:
+                if _alive(_read_pid(path)):
+                    yield False
+                    return
+                path.unlink(missing_ok=True)  # its owner died: take it over
+        else:
+            yield False
+            return
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n{cell}\n")
+        try:
+            yield cell not in self  # finished by another process between the first test and the claim
+        finally:
+            path.unlink(missing_ok=True)
+
     def add(self, cell: str, row: dict[str, Any]) -> None:
         row = _clean({"cell": cell, **row})
         with self.path.open("a") as fh:
             fh.write(json.dumps(row, sort_keys=True) + "\n")
         self.cells[cell] = row
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

@@ -51,19 +51,22 @@ def main() -> None:
         for reward in args.rewards or REWARDS:
             for seed in seeds:
                 cell = f"{task}|{reward}|{seed}|{steps}"
-                if cell in cells or args.report:
+                if args.report:
                     continue
-                overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
-                             f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
-                             f"data_dir={data_dir.resolve()}"]
-                run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"
-                metrics = run_cell(overrides, run_dir)
-                run = next(iter(metrics["runs"].values()))
-                cells.add(cell, {"task": task, "reward": reward, "seed": seed, "steps": steps,
-                                 "success_rate": metrics["success_rate"], "mean_return": run["eval"]["mean_return"],
-                                 "train_success_last100": run["train_success_last100"],
-                                 "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})
-                print(cell, metrics["success_rate"], file=sys.stderr, flush=True)
+                with cells.claim(cell) as mine:
+                    if not mine:  # finished, or another process is running it
+                        continue
+                    overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
+                                 f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
+                                 f"data_dir={data_dir.resolve()}"]
+                    run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"
+                    metrics = run_cell(overrides, run_dir)
+                    run = next(iter(metrics["runs"].values()))
+                    cells.add(cell, {"task": task, "reward": reward, "seed": seed, "steps": steps,
+                                     "success_rate": metrics["success_rate"], "mean_return": run["eval"]["mean_return"],
+                                     "train_success_last100": run["train_success_last100"],
+                                     "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})
+                    print(cell, metrics["success_rate"], file=sys.stderr, flush=True)
     # The table shows every finished cell at this budget, pilots on other tasks (and rewards such as oni) included.
     finished = [row for row in cells.cells.values() if row["steps"] == steps]
     tasks = _extend(args.tasks or TASKS, [row["task"] for row in finished])

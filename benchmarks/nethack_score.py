@@ -48,16 +48,17 @@ def main() -> None:
     for arm in args.arms:
         for seed in seeds:
             cell = f"{arm}|{seed}|{steps}"
-            if cell in cells:
-                continue
-            overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0", "agent=ppo",
-                         f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
-                         f"data_dir={RESULTS / (name + '_data')}"]
-            metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")
-            run = next(iter(metrics["runs"].values()))
-            cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
-                             "steps_per_s": run["steps_per_s"]})
-            print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
+            with cells.claim(cell) as mine:
+                if not mine:  # finished, or another process is running it
+                    continue
+                overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0",
+                             "agent=ppo", f"train.total_timesteps={steps}", "train.baseline=false", "progress=false",
+                             *sizes, f"data_dir={RESULTS / (name + '_data')}"]
+                metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")
+                run = next(iter(metrics["runs"].values()))
+                cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
+                                 "steps_per_s": run["steps_per_s"]})
+                print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
     table = {}
     for arm in ARMS:  # every arm finished so far (another process may be running the others)
         scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds if f"{arm}|{s}|{steps}" in cells]
