@@ -1,0 +1,34 @@
+"""The benchmarks' resumable cell log: finished cells are skipped, running ones are claimed by one process only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _common import CellLog  # noqa: E402
+
+
+def test_a_cell_runs_in_one_process_and_a_dead_owner_is_taken_over(tmp_path: Path) -> None:
+    log = CellLog(tmp_path / "cells.jsonl")
+    with log.claim("a|0") as mine:
+        assert mine
+        other = CellLog(tmp_path / "cells.jsonl")  # a second sweep sharing the file
+        with other.claim("a|0") as theirs:
+            assert not theirs  # held by a live process
+        with other.claim("b|0") as theirs:
+            assert theirs
+        log.add("a|0", {"success_rate": 1.0})
+    assert not list((tmp_path / "cells.jsonl.claims").iterdir())  # released on exit
+    with CellLog(tmp_path / "cells.jsonl").claim("a|0") as mine:
+        assert not mine  # finished
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claim_dir = tmp_path / "cells.jsonl.claims"
+    with log.claim("c|0"):
+        (claim_file,) = claim_dir.iterdir()
+    claim_file.write_text(f"{dead.pid}\nc|0\n")  # left behind by a crashed sweep
+    with log.claim("c|0") as mine:
+        assert mine
