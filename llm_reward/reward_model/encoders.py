@@ -80,8 +80,8 @@ class CharCNN(nn.Module):
 
     def _weights(self) -> dict[str, np.ndarray]:
         """NumPy copies of the weights (conv1 folded into the table), rebuilt when a parameter changes: optimizer
-        steps, ``load_state_dict`` and in-place edits bump a tensor's version; a replaced parameter is a new object. Edits
-        through ``.data`` do neither; set ``_numpy_weights = None`` after those."""
+        steps, ``load_state_dict`` and in-place edits bump a tensor's version; a replaced parameter is a new
+        object. Edits through ``.data`` do neither; set ``_numpy_weights = None`` after those."""
         # Read the registries directly: nn.Module attribute access costs microseconds, and this runs per env step.
         modules, head = self._modules, self._modules["head"]._modules
         params = [module._parameters[name] for module in (modules["embed"], modules["conv1"], modules["conv2"],
