@@ -40,7 +40,8 @@ def validate(cfg: DictConfig) -> None:
     get_adapter(cfg.env.id)
     validate_algo(cfg.agent.algo, cfg.env.id)
     if cfg.reward.kind != "none":
-        ShapingConfig(**cfg.reward.shaping)
+        shaping = OmegaConf.to_container(cfg.reward.shaping, resolve=True)
+        ShapingConfig(**{**shaping, "gamma": shaping.get("gamma") or 0.99})  # null: the agent's, checked by SB3
     to_targets(np.zeros(0), cfg.reward_model.targets)
     for key in ("total_timesteps", "n_envs", "eval_episodes"):
         if int(cfg.train[key]) < 1:
@@ -113,6 +114,19 @@ def _constant_reward(captions: list[str]) -> np.ndarray:
     return np.ones(len(captions), dtype=np.float32)
 
 
+def _shaping_kwargs(cfg: DictConfig, venv: Any) -> dict[str, Any]:
+    """``reward.shaping`` with ``gamma: null`` replaced by the agent's discount: a potential-based shaping term
+    cancels out over an episode only under the discount the agent optimizes."""
+    from llm_reward.agents import agent_defaults
+
+    shaping = OmegaConf.to_container(cfg.reward.shaping, resolve=True)
+    if "gamma" in shaping and shaping["gamma"] is None:
+        agent = {**agent_defaults(cfg.agent.algo, venv.observation_space, venv.action_space),
+                 **OmegaConf.to_container(cfg.agent.kwargs, resolve=True)}
+        shaping["gamma"] = agent.get("gamma", 0.99)
+    return shaping
+
+
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -> dict[str, Any]:
     from llm_reward.agents import evaluate_success, make_agent
     from llm_reward.wrappers import LLMRewardVecEnv
@@ -120,7 +134,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
                         max_episode_steps=cfg.env.max_episode_steps)
     if reward is not None:
-        venv = LLMRewardVecEnv(venv, reward_model=reward, **cfg.reward.shaping)
+        venv = LLMRewardVecEnv(venv, reward_model=reward, **_shaping_kwargs(cfg, venv))
     model = make_agent(cfg.agent.algo, venv, seed=cfg.seed, tensorboard_log=str(run_dir / "tb"),
                        **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
     try:

@@ -30,6 +30,7 @@ import numpy as np
 from llm_reward.feedback.labelers import LLMPreferenceLabeler
 from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
 from llm_reward.llm.base import LLM
+from llm_reward.llm.errors import LLMCapabilityError, LLMConfigError
 
 log = logging.getLogger(__name__)
 Variant = Literal["retrieval", "ranking"]
@@ -86,6 +87,8 @@ class OnlineFeedback:
         self._failures: dict[str, int] = {}
         self._pairs: list[tuple[str, str, float]] = []
         self._seen: list[str] = []  # judged captions, partners for new pairs
+        self._judged: set[str] = set()  # ranking: judged before any model exists, so not in _table yet
+        self._fatal: Exception | None = None  # a judge that can never work (no log-probs, bad config)
         self._model: Any = None
         self._fitted_on = 0
         self._lock = threading.Lock()
@@ -98,6 +101,8 @@ class OnlineFeedback:
     # -- the reward function (learner thread) --------------------------------------------------------------------
     def __call__(self, captions: Sequence[str]) -> np.ndarray:
         """Current rewards; unseen captions are queued for judging and get the default (or model estimate)."""
+        if self._fatal is not None:
+            raise RuntimeError(f"online feedback stopped: the judge cannot label ({self._fatal})") from self._fatal
         if self._thread is None:
             self.start()
         out = np.empty(len(captions), dtype=np.float32)
@@ -108,7 +113,7 @@ class OnlineFeedback:
                 value = self._table.get(caption)
                 if value is None:
                     missing.append(i)
-                    if caption not in self._inflight:
+                    if caption not in self._inflight and caption not in self._judged:
                         self._inflight.add(caption)
                         new.append(caption)
                     value = self.default_reward
@@ -144,6 +149,8 @@ class OnlineFeedback:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._thread = None
+        self._stop.clear()  # a later call starts a fresh worker
 
     def __enter__(self) -> "OnlineFeedback":
         return self.start()
@@ -182,6 +189,10 @@ class OnlineFeedback:
                 continue
             try:
                 self._label(batch)
+            except (LLMCapabilityError, LLMConfigError) as err:  # retrying cannot help: the learner raises it
+                log.error("online feedback: the judge cannot label (%s: %s)", type(err).__name__, err)
+                self._fatal = err
+                return
             except Exception as err:  # a flaky judge must never take training down: retry, count, move on
                 self.stats.llm_errors += 1
                 log.warning("online feedback: LLM batch failed (%s: %s); retrying", type(err).__name__, err)
@@ -219,6 +230,7 @@ class OnlineFeedback:
         self.stats.llm_prompts += labels.llm_prompts
         self._pairs += [(a, b, float(y)) for (a, b), y in zip(pairs, labels.label) if not np.isnan(y)]
         self._seen += batch
+        self._judged.update(batch)
         self.stats.labelled_pairs = len(self._pairs)
         refit = False
         if len(self._pairs) >= max(self.min_pairs_to_fit, self.refit_growth * self._fitted_on):
@@ -228,11 +240,11 @@ class OnlineFeedback:
                 self.stats.fit_errors += 1
                 log.warning("online feedback: reward-model refit failed (%s: %s)", type(err).__name__, err)
         # After a refit every judged caption gets the new model's estimate; otherwise only this batch needs one.
+        # Scored outside the lock: env stepping must not wait for a pass over every judged caption.
         scored = self._seen if refit else batch
+        values = self._estimate(scored) if self._model is not None else []
         with self._lock:
-            if self._model is not None:
-                for caption, value in zip(scored, self._estimate(scored)):
-                    self._table[caption] = float(value)
+            self._table.update(zip(scored, map(float, values)))
             for caption in batch:
                 self._inflight.discard(caption)
             self.stats.labelled_captions = len(self._seen)

@@ -11,6 +11,10 @@
   It sums to ``Phi(last) - Phi(first)`` over an episode (for gamma near 1), so it cannot pay an agent to linger: a
   per-step bonus on captions that rarely repeat (MiniGrid scene descriptions, where N stays 1) outweighs a sparse
   task reward and teaches the agent to avoid finishing. Set ``gamma`` to the agent's discount. No count decay.
+  Unlike Ng et al., the caption an episode ends on keeps its potential (it is not treated as an absorbing state
+  with ``Phi = 0``), so ending in a high-potential state pays ``alpha_int * gamma * Phi(last)``. Where termination
+  is the goal (MiniGrid) that is a small success bonus; where an episode can end badly (a NetHack death), that
+  state would be paid for too: use the bonus form there (the shipped NetHack configs do).
 
 ``r_hat`` is the reward model's (already normalized) output for the caption of the observation a step reached,
 ``eps`` its ``threshold(threshold_quantile)`` (``-inf`` when the model has no threshold or the quantile is
@@ -90,6 +94,8 @@ def _number(name: str, value: Any) -> float:
     # Rejects strings and bools up front (Motif compared a threshold as a string).
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
 
 

@@ -121,4 +121,16 @@ def plot_curves(curves: dict[str, pd.DataFrame], path: Path, *, title: str, wind
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float) + "\n")
+    """Strict JSON: a value that does not exist (NaN, e.g. the extrinsic run's intrinsic return) is written as null."""
+    path.write_text(json.dumps(_finite_or_null(metrics), indent=2, sort_keys=True, default=float,
+                               allow_nan=False) + "\n")
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value

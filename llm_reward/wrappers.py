@@ -2,7 +2,7 @@
 
 Both wrappers apply :class:`llm_reward.shaping.Shaper` (the Motif formula, one implementation) to the caption in
 ``info["caption"]`` written by :class:`~llm_reward.captions.CaptionWrapper`, and give the same rewards on the same
-trajectory. They add to every step's info:
+trajectory (see below for global counts). They add to every step's info:
 
 * ``r_extrinsic`` — the env reward, ``r_intrinsic`` — the bonus before ``alpha_int``, ``caption_count`` — N;
 * on the last step of an episode, ``episode_shaped = {"r_extrinsic", "r_intrinsic", "r_shaped"}`` (sums).
@@ -12,7 +12,10 @@ and the shaped parts are logged under ``shaped/`` by :class:`ShapedRewardLogger`
 
 Which to use: :class:`LLMRewardVecEnv` in the learner process (one batched reward-model call per step for all
 envs; the model is loaded once); :class:`LLMRewardWrapper` when only env wrappers can be configured, e.g.
-rl-baselines3-zoo (each env, and each subprocess, holds its own reward model).
+rl-baselines3-zoo (each env, and each subprocess, holds its own reward model). One difference follows from that:
+with ``count_scope="global"`` each :class:`LLMRewardWrapper` counts the captions its own env has seen, while
+:class:`LLMRewardVecEnv` counts over all its envs, so the two give the same rewards with one env, or with
+episodic counts (the default).
 """
 
 from __future__ import annotations

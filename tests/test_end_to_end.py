@@ -56,6 +56,9 @@ def test_main_job_with_the_embedded_judge(tmp_path):
         ])
     metrics = run_experiment(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "learning_curve.png").exists()
+    # Strict JSON: the extrinsic run has no intrinsic return, written as null rather than NaN.
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=pytest.fail)
+    assert written["runs"]["extrinsic"]["intrinsic_return_mean"] is None
     assert set(metrics["runs"]) == {"shaped", "extrinsic"}  # the baseline trained in a second process
     assert metrics["runs"]["extrinsic"]["timesteps"] >= 2048 and (tmp_path / "run" / "agent_extrinsic.zip").exists()
     annotation = metrics["annotation"]  # pointwise: one prompt per distinct caption of the 6 pairs (some cached)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from llm_reward.llm.base import LLM, Sampling
+from llm_reward.llm.errors import LLMCapabilityError
 from llm_reward.online import OnlineFeedback
 
 
@@ -120,3 +121,40 @@ def test_a_failing_refit_keeps_the_labels(monkeypatch):
         assert feedback.wait_idle(timeout=60)
     assert feedback.stats.fit_errors >= 1 and feedback.stats.llm_errors == 0
     assert feedback.stats.labelled_captions == 8 and len(set(judge.asked)) == len(judge.asked)  # none judged twice
+
+
+def test_ranking_judges_each_caption_once_before_any_model_exists():
+    judge = SlowJudge()
+    captions = [f"You see a wall {i}." for i in range(4)]
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=1000) as feedback:
+        for _ in range(5):
+            feedback(captions)
+            assert feedback.wait_idle(timeout=20)
+    assert feedback.stats.fits == 0 and feedback.stats.labelled_captions == 4
+    assert len(judge.asked) == len(set(judge.asked))  # no prompt asked twice (it was 5x before the fix)
+
+
+class NoLogprobJudge(SlowJudge):
+    def _choice_probs(self, conversations, choices):
+        raise LLMCapabilityError("remote-model returned no log-probs")
+
+
+def test_a_judge_that_can_never_label_stops_training_with_its_reason():
+    with OnlineFeedback(NoLogprobJudge(), domain="minigrid", goal=None) as feedback:
+        feedback(["You see a wall 0."])
+        deadline = time.monotonic() + 20
+        with pytest.raises(RuntimeError, match="no log-probs"):
+            while time.monotonic() < deadline:  # the worker records the error; the next call raises it
+                feedback(["You see a wall 0."])
+                time.sleep(0.01)
+    assert feedback.stats.llm_errors == 0  # not retried: retrying cannot help
+
+
+def test_a_closed_feedback_restarts_its_worker_when_called_again():
+    judge = SlowJudge()
+    feedback = OnlineFeedback(judge, domain="minigrid", goal=None)
+    feedback.close()
+    feedback(["You picked up the key."])
+    assert feedback.wait_idle(timeout=20)
+    assert feedback(["You picked up the key."])[0] == pytest.approx(0.9)
+    feedback.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from omegaconf import OmegaConf
 import pandas as pd
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -120,6 +121,8 @@ def rollout(env: gym.Env, actions: list[int]) -> list[tuple[float, bool, dict]]:
     ({"form": "linear"}, ValueError, "form"),
     ({"form": "potential", "gamma": 1.5}, ValueError, "gamma"),
     ({"form": "potential", "beta": 3.0}, ValueError, "beta"),
+    ({"alpha_int": float("inf")}, ValueError, "alpha_int"),
+    ({"beta": float("nan")}, ValueError, "beta"),
 ])
 def test_config_validation_names_field_and_value(kwargs, error, field):
     with pytest.raises(error, match=field):
@@ -138,11 +141,34 @@ def test_repository_reward_configs_are_valid():
             for env in envs:
                 cfg = compose("train", overrides=[f"reward={reward}", f"env={env}"])
                 if "shaping" in cfg.reward:
-                    config = ShapingConfig(**cfg.reward.shaping)
+                    shaping = OmegaConf.to_container(cfg.reward.shaping, resolve=True)
+                    assert shaping.get("gamma", None) is None, (reward, env)  # null: the agent's discount
+                    config = ShapingConfig(**{**shaping, "gamma": 0.99})
                     assert isinstance(config.beta, float), (reward, env)
                     if reward in ("motif", "oracle"):
                         assert config.form == ("potential" if env.startswith("minigrid") else "bonus")
     assert ShapingConfig(alpha_ext=10, threshold_quantile=None).alpha_ext == 10.0
+
+
+def test_potential_shaping_discounts_like_the_agent_unless_told_otherwise():
+    from types import SimpleNamespace
+
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.envs import make_env
+    from llm_reward.experiment import _shaping_kwargs
+
+    def gamma(env: str, *overrides: str) -> float:
+        with initialize_config_module("llm_reward.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[f"env={env}", "reward=motif", *overrides])
+        spaces = make_env(cfg.env.id)
+        return _shaping_kwargs(cfg, SimpleNamespace(observation_space=spaces.observation_space,
+                                                    action_space=spaces.action_space))["gamma"]
+
+    assert gamma("minigrid/doorkey_5x5") == 0.99
+    assert gamma("nethack/score") == 0.999  # the NetHack PPO default
+    assert gamma("nethack/score", "+agent.kwargs.gamma=0.95") == 0.95
+    assert gamma("nethack/score", "reward.shaping.gamma=0.9") == 0.9
 
 
 # --- the math ------------------------------------------------------------------------------------------------
