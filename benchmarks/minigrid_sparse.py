@@ -3,7 +3,7 @@
     python benchmarks/minigrid_sparse.py --quick                # same code path, tiny budget, <= 5 minutes
     python benchmarks/minigrid_sparse.py                        # 3 tasks x 4 rewards x 3 seeds x 300k steps
     python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_8x8   # one task
-    python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4
+    python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4   # summary: minigrid_sparse_1000000.json
     python benchmarks/minigrid_sparse.py --report               # tabulate the finished cells (pilots too), run nothing
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
@@ -26,12 +26,13 @@ from _hydra import run_cell  # noqa: E402
 
 TASKS = ["minigrid/doorkey_8x8", "minigrid/unlockpickup", "minigrid/multiroom_n4_s5"]
 REWARDS = ["none", "count", "oracle", "motif"]
+DEFAULT_STEPS = 300_000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny budget, one seed (<= 5 minutes)")
-    parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=None, help=f"tasks to run (default: {' '.join(TASKS)}); the "
                         "table shows every task with finished cells, pilots included")
@@ -86,9 +87,11 @@ def main() -> None:
         print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f} (n={len(v['seeds'])})"
                                           for r, v in row.items()),
               file=sys.stderr)
-    (RESULTS / f"{name}_detail.json").write_text(json.dumps(
+    # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
+    summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
+    (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
-    emit(name, table)
+    emit(summary, table)
 
 
 def _extend(first: list[str], more: list[str]) -> list[str]:
