@@ -5,6 +5,8 @@
     python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_8x8   # one task
     python benchmarks/minigrid_sparse.py --steps 1000000 --seeds 0 1 2 3 4   # summary: minigrid_sparse_1000000.json
     python benchmarks/minigrid_sparse.py --report               # tabulate the finished cells (pilots too), run nothing
+    python benchmarks/minigrid_sparse.py --tasks minigrid/doorkey_16x16 --rewards motif oracle --steps 600000 \
+        --rollouts-policy <run>/agent_shaped.zip --variant countdata   # reward data from a trained agent
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``; ``none`` is its own cell) composed from
 ``conf/``; finished cells are recorded in ``results/minigrid_sparse[_quick]_cells.jsonl`` and skipped on rerun.
@@ -40,8 +42,15 @@ def main() -> None:
                         "the table also shows any other reward with finished cells, e.g. oni")
     parser.add_argument("--llm", default="local", help="llm config group (conf/llm/)")
     parser.add_argument("--data-dir", default="data", help="stage cache shared with llm-reward-train (full runs)")
+    parser.add_argument("--rollouts-policy", default=None, help="a saved SB3 agent (.zip) that collects the reward "
+                        "model's data instead of random actions (rollouts.policy); needs --variant")
+    parser.add_argument("--variant", default=None, help="name the cells of this setting: rewards show as "
+                        "<reward>:<variant>, e.g. motif:countdata")
     parser.add_argument("--report", action="store_true", help="run nothing: tabulate the cells finished so far")
     args = parser.parse_args()
+    if args.rollouts_policy is not None and (args.variant is None or not Path(args.rollouts_policy).is_file()):
+        parser.error("--rollouts-policy needs an existing .zip and a --variant name for its cells")
+    extra = [f"rollouts.policy={Path(args.rollouts_policy).resolve()}"] if args.rollouts_policy else []
     name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
     sizes = (["rollouts.n_steps=500", "pairs.n=8", "reward_model.epochs=10", "train.eval_episodes=2"] if args.quick
@@ -50,8 +59,9 @@ def main() -> None:
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
     for task in args.tasks or TASKS:
         for reward in args.rewards or REWARDS:
+            label = f"{reward}:{args.variant}" if args.variant else reward
             for seed in seeds:
-                cell = f"{task}|{reward}|{seed}|{steps}"
+                cell = f"{task}|{label}|{seed}|{steps}"
                 if args.report:
                     continue
                 with cells.claim(cell) as mine:
@@ -59,11 +69,11 @@ def main() -> None:
                         continue
                     overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                                  f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
-                                 f"data_dir={data_dir.resolve()}"]
-                    run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{reward}_seed{seed}"
+                                 f"data_dir={data_dir.resolve()}", *extra]
+                    run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{label}_seed{seed}"
                     metrics = run_cell(overrides, run_dir)
                     run = next(iter(metrics["runs"].values()))
-                    cells.add(cell, {"task": task, "reward": reward, "seed": seed, "steps": steps,
+                    cells.add(cell, {"task": task, "reward": label, "seed": seed, "steps": steps,
                                      "success_rate": metrics["success_rate"], "mean_return": run["eval"]["mean_return"],
                                      "train_success_last100": run["train_success_last100"],
                                      "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})

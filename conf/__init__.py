@@ -1,0 +1,21 @@
+"""The Hydra config tree (``pkg://llm_reward.conf``) and the resolvers its paths use."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def policy_tag(policy: str | None) -> str:
+    """``""`` for random-policy rollouts; else ``"_<stem>-<hash>"`` of the saved agent, so cached rollouts and labels
+    are keyed on which agent collected them (its file's bytes when it exists, so a retrained agent gets new ones)."""
+    if policy is None:
+        return ""
+    path = Path(policy)
+    digest = hashlib.sha256(path.read_bytes() if path.is_file() else str(path.resolve()).encode()).hexdigest()
+    return f"_{path.stem}-{digest[:8]}"
+
+
+OmegaConf.register_new_resolver("policy_tag", policy_tag, replace=True)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from llm_reward.pipeline import (annotate_stage, collect_stage, fit_stage, make_labeler, oracle_stage, sample_pairs,
-                                 to_targets)
+from llm_reward.pipeline import (annotate_stage, collect_from_config, fit_stage, make_labeler, oracle_stage,
+                                 sample_pairs, to_targets)
 from llm_reward.training import make_vec_env, plot_curves, train_agent, write_metrics
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,7 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
         return _constant_reward, {}
     if kind == "oni":
         return _online_feedback(cfg), {}
-    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
-                             path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
-                             progress=cfg.progress)
+    rollouts = collect_from_config(cfg)
     pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
     if kind == "oracle":
         labelled, report = oracle_stage(pairs)

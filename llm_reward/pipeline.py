@@ -22,17 +22,40 @@ log = logging.getLogger(__name__)
 
 
 def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Path,
-                  max_episode_steps: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Captioned random-policy rollouts, read from ``path`` when it already exists."""
+                  max_episode_steps: int | None = None, policy: str | None = None, policy_algo: str = "ppo",
+                  progress: bool = True) -> pd.DataFrame:
+    """Captioned rollouts, read from ``path`` when it already exists.
+
+    ``policy``: None for uniform random actions, or a saved SB3 agent (``.zip``, of algorithm ``policy_algo``) whose
+    stochastic actions collect the data instead: Motif annotated an RL agent's experience, which reaches states
+    (a door unlocked) that random actions almost never do.
+    """
     from llm_reward.rollouts import collect_captions, load_rollouts, save_rollouts
 
+    agent = None
+    if policy is not None:
+        from llm_reward.agents import algo_class
+
+        if not Path(policy).is_file():
+            raise FileNotFoundError(f"rollouts.policy: no saved agent at {policy}")
+        agent = algo_class(policy_algo)  # an unknown algorithm fails before the reuse check, like a missing file
     if path.exists():
         log.info("rollouts: reusing %s", path)
         return load_rollouts(path)
+    if agent is not None:
+        agent = agent.load(policy, device="cpu")
     env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, progress=progress, **env_kwargs)
+    rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,
+                                **env_kwargs)
     save_rollouts(rollouts, path)
     return rollouts
+
+
+def collect_from_config(cfg: Any) -> pd.DataFrame:
+    """:func:`collect_stage` with the ``rollouts`` settings of a Hydra config (every app collects the same way)."""
+    return collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
+                         path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
+                         policy=cfg.rollouts.policy, policy_algo=cfg.rollouts.policy_algo, progress=cfg.progress)
 
 
 def make_labeler(feedback: Mapping[str, Any], llm: Any, *, env_id: str) -> LLMPreferenceLabeler:
@@ -105,4 +128,4 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     artifact.save(path)
     return artifact
 
-__all__ = ["collect_stage", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]
+__all__ = ["collect_stage", "collect_from_config", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]

@@ -112,3 +112,25 @@ def test_bad_arguments_fail_before_building_envs(monkeypatch):
         collect_captions("NoSuchEnv-v0", n_steps=10)
     with pytest.raises(TypeError, match="policy"):
         collect_captions(DOORKEY, n_steps=10, policy=3)
+
+
+def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
+    from llm_reward.agents import make_agent
+    from llm_reward.conf import policy_tag
+    from llm_reward.pipeline import collect_stage
+
+    agent = make_agent("ppo", training.make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0), seed=0)
+    agent.save(tmp_path / "agent.zip")
+    kwargs = dict(n_steps=40, n_envs=2, seed=0, progress=False)
+    frame = collect_stage("MiniGrid-DoorKey-5x5-v0", path=tmp_path / "r.parquet", policy=str(tmp_path / "agent.zip"),
+                          **kwargs)
+    assert len(frame) >= 40 and (tmp_path / "r.parquet").exists()
+    with pytest.raises(FileNotFoundError, match="no saved agent"):
+        collect_stage("MiniGrid-DoorKey-5x5-v0", path=tmp_path / "r.parquet", policy=str(tmp_path / "nope.zip"),
+                      **kwargs)
+    # The cache key follows the agent's bytes: the same file gives the same tag, a retrained one a new tag.
+    tag = policy_tag(str(tmp_path / "agent.zip"))
+    assert policy_tag(None) == "" and tag.startswith("_agent-") and tag == policy_tag(str(tmp_path / "agent.zip"))
+    agent.learn(256)
+    agent.save(tmp_path / "agent.zip")
+    assert policy_tag(str(tmp_path / "agent.zip")) != tag

@@ -11,16 +11,14 @@ import hydra
 from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config, write_json
-from llm_reward.pipeline import annotate_stage, collect_stage, make_labeler, sample_pairs
+from llm_reward.pipeline import annotate_stage, collect_from_config, make_labeler, sample_pairs
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="annotate", version_base=VERSION_BASE)
 def main(cfg: DictConfig) -> None:
     llm = make_llm_from_config(cfg)  # fails fast on a bad spec, missing key or missing model file
     labeler = make_labeler(cfg.feedback, llm, env_id=cfg.env.id)
-    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
-                             path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
-                             progress=cfg.progress)
+    rollouts = collect_from_config(cfg)
     pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
     store = Path(cfg.paths.labels)
     _, report = annotate_stage(pairs, labeler, store_path=store, batch_size=cfg.pairs.batch_size,

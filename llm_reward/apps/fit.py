@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config
 from llm_reward.feedback.store import LabelStore
-from llm_reward.pipeline import collect_stage, fit_stage, make_labeler
+from llm_reward.pipeline import collect_from_config, fit_stage, make_labeler
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="fit", version_base=VERSION_BASE)
@@ -31,9 +31,7 @@ def main(cfg: DictConfig) -> None:
         labelled = store.load()
     finally:
         store.close()
-    rollouts = collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
-                             path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
-                             progress=cfg.progress)
+    rollouts = collect_from_config(cfg)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=Path(cfg.paths.reward_model),
                          encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
                          n_members=cfg.reward_model.n_members, seed=cfg.data_seed,
