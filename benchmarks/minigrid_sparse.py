@@ -59,6 +59,8 @@ def main() -> None:
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
     for task in args.tasks or TASKS:
         for reward in args.rewards or REWARDS:
+            if args.rollouts_policy and reward not in ("oracle", "motif"):
+                continue  # only these two are fitted on rollouts: the others would repeat finished cells
             label = f"{reward}:{args.variant}" if args.variant else reward
             for seed in seeds:
                 cell = f"{task}|{label}|{seed}|{steps}"
@@ -70,7 +72,9 @@ def main() -> None:
                     overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                                  f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
                                  f"data_dir={data_dir.resolve()}", *extra]
-                    run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / f"{label}_seed{seed}"
+                    budget = "" if steps == DEFAULT_STEPS or args.quick else f"_{steps}"  # runs never overwrite
+                    run_name = f"{label.replace(':', '-')}_seed{seed}{budget}"
+                    run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / run_name
                     metrics = run_cell(overrides, run_dir)
                     run = next(iter(metrics["runs"].values()))
                     cells.add(cell, {"task": task, "reward": label, "seed": seed, "steps": steps,

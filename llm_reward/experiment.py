@@ -39,9 +39,6 @@ def validate(cfg: DictConfig) -> None:
         raise ValueError(f"unknown reward kind {cfg.reward.kind!r}; choose one of {list(REWARD_KINDS)}")
     get_adapter(cfg.env.id)
     validate_algo(cfg.agent.algo, cfg.env.id)
-    if cfg.reward.kind != "none":
-        shaping = OmegaConf.to_container(cfg.reward.shaping, resolve=True)
-        ShapingConfig(**{**shaping, "gamma": shaping.get("gamma") or 0.99})  # null: the agent's, checked by SB3
     to_targets(np.zeros(0), cfg.reward_model.targets)
     for key in ("total_timesteps", "n_envs", "eval_episodes"):
         if int(cfg.train[key]) < 1:
@@ -53,12 +50,15 @@ def _dry_build_agent(cfg: DictConfig) -> None:
     """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
     second, instead of after minutes of annotation."""
     from llm_reward.agents import make_agent
+    from llm_reward.shaping import ShapingConfig
 
     venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
     try:
         with warnings.catch_warnings():  # SB3's batch-size advice concerns the real n_envs, not this one env
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
             make_agent(cfg.agent.algo, venv, seed=cfg.seed, **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
+        if cfg.reward.kind != "none":  # the shaping exactly as training will build it, the agent's gamma included
+            ShapingConfig(**_shaping_kwargs(cfg, venv))
     finally:
         venv.close()
 

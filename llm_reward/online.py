@@ -42,7 +42,7 @@ class OnlineStats:
     labelled_pairs: int = 0
     pending: int = 0
     llm_prompts: int = 0
-    llm_errors: int = 0  # failed LLM batches (each retried, never raised into training)
+    llm_errors: int = 0  # failed LLM batches, retried (a judge that can never answer is raised instead)
     dropped: int = 0  # captions given up on after max_retries failures
     fits: int = 0
     fit_errors: int = 0  # refits that raised (the labels stay; the next batch tries again)
@@ -103,7 +103,7 @@ class OnlineFeedback:
         """Current rewards; unseen captions are queued for judging and get the default (or model estimate)."""
         if self._fatal is not None:
             raise RuntimeError(f"online feedback stopped: the judge cannot label ({self._fatal})") from self._fatal
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             self.start()
         out = np.empty(len(captions), dtype=np.float32)
         new: list[str] = []
@@ -140,8 +140,12 @@ class OnlineFeedback:
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> "OnlineFeedback":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="llm-reward-online", daemon=True)
+        """Start the judge thread (a closed one is restarted once its last batch has finished)."""
+        if self._thread is None or not self._thread.is_alive():
+            # Each worker has its own stop event: a closed worker still finishing a slow batch stays stopped.
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._work, args=(self._stop,), name="llm-reward-online",
+                                            daemon=True)
             self._thread.start()
         return self
 
@@ -149,8 +153,6 @@ class OnlineFeedback:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._thread = None
-        self._stop.clear()  # a later call starts a fresh worker
 
     def __enter__(self) -> "OnlineFeedback":
         return self.start()
@@ -182,8 +184,8 @@ class OnlineFeedback:
                 self._has_work.clear()
         return batch
 
-    def _work(self) -> None:
-        while not self._stop.is_set():
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             batch = self._next_batch()
             if not batch:
                 continue
@@ -239,12 +241,11 @@ class OnlineFeedback:
             except Exception as err:  # the labels are kept: raising would have the batch judged again
                 self.stats.fit_errors += 1
                 log.warning("online feedback: reward-model refit failed (%s: %s)", type(err).__name__, err)
-        # After a refit every judged caption gets the new model's estimate; otherwise only this batch needs one.
-        # Scored outside the lock: env stepping must not wait for a pass over every judged caption.
-        scored = self._seen if refit else batch
-        values = self._estimate(scored) if self._model is not None else []
+        # A refit has already re-scored every judged caption; otherwise only this batch needs the model's estimate
+        # (scored outside the lock: env stepping must not wait for the model).
+        values = self._estimate(batch) if self._model is not None and not refit else []
         with self._lock:
-            self._table.update(zip(scored, map(float, values)))
+            self._table.update(zip(batch, map(float, values)))
             for caption in batch:
                 self._inflight.discard(caption)
             self.stats.labelled_captions = len(self._seen)
@@ -260,7 +261,11 @@ class OnlineFeedback:
         model, _ = fit_reward_model(list(a), list(b), labels, encoder=self.encoder, epochs=self.epochs,
                                     seed=self._seed, progress=False)
         raw = model(self._seen)
-        self._model = (model, float(raw.mean()), float(raw.std() + 1e-6))
+        mean, std = float(raw.mean()), float(raw.std() + 1e-6)
+        table = dict(zip(self._seen, ((raw - mean) / std).astype(np.float32).tolist()))
+        with self._lock:  # the new model and its table together: no step sees one model's values beside the other's
+            self._model = (model, mean, std)
+            self._table.update(table)
         self._fitted_on = len(self._pairs)
         self.stats.fits += 1
         return True

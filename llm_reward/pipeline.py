@@ -44,6 +44,7 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
         return load_rollouts(path)
     if agent is not None:
         agent = agent.load(policy, device="cpu")
+        agent.set_random_seed(seed)  # its sampled actions too: a deleted cache is rebuilt identically
     env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,
                                 **env_kwargs)
@@ -128,4 +129,5 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     artifact.save(path)
     return artifact
 
-__all__ = ["collect_stage", "collect_from_config", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]
+__all__ = ["collect_stage", "collect_from_config", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage",
+           "sample_pairs", "to_targets"]

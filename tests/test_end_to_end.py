@@ -77,6 +77,10 @@ def test_bad_config_fails_before_any_work(tmp_path):
                 f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "bogus" in out.stderr
     assert not (tmp_path / "rollouts").exists()
+    # The potential form takes the agent's discount (shaping.gamma: null), checked before any work too.
+    out = _run(["llm-reward-train", "+agent.kwargs.gamma=1.5", f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
+    assert out.returncode != 0 and "gamma" in out.stderr
+    assert not (tmp_path / "rollouts").exists()
 
 
 def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
