@@ -33,7 +33,6 @@ def validate(cfg: DictConfig) -> None:
     """Every check that can fail before minutes of annotation or training are spent."""
     from llm_reward.agents import validate_algo
     from llm_reward.envs import get_adapter
-    from llm_reward.shaping import ShapingConfig
 
     if cfg.reward.kind not in REWARD_KINDS:
         raise ValueError(f"unknown reward kind {cfg.reward.kind!r}; choose one of {list(REWARD_KINDS)}")
