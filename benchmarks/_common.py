@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import platform
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+from llm_reward.jsonio import json_safe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -20,19 +21,9 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def emit(name: str, result: dict[str, Any]) -> None:
     """Save ``result`` as ``results/<name>.json`` and print it as one JSON line (the last line of stdout)."""
-    result = _clean(result)
+    result = json_safe(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(json.dumps(result, sort_keys=True), flush=True)
@@ -96,7 +87,7 @@ class CellLog:
             path.unlink(missing_ok=True)
 
     def add(self, cell: str, row: dict[str, Any]) -> None:
-        row = _clean({"cell": cell, **row})
+        row = json_safe({"cell": cell, **row})
         with self.path.open("a") as fh:
             fh.write(json.dumps(row, sort_keys=True) + "\n")
         self.cells[cell] = row

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from llm_reward.pipeline import (annotate_stage, collect_from_config, fit_stage, make_labeler, oracle_stage,
                                  sample_pairs, to_targets)
-from llm_reward.training import make_vec_env, plot_curves, train_agent, write_metrics
+from llm_reward.jsonio import write_json
+from llm_reward.training import make_vec_env, plot_curves, train_agent
 
 log = logging.getLogger(__name__)
 
@@ -241,5 +242,5 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "success_rate": results[first]["eval"]["success_rate"],
         "runs": results, **reward_metrics, "wall_time_s": time.perf_counter() - start,
     }
-    write_metrics(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "metrics.json", metrics)
     return metrics

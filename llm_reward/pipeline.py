@@ -38,12 +38,12 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
 
         if not Path(policy).is_file():
             raise FileNotFoundError(f"rollouts.policy: no saved agent at {policy}")
-        agent = algo_class(policy_algo)  # an unknown algorithm fails before the reuse check, like a missing file
+        agent_class = algo_class(policy_algo)  # an unknown algorithm fails before the reuse check, like a missing file
     if path.exists():
         log.info("rollouts: reusing %s", path)
         return load_rollouts(path)
-    if agent is not None:
-        agent = agent.load(policy, device="cpu")
+    if policy is not None:
+        agent = agent_class.load(policy, device="cpu")
         agent.set_random_seed(seed)  # its sampled actions too: a deleted cache is rebuilt identically
     env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,

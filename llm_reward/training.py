@@ -7,7 +7,6 @@ The true environment return and success come from ``Monitor`` (innermost in ever
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,19 +117,3 @@ def plot_curves(curves: dict[str, pd.DataFrame], path: Path, *, title: str, wind
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    """Strict JSON: a value that does not exist (NaN, e.g. the extrinsic run's intrinsic return) is written as null."""
-    path.write_text(json.dumps(_finite_or_null(metrics), indent=2, sort_keys=True, default=float,
-                               allow_nan=False) + "\n")
-
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value

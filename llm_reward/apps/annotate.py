@@ -10,7 +10,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config, write_json
+from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config
+from llm_reward.jsonio import write_json
 from llm_reward.pipeline import annotate_stage, collect_from_config, make_labeler, sample_pairs
 
 

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from llm_reward.jsonio import write_json
 from llm_reward.reward_model.model import RewardModel
 
 FORMAT_VERSION = 1
@@ -112,10 +113,10 @@ class RewardArtifact:
         tmp.mkdir()
         try:
             torch.save(self.model.state_dict(), tmp / "weights.pt")
-            _write_json(tmp / "metrics.json", self.metrics)
+            write_json(tmp / "metrics.json", self.metrics)
             config = {"format_version": FORMAT_VERSION, "model": self.model.config, "captioner": self.captioner,
                       "normalization": {"mean": self.mean, "std": self.std}, "quantiles": self.quantiles.tolist()}
-            _write_json(tmp / "config.json", config)
+            write_json(tmp / "config.json", config)
             old = None
             if path.exists():
                 old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
@@ -168,22 +169,3 @@ def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: st
     quantiles = np.quantile((raw - mean) / std, np.linspace(0.0, 1.0, QUANTILE_POINTS))
     quantiles = np.maximum.accumulate(quantiles)  # interpolation rounding must not make the table decrease
     return RewardArtifact(model, captioner=captioner, metrics=metrics, mean=mean, std=std, quantiles=quantiles)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    """JSON without NaN/inf (not valid JSON): they become null."""
-    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=True))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.ndarray):
-        return _finite(value.tolist())
-    return value
