@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from llm_reward.pipeline import (annotate_stage, collect_from_config, fit_stage, make_labeler, oracle_stage,
-                                 sample_pairs, to_targets)
+from llm_reward.pipeline import (annotate_stage, check_encodable, collect_from_config, encoder_settings, fit_stage,
+                                 make_labeler, oracle_stage, sample_pairs, to_targets)
 from llm_reward.jsonio import write_json
 from llm_reward.training import make_vec_env, plot_curves, train_agent
 
@@ -75,6 +75,8 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
     if kind == "oni":
         return _online_feedback(cfg), {}
     rollouts = collect_from_config(cfg)
+    encoder, encoder_kwargs = encoder_settings(cfg)
+    check_encodable(rollouts, encoder, encoder_kwargs)
     pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
     if kind == "oracle":
         labelled, report = oracle_stage(pairs)
@@ -87,7 +89,7 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
                                           batch_size=cfg.pairs.batch_size, progress=cfg.progress)
         model_path = Path(cfg.paths.reward_model)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=model_path,
-                         encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
+                         encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=cfg.reward_model.epochs,
                          n_members=cfg.reward_model.n_members, seed=cfg.data_seed,
                          targets=cfg.reward_model.targets, progress=cfg.progress)
     return artifact, {"annotation": report.as_dict(), "reward_model": artifact.metrics, "reward_model_dir": str(model_path)}
@@ -101,8 +103,10 @@ def _online_feedback(cfg: DictConfig) -> Any:
 
     adapter = get_adapter(cfg.env.id)
     goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
+    encoder, encoder_kwargs = encoder_settings(cfg)
     return OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
                           batch_size=cfg.reward.batch_size, max_pending=cfg.reward.max_pending, seed=cfg.seed,
+                          encoder=encoder, encoder_kwargs=encoder_kwargs,
                           # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is too slow)
                           pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
 

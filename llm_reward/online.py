@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -66,8 +66,9 @@ class OnlineFeedback:
 
     def __init__(self, llm: LLM, *, domain: str, goal: str | None, variant: Variant = "retrieval",
                  batch_size: int = 8, pairs_per_caption: int = 2, default_reward: float = 0.0,
-                 min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn", epochs: int = 15,
-                 max_retries: int = 3, max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
+                 min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn",
+                 encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 15, max_retries: int = 3,
+                 max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
         if variant not in ("retrieval", "ranking"):
             raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
         if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0 or max_pending < 1:
@@ -78,7 +79,11 @@ class OnlineFeedback:
         self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode=pair_mode)
         self.batch_size, self.pairs_per_caption, self.default_reward = batch_size, pairs_per_caption, default_reward
         self.min_pairs_to_fit, self.refit_growth = min_pairs_to_fit, refit_growth
-        self.encoder, self.epochs, self.max_retries = encoder, epochs, max_retries
+        from llm_reward.reward_model import make_encoder
+
+        make_encoder(encoder, **dict(encoder_kwargs or {}))  # bad hyper-parameters fail here, not in the worker
+        self.encoder, self.encoder_kwargs = encoder, dict(encoder_kwargs or {})
+        self.epochs, self.max_retries = epochs, max_retries
         self.stats = OnlineStats()
         self._rng = random.Random(seed)
         self._seed = seed
@@ -259,7 +264,7 @@ class OnlineFeedback:
         if np.all(labels == 0.5):
             return False
         model, _ = fit_reward_model(list(a), list(b), labels, encoder=self.encoder, epochs=self.epochs,
-                                    seed=self._seed, progress=False)
+                                    seed=self._seed, progress=False, encoder_kwargs=self.encoder_kwargs)
         raw = model(self._seen)
         mean, std = float(raw.mean()), float(raw.std() + 1e-6)
         table = dict(zip(self._seen, ((raw - mean) / std).astype(np.float32).tolist()))

@@ -59,6 +59,27 @@ def collect_from_config(cfg: Any) -> pd.DataFrame:
                          policy=cfg.rollouts.policy, policy_algo=cfg.rollouts.policy_algo, progress=cfg.progress)
 
 
+def encoder_settings(cfg: Any) -> tuple[str, dict[str, Any]]:
+    """The reward model's encoder name and hyper-parameters from the ``reward_model`` group of a Hydra config."""
+    encoder = cfg.reward_model.encoder
+    return encoder, ({"max_chars": int(cfg.reward_model.max_chars)} if encoder == "char_cnn" else {})
+
+
+def check_encodable(rollouts: pd.DataFrame, encoder: str, encoder_kwargs: Mapping[str, Any] | None = None) -> None:
+    """Fail now, not after the judge has labelled every pair, when the encoder could not read the longest caption."""
+    from llm_reward.reward_model import make_encoder
+
+    config = make_encoder(encoder, **dict(encoder_kwargs or {})).config
+    limit = config.get("max_chars")
+    if limit is None or config.get("truncate") or rollouts.empty:
+        return
+    longest = int(rollouts["caption"].map(lambda caption: len(caption.encode("utf-8"))).max())
+    if longest > limit:
+        raise ValueError(f"the rollouts' longest caption has {longest} UTF-8 bytes, more than the {encoder} encoder's "
+                         f"max_chars={limit}: set reward_model.max_chars (or caption_max_chars in the env config) to "
+                         f"at least {longest}")
+
+
 def make_labeler(feedback: Mapping[str, Any], llm: Any, *, env_id: str) -> LLMPreferenceLabeler:
     """An LLM judge configured from a ``feedback`` config group (see ``conf/feedback/``)."""
     from llm_reward.envs import get_adapter
@@ -103,8 +124,8 @@ def to_targets(label: np.ndarray, targets: str = "hard") -> np.ndarray:
 
 
 def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str, path: Path,
-              encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
-              targets: str = "hard", progress: bool = True) -> Any:
+              encoder: str = "char_cnn", encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 30,
+              n_members: int = 1, seed: int = 0, targets: str = "hard", progress: bool = True) -> Any:
     """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists).
 
     ``targets="soft"`` trains on the stored P(first preferred) as is (RLAIF); ``"hard"`` trains on its side of 0.5
@@ -123,11 +144,12 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     model, metrics = fit_reward_model(
         labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), label,
         encoder=encoder, epochs=epochs, n_members=n_members, seed=seed, progress=progress, oracle_labels=oracle,
+        encoder_kwargs=encoder_kwargs,
     )
     artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner,
                               metrics={**metrics, "targets": targets})
     artifact.save(path)
     return artifact
 
-__all__ = ["collect_stage", "collect_from_config", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage",
+__all__ = ["collect_stage", "collect_from_config", "encoder_settings", "check_encodable", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage",
            "sample_pairs", "to_targets"]

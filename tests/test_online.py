@@ -91,9 +91,11 @@ def test_ranking_variant_fits_a_reward_model_online():
     assert first[0] == again[0] != 0.0
 
 
-def test_bad_variant():
+def test_bad_variant_or_encoder_fails_at_construction_not_in_the_worker():
     with pytest.raises(ValueError, match="variant"):
         OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="magic")
+    with pytest.raises(ValueError, match="max_chars"):
+        OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", encoder_kwargs={"max_chars": 0})
 
 
 def test_newest_captions_are_judged_first_and_the_oldest_forgotten():

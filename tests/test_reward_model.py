@@ -339,3 +339,35 @@ def test_pipeline_fit_stage_writes_then_reuses_the_artifact(tmp_path):
     assert (path / "config.json").exists() and artifact.metrics["oracle_agreement"] >= 0.9
     again = fit_stage(labelled, rollouts, captioner="nethack-message", path=path, epochs=15, progress=False)
     np.testing.assert_array_equal(again(captions), artifact(captions))
+
+
+def test_caption_length_limit_comes_from_config_and_fails_before_the_judge(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.pipeline import check_encodable, encoder_settings, fit_stage
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        default = compose("train", overrides=["env=minigrid/doorkey_8x8", "reward=motif"])
+        lava = compose("train", overrides=["env=minigrid/lavacrossing_s9n3", "reward=motif"])
+        embed = compose("train", overrides=["reward=motif", "reward_model.encoder=sentence_embedding"])
+    assert encoder_settings(default) == ("char_cnn", {"max_chars": 512})
+    assert encoder_settings(lava) == ("char_cnn", {"max_chars": 1024})  # the env config raises it
+    assert encoder_settings(embed) == ("sentence_embedding", {})
+    assert "_char_cnn_512c_" in default.paths.reward_model and "_char_cnn_1024c_" in lava.paths.reward_model
+
+    long = "You see " + ", ".join(f"lava {i} steps forward" for i in range(1, 40)) + "."
+    n_bytes = len(long.encode())
+    rollouts = pd.DataFrame({"caption": ["You see a key.", long]})
+    with pytest.raises(ValueError, match=f"longest caption has {n_bytes} UTF-8 bytes.*max_chars=512.*"
+                                         "reward_model.max_chars"):
+        check_encodable(rollouts, "char_cnn", {"max_chars": 512})
+    check_encodable(rollouts, "char_cnn", {"max_chars": 1024})
+    check_encodable(rollouts, "char_cnn", {"truncate": True})
+
+    labelled = pd.DataFrame({"caption_a": [long, "You see a key."] * 8, "caption_b": ["You see a key.", long] * 8,
+                             "label": [1.0, 0.0] * 8, "progress_a": [1.0, 0.0] * 8, "progress_b": [0.0, 1.0] * 8})
+    artifact = fit_stage(labelled, rollouts, captioner="test", path=tmp_path / "rm", epochs=2, progress=False,
+                         encoder_kwargs={"max_chars": 1024})
+    assert artifact([long]).shape == (1,)
+    assert RewardArtifact.load(tmp_path / "rm")([long]).shape == (1,)  # the limit is saved with the model

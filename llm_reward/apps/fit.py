@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config
 from llm_reward.feedback.store import LabelStore
-from llm_reward.pipeline import collect_from_config, fit_stage, make_labeler
+from llm_reward.pipeline import collect_from_config, encoder_settings, fit_stage, make_labeler
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="fit", version_base=VERSION_BASE)
@@ -32,8 +32,9 @@ def main(cfg: DictConfig) -> None:
     finally:
         store.close()
     rollouts = collect_from_config(cfg)
+    encoder, encoder_kwargs = encoder_settings(cfg)
     artifact = fit_stage(labelled, rollouts, captioner=captioner_name(cfg.env.id), path=Path(cfg.paths.reward_model),
-                         encoder=cfg.reward_model.encoder, epochs=cfg.reward_model.epochs,
+                         encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=cfg.reward_model.epochs,
                          n_members=cfg.reward_model.n_members, seed=cfg.data_seed,
                          targets=cfg.reward_model.targets, progress=cfg.progress)
     log.info("reward model: %s  %s", cfg.paths.reward_model, artifact.metrics)
