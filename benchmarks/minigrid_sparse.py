@@ -46,11 +46,17 @@ def main() -> None:
                         "model's data instead of random actions (rollouts.policy); needs --variant")
     parser.add_argument("--variant", default=None, help="name the cells of this setting: rewards show as "
                         "<reward>:<variant>, e.g. motif:countdata")
+    parser.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="extra llm-reward-train overrides, e.g. reward.shaping.terminal_potential=zero; needs "
+                             "--variant")
     parser.add_argument("--report", action="store_true", help="run nothing: tabulate the cells finished so far")
     args = parser.parse_args()
     if args.rollouts_policy is not None and (args.variant is None or not Path(args.rollouts_policy).is_file()):
         parser.error("--rollouts-policy needs an existing .zip and a --variant name for its cells")
+    if args.override and args.variant is None:
+        parser.error("--override needs a --variant name for its cells")
     extra = [f"rollouts.policy={Path(args.rollouts_policy).resolve()}"] if args.rollouts_policy else []
+    extra += args.override
     name = "minigrid_sparse_quick" if args.quick else "minigrid_sparse"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
     sizes = (["rollouts.n_steps=500", "pairs.n=8", "reward_model.epochs=10", "train.eval_episodes=2"] if args.quick

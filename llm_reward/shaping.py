@@ -11,10 +11,11 @@
   It sums to ``Phi(last) - Phi(first)`` over an episode (for gamma near 1), so it cannot pay an agent to linger: a
   per-step bonus on captions that rarely repeat (MiniGrid scene descriptions, where N stays 1) outweighs a sparse
   task reward and teaches the agent to avoid finishing. Set ``gamma`` to the agent's discount. No count decay.
-  Unlike Ng et al., the caption an episode ends on keeps its potential (it is not treated as an absorbing state
-  with ``Phi = 0``), so ending in a high-potential state pays ``alpha_int * gamma * Phi(last)``. Where termination
-  is the goal (MiniGrid) that is a small success bonus; where an episode can end badly (a NetHack death), that
-  state would be paid for too: use the bonus form there (the shipped NetHack configs do).
+  By default (``terminal_potential="keep"``) the caption an episode terminates on keeps its potential, so ending
+  in a high-potential state pays ``alpha_int * gamma * Phi(last)``: where termination is the goal (MiniGrid) that
+  is a small success bonus. Where an episode can also end badly (lava, a NetHack death) that end would be paid
+  for too; ``terminal_potential="zero"`` treats termination as Ng et al.'s absorbing state with ``Phi = 0``, the
+  policy-invariant choice. Truncation (a time limit) is not termination: the last caption keeps its potential.
 
 ``r_hat`` is the reward model's (already normalized) output for the caption of the observation a step reached,
 ``eps`` its ``threshold(threshold_quantile)`` (``-inf`` when the model has no threshold or the quantile is
@@ -42,6 +43,7 @@ from llm_reward.types import CaptionRewardFn
 
 COUNT_SCOPES = ("episode", "global")
 FORMS = ("bonus", "potential")
+TERMINAL_POTENTIALS = ("keep", "zero")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ShapingConfig:
     count_scope: Literal["episode", "global"] = "episode"  #: reset counts at episode start, or never
     form: Literal["bonus", "potential"] = "bonus"  #: Motif's count-decayed bonus, or potential-based shaping
     gamma: float = 0.99  #: the agent's discount, used by the potential form
+    terminal_potential: Literal["keep", "zero"] = "keep"  #: potential form: Phi of a terminal caption, or 0
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
@@ -77,6 +80,9 @@ class ShapingConfig:
             if not 0.0 <= q <= 1.0:
                 raise ValueError(f"threshold_quantile must be in [0, 1] or None, got {self.threshold_quantile!r}")
             object.__setattr__(self, "threshold_quantile", q)
+        if self.terminal_potential not in TERMINAL_POTENTIALS:
+            raise ValueError(f"terminal_potential must be one of {list(TERMINAL_POTENTIALS)}, got "
+                             f"{self.terminal_potential!r}")
         if self.count_scope not in COUNT_SCOPES:
             raise ValueError(f"count_scope must be one of {list(COUNT_SCOPES)}, got {self.count_scope!r}")
 
@@ -117,14 +123,17 @@ def shaped_rewards(r_env: Any, r_hat: Any, counts: Any, config: ShapingConfig,
 
 
 def potential_rewards(r_env: Any, r_hat_next: Any, r_hat_prev: Any, config: ShapingConfig,
-                      threshold: float = -math.inf) -> tuple[np.ndarray, np.ndarray]:
+                      threshold: float = -math.inf, terminated: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The potential form on arrays of shape [B]: ``r_intrinsic = gamma * Phi(next) - Phi(prev)`` with
-    ``Phi = 1[r_hat >= threshold] * r_hat``, and ``r_total = alpha_ext * r_env + alpha_int * r_intrinsic``."""
+    ``Phi = 1[r_hat >= threshold] * r_hat``, and ``r_total = alpha_ext * r_env + alpha_int * r_intrinsic``.
+    With ``config.terminal_potential == "zero"``, ``Phi(next) = 0`` where ``terminated`` (bools, shape [B])."""
     r_env, r_hat_next, r_hat_prev = (np.asarray(x, dtype=np.float64) for x in (r_env, r_hat_next, r_hat_prev))
     if not r_env.shape == r_hat_next.shape == r_hat_prev.shape:
         raise ValueError(f"r_env, r_hat_next and r_hat_prev must have one shape, got {r_env.shape}, "
                          f"{r_hat_next.shape}, {r_hat_prev.shape}")
     phi_next, phi_prev = (np.where(r >= threshold, r, 0.0) for r in (r_hat_next, r_hat_prev))
+    if config.terminal_potential == "zero" and terminated is not None:
+        phi_next = np.where(np.asarray(terminated, dtype=bool).reshape(phi_next.shape), 0.0, phi_next)
     r_int = config.gamma * phi_next - phi_prev
     return r_int, config.alpha_ext * r_env + config.alpha_int * r_int
 
@@ -232,15 +241,17 @@ class Shaper:
         self._sums[index] = 0.0
         self._previous[index] = caption
 
-    def step(self, r_env: Any, captions: Sequence[str]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """Shaped rewards for one step of every env and the per-env info parts to add."""
+    def step(self, r_env: Any, captions: Sequence[str],
+             terminated: Any = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Shaped rewards for one step of every env and the per-env info parts to add (``terminated``: bools,
+        true where the step ended the episode other than by a time limit)."""
         n = len(captions)
         counts = np.array([self.counter.add(i, c) for i, c in enumerate(captions)], dtype=np.int64)
         r_env = np.asarray(r_env, dtype=np.float64).reshape(n)
         if self.config.form == "potential":
             # One batched call: previous captions are cache hits except just after a reset.
             r_hat = self.reward([*captions, *self._previous])
-            r_int, r_total = potential_rewards(r_env, r_hat[:n], r_hat[n:], self.config, self.threshold)
+            r_int, r_total = potential_rewards(r_env, r_hat[:n], r_hat[n:], self.config, self.threshold, terminated)
             self._previous = list(captions)
         else:
             r_int, r_total = shaped_rewards(r_env, self.reward(captions), counts, self.config, self.threshold)

@@ -125,7 +125,7 @@ class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        shaped, parts = self.shaper.step([reward], [_caption(info, "step")])
+        shaped, parts = self.shaper.step([reward], [_caption(info, "step")], [terminated])
         info = {**info, **parts[0]}
         if terminated or truncated:
             info[EPISODE_SHAPED_KEY] = self.shaper.end_episode(0)
@@ -178,7 +178,9 @@ class LLMRewardVecEnv(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         captions = [_caption(info, f"step of env {i}") for i, info in enumerate(infos)]
-        shaped, parts = self.shaper.step(rewards, captions)
+        # SB3 folds termination and truncation into dones; a time limit is not an absorbing state.
+        terminated = [bool(d) and not info.get("TimeLimit.truncated", False) for d, info in zip(dones, infos)]
+        shaped, parts = self.shaper.step(rewards, captions, terminated)
         for info, part in zip(infos, parts):
             info.update(part)
         done_envs = np.flatnonzero(dones)

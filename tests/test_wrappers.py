@@ -121,6 +121,7 @@ def rollout(env: gym.Env, actions: list[int]) -> list[tuple[float, bool, dict]]:
     ({"form": "linear"}, ValueError, "form"),
     ({"form": "potential", "gamma": 1.5}, ValueError, "gamma"),
     ({"form": "potential", "beta": 3.0}, ValueError, "beta"),
+    ({"form": "potential", "terminal_potential": "drop"}, ValueError, "terminal_potential"),
     ({"alpha_int": float("inf")}, ValueError, "alpha_int"),
     ({"beta": float("nan")}, ValueError, "beta"),
 ])
@@ -199,6 +200,24 @@ def test_potential_form_telescopes_over_an_episode_and_counts_do_not_matter():
     assert [r for r, _, _ in steps] == [1.0, -1.0, 0.0, 1.0, 1.0, 1.0]
     assert steps[-1][2]["episode_shaped"]["r_intrinsic"] == pytest.approx(4 - 1)
     assert steps[-1][1]  # reached the end: no bonus for lingering was possible
+
+
+def test_zero_terminal_potential_makes_termination_absorbing_but_not_truncation():
+    config = ShapingConfig(form="potential", alpha_int=1.0, gamma=0.5, terminal_potential="zero")
+    r_int, _ = potential_rewards([0, 0], [4.0, 4.0], [2.0, 2.0], config, terminated=[True, False])
+    np.testing.assert_allclose(r_int, [0 - 2.0, 0.5 * 4 - 2.0])
+    kwargs = dict(alpha_ext=0.0, alpha_int=1.0, threshold_quantile=None, form="potential", gamma=1.0)
+    # Reaching the end terminates: "zero" takes back the potential gathered on the way (Phi(reset) = 1 remains).
+    for terminal_potential, last in (("keep", 1.0), ("zero", -3.0)):
+        env = LLMRewardWrapper(make_corridor(), reward_model=LengthReward(), terminal_potential=terminal_potential,
+                               **kwargs)
+        steps = rollout(env, [RIGHT, RIGHT, RIGHT])
+        assert steps[-1][1] and [r for r, _, _ in steps] == [1.0, 1.0, last]
+    # A time limit is not termination: the last caption keeps its potential under "zero" too.
+    env = LLMRewardWrapper(make_corridor(max_steps=2), reward_model=LengthReward(), terminal_potential="zero",
+                           **kwargs)
+    steps = rollout(env, [RIGHT, RIGHT])
+    assert steps[-1][1] and [r for r, _, _ in steps] == [1.0, 1.0]  # truncated after 2 steps, Phi(last) = 3 kept
 
 
 def test_caption_counter_scopes():
@@ -351,6 +370,8 @@ def _vec_trajectory(venv, n_steps: int, seed: int = 3):
     (3, dict(alpha_ext=1.0, alpha_int=0.5, beta=1.0, threshold_quantile=0.5, count_scope="episode")),
     (1, dict(alpha_ext=0.5, alpha_int=1.0, beta=0.5, threshold_quantile=None, count_scope="global")),
     (3, dict(alpha_ext=1.0, alpha_int=0.5, threshold_quantile=0.5, form="potential", gamma=0.9)),
+    (3, dict(alpha_ext=1.0, alpha_int=0.5, threshold_quantile=None, form="potential", gamma=0.9,
+             terminal_potential="zero")),
 ])
 def test_vecenv_matches_per_env_wrapper_through_auto_resets(n_envs, shaping):
     vec = LLMRewardVecEnv(DummyVecEnv([make_corridor] * n_envs), reward_model=LengthReward(threshold=2.0),
