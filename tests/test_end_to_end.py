@@ -100,5 +100,5 @@ def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
             assert baseline is not None
             time.sleep(15)  # the child has started learning
             raise RuntimeError("shaped run failed")
-    assert time.monotonic() - start < 120  # 10M steps would take hours
+    assert time.monotonic() - start < 600  # 10M steps would take hours; a loaded 2-core machine took 165 s
     assert (tmp_path / "agent_extrinsic.zip").exists()  # the interrupted baseline still saved its agent
