@@ -79,9 +79,10 @@ class OnlineFeedback:
         self.pair_labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode=pair_mode)
         self.batch_size, self.pairs_per_caption, self.default_reward = batch_size, pairs_per_caption, default_reward
         self.min_pairs_to_fit, self.refit_growth = min_pairs_to_fit, refit_growth
-        from llm_reward.reward_model import make_encoder
+        if variant == "ranking":  # only ranking fits a model: bad hyper-parameters fail here, not in the worker
+            from llm_reward.reward_model import make_encoder
 
-        make_encoder(encoder, **dict(encoder_kwargs or {}))  # bad hyper-parameters fail here, not in the worker
+            make_encoder(encoder, **dict(encoder_kwargs or {}))
         self.encoder, self.encoder_kwargs = encoder, dict(encoder_kwargs or {})
         self.epochs, self.max_retries = epochs, max_retries
         self.stats = OnlineStats()
