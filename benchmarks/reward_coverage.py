@@ -28,7 +28,9 @@ from llm_reward.reward_model import RewardArtifact  # noqa: E402
 from minigrid.core.actions import Actions  # noqa: E402
 
 EVENTS = ["You picked up the", "You dropped the", "You unlocked the", "You opened the", "You reached the goal",
-          "You completed the mission", "You carry a"]
+          "You completed the mission", "You carry a", "You fell into the lava"]
+
+
 def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
     """(action name, progress, caption) after reset and after every step of a scripted solution."""
     env = gym.make(env_id)
@@ -45,10 +47,14 @@ def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
         rows.append((Actions(action).name, progress(env, obs, info), captioner(env, obs, info)))
         return terminated
 
+    def has(kind: str) -> bool:
+        return any(o is not None and o.type == kind for o in base.grid.grid)
+
     for kind, last in (("key", Actions.pickup), ("door", Actions.toggle)):  # plan each leg from where we stand
-        for action in [*plan_actions(base, facing(find_object(base, kind))), int(last)]:
-            act(action)
-    if any(o is not None and o.type == "goal" for o in base.grid.grid):
+        if has(kind):  # lava and crossing tasks have neither
+            for action in [*plan_actions(base, facing(find_object(base, kind))), int(last)]:
+                act(action)
+    if has("goal"):
         for action in [*plan_actions(base, facing(find_object(base, "goal"))), int(Actions.forward)]:
             if act(action):
                 break
