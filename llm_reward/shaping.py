@@ -132,7 +132,9 @@ def potential_rewards(r_env: Any, r_hat_next: Any, r_hat_prev: Any, config: Shap
         raise ValueError(f"r_env, r_hat_next and r_hat_prev must have one shape, got {r_env.shape}, "
                          f"{r_hat_next.shape}, {r_hat_prev.shape}")
     phi_next, phi_prev = (np.where(r >= threshold, r, 0.0) for r in (r_hat_next, r_hat_prev))
-    if config.terminal_potential == "zero" and terminated is not None:
+    if config.terminal_potential == "zero":
+        if terminated is None:
+            raise ValueError("terminal_potential='zero' needs the step's terminated flags")
         phi_next = np.where(np.asarray(terminated, dtype=bool).reshape(phi_next.shape), 0.0, phi_next)
     r_int = config.gamma * phi_next - phi_prev
     return r_int, config.alpha_ext * r_env + config.alpha_int * r_int

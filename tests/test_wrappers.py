@@ -206,6 +206,8 @@ def test_zero_terminal_potential_makes_termination_absorbing_but_not_truncation(
     config = ShapingConfig(form="potential", alpha_int=1.0, gamma=0.5, terminal_potential="zero")
     r_int, _ = potential_rewards([0, 0], [4.0, 4.0], [2.0, 2.0], config, terminated=[True, False])
     np.testing.assert_allclose(r_int, [0 - 2.0, 0.5 * 4 - 2.0])
+    with pytest.raises(ValueError, match="terminated"):
+        potential_rewards([0], [4.0], [2.0], config)
     kwargs = dict(alpha_ext=0.0, alpha_int=1.0, threshold_quantile=None, form="potential", gamma=1.0)
     # Reaching the end terminates: "zero" takes back the potential gathered on the way (Phi(reset) = 1 remains).
     for terminal_potential, last in (("keep", 1.0), ("zero", -3.0)):
