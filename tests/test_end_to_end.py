@@ -98,7 +98,11 @@ def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
     with pytest.raises(RuntimeError, match="shaped run failed"):
         with _baseline_runner(cfg, tmp_path, wanted=True) as baseline:
             assert baseline is not None
-            time.sleep(15)  # the child has started learning
+            # Wait until the child is learning (SB3 opens its TensorBoard file in learn()): a fixed sleep raced the
+            # child's start-up (spawn, imports) on a busy machine, and an interrupt then has nothing to save.
+            while not any((tmp_path / "tb").rglob("events*")) and time.monotonic() - start < 300:
+                time.sleep(1)
+            time.sleep(2)
             raise RuntimeError("shaped run failed")
     assert time.monotonic() - start < 600  # 10M steps would take hours; a loaded 2-core machine took 165 s
     assert (tmp_path / "agent_extrinsic.zip").exists()  # the interrupted baseline still saved its agent
