@@ -1,7 +1,8 @@
 """NetHackScore: extrinsic-only vs intrinsic-only vs combined (Motif coefficients), several seeds.
 
     python benchmarks/nethack_score.py --quick           # tiny budget, one seed, same code path
-    python benchmarks/nethack_score.py --steps 2000000   # the full comparison (hours on 2 cores)
+    python benchmarks/nethack_score.py --steps 2000000   # the full comparison (hours on 2 cores);
+                                                         # summary: results/nethack_score_2000000.json
     python benchmarks/nethack_score.py --steps 200000 --arms extrinsic &   # one core each:
     python benchmarks/nethack_score.py --steps 200000 --arms intrinsic combined
 
@@ -54,7 +55,8 @@ def main() -> None:
                 overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              "agent=ppo", f"train.total_timesteps={steps}", "train.baseline=false", "progress=false",
                              *sizes, f"data_dir={RESULTS / (name + '_data')}"]
-                metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}")
+                budget = "" if args.quick else f"_{steps}"  # runs at different budgets never overwrite each other
+                metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}{budget}")
                 run = next(iter(metrics["runs"].values()))
                 cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
                                  "steps_per_s": run["steps_per_s"]})
@@ -64,9 +66,10 @@ def main() -> None:
         scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds if f"{arm}|{s}|{steps}" in cells]
         table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
                       "std": float(np.std(scores)) if scores else None, "seeds": scores}
-    (RESULTS / f"{name}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
+    summary = name if args.quick else f"{name}_{steps}"
+    (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
-    emit(name, {arm: row["mean_score"] for arm, row in table.items()})
+    emit(summary, {arm: row["mean_score"] for arm, row in table.items()})
 
 
 if __name__ == "__main__":

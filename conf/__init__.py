@@ -18,4 +18,15 @@ def policy_tag(policy: str | None) -> str:
     return f"_{path.stem}-{digest[:8]}"
 
 
+def goal_tag(goal: str) -> str:
+    """``""`` for the ``default`` goal; else ``"_goal-<variant>"``, or ``"_goal-<hash>"`` for a ``text:`` sentence, so
+    labels asked under another goal (Motif's goal variants) get their own store and reward model."""
+    if goal == "default":
+        return ""
+    if goal.startswith("text:"):
+        return f"_goal-{hashlib.sha256(goal.encode()).hexdigest()[:8]}"
+    return f"_goal-{goal}"
+
+
 OmegaConf.register_new_resolver("policy_tag", policy_tag, replace=True)
+OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)

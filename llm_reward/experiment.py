@@ -80,7 +80,7 @@ def build_reward(cfg: DictConfig) -> tuple[Any, dict[str, Any]]:
     pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
     if kind == "oracle":
         labelled, report = oracle_stage(pairs)
-        model_path = Path(str(cfg.paths.reward_model).replace(f"_{cfg.feedback.name}_{cfg.llm.name}_", "_oracle_"))
+        model_path = Path(str(cfg.paths.reward_model).replace(f"_{cfg.paths.labeler}_", "_oracle_"))
     else:
         from llm_reward.apps._common import make_llm_from_config
 

@@ -218,6 +218,25 @@ def test_store_resumes_after_crash_and_refuses_other_config(tmp_path):
         store.missing(sample_pairs(_rollouts(), 64, seed=1))
 
 
+def test_each_goal_variant_gets_its_own_label_store_and_reward_model():
+    """A goal sweep (Motif's goal variants) must not reopen the default goal's store, which would refuse it."""
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.conf import goal_tag
+
+    sentence = "text:The goal is to fight: kill, then descend."
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        configs = {goal: compose("train", overrides=["env=nethack/score", "reward=motif", f"feedback.goal='{goal}'"])
+                   for goal in ("default", "gold", "zero_knowledge", sentence)}
+    for kind in ("labels", "reward_model"):
+        assert len({str(cfg.paths[kind]) for cfg in configs.values()}) == 4, kind
+    # reward=oracle swaps the labeler part of the path for "oracle": it must be there whatever the goal.
+    assert all(f"_{cfg.paths.labeler}_" in cfg.paths.reward_model for cfg in configs.values())
+    assert goal_tag("default") == "" and "_pointwise_local_" in configs["default"].paths.labels
+    assert goal_tag("gold") == "_goal-gold" and "_pointwise_goal-gold_local_" in configs["gold"].paths.reward_model
+    assert goal_tag(sentence) == goal_tag(sentence) != goal_tag(sentence + " Fast.")
+
+
 def test_hard_and_soft_targets():
     from llm_reward.pipeline import to_targets
 
