@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, CellLog, emit, machine  # noqa: E402
@@ -30,6 +31,17 @@ ARMS = {
     "intrinsic": ["reward=motif", "reward.shaping.alpha_ext=0.0", "reward.shaping.alpha_int=1.0"],
     "combined": ["reward=motif", "reward.shaping.alpha_ext=0.1", "reward.shaping.alpha_int=1.0"],
 }
+
+
+def run_dir(name: str, arm: str, seed: int, steps: int, quick: bool) -> Path:
+    budget = "" if quick else f"_{steps}"  # runs at different budgets never overwrite each other
+    return RESULTS / f"{name}_runs" / f"{arm}_seed{seed}{budget}"
+
+
+def train_score(run: Path, last: int = 100) -> float | None:
+    """Mean in-game score of the agent's last ``last`` training episodes (``None`` when the run dir is gone)."""
+    episodes = sorted(run.glob("episodes_*.csv"))
+    return float(pd.read_csv(episodes[0])["return"].tail(last).mean()) if episodes else None
 
 
 def main() -> None:
@@ -55,8 +67,7 @@ def main() -> None:
                 overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              "agent=ppo", f"train.total_timesteps={steps}", "train.baseline=false", "progress=false",
                              *sizes, f"data_dir={RESULTS / (name + '_data')}"]
-                budget = "" if args.quick else f"_{steps}"  # runs at different budgets never overwrite each other
-                metrics = run_cell(overrides, RESULTS / f"{name}_runs" / f"{arm}_seed{seed}{budget}")
+                metrics = run_cell(overrides, run_dir(name, arm, seed, steps, args.quick))
                 run = next(iter(metrics["runs"].values()))
                 cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
                                  "steps_per_s": run["steps_per_s"]})
@@ -64,8 +75,14 @@ def main() -> None:
     table = {}
     for arm in ARMS:  # every arm finished so far (another process may be running the others)
         scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        # 20 evaluation episodes leave a standard error of ~10 points (per-episode std ~30-50): the training
+        # episodes' score (true env return, Monitor innermost) over the last 100 is the steadier second reading.
+        train = [train_score(run_dir(name, arm, s, steps, args.quick)) for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        known = [v for v in train if v is not None]
         table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
-                      "std": float(np.std(scores)) if scores else None, "seeds": scores}
+                      "std": float(np.std(scores)) if scores else None, "seeds": scores,
+                      "train_score_last100": train,
+                      "mean_train_score_last100": float(np.mean(known)) if known else None}
     summary = name if args.quick else f"{name}_{steps}"
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
