@@ -7,6 +7,8 @@ The true environment return and success come from ``Monitor`` (innermost in ever
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,18 +78,52 @@ class TrainResult:
     interrupted: bool
 
 
+class StopOnInterrupt(BaseCallback):
+    """Turns the first Ctrl-C (SIGINT) during ``learn`` into a clean stop at the next step; a second one raises.
+
+    A ``KeyboardInterrupt`` raised wherever the signal lands can be swallowed: Python only prints it when it
+    fires inside a finalizer or a callback called from C (TensorBoard's writer and torch have many), and
+    training then runs on. A flag checked every step cannot be lost. Signal handlers live in the main thread
+    only; elsewhere this callback does nothing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+        self._previous: Any = None
+
+    def _on_training_start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            # None: the handler was not set from Python; Python's own raises KeyboardInterrupt
+            self._previous = signal.signal(signal.SIGINT, self._request) or signal.default_int_handler
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
+
+    def _on_step(self) -> bool:
+        return not self.requested
+
+    def _on_training_end(self) -> None:
+        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._request:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train_agent(model: Any, *, total_timesteps: int, run_dir: Path, name: str,
                 extra_callbacks: list[BaseCallback] | None = None, progress: bool = True) -> TrainResult:
     """``model.learn`` with an episode recorder; Ctrl-C stops training but keeps the model and episodes so far."""
     from llm_reward.wrappers import ShapedRewardLogger
 
-    recorder = EpisodeRecorder(run_dir / f"episodes_{name}.csv")
-    callbacks = CallbackList([recorder, ShapedRewardLogger(), *(extra_callbacks or [])])
+    recorder, stop = EpisodeRecorder(run_dir / f"episodes_{name}.csv"), StopOnInterrupt()
+    callbacks = CallbackList([stop, recorder, ShapedRewardLogger(), *(extra_callbacks or [])])
     start, interrupted = time.perf_counter(), False
     try:
         model.learn(total_timesteps=total_timesteps, callback=callbacks, progress_bar=progress, tb_log_name=name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the second Ctrl-C, or one that landed before training started
         interrupted = True
+    finally:
+        stop.on_training_end()  # learn skips it when it raises: put the previous handler back regardless
+    interrupted = interrupted or stop.requested
     elapsed = time.perf_counter() - start
     model.save(run_dir / f"agent_{name}.zip")
     return TrainResult(model, recorder.save(), model.num_timesteps / max(elapsed, 1e-9), interrupted)

@@ -251,3 +251,28 @@ def test_evaluate_success_known_outcomes():
     assert evaluate_success(AlwaysRight(), GoalSide, n_episodes=1, seed=3)["success_rate"] == 1.0
     with pytest.raises(ValueError, match="n_episodes"):
         evaluate_success(AlwaysRight(), GoalSide, n_episodes=0, seed=0)
+
+
+def test_ctrl_c_stops_training_cleanly_and_keeps_the_agent(minigrid_venv, tmp_path):
+    """The first SIGINT becomes a stop at the next step (never a KeyboardInterrupt that a finalizer could swallow):
+    the agent and episodes are saved, and the previous SIGINT handler is back afterwards."""
+    import os
+    import signal
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from llm_reward.training import train_agent
+
+    class CtrlCAt(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.n_calls == 40:
+                os.kill(os.getpid(), signal.SIGINT)
+            return True
+
+    before = signal.getsignal(signal.SIGINT)
+    model = make_agent("PPO", minigrid_venv, seed=0, n_steps=64, batch_size=64)
+    result = train_agent(model, total_timesteps=1_000_000, run_dir=tmp_path, name="shaped",
+                         extra_callbacks=[CtrlCAt()], progress=False)
+    assert result.interrupted and model.num_timesteps < 1_000
+    assert (tmp_path / "agent_shaped.zip").exists() and (tmp_path / "episodes_shaped.csv").exists()
+    assert signal.getsignal(signal.SIGINT) is before
