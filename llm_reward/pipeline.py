@@ -151,5 +151,6 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     artifact.save(path)
     return artifact
 
-__all__ = ["collect_stage", "collect_from_config", "encoder_settings", "check_encodable", "make_labeler", "annotate_stage", "oracle_stage", "fit_stage",
-           "sample_pairs", "to_targets"]
+
+__all__ = ["collect_stage", "collect_from_config", "encoder_settings", "check_encodable", "make_labeler",
+           "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]
