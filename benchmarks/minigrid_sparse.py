@@ -109,9 +109,46 @@ def main() -> None:
               file=sys.stderr)
     # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
     summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
+    for task in tasks:
+        plot_curves(cells, task, rewards, seeds, steps, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
     emit(summary, table)
+
+
+def plot_curves(cells: CellLog, task: str, rewards: list[str], seeds: list[int], steps: int, path: Path) -> None:
+    """Training success (last 100 episodes) against steps, mean ± std over the finished seeds of each reward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    grid = np.linspace(0, steps, 101)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for reward in rewards:
+        curves = []
+        for seed in seeds:
+            row = cells.cells.get(f"{task}|{reward}|{seed}|{steps}")
+            logs = sorted(Path(row["run_dir"]).glob("episodes_*.csv")) if row else []
+            # The run directories are local (not committed): a fresh clone plots what it has.
+            episodes = pd.read_csv(logs[0]) if logs else pd.DataFrame()
+            if len(episodes):  # a tiny (--quick) run may not finish an episode
+                success = episodes["success"].rolling(100, min_periods=1).mean()
+                curves.append(np.interp(grid, episodes["timestep"], success, left=0.0))
+        if curves:
+            mean, std = np.mean(curves, axis=0), np.std(curves, axis=0)
+            ax.plot(grid, mean, label=f"{reward} ({len(curves)} seeds)")
+            ax.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.2)
+    if not ax.lines:
+        plt.close(fig)
+        return
+    ax.set(title=f"{task}, PPO", xlabel="environment steps", ylabel="training success (last 100 episodes)",
+           ylim=(-0.02, 1.02))
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _extend(first: list[str], more: list[str]) -> list[str]:
