@@ -110,14 +110,17 @@ def main() -> None:
     # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
     summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
     for task in tasks:
-        plot_curves(cells, task, rewards, seeds, steps, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png")
+        plot_seed_curves(cells, task, rewards, seeds, steps, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
     emit(summary, table)
 
 
-def plot_curves(cells: CellLog, task: str, rewards: list[str], seeds: list[int], steps: int, path: Path) -> None:
-    """Training success (last 100 episodes) against steps, mean ± std over the finished seeds of each reward."""
+def plot_seed_curves(cells: CellLog, task: str, rewards: list[str], seeds: list[int], steps: int, path: Path) -> None:
+    """Training success (last 100 episodes) against steps, mean ± std over the finished seeds of each reward.
+
+    One line per reward, where ``llm_reward.training.plot_curves`` draws one per run.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,9 +136,10 @@ def plot_curves(cells: CellLog, task: str, rewards: list[str], seeds: list[int],
             logs = sorted(Path(row["run_dir"]).glob("episodes_*.csv")) if row else []
             # The run directories are local (not committed): a fresh clone plots what it has.
             episodes = pd.read_csv(logs[0]) if logs else pd.DataFrame()
-            if len(episodes):  # a tiny (--quick) run may not finish an episode
-                success = episodes["success"].rolling(100, min_periods=1).mean()
-                curves.append(np.interp(grid, episodes["timestep"], success, left=0.0))
+            # As in the per-run plot, one lucky first episode is not a success rate: 0 until 20 episodes finished.
+            success = episodes["success"].rolling(100, min_periods=20).mean().dropna() if len(episodes) else []
+            if len(success):  # a tiny (--quick) run may not finish enough episodes
+                curves.append(np.interp(grid, episodes["timestep"][success.index], success, left=0.0))
         if curves:
             mean, std = np.mean(curves, axis=0), np.std(curves, axis=0)
             ax.plot(grid, mean, label=f"{reward} ({len(curves)} seeds)")
