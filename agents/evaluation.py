@@ -1,4 +1,5 @@
-"""``evaluate_success``: success rate and true return of a trained agent on fresh, seeded envs.
+"""``evaluate_success``: success rate and true return of a trained agent on fresh, seeded envs;
+``make_eval_callback``: the same measurement every so many steps during training (SB3's ``EvalCallback``).
 
 Built on SB3's ``evaluate_policy``: with a ``Monitor`` in the env it reports Monitor's episode return, i.e. the
 task's own reward even when other wrappers rescale or shape it. Success is the ``is_success`` flag of the last step.
@@ -11,14 +12,16 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecTransposeImage, is_vecenv_wrapped
+from tqdm.auto import tqdm
 
 
 def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_episodes: int, seed: int,
-                     deterministic: bool = False) -> dict[str, float]:
+                     deterministic: bool = False, progress: bool = False) -> dict[str, float]:
     """Run ``n_episodes`` episodes, episode ``i`` on a fresh ``env_fn()`` reset with seed ``seed + i``.
 
     Returns ``success_rate``, ``mean_return``, ``std_return``, ``mean_length`` and ``n_episodes``. An env without a
@@ -29,7 +32,7 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
     if int(n_episodes) < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     returns, lengths, successes = [], [], []
-    for i in range(int(n_episodes)):
+    for i in tqdm(range(int(n_episodes)), desc="evaluating", unit="episode", disable=not progress):
         env = env_fn()
         if not is_wrapped(env, Monitor):
             env = Monitor(env)
@@ -54,3 +57,20 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
         "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths)),
         "n_episodes": int(n_episodes),
     }
+
+
+def make_eval_callback(model: BaseAlgorithm, eval_env: VecEnv, *, every_steps: int, n_episodes: int,
+                       log_path: str | None = None, deterministic: bool = False) -> EvalCallback:
+    """SB3's ``EvalCallback`` on ``eval_env`` every ``every_steps`` environment steps of ``model``'s training.
+
+    ``eval_env`` should be unshaped, with ``Monitor`` innermost (``llm_reward.training.make_vec_env``), so the
+    logged ``eval/mean_reward`` is the task's own return; ``eval/success_rate`` comes from ``info["is_success"]``.
+    It gets the image transpose SB3 gave the training env, and SB3's ``eval_freq`` counts vector steps, hence
+    the division by the number of training envs.
+    """
+    if every_steps < 1 or n_episodes < 1:
+        raise ValueError(f"need every_steps and n_episodes >= 1, got {every_steps}, {n_episodes}")
+    if is_vecenv_wrapped(model.get_env(), VecTransposeImage) and not is_vecenv_wrapped(eval_env, VecTransposeImage):
+        eval_env = VecTransposeImage(eval_env)
+    return EvalCallback(eval_env, n_eval_episodes=n_episodes, eval_freq=max(1, every_steps // model.n_envs),
+                        log_path=log_path, deterministic=deterministic, warn=False, verbose=0)

@@ -8,7 +8,7 @@
 
 The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
 (Motif). Arms: ``extrinsic`` (reward=none), ``intrinsic`` (alpha_ext=0), ``combined`` (alpha_ext=0.1,
-alpha_int=1 as Motif's score experiments weight them, REFERENCE §1). The metric is the true in-game score return on
+alpha_int=1 as Motif's score experiments weight them). The metric is the true in-game score return on
 evaluation episodes. Cells are resumable (``results/nethack_score[_quick]_cells.jsonl``).
 """
 

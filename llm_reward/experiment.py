@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from llm_reward.pipeline import (annotate_stage, check_encodable, collect_from_config, encoder_settings, fit_stage,
                                  make_labeler, oracle_stage, sample_pairs, to_targets)
 from llm_reward.jsonio import write_json
+from llm_reward.reward_model import RewardArtifact
 from llm_reward.training import make_vec_env, plot_curves, train_agent
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,17 @@ def validate(cfg: DictConfig) -> None:
     get_adapter(cfg.env.id)
     validate_algo(cfg.agent.algo, cfg.env.id)
     to_targets(np.zeros(0), cfg.reward_model.targets)
-    for key in ("total_timesteps", "n_envs", "eval_episodes"):
+    for key in ("total_timesteps", "n_envs", "eval_episodes", "eval_every_episodes"):
         if int(cfg.train[key]) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {cfg.train[key]}")
+    if cfg.reward.kind == "oni" and cfg.reward.variant not in ("retrieval", "ranking"):
+        raise ValueError(f"reward.variant must be 'retrieval' or 'ranking', got {cfg.reward.variant!r}")
+    if cfg.reward.kind in ("motif", "oni"):  # a bad model spec, option or missing API key fails now, not after rollouts
+        from llm_reward.apps._common import make_llm_from_config
+
+        make_llm_from_config(cfg)
+    if int(cfg.train.eval_every) < 0:
+        raise ValueError(f"train.eval_every must be >= 0 (0: no evaluation during training), got {cfg.train.eval_every}")
     _dry_build_agent(cfg)
 
 
@@ -130,7 +139,8 @@ def _shaping_kwargs(cfg: DictConfig, venv: Any) -> dict[str, Any]:
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -> dict[str, Any]:
-    from llm_reward.agents import evaluate_success, make_agent
+    from llm_reward.agents import evaluate_success, make_agent, make_eval_callback
+    from llm_reward.envs import captioner_name
     from llm_reward.wrappers import LLMRewardVecEnv
 
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
@@ -139,24 +149,47 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -
         venv = LLMRewardVecEnv(venv, reward_model=reward, **_shaping_kwargs(cfg, venv))
     model = make_agent(cfg.agent.algo, venv, seed=cfg.seed, tensorboard_log=str(run_dir / "tb"),
                        **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
+    callbacks, eval_venv = [], None
+    if int(cfg.train.eval_every) > 0:  # periodic evaluation on unshaped envs: eval/success_rate in TensorBoard
+        eval_venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed + 20_000,
+                                 max_episode_steps=cfg.env.max_episode_steps)
+        callbacks.append(make_eval_callback(model, eval_venv, every_steps=int(cfg.train.eval_every),
+                                            n_episodes=int(cfg.train.eval_every_episodes),
+                                            log_path=str(run_dir / f"eval_{name}")))
     try:
         result = train_agent(model, total_timesteps=cfg.train.total_timesteps, run_dir=run_dir, name=name,
-                             progress=cfg.progress)
+                             extra_callbacks=callbacks, progress=cfg.progress)
     finally:
         venv.close()
-        if hasattr(reward, "close"):  # online feedback: stop the judge thread
+        if eval_venv is not None:
+            eval_venv.close()
+        if hasattr(reward, "close"):  # online feedback: stop the judge thread, keep what it learned
             reward.close()
-    evaluation = evaluate_success(model, functools.partial(_eval_env, cfg.env.id, cfg.env.max_episode_steps),
-                                  n_episodes=cfg.train.eval_episodes, seed=cfg.seed + 10_000)
+            try:
+                reward.save(run_dir / "online_feedback", captioner=captioner_name(cfg.env.id))
+            except Exception as err:  # must not hide why training stopped
+                log.error("could not save the online feedback (%s: %s)", type(err).__name__, err)
+    extra: dict[str, Any] = {}
+    if reward is not None:
+        extra["reward_cache"] = venv.shaper.reward.stats()
+    if hasattr(reward, "stats"):  # online feedback
+        extra["online_feedback"] = {**reward.stats.as_dict(), "llm": reward.llm.stats.as_dict()}
     episodes = result.episodes
-    return {
-        "eval": evaluation, "steps_per_s": result.steps_per_s, "interrupted": result.interrupted,
+    metrics = {
+        "steps_per_s": result.steps_per_s, "interrupted": result.interrupted,
         "timesteps": int(model.num_timesteps), "train_episodes": len(episodes),
         "train_success_last100": float(episodes["success"].tail(100).mean()) if len(episodes) else 0.0,
         "intrinsic_return_mean": float(episodes["return_intrinsic"].mean()) if len(episodes) else float("nan"),
-        "episodes": episodes,
-        **({"online_feedback": reward.stats.as_dict()} if hasattr(reward, "stats") else {}),
+        "episodes": episodes, **extra,
     }
+    try:
+        metrics["eval"] = evaluate_success(model, functools.partial(_eval_env, cfg.env.id, cfg.env.max_episode_steps),
+                                           n_episodes=cfg.train.eval_episodes, seed=cfg.seed + 10_000,
+                                           progress=cfg.progress)
+    except KeyboardInterrupt:  # the trained agent is saved; report the run without its evaluation
+        log.warning("interrupted during evaluation: %s is saved, its evaluation is skipped", name)
+        metrics["eval"], metrics["interrupted"] = {"success_rate": float("nan")}, True
+    return metrics
 
 
 def _eval_env(env_id: str, max_episode_steps: int | None) -> Any:
@@ -228,23 +261,34 @@ def _train_baseline(resolved: dict[str, Any], run_dir: str, sender: Any) -> None
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run the configured experiment into ``run_dir``; returns (and writes) ``metrics.json``."""
+    """Run the configured experiment into ``run_dir``; returns (and writes) ``metrics.json``.
+
+    On Ctrl-C or a crash after validation, ``metrics.json`` still records what finished (``completed: false``)
+    before the exception propagates; trained agents and episode logs are saved by the training loop itself.
+    """
     validate(cfg)
     torch.set_num_threads(int(cfg.train.torch_threads))
     start = time.perf_counter()
-    reward, reward_metrics = build_reward(cfg)
-    first = "shaped" if reward is not None else "extrinsic"
-    with _baseline_runner(cfg, run_dir, wanted=bool(cfg.train.baseline) and reward is not None) as baseline:
-        results = {first: train_and_evaluate(cfg, run_dir, first, reward)}
-        if baseline is not None and (extrinsic := baseline()) is not None:
-            results["extrinsic"] = extrinsic
-    curves = {name: res.pop("episodes") for name, res in results.items()}
-    plot_curves(curves, run_dir / "learning_curve.png",
-                title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
-    metrics = {
-        "env": cfg.env.id, "reward": cfg.reward.name, "llm": cfg.llm.spec, "seed": cfg.seed,
-        "success_rate": results[first]["eval"]["success_rate"],
-        "runs": results, **reward_metrics, "wall_time_s": time.perf_counter() - start,
-    }
-    write_json(run_dir / "metrics.json", metrics)
+    metrics: dict[str, Any] = {"env": cfg.env.id, "reward": cfg.reward.name, "llm": cfg.llm.spec, "seed": cfg.seed,
+                               "completed": False}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        reward, reward_metrics = build_reward(cfg)
+        metrics.update(reward_metrics)
+        if isinstance(reward, RewardArtifact):  # keep the frozen reward with the run (the data/ copy is a cache)
+            reward.save(run_dir / "reward_model")
+        first = "shaped" if reward is not None else "extrinsic"
+        with _baseline_runner(cfg, run_dir, wanted=bool(cfg.train.baseline) and reward is not None) as baseline:
+            results[first] = train_and_evaluate(cfg, run_dir, first, reward)
+            if baseline is not None and (extrinsic := baseline()) is not None:
+                results["extrinsic"] = extrinsic
+        curves = {name: res.pop("episodes") for name, res in results.items()}
+        plot_curves(curves, run_dir / "learning_curve.png",
+                    title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
+        metrics.update(success_rate=results[first]["eval"]["success_rate"], completed=True)
+    finally:
+        for res in results.values():
+            res.pop("episodes", None)  # in episodes_<name>.csv already
+        metrics.update(runs=results, wall_time_s=time.perf_counter() - start)
+        write_json(run_dir / "metrics.json", metrics)
     return metrics

@@ -4,7 +4,7 @@ Env stepping never waits for the LLM: the reward function answers from what is l
 reward-model estimate, for captions still pending) and queues what is new. The judge takes the *newest* pending
 captions first and forgets the oldest when more than ``max_pending`` wait: a judge slower than the env would
 otherwise spend the run on a first-in-first-out backlog of early, random-policy scenes while the states the agent
-reaches now (a door it just opened) wait behind them. Two variants (REFERENCE §2):
+reaches now (a door it just opened) wait behind them. Two variants (ONI, Zheng et al., 2024):
 
 * ``retrieval`` — each new caption is judged alone (P(it shows progress)); the label is the reward, looked up.
 * ``ranking`` — each new caption is paired with earlier ones and the pairs are labelled (``pair_mode``: pointwise
@@ -18,11 +18,13 @@ to freeze the first answer for a caption, since answers improve as labels arrive
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
@@ -56,6 +58,7 @@ class OnlineFeedback:
     """A non-blocking caption reward backed by an LLM judge working in a background thread.
 
     Example:
+        >>> from llm_reward import LLMRewardVecEnv
         >>> from llm_reward.llm import make_llm
         >>> feedback = OnlineFeedback(make_llm("local"), domain="minigrid", goal="The goal is to open the door.")
         >>> venv = LLMRewardVecEnv(venv, reward_model=feedback, threshold_quantile=None)  # doctest: +SKIP
@@ -176,6 +179,29 @@ class OnlineFeedback:
             time.sleep(0.01)
         return False
 
+    def save(self, directory: str | os.PathLike, *, captioner: str | None = None) -> Path:
+        """Write what was learned so far to ``directory``: ``captions.parquet`` (caption, current reward),
+        ``pairs.parquet`` (ranking: the judged pairs) and, once a model is fitted and ``captioner`` is given, a
+        reloadable frozen reward under ``reward_model/`` (:class:`~llm_reward.reward_model.RewardArtifact`)."""
+        import pandas as pd
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            table, pairs, seen, model = dict(self._table), list(self._pairs), list(self._seen), self._model
+        pd.DataFrame({"caption": list(table), "reward": list(table.values())}).to_parquet(
+            directory / "captions.parquet", index=False)
+        if self.variant == "ranking":
+            pd.DataFrame(pairs, columns=["caption_a", "caption_b", "label"]).to_parquet(
+                directory / "pairs.parquet", index=False)
+        if model is not None and captioner is not None:
+            from llm_reward.reward_model import build_artifact
+
+            artifact = build_artifact(model[0], seen, captioner=captioner,
+                                      metrics={"online": self.stats.as_dict(), "pairs": len(pairs)})
+            artifact.save(directory / "reward_model")
+        return directory
+
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("OnlineFeedback owns a thread and lives in the learner process; wrap the VecEnv with it "
                         "(LLMRewardVecEnv) instead of pickling it into SubprocVecEnv workers")
@@ -214,8 +240,11 @@ class OnlineFeedback:
             self._failures[caption] = self._failures.get(caption, 0) + 1
             if self._failures[caption] > self.max_retries:
                 self.stats.dropped += 1
-                with self._lock:  # give up: a neutral label so it is not asked again
-                    self._table[caption] = self.default_reward
+                with self._lock:  # give up, never to ask again: retrieval stores a neutral label; ranking leaves
+                    if self.variant == "retrieval":  # the caption to the fitted model's estimate
+                        self._table[caption] = self.default_reward
+                    else:
+                        self._judged.add(caption)
                     self._inflight.discard(caption)
             else:
                 with self._lock:

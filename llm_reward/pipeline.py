@@ -41,13 +41,19 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
         agent_class = algo_class(policy_algo)  # an unknown algorithm fails before the reuse check, like a missing file
     if path.exists():
         log.info("rollouts: reusing %s", path)
-        return load_rollouts(path)
+        rollouts = load_rollouts(path)
+        stored = rollouts.attrs.get("env_id", env_id)  # files from before the id was recorded: trust the path
+        if stored != env_id:  # cache paths are keyed on the env config's name, which an env.id override keeps
+            raise ValueError(f"{path} holds rollouts of {stored!r}, not {env_id!r}: when overriding env.id, also set "
+                             f"env.name to a new name so every stage cache is keyed on it")
+        return rollouts
     if policy is not None:
         agent = agent_class.load(policy, device="cpu")
         agent.set_random_seed(seed)  # its sampled actions too: a deleted cache is rebuilt identically
     env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,
                                 **env_kwargs)
+    rollouts.attrs["env_id"] = env_id  # kept in the parquet metadata: a reuse under another id is refused
     save_rollouts(rollouts, path)
     return rollouts
 

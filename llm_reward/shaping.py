@@ -1,6 +1,6 @@
 """Reward shaping: one home for the math both reward wrappers apply. Two forms of the intrinsic part:
 
-* ``form="bonus"`` — Motif's (REFERENCE §1)::
+* ``form="bonus"`` — Motif's (Klissarov et al., 2023)::
 
     r = alpha_ext * r_env + alpha_int * 1[r_hat >= eps] * r_hat / N(caption)^beta
 
@@ -196,18 +196,23 @@ class CachedReward:
         self.reward_model = reward_model
         self.max_size = int(max_size)
         self.cache: dict[str, float] = {}
-        self.model_calls = 0
+        self.model_calls = 0  # batched calls into the reward model
+        self.captions_scored = 0  # captions those calls scored
+        self.cache_hits = 0  # captions answered from the cache
 
     def __call__(self, captions: Sequence[str]) -> np.ndarray:
         if not getattr(self.reward_model, "cacheable", True):  # e.g. online feedback: answers improve over time
             values = np.asarray(self.reward_model(list(captions)), dtype=np.float64)
             self.model_calls += 1
+            self.captions_scored += len(captions)
             return values
         missing = list(dict.fromkeys(c for c in captions if c not in self.cache))
+        self.cache_hits += sum(c in self.cache for c in captions)
         fresh: dict[str, float] = {}
         if missing:
             values = np.asarray(self.reward_model(missing), dtype=np.float64)
             self.model_calls += 1
+            self.captions_scored += len(missing)
             if values.shape != (len(missing),):
                 raise ValueError(f"reward model returned shape {values.shape} for {len(missing)} captions; "
                                  f"expected ({len(missing)},)")
@@ -223,6 +228,10 @@ class CachedReward:
 
     def clear(self) -> None:
         self.cache.clear()
+
+    def stats(self) -> dict[str, int]:
+        return {"model_calls": self.model_calls, "captions_scored": self.captions_scored,
+                "cache_hits": self.cache_hits}
 
 
 class Shaper:

@@ -55,8 +55,6 @@ class EpisodeRecorder(BaseCallback):
 def make_vec_env(env_id: str, *, n_envs: int, seed: int, subprocess: bool = False,
                  max_episode_steps: int | None = None, env_wrapper: Callable[[Any], Any] | None = None) -> VecEnv:
     """``n_envs`` captioned envs (Monitor innermost) in a Dummy/SubprocVecEnv, seeded ``seed, seed+1, ...``."""
-    from llm_reward.envs import make_env
-
     fns = [functools.partial(_make_one, env_id, seed + i, max_episode_steps, env_wrapper) for i in range(n_envs)]
     venv = SubprocVecEnv(fns) if subprocess else DummyVecEnv(fns)
     venv.seed(seed)

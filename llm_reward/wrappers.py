@@ -95,12 +95,11 @@ class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
         MiniGrid-DoorKey-8x8-v0:
           env_wrapper:
+            - llm_reward.envs.caption_env      # captions, progress, success and the image observation
             - llm_reward.wrappers.LLMRewardWrapper:
                 reward_model: runs/doorkey/reward_model
-                captioner: mypackage.captions.DoorKeyCaptioner
                 form: potential      # scene captions rarely repeat (llm_reward.shaping)
                 alpha_int: 0.1
-            - minigrid.wrappers.ImgObsWrapper
           callback: llm_reward.wrappers.ShapedRewardLogger
     """
 

@@ -52,9 +52,16 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=[
             "experiment=smoke", "pairs.n=6", "rollouts.n_steps=300", "train.total_timesteps=2048",
-            "train.eval_episodes=2", f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
+            "train.eval_episodes=2", "train.eval_every=1024", "train.eval_every_episodes=1",
+            f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
         ])
     metrics = run_experiment(cfg, tmp_path / "run")
+    assert metrics["completed"] is True
+    assert RewardArtifact.load(tmp_path / "run" / "reward_model").captioner.startswith("minigrid-text")
+    cache = metrics["runs"]["shaped"]["reward_cache"]
+    assert cache["model_calls"] >= 1 and cache["captions_scored"] + cache["cache_hits"] > 0
+    for name in ("shaped", "extrinsic"):  # periodic evaluation during training (SB3 EvalCallback)
+        assert (tmp_path / "run" / f"eval_{name}" / "evaluations.npz").exists()
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "learning_curve.png").exists()
     # Strict JSON: the extrinsic run has no intrinsic return, written as null rather than NaN.
     written = json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=pytest.fail)
@@ -69,6 +76,24 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     assert metrics["llm"] == "local"
 
 
+def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    from llm_reward import experiment
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", f"data_dir={tmp_path}", "progress=false"])
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "build_reward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(cfg, tmp_path)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["completed"] is False and written["runs"] == {} and written["env"] == cfg.env.id
+
+
 def test_bad_config_fails_before_any_work(tmp_path):
     out = _run(["llm-reward-train", "reward.shaping.beta=-1", f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "beta" in out.stderr
@@ -80,6 +105,13 @@ def test_bad_config_fails_before_any_work(tmp_path):
     # The potential form takes the agent's discount (shaping.gamma: null), checked before any work too.
     out = _run(["llm-reward-train", "+agent.kwargs.gamma=1.5", f"data_dir={tmp_path}", f"run_dir={tmp_path / 'r'}"])
     assert out.returncode != 0 and "gamma" in out.stderr
+    assert not (tmp_path / "rollouts").exists()
+    out = _run(["llm-reward-train", "reward=oni", "reward.variant=magic", f"data_dir={tmp_path}",
+                f"run_dir={tmp_path / 'r'}"])
+    assert out.returncode != 0 and "reward.variant" in out.stderr
+    out = _run(["llm-reward-train", "llm.spec=local:/no/such/model.gguf", f"data_dir={tmp_path}",
+                f"run_dir={tmp_path / 'r'}"])
+    assert out.returncode != 0 and "GGUF model file not found" in out.stderr
     assert not (tmp_path / "rollouts").exists()
 
 

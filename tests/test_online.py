@@ -160,3 +160,64 @@ def test_a_closed_feedback_restarts_its_worker_when_called_again():
     assert feedback.wait_idle(timeout=20)
     assert feedback(["You picked up the key."])[0] == pytest.approx(0.9)
     feedback.close()
+
+
+def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
+    """The same guarantee at the level training sees it: VecEnv steps, not direct reward calls."""
+    from llm_reward.envs import make_env
+    from llm_reward.wrappers import LLMRewardVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    judge = SlowJudge(delay=2.0)
+    feedback = OnlineFeedback(judge, domain="minigrid", goal=None)
+    venv = LLMRewardVecEnv(DummyVecEnv([lambda: make_env("MiniGrid-DoorKey-5x5-v0", seed=0)] * 2),
+                           reward_model=feedback, threshold_quantile=None, form="potential", gamma=0.99)
+    rng = np.random.default_rng(0)
+    try:
+        venv.reset()
+        venv.step(rng.integers(0, 3, size=2))  # the first rewards queue the first captions
+        assert judge.busy.wait(timeout=10)  # the judge is asleep on its first batch from here on
+        start = time.perf_counter()
+        for _ in range(100):
+            venv.step(rng.integers(0, 3, size=2))
+        elapsed = time.perf_counter() - start
+    finally:
+        venv.close()
+        feedback.close()
+    assert elapsed < 1.5  # 100 vector steps of new scenes while a single judge batch takes 2 s
+    assert feedback.stats.pending > 0 or len(feedback._inflight) > 0  # captions were queued, not waited for
+
+
+def test_ranking_gives_up_on_a_caption_without_pinning_it_to_the_default():
+    judge = SlowJudge()
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=8,
+                        pairs_per_caption=2, epochs=20, max_retries=0) as feedback:
+        feedback([f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)])
+        assert feedback.wait_idle(timeout=60) and feedback.stats.fits >= 1
+        judge.failures = 10  # the next batch fails and, with max_retries=0, is given up at once
+        feedback(["You picked up the key 42."])
+        assert feedback.wait_idle(timeout=20) and feedback.stats.dropped == 1
+        first = feedback(["You picked up the key 42."])[0]
+        assert first != 0.0 and first == feedback(["You picked up the key 42."])[0]  # the model's estimate, stable
+    assert "You picked up the key 42." not in feedback._table
+
+
+def test_save_writes_the_label_table_pairs_and_a_reloadable_reward_model(tmp_path):
+    from llm_reward.reward_model import RewardArtifact
+
+    judge = SlowJudge()
+    captions = [f"You picked up the key {i}." for i in range(6)] + [f"You see a wall {i}." for i in range(6)]
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=8,
+                        pairs_per_caption=2, epochs=30) as feedback:
+        feedback(captions)
+        assert feedback.wait_idle(timeout=60) and feedback.stats.fits >= 1
+    feedback.save(tmp_path / "online", captioner="test-captions")
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "online" / "captions.parquet")
+    assert set(table["caption"]) == set(captions)
+    assert len(pd.read_parquet(tmp_path / "online" / "pairs.parquet")) == feedback.stats.labelled_pairs
+    artifact = RewardArtifact.load(tmp_path / "online" / "reward_model")
+    assert artifact.captioner == "test-captions"
+    key, wall = artifact(["You picked up the key 0.", "You see a wall 0."])
+    assert key > wall

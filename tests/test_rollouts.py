@@ -134,3 +134,14 @@ def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
     agent.learn(256)
     agent.save(tmp_path / "agent.zip")
     assert policy_tag(str(tmp_path / "agent.zip")) != tag
+
+
+def test_collect_stage_refuses_to_reuse_another_envs_rollouts(tmp_path):
+    """Stage caches are keyed on the env config's name; an ``env.id`` override alone must not reuse them."""
+    from llm_reward.pipeline import collect_stage
+
+    kwargs = dict(n_steps=20, n_envs=1, seed=0, progress=False, path=tmp_path / "r.parquet")
+    first = collect_stage("MiniGrid-DoorKey-5x5-v0", **kwargs)
+    assert collect_stage("MiniGrid-DoorKey-5x5-v0", **kwargs).equals(first)  # same env: reused
+    with pytest.raises(ValueError, match="holds rollouts of 'MiniGrid-DoorKey-5x5-v0', not 'MiniGrid-Empty-5x5-v0'"):
+        collect_stage("MiniGrid-Empty-5x5-v0", **kwargs)

@@ -443,6 +443,41 @@ def test_pickling_through_subprocess_workers():
     assert isinstance(clone, Shaper) and clone.config == shaper.config
 
 
+def test_vecenv_wrapper_over_subprocvecenv_matches_dummyvecenv():
+    """The usual SubprocVecEnv layout: workers step and caption, the learner process shapes (batched, cached)."""
+    shaping = dict(alpha_int=0.5, beta=1.0, threshold_quantile=None)
+    dummy = LLMRewardVecEnv(DummyVecEnv([make_corridor] * 2), reward_model=LengthReward(), **shaping)
+    subproc = LLMRewardVecEnv(SubprocVecEnv([make_corridor] * 2), reward_model=LengthReward(), **shaping)
+    try:
+        expected, got = _vec_trajectory(dummy, 40), _vec_trajectory(subproc, 40)
+    finally:
+        subproc.close()
+    for (r1, d1, i1), (r2, d2, i2) in zip(expected, got):
+        np.testing.assert_allclose(r1, r2)
+        assert (d1 == d2).all() and [i["caption"] for i in i1] == [i["caption"] for i in i2]
+    assert subproc.shaper.reward.stats()["cache_hits"] > 0  # corridor captions repeat: most steps hit the cache
+
+
+def test_a_built_wrapper_is_pickled_into_subprocess_workers():
+    """An LLMRewardWrapper built in the parent (reward model and all) survives cloudpickle into a worker."""
+    wrapped = LLMRewardWrapper(make_corridor(), reward_model=LengthReward(), alpha_int=1.0, threshold_quantile=None)
+    venv = SubprocVecEnv([lambda: wrapped, lambda: wrapped])
+    try:
+        venv.reset()
+        _, rewards, _, infos = venv.step(np.array([RIGHT, STAY]))
+    finally:
+        venv.close()
+    assert [info["caption"] for info in infos] == ["xx", "x"]
+    np.testing.assert_allclose(rewards, [2.0 / 1 ** 3, 1.0 / 2 ** 3])  # r_hat = length, per-episode count, beta 3
+
+
+def test_cached_reward_counts_model_calls_scored_captions_and_hits():
+    cache = CachedReward(LengthReward())
+    cache(["a", "bb", "a"])
+    cache(["bb", "ccc"])
+    assert cache.stats() == {"model_calls": 2, "captions_scored": 3, "cache_hits": 1}
+
+
 @pytest.mark.slow
 def test_ppo_learns_with_shaped_vecenv_and_logs_shaped_returns(tmp_path):
     import torch

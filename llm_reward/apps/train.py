@@ -1,7 +1,7 @@
 """``llm-reward-train``: the main job. Collect -> annotate -> fit -> train -> evaluate, one run directory.
 
     llm-reward-train                                   # DoorKey-6x6, Motif reward from the embedded judge
-    llm-reward-train experiment=smoke                  # the same path in about two minutes
+    llm-reward-train experiment=smoke                  # the same path in about a minute and a half
     llm-reward-train env=minigrid/keycorridor_s3r3 reward=oracle seed=1
 """
 

@@ -28,7 +28,9 @@ class LabelStore:
     Example:
         >>> store = LabelStore("labels.sqlite", fingerprint={"llm": "local", "mode": "rlaif"})  # doctest: +SKIP
         >>> todo = store.missing(pairs)                  # pairs not labelled yet  # doctest: +SKIP
-        >>> store.write(todo.iloc[:16], label_batch)     # one transaction  # doctest: +SKIP
+        >>> batch = todo.iloc[:16]  # doctest: +SKIP
+        >>> result = labeler.label(list(zip(batch.caption_a, batch.caption_b)))  # doctest: +SKIP
+        >>> store.write(batch, result.label, result.forward, result.reverse)  # one transaction  # doctest: +SKIP
     """
 
     def __init__(self, path: str | Path, fingerprint: Mapping[str, Any]):

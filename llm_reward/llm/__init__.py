@@ -1,8 +1,8 @@
 """The LLM layer: one interface (:class:`LLM`) for chat completion and choice probabilities, several backends.
 
     >>> from llm_reward.llm import make_llm
-    >>> judge = make_llm("local")                       # embedded Qwen2.5-Coder-1.5B-Instruct, offline
-    >>> judge.choice_probs([{"role": "user", "content": "Is 3 > 2? Answer 1 for yes, 2 for no."}], ["1", "2"])
+    >>> judge = make_llm("local")  # embedded Qwen2.5-Coder-1.5B-Instruct, offline  # doctest: +SKIP
+    >>> judge.choice_probs([{"role": "user", "content": "Is 3 > 2? Answer 1 for yes, 2 for no."}], ["1", "2"])  # doctest: +SKIP
     {'1': 0.97..., '2': 0.02...}
 
 Model specs: ``"local"`` (default judge), ``"local:tiny"`` (SmolLM2-135M, for tests), ``"local:/path/model.gguf"``,
