@@ -113,11 +113,13 @@ def _online_feedback(cfg: DictConfig) -> Any:
     adapter = get_adapter(cfg.env.id)
     goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
     encoder, encoder_kwargs = encoder_settings(cfg)
-    return OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
-                          batch_size=cfg.reward.batch_size, max_pending=cfg.reward.max_pending, seed=cfg.seed,
-                          encoder=encoder, encoder_kwargs=encoder_kwargs,
-                          # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is too slow)
-                          pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
+    feedback = OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
+                              batch_size=cfg.reward.batch_size, max_pending=cfg.reward.max_pending, seed=cfg.seed,
+                              encoder=encoder, encoder_kwargs=encoder_kwargs,
+                              # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is slow)
+                              pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
+    feedback.check_judge()  # a judge that can never label fails here, not silently during training
+    return feedback
 
 
 def _constant_reward(captions: list[str]) -> np.ndarray:

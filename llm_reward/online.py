@@ -49,6 +49,8 @@ class OnlineStats:
     fits: int = 0
     fit_errors: int = 0  # refits that raised (the labels stay; the next batch tries again)
     evicted: int = 0  # oldest pending captions forgotten unjudged to keep max_pending (offered again if seen)
+    judge_stopped: int = 0  # 1 once the judge failed in a way retrying cannot fix; rewards then come from what it
+    # labelled so far (check_judge() before training catches this up front)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -97,7 +99,6 @@ class OnlineFeedback:
         self._pairs: list[tuple[str, str, float]] = []
         self._seen: list[str] = []  # judged captions, partners for new pairs
         self._judged: set[str] = set()  # ranking: judged before any model exists, so not in _table yet
-        self._fatal: Exception | None = None  # a judge that can never work (no log-probs, bad config)
         self._model: Any = None
         self._fitted_on = 0
         self._lock = threading.Lock()
@@ -110,9 +111,8 @@ class OnlineFeedback:
     # -- the reward function (learner thread) --------------------------------------------------------------------
     def __call__(self, captions: Sequence[str]) -> np.ndarray:
         """Current rewards; unseen captions are queued for judging and get the default (or model estimate)."""
-        if self._fatal is not None:
-            raise RuntimeError(f"online feedback stopped: the judge cannot label ({self._fatal})") from self._fatal
-        if self._thread is None or not self._thread.is_alive():
+        asking = not self.stats.judge_stopped
+        if asking and (self._thread is None or not self._thread.is_alive()):
             self.start()
         out = np.empty(len(captions), dtype=np.float32)
         new: list[str] = []
@@ -122,7 +122,7 @@ class OnlineFeedback:
                 value = self._table.get(caption)
                 if value is None:
                     missing.append(i)
-                    if caption not in self._inflight and caption not in self._judged:
+                    if asking and caption not in self._inflight and caption not in self._judged:
                         self._inflight.add(caption)
                         new.append(caption)
                     value = self.default_reward
@@ -146,6 +146,14 @@ class OnlineFeedback:
     def _estimate(self, captions: list[str]) -> np.ndarray:
         model, mean, std = self._model
         return ((model(captions) - mean) / std).astype(np.float32)
+
+    def check_judge(self) -> None:
+        """Ask the judge one question the way the worker will, in this thread: a judge that can never label (no
+        log-probs, a bad model or key) raises here, before training, instead of going quiet in the worker."""
+        if self.variant == "retrieval":
+            self.llm.choice_probs_batch([self.caption_prompt.rlaif("You see a wall.")], ["1", "2"])
+        else:
+            self.pair_labeler.label([("You see a wall.", "You see an open door.")])
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> "OnlineFeedback":
@@ -223,9 +231,13 @@ class OnlineFeedback:
                 continue
             try:
                 self._label(batch)
-            except (LLMCapabilityError, LLMConfigError) as err:  # retrying cannot help: the learner raises it
-                log.error("online feedback: the judge cannot label (%s: %s)", type(err).__name__, err)
-                self._fatal = err
+            except (LLMCapabilityError, LLMConfigError) as err:  # retrying cannot help; training goes on
+                log.error("online feedback: the judge cannot label (%s: %s); training continues on the %d captions "
+                          "labelled so far", type(err).__name__, err, self.stats.labelled_captions)
+                with self._lock:
+                    self.stats.judge_stopped = 1
+                    self._inflight.clear()
+                    self._pending.clear()
                 return
             except Exception as err:  # a flaky judge must never take training down: retry, count, move on
                 self.stats.llm_errors += 1

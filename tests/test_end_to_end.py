@@ -76,6 +76,25 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     assert metrics["llm"] == "local"
 
 
+def test_main_job_with_online_feedback_from_the_tiny_model(tmp_path):
+    """reward=oni: the judge labels in a background thread while PPO trains; the run keeps what it learned."""
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.experiment import run_experiment
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=smoke", "reward=oni", "llm=tiny", "train.total_timesteps=2048", "train.baseline=false",
+            "train.eval_episodes=2", f"data_dir={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
+        ])
+    metrics = run_experiment(cfg, tmp_path / "run")
+    online = metrics["runs"]["shaped"]["online_feedback"]
+    assert metrics["completed"] and metrics["runs"]["shaped"]["timesteps"] >= 2048
+    assert online["llm_prompts"] >= 1 and online["judge_stopped"] == 0
+    assert online["llm"]["cache_hits"] + online["llm"]["cache_misses"] >= online["llm_prompts"]
+    assert (tmp_path / "run" / "online_feedback" / "captions.parquet").exists()
+
+
 def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_module
 

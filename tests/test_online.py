@@ -141,15 +141,21 @@ class NoLogprobJudge(SlowJudge):
         raise LLMCapabilityError("remote-model returned no log-probs")
 
 
-def test_a_judge_that_can_never_label_stops_training_with_its_reason():
-    with OnlineFeedback(NoLogprobJudge(), domain="minigrid", goal=None) as feedback:
+def test_a_judge_that_can_never_label_is_caught_up_front_and_never_crashes_training():
+    feedback = OnlineFeedback(NoLogprobJudge(), domain="minigrid", goal=None)
+    with pytest.raises(LLMCapabilityError, match="no log-probs"):
+        feedback.check_judge()  # what reward=oni runs before training starts
+    with feedback:  # the same failure mid-run: logged and recorded, the rewards keep coming
         feedback(["You see a wall 0."])
         deadline = time.monotonic() + 20
-        with pytest.raises(RuntimeError, match="no log-probs"):
-            while time.monotonic() < deadline:  # the worker records the error; the next call raises it
-                feedback(["You see a wall 0."])
-                time.sleep(0.01)
+        while not feedback.stats.judge_stopped and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert feedback.stats.judge_stopped == 1
+        for _ in range(3):
+            assert (feedback(["You see a wall 0.", "You see a wall 1."]) == 0.0).all()
+        assert feedback.wait_idle(timeout=5)  # nothing left waiting for a judge that stopped
     assert feedback.stats.llm_errors == 0  # not retried: retrying cannot help
+    OnlineFeedback(SlowJudge(), domain="minigrid", goal=None).check_judge()  # a working judge passes
 
 
 def test_a_closed_feedback_restarts_its_worker_when_called_again():
