@@ -152,13 +152,13 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -
     model = make_agent(cfg.agent.algo, venv, seed=cfg.seed, tensorboard_log=str(run_dir / "tb"),
                        **OmegaConf.to_container(cfg.agent.kwargs, resolve=True))
     callbacks, eval_venv = [], None
-    if int(cfg.train.eval_every) > 0:  # periodic evaluation on unshaped envs: eval/success_rate in TensorBoard
-        eval_venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed + 20_000,
-                                 max_episode_steps=cfg.env.max_episode_steps)
-        callbacks.append(make_eval_callback(model, eval_venv, every_steps=int(cfg.train.eval_every),
-                                            n_episodes=int(cfg.train.eval_every_episodes),
-                                            log_path=str(run_dir / f"eval_{name}")))
     try:
+        if int(cfg.train.eval_every) > 0:  # periodic evaluation on unshaped envs: eval/success_rate in TensorBoard
+            eval_venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed + 20_000,
+                                     max_episode_steps=cfg.env.max_episode_steps)
+            callbacks.append(make_eval_callback(model, eval_venv, every_steps=int(cfg.train.eval_every),
+                                                n_episodes=int(cfg.train.eval_every_episodes),
+                                                log_path=str(run_dir / f"eval_{name}")))
         result = train_agent(model, total_timesteps=cfg.train.total_timesteps, run_dir=run_dir, name=name,
                              extra_callbacks=callbacks, progress=cfg.progress)
     finally:
@@ -190,7 +190,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -
                                            progress=cfg.progress)
     except KeyboardInterrupt:  # the trained agent is saved; report the run without its evaluation
         log.warning("interrupted during evaluation: %s is saved, its evaluation is skipped", name)
-        metrics["eval"], metrics["interrupted"] = {"success_rate": float("nan")}, True
+        metrics["eval"] = {key: float("nan") for key in ("success_rate", "mean_return", "std_return", "mean_length")}
+        metrics["eval"]["n_episodes"], metrics["interrupted"] = 0, True
     return metrics
 
 
@@ -202,9 +203,9 @@ def _eval_env(env_id: str, max_episode_steps: int | None) -> Any:
 
 @contextlib.contextmanager
 def _baseline_runner(cfg: DictConfig, run_dir: Path, *,
-                     wanted: bool) -> Iterator[Callable[[], dict[str, Any] | None] | None]:
-    """Yields a function returning the extrinsic-only baseline's results (None if it failed), or None when no
-    baseline is wanted.
+                     wanted: bool) -> Iterator[Callable[[bool], dict[str, Any] | None] | None]:
+    """Yields a function, called with whether the shaped run was interrupted, returning the extrinsic-only
+    baseline's results (None if it failed or was never started), or None when no baseline is wanted.
 
     With ``train.parallel_baseline`` the baseline trains in a second process while the shaped agent trains in this
     one: each is single-threaded, so on two cores the comparison costs no extra wall time. Not with ``reward=oni``,
@@ -214,7 +215,13 @@ def _baseline_runner(cfg: DictConfig, run_dir: Path, *,
         yield None
         return
     if not cfg.train.parallel_baseline or cfg.reward.kind == "oni":
-        yield lambda: train_and_evaluate(cfg, run_dir, "extrinsic", None)
+        def after(shaped_interrupted: bool) -> dict[str, Any] | None:
+            if shaped_interrupted:  # the user stopped the run: do not start a new training
+                log.warning("interrupted: the extrinsic-only baseline is not trained")
+                return None
+            return train_and_evaluate(cfg, run_dir, "extrinsic", None)
+
+        yield after
         return
     resolved = OmegaConf.to_container(cfg, resolve=True)  # the child has no Hydra context to resolve ${now:} etc.
     context = multiprocessing.get_context("spawn")
@@ -224,7 +231,7 @@ def _baseline_runner(cfg: DictConfig, run_dir: Path, *,
     sender.close()  # the child holds the only sending end: recv() raises EOFError if it dies
     log.info("training the extrinsic-only baseline in a second process")
 
-    def result() -> dict[str, Any] | None:
+    def result(shaped_interrupted: bool) -> dict[str, Any] | None:
         # Ctrl-C reaches both processes: each stops learning and saves; wait for the child's save once more.
         for _ in range(2):
             try:
@@ -265,8 +272,9 @@ def _train_baseline(resolved: dict[str, Any], run_dir: str, sender: Any) -> None
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run the configured experiment into ``run_dir``; returns (and writes) ``metrics.json``.
 
-    On Ctrl-C or a crash after validation, ``metrics.json`` still records what finished (``completed: false``)
-    before the exception propagates; trained agents and episode logs are saved by the training loop itself.
+    ``completed`` is false when a Ctrl-C stopped any run (it is then reported with what it reached) or when a
+    crash or Ctrl-C outside training ended the experiment: ``metrics.json`` is written before that exception
+    propagates. Trained agents and episode logs are saved by the training loop itself.
     """
     validate(cfg)
     torch.set_num_threads(int(cfg.train.torch_threads))
@@ -282,15 +290,29 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         first = "shaped" if reward is not None else "extrinsic"
         with _baseline_runner(cfg, run_dir, wanted=bool(cfg.train.baseline) and reward is not None) as baseline:
             results[first] = train_and_evaluate(cfg, run_dir, first, reward)
-            if baseline is not None and (extrinsic := baseline()) is not None:
+            if baseline is not None and (extrinsic := baseline(results[first]["interrupted"])) is not None:
                 results["extrinsic"] = extrinsic
         curves = {name: res.pop("episodes") for name, res in results.items()}
         plot_curves(curves, run_dir / "learning_curve.png",
                     title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
-        metrics.update(success_rate=results[first]["eval"]["success_rate"], completed=True)
-    finally:
-        for res in results.values():
-            res.pop("episodes", None)  # in episodes_<name>.csv already
-        metrics.update(runs=results, wall_time_s=time.perf_counter() - start)
-        write_json(run_dir / "metrics.json", metrics)
+        metrics.update(success_rate=results[first]["eval"]["success_rate"],
+                       completed=not any(res["interrupted"] for res in results.values()))
+    except BaseException:
+        _write_metrics(run_dir, metrics, results, start, failing=True)
+        raise
+    _write_metrics(run_dir, metrics, results, start, failing=False)
     return metrics
+
+
+def _write_metrics(run_dir: Path, metrics: dict[str, Any], results: dict[str, dict[str, Any]], start: float, *,
+                   failing: bool) -> None:
+    for res in results.values():
+        res.pop("episodes", None)  # in episodes_<name>.csv already
+    metrics.update(runs=results, wall_time_s=time.perf_counter() - start)
+    try:
+        write_json(run_dir / "metrics.json", metrics)
+    except Exception as err:
+        if not failing:
+            raise
+        # e.g. a full disk: log it rather than hide the exception that is ending the experiment
+        log.error("could not write %s (%s: %s)", run_dir / "metrics.json", type(err).__name__, err)

@@ -44,13 +44,13 @@ class OnlineStats:
     labelled_pairs: int = 0
     pending: int = 0
     llm_prompts: int = 0
-    llm_errors: int = 0  # failed LLM batches, retried (a judge that can never answer is raised instead)
+    llm_errors: int = 0  # failed LLM batches, retried (a judge that can never answer sets judge_stopped instead)
     dropped: int = 0  # captions given up on after max_retries failures
     fits: int = 0
     fit_errors: int = 0  # refits that raised (the labels stay; the next batch tries again)
     evicted: int = 0  # oldest pending captions forgotten unjudged to keep max_pending (offered again if seen)
-    judge_stopped: int = 0  # 1 once the judge failed in a way retrying cannot fix; rewards then come from what it
-    # labelled so far (check_judge() before training catches this up front)
+    judge_stopped: int = 0  # 1 once the judge failed in a way retrying cannot fix (no log-probs, a bad model
+    # spec); rewards then come from what it labelled so far. check_judge() before training catches this up front.
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -111,13 +111,13 @@ class OnlineFeedback:
     # -- the reward function (learner thread) --------------------------------------------------------------------
     def __call__(self, captions: Sequence[str]) -> np.ndarray:
         """Current rewards; unseen captions are queued for judging and get the default (or model estimate)."""
-        asking = not self.stats.judge_stopped
-        if asking and (self._thread is None or not self._thread.is_alive()):
+        if self._thread is None or not self._thread.is_alive():
             self.start()
         out = np.empty(len(captions), dtype=np.float32)
         new: list[str] = []
         missing: list[int] = []
         with self._lock:
+            asking = not self.stats.judge_stopped  # read under the lock the stopping worker clears the queue with
             for i, caption in enumerate(captions):
                 value = self._table.get(caption)
                 if value is None:
@@ -149,16 +149,22 @@ class OnlineFeedback:
 
     def check_judge(self) -> None:
         """Ask the judge one question the way the worker will, in this thread: a judge that can never label (no
-        log-probs, a bad model or key) raises here, before training, instead of going quiet in the worker."""
-        if self.variant == "retrieval":
-            self.llm.choice_probs_batch([self.caption_prompt.rlaif("You see a wall.")], ["1", "2"])
-        else:
-            self.pair_labeler.label([("You see a wall.", "You see an open door.")])
+        log-probs, a bad model spec or key, an unreachable server) raises here, before training, instead of
+        stopping the worker. The result cache is bypassed: a cached answer proves nothing about the judge now."""
+        cache, self.llm.cache = self.llm.cache, None
+        try:
+            if self.variant == "retrieval":
+                self.llm.choice_probs_batch([self.caption_prompt.rlaif("You see a wall.")], ["1", "2"])
+            else:
+                self.pair_labeler.label([("You see a wall.", "You see an open door.")])
+        finally:
+            self.llm.cache = cache
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> "OnlineFeedback":
-        """Start the judge thread (a closed one is restarted once its last batch has finished)."""
-        if self._thread is None or not self._thread.is_alive():
+        """Start the judge thread (a closed one is restarted once its last batch has finished; a judge that
+        stopped for good is not)."""
+        if not self.stats.judge_stopped and (self._thread is None or not self._thread.is_alive()):
             # Each worker has its own stop event: a closed worker still finishing a slow batch stays stopped.
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._work, args=(self._stop,), name="llm-reward-online",
@@ -190,7 +196,10 @@ class OnlineFeedback:
     def save(self, directory: str | os.PathLike, *, captioner: str | None = None) -> Path:
         """Write what was learned so far to ``directory``: ``captions.parquet`` (caption, current reward),
         ``pairs.parquet`` (ranking: the judged pairs) and, once a model is fitted and ``captioner`` is given, a
-        reloadable frozen reward under ``reward_model/`` (:class:`~llm_reward.reward_model.RewardArtifact`)."""
+        reloadable frozen reward under ``reward_model/`` (:class:`~llm_reward.reward_model.RewardArtifact`).
+
+        The frozen reward is normalized afresh over every judged caption with its threshold table, as an offline
+        artifact is; the agent was paid with the last refit's normalization, so the two differ slightly."""
         import pandas as pd
 
         directory = Path(directory)
@@ -238,6 +247,7 @@ class OnlineFeedback:
                     self.stats.judge_stopped = 1
                     self._inflight.clear()
                     self._pending.clear()
+                    self.stats.pending = 0
                 return
             except Exception as err:  # a flaky judge must never take training down: retry, count, move on
                 self.stats.llm_errors += 1

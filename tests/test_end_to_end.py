@@ -101,7 +101,7 @@ def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, m
     from llm_reward import experiment
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=smoke", f"data_dir={tmp_path}", "progress=false"])
+        cfg = compose("train", overrides=["experiment=smoke", "reward=count", f"data_dir={tmp_path}", "progress=false"])
 
     def interrupted(cfg):
         raise KeyboardInterrupt
@@ -111,6 +111,18 @@ def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, m
         experiment.run_experiment(cfg, tmp_path)
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["completed"] is False and written["runs"] == {} and written["env"] == cfg.env.id
+
+
+def test_a_baseline_due_after_an_interrupted_shaped_run_is_not_started(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.experiment import _baseline_runner
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "train.parallel_baseline=false", f"run_dir={tmp_path}"])
+    with _baseline_runner(cfg, tmp_path, wanted=True) as baseline:
+        assert baseline(True) is None  # would otherwise train a whole extrinsic agent here
+    assert not (tmp_path / "agent_extrinsic.zip").exists()
 
 
 def test_bad_config_fails_before_any_work(tmp_path):

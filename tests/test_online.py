@@ -174,7 +174,7 @@ def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
     from llm_reward.wrappers import LLMRewardVecEnv
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    judge = SlowJudge(delay=2.0)
+    judge = SlowJudge(delay=5.0)
     feedback = OnlineFeedback(judge, domain="minigrid", goal=None)
     venv = LLMRewardVecEnv(DummyVecEnv([lambda: make_env("MiniGrid-DoorKey-5x5-v0", seed=0)] * 2),
                            reward_model=feedback, threshold_quantile=None, form="potential", gamma=0.99)
@@ -187,11 +187,12 @@ def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
         for _ in range(100):
             venv.step(rng.integers(0, 3, size=2))
         elapsed = time.perf_counter() - start
+        still_judging = not feedback.wait_idle(timeout=0.01)
     finally:
         venv.close()
         feedback.close()
-    assert elapsed < 1.5  # 100 vector steps of new scenes while a single judge batch takes 2 s
-    assert feedback.stats.pending > 0 or len(feedback._inflight) > 0  # captions were queued, not waited for
+    assert elapsed < 3.0  # 100 vector steps of new scenes (~0.1 s) while a single judge batch takes 5 s
+    assert still_judging  # captions were queued, not waited for
 
 
 def test_ranking_gives_up_on_a_caption_without_pinning_it_to_the_default():
