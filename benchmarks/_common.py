@@ -110,3 +110,45 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's live process
         return True
     return True
+
+
+def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, steps: int, title: str,
+                     ylabel: str, unit_range: bool = False, window: int = 100, min_episodes: int = 20) -> None:
+    """One line per label: ``column`` of the runs' training episodes (rolling mean over ``window``), mean ± std
+    over the runs (seeds) of that label, against environment steps; nothing is drawn without data.
+
+    ``runs`` maps a label to run directories holding ``episodes_*.csv``; directories are local (not committed),
+    so a fresh clone plots what it has. A run counts from ``min_episodes`` finished episodes on, as in the per-run
+    plot: one lucky first episode is not a rate. ``unit_range`` clips the band to [0, 1] (success rates).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    grid = np.linspace(0, steps, 101)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, dirs in runs.items():
+        curves = []
+        for run in dirs:
+            logs = sorted(Path(run).glob("episodes_*.csv"))
+            episodes = pd.read_csv(logs[0]) if logs else pd.DataFrame()
+            values = episodes[column].rolling(window, min_periods=min_episodes).mean().dropna() if len(episodes) else []
+            if len(values):  # a tiny (--quick) run may not finish enough episodes
+                curves.append(np.interp(grid, episodes["timestep"][values.index], values,
+                                        left=0.0 if unit_range else np.nan))
+        if curves:
+            mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+            low, high = (np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)) if unit_range else (mean - std, mean + std)
+            ax.plot(grid, mean, label=f"{label} ({len(curves)} seeds)")
+            ax.fill_between(grid, low, high, alpha=0.2)
+    if ax.lines:
+        ax.set(title=title, xlabel="environment steps", ylabel=ylabel)
+        if unit_range:
+            ax.set_ylim(-0.02, 1.02)
+        ax.legend(loc="upper left", fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from _common import RESULTS, CellLog, emit, machine, plot_seed_curves  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 TASKS = ["minigrid/doorkey_8x8", "minigrid/unlockpickup", "minigrid/multiroom_n4_s5"]
@@ -110,49 +110,13 @@ def main() -> None:
     # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
     summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
     for task in tasks:
-        plot_seed_curves(cells, task, rewards, seeds, steps, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png")
+        runs = {reward: [Path(cells.cells[c]["run_dir"]) for seed in seeds
+                         if (c := f"{task}|{reward}|{seed}|{steps}") in cells] for reward in rewards}
+        plot_seed_curves(runs, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png", column="success", steps=steps,
+                         title=f"{task}, PPO", ylabel="training success (last 100 episodes)", unit_range=True)
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
     emit(summary, table)
-
-
-def plot_seed_curves(cells: CellLog, task: str, rewards: list[str], seeds: list[int], steps: int, path: Path) -> None:
-    """Training success (last 100 episodes) against steps, mean ± std over the finished seeds of each reward.
-
-    One line per reward, where ``llm_reward.training.plot_curves`` draws one per run.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    grid = np.linspace(0, steps, 101)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for reward in rewards:
-        curves = []
-        for seed in seeds:
-            row = cells.cells.get(f"{task}|{reward}|{seed}|{steps}")
-            logs = sorted(Path(row["run_dir"]).glob("episodes_*.csv")) if row else []
-            # The run directories are local (not committed): a fresh clone plots what it has.
-            episodes = pd.read_csv(logs[0]) if logs else pd.DataFrame()
-            # As in the per-run plot, one lucky first episode is not a success rate: 0 until 20 episodes finished.
-            success = episodes["success"].rolling(100, min_periods=20).mean().dropna() if len(episodes) else []
-            if len(success):  # a tiny (--quick) run may not finish enough episodes
-                curves.append(np.interp(grid, episodes["timestep"][success.index], success, left=0.0))
-        if curves:
-            mean, std = np.mean(curves, axis=0), np.std(curves, axis=0)
-            ax.plot(grid, mean, label=f"{reward} ({len(curves)} seeds)")
-            ax.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.2)
-    if not ax.lines:
-        plt.close(fig)
-        return
-    ax.set(title=f"{task}, PPO", xlabel="environment steps", ylabel="training success (last 100 episodes)",
-           ylim=(-0.02, 1.02))
-    ax.legend(loc="upper left", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _extend(first: list[str], more: list[str]) -> list[str]:

@@ -5,6 +5,7 @@
                                                          # summary: results/nethack_score_2000000.json
     python benchmarks/nethack_score.py --steps 200000 --arms extrinsic &   # one core each:
     python benchmarks/nethack_score.py --steps 200000 --arms intrinsic combined
+    python benchmarks/nethack_score.py --steps 500000 --report   # table + training-score curves, run nothing
 
 The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
 (Motif). Arms: ``extrinsic`` (reward=none), ``intrinsic`` (alpha_ext=0), ``combined`` (alpha_ext=0.1,
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from _common import RESULTS, CellLog, emit, machine, plot_seed_curves  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 ARMS = {
@@ -52,13 +53,15 @@ def main() -> None:
     parser.add_argument("--llm", default="local")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
                         help="run these arms only (e.g. extrinsic in one process, the judge's arms in another)")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: tabulate the finished cells and draw the training-score curves")
     args = parser.parse_args()
     name = "nethack_score_quick" if args.quick else "nethack_score"
     steps, seeds = (2048, [0]) if args.quick else (args.steps, args.seeds)
     sizes = (["rollouts.n_steps=1000", "pairs.n=16", "train.eval_episodes=2", "env.max_episode_steps=500"]
              if args.quick else ["rollouts.n_steps=20000", "pairs.n=2000", "train.eval_episodes=20"])
     cells = CellLog(RESULTS / f"{name}_cells.jsonl")
-    for arm in args.arms:
+    for arm in [] if args.report else args.arms:
         for seed in seeds:
             cell = f"{arm}|{seed}|{steps}"
             with cells.claim(cell) as mine:
@@ -84,6 +87,10 @@ def main() -> None:
                       "train_score_last100": train,
                       "mean_train_score_last100": float(np.mean(known)) if known else None}
     summary = name if args.quick else f"{name}_{steps}"
+    runs = {arm: [run_dir(name, arm, s, steps, args.quick) for s in seeds if f"{arm}|{s}|{steps}" in cells]
+            for arm in ARMS}
+    plot_seed_curves(runs, RESULTS / f"{summary}_curves.png", column="return", steps=steps,
+                     title=f"NetHackScore, PPO {steps:,} steps", ylabel="in-game score (last 100 training episodes)")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
     emit(summary, {arm: row["mean_score"] for arm, row in table.items()})
