@@ -142,7 +142,7 @@ def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, st
         if curves:
             mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             low, high = (np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)) if unit_range else (mean - std, mean + std)
-            ax.plot(grid, mean, label=f"{label} ({len(curves)} seeds)")
+            ax.plot(grid, mean, label=f"{label} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
             ax.fill_between(grid, low, high, alpha=0.2)
     if ax.lines:
         ax.set(title=title, xlabel="environment steps", ylabel=ylabel)

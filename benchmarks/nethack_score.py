@@ -45,6 +45,17 @@ def train_score(run: Path, last: int = 100) -> float | None:
     return float(pd.read_csv(episodes[0])["return"].tail(last).mean()) if episodes else None
 
 
+def intrinsic_trend(run: Path, steps: int) -> tuple[float, float] | None:
+    """Mean intrinsic return per episode over the first and the last tenth of training: whether PPO raised the
+    reward it was given (``None`` without a run dir or an intrinsic reward)."""
+    episodes = sorted(run.glob("episodes_*.csv"))
+    frame = pd.read_csv(episodes[0]) if episodes else pd.DataFrame()
+    if frame.empty or frame["return_intrinsic"].isna().all():
+        return None
+    first, last = frame[frame.timestep <= steps / 10], frame[frame.timestep > steps * 0.9]
+    return float(first["return_intrinsic"].mean()), float(last["return_intrinsic"].mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -85,7 +96,10 @@ def main() -> None:
         table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
                       "std": float(np.std(scores)) if scores else None, "seeds": scores,
                       "train_score_last100": train,
-                      "mean_train_score_last100": float(np.mean(known)) if known else None}
+                      "mean_train_score_last100": float(np.mean(known)) if known else None,
+                      "intrinsic_return_first_vs_last_tenth": [
+                          intrinsic_trend(run_dir(name, arm, s, steps, args.quick), steps)
+                          for s in seeds if f"{arm}|{s}|{steps}" in cells]}
     summary = name if args.quick else f"{name}_{steps}"
     runs = {arm: [run_dir(name, arm, s, steps, args.quick) for s in seeds if f"{arm}|{s}|{steps}" in cells]
             for arm in ARMS}
