@@ -44,14 +44,14 @@ def validate(cfg: DictConfig) -> None:
     for key in ("total_timesteps", "n_envs", "eval_episodes", "eval_every_episodes"):
         if int(cfg.train[key]) < 1:
             raise ValueError(f"train.{key} must be >= 1, got {cfg.train[key]}")
+    if int(cfg.train.eval_every) < 0:
+        raise ValueError(f"train.eval_every must be >= 0 (0: no evaluation during training), got {cfg.train.eval_every}")
     if cfg.reward.kind == "oni" and cfg.reward.variant not in ("retrieval", "ranking"):
         raise ValueError(f"reward.variant must be 'retrieval' or 'ranking', got {cfg.reward.variant!r}")
     if cfg.reward.kind in ("motif", "oni"):  # a bad model spec, option or missing API key fails now, not after rollouts
         from llm_reward.apps._common import make_llm_from_config
 
         make_llm_from_config(cfg)
-    if int(cfg.train.eval_every) < 0:
-        raise ValueError(f"train.eval_every must be >= 0 (0: no evaluation during training), got {cfg.train.eval_every}")
     _dry_build_agent(cfg)
 
 

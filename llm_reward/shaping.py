@@ -206,8 +206,13 @@ class CachedReward:
             self.model_calls += 1
             self.captions_scored += len(captions)
             return values
-        missing = list(dict.fromkeys(c for c in captions if c not in self.cache))
-        self.cache_hits += sum(c in self.cache for c in captions)
+        missing: list[str] = []
+        for caption in captions:  # one pass on the hot path: the hit count and the misses together
+            if caption in self.cache:
+                self.cache_hits += 1
+            else:
+                missing.append(caption)
+        missing = list(dict.fromkeys(missing))
         fresh: dict[str, float] = {}
         if missing:
             values = np.asarray(self.reward_model(missing), dtype=np.float64)
