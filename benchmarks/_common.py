@@ -9,10 +9,14 @@ import json
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from llm_reward.jsonio import json_safe
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -112,13 +116,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def read_episodes(run: Path) -> "pd.DataFrame":
+    """A run directory's training episodes (``episodes_*.csv``); empty when the directory is gone (run
+    directories are local, not committed)."""
+    import pandas as pd
+
+    logs = sorted(Path(run).glob("episodes_*.csv"))
+    return pd.read_csv(logs[0]) if logs else pd.DataFrame()
+
+
 def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, steps: int, title: str,
                      ylabel: str, unit_range: bool = False, window: int = 100, min_episodes: int = 20) -> None:
     """One line per label: ``column`` of the runs' training episodes (rolling mean over ``window``), mean ± std
     over the runs (seeds) of that label, against environment steps; nothing is drawn without data.
 
-    ``runs`` maps a label to run directories holding ``episodes_*.csv``; directories are local (not committed),
-    so a fresh clone plots what it has. A run counts from ``min_episodes`` finished episodes on, as in the per-run
+    ``runs`` maps a label to run directories (:func:`read_episodes`): a fresh clone plots what it has. A run counts from ``min_episodes`` finished episodes on, as in the per-run
     plot: one lucky first episode is not a rate. ``unit_range`` clips the band to [0, 1] (success rates).
     """
     import matplotlib
@@ -126,21 +138,21 @@ def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    import pandas as pd
 
     grid = np.linspace(0, steps, 101)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, dirs in runs.items():
         curves = []
         for run in dirs:
-            logs = sorted(Path(run).glob("episodes_*.csv"))
-            episodes = pd.read_csv(logs[0]) if logs else pd.DataFrame()
+            episodes = read_episodes(run)
             values = episodes[column].rolling(window, min_periods=min_episodes).mean().dropna() if len(episodes) else []
             if len(values):  # a tiny (--quick) run may not finish enough episodes
                 curves.append(np.interp(grid, episodes["timestep"][values.index], values,
                                         left=0.0 if unit_range else np.nan))
         if curves:
-            mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+            with warnings.catch_warnings():  # all-NaN columns before any run's first counted episode are expected
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
             low, high = (np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)) if unit_range else (mean - std, mean + std)
             ax.plot(grid, mean, label=f"{label} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
             ax.fill_between(grid, low, high, alpha=0.2)

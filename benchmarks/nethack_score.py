@@ -21,10 +21,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine, plot_seed_curves  # noqa: E402
+from _common import RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 ARMS = {
@@ -41,15 +40,14 @@ def run_dir(name: str, arm: str, seed: int, steps: int, quick: bool) -> Path:
 
 def train_score(run: Path, last: int = 100) -> float | None:
     """Mean in-game score of the agent's last ``last`` training episodes (``None`` when the run dir is gone)."""
-    episodes = sorted(run.glob("episodes_*.csv"))
-    return float(pd.read_csv(episodes[0])["return"].tail(last).mean()) if episodes else None
+    episodes = read_episodes(run)
+    return float(episodes["return"].tail(last).mean()) if len(episodes) else None
 
 
 def intrinsic_trend(run: Path, steps: int) -> tuple[float, float] | None:
     """Mean intrinsic return per episode over the first and the last tenth of training: whether PPO raised the
     reward it was given (``None`` without a run dir or an intrinsic reward)."""
-    episodes = sorted(run.glob("episodes_*.csv"))
-    frame = pd.read_csv(episodes[0]) if episodes else pd.DataFrame()
+    frame = read_episodes(run)
     if frame.empty or frame["return_intrinsic"].isna().all():
         return None
     first, last = frame[frame.timestep <= steps / 10], frame[frame.timestep > steps * 0.9]
