@@ -115,7 +115,8 @@ def _online_feedback(cfg: DictConfig) -> Any:
     encoder, encoder_kwargs = encoder_settings(cfg)
     feedback = OnlineFeedback(make_llm_from_config(cfg), domain=adapter.family, goal=goal, variant=cfg.reward.variant,
                               batch_size=cfg.reward.batch_size, max_pending=cfg.reward.max_pending, seed=cfg.seed,
-                              encoder=encoder, encoder_kwargs=encoder_kwargs,
+                              encoder=encoder, encoder_kwargs=encoder_kwargs, epochs=cfg.reward_model.epochs,
+                              targets=cfg.reward_model.targets,  # the offline reward model's training recipe
                               # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text is slow)
                               pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
     feedback.check_judge()  # a judge that can never label fails here, not silently during training

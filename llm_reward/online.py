@@ -72,8 +72,11 @@ class OnlineFeedback:
     def __init__(self, llm: LLM, *, domain: str, goal: str | None, variant: Variant = "retrieval",
                  batch_size: int = 8, pairs_per_caption: int = 2, default_reward: float = 0.0,
                  min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn",
-                 encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 15, max_retries: int = 3,
-                 max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
+                 encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 30, targets: str = "hard",
+                 max_retries: int = 3, max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
+        from llm_reward.pipeline import to_targets
+
+        to_targets(np.zeros(0), targets)  # validates
         if variant not in ("retrieval", "ranking"):
             raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
         if batch_size < 1 or pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0 or max_pending < 1:
@@ -89,7 +92,7 @@ class OnlineFeedback:
 
             make_encoder(encoder, **dict(encoder_kwargs or {}))
         self.encoder, self.encoder_kwargs = encoder, dict(encoder_kwargs or {})
-        self.epochs, self.max_retries = epochs, max_retries
+        self.epochs, self.targets, self.max_retries = epochs, targets, max_retries
         self.stats = OnlineStats()
         self._rng = random.Random(seed)
         self._seed = seed
@@ -309,10 +312,11 @@ class OnlineFeedback:
 
     def _refit(self) -> bool:
         """Refit the reward model on all pairs so far; False when there is nothing to learn yet (all ties)."""
+        from llm_reward.pipeline import to_targets
         from llm_reward.reward_model import fit_reward_model
 
         a, b, y = zip(*self._pairs)
-        labels = np.asarray(y, dtype=np.float32)
+        labels = to_targets(np.asarray(y, dtype=np.float32), self.targets)
         if np.all(labels == 0.5):
             return False
         model, _ = fit_reward_model(list(a), list(b), labels, encoder=self.encoder, epochs=self.epochs,

@@ -98,6 +98,35 @@ def test_bad_variant_or_encoder_fails_at_construction_not_in_the_worker():
         OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", encoder_kwargs={"max_chars": 0})
 
 
+@pytest.mark.parametrize("targets", ["hard", "soft"])
+def test_ranking_refits_on_the_offline_pipelines_targets(monkeypatch, targets):
+    # The small judge's labels sit near 0.5 while right in sign; the offline reward model trains on their side of
+    # 0.5 ("hard"), and the online one must use the same recipe, or it learns a far flatter reward from them.
+    import llm_reward.reward_model as reward_model
+
+    fitted: list[np.ndarray] = []
+    real_fit = reward_model.fit_reward_model
+
+    def spy(a, b, labels, **kwargs):
+        fitted.append(np.asarray(labels))
+        return real_fit(a, b, labels, **kwargs)
+
+    monkeypatch.setattr(reward_model, "fit_reward_model", spy)
+    captions = [f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)]
+    with OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=8,
+                        epochs=2, targets=targets) as feedback:
+        feedback(captions)
+        assert feedback.wait_idle(timeout=60)
+    assert feedback.stats.fits >= 1
+    labels = np.concatenate(fitted)
+    if targets == "hard":
+        assert set(np.unique(labels)) <= {0.0, 0.5, 1.0}
+    else:
+        assert not set(np.unique(labels)) <= {0.0, 0.5, 1.0}
+    with pytest.raises(ValueError, match="targets"):
+        OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", targets="sharp")
+
+
 def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
     # A judge slower than the env: what the agent sees now matters more than an old backlog.
     judge = SlowJudge(delay=0.3)
