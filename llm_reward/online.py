@@ -35,6 +35,7 @@ from llm_reward.llm.base import LLM
 from llm_reward.llm.errors import LLMCapabilityError, LLMConfigError
 
 log = logging.getLogger(__name__)
+_MAX_MEMO = 50_000  # model estimates kept per refit
 Variant = Literal["retrieval", "ranking"]
 
 
@@ -147,8 +148,18 @@ class OnlineFeedback:
         self._has_work.set()
 
     def _estimate(self, captions: list[str]) -> np.ndarray:
-        model, mean, std = self._model
-        return ((model(captions) - mean) / std).astype(np.float32)
+        """The current model's normalized estimates, memoized until the next refit: the same unjudged captions are
+        asked for at every env step, and scoring them afresh each time dominated training on long captions."""
+        model, mean, std, memo = self._model
+        values = [memo.get(c) for c in captions]
+        todo = list(dict.fromkeys(c for c, v in zip(captions, values) if v is None))
+        fresh: dict[str, float] = {}
+        if todo:
+            fresh = dict(zip(todo, ((model(todo) - mean) / std).astype(np.float32).tolist()))
+            if len(memo) > _MAX_MEMO:  # bounded: a long run sees far more distinct scenes than fit in memory
+                memo.clear()
+            memo.update(fresh)
+        return np.array([fresh[c] if v is None else v for c, v in zip(captions, values)], dtype=np.float32)
 
     def check_judge(self) -> None:
         """Ask the judge one question the way the worker will, in this thread: a judge that can never label (no
@@ -325,7 +336,7 @@ class OnlineFeedback:
         mean, std = float(raw.mean()), float(raw.std() + 1e-6)
         table = dict(zip(self._seen, ((raw - mean) / std).astype(np.float32).tolist()))
         with self._lock:  # the new model and its table together: no step sees one model's values beside the other's
-            self._model = (model, mean, std)
+            self._model = (model, mean, std, {})  # a fresh estimate memo for the new model
             self._table.update(table)
         self._fitted_on = len(self._pairs)
         self.stats.fits += 1

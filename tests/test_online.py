@@ -127,6 +127,24 @@ def test_ranking_refits_on_the_offline_pipelines_targets(monkeypatch, targets):
         OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", targets="sharp")
 
 
+def test_model_estimates_are_memoized_until_the_next_refit():
+    # Unjudged captions are asked for at every env step; scoring them afresh each time dominated training.
+    judge = SlowJudge()
+    captions = [f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)]
+    with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=8,
+                        epochs=2) as feedback:
+        feedback(captions)
+        assert feedback.wait_idle(timeout=60) and feedback.stats.fits >= 1
+        model, mean, std, memo = feedback._model
+        scored: list[list[str]] = []
+        feedback._model = (lambda cs: scored.append(list(cs)) or model(cs), mean, std, memo)
+        judge.delay = 2.0  # the new caption stays unjudged while we look
+        first = feedback(["You see a door.", "You see a door."])
+        again = feedback(["You see a door.", "You see a wall 0."])
+        assert scored == [["You see a door."]]
+    assert first[0] == first[1] == again[0]
+
+
 def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
     # A judge slower than the env: what the agent sees now matters more than an old backlog.
     judge = SlowJudge(delay=0.3)
