@@ -39,8 +39,20 @@ _IDX_TO_STATE = {v: k for k, v in STATE_TO_IDX.items()}
 _THINGS = OBJECT_TO_IDX["door"]  # image type ids >= this are objects worth naming (door ... lava)
 
 
+#: Larger sizes of tasks minigrid registers only small, under our own namespace rather than minigrid's.
+EXTRA_SIZES = {"RedBlueDoors": ("minigrid.envs:RedBlueDoorEnv", (10, 12))}
+
+
 def register_gym_envs() -> None:
-    """Nothing to do: importing this module imported minigrid, which registers its ids."""
+    """Register ``llm_reward/RedBlueDoors-12x12-v0`` and the like (importing minigrid registered its own ids)."""
+    for name, (entry_point, sizes) in EXTRA_SIZES.items():
+        for size in sizes:
+            env_id = f"llm_reward/{name}-{size}x{size}-v0"
+            if env_id not in gym.registry:
+                gym.register(env_id, entry_point=entry_point, kwargs={"size": size})
+
+
+register_gym_envs()
 
 
 def owns(unwrapped: gym.Env) -> bool:

@@ -307,6 +307,13 @@ def test_unprefixed_minigrid_id_is_detected_by_class():
     assert obs.shape == (7, 7, 3) and info["caption"].startswith("You see ")
 
 
+def test_larger_task_sizes_are_registered_under_our_namespace():
+    env = make_env("llm_reward/RedBlueDoors-12x12-v0", seed=0)
+    assert get_adapter("llm_reward/RedBlueDoors-12x12-v0").goal == "open the red door then the blue door"
+    assert (env.unwrapped.width, env.unwrapped.height) == (24, 12)  # two rooms' width: red door left, blue right
+    assert "MiniGrid-RedBlueDoors-12x12-v0" not in gym.registry
+
+
 def test_varying_missions_stay_in_every_caption():
     env_id = "BabyAI-GoToLocal-v0"
     assert get_adapter(env_id).goal == mg.VARYING_MISSION_GOAL
