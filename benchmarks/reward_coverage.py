@@ -6,15 +6,19 @@ what it pays along a scripted solution.
 
 Prints, for the random-policy rollouts a reward model was fitted on, how many steps show each task event (a key
 picked up, a door unlocked, the goal reached, ...), then walks a scripted solution (BFS to the key, the door, then
-the goal or box; the key is put down first when the target must be picked up) and prints the reward model's
+the goal or box; the key is put down first when the target must be picked up; RedBlueDoors: the doors in the
+mission's order, or with ``--reverse`` the failing order) and prints the reward model's
 normalized output at every step next to the progress oracle. Saves ``results/reward_coverage_<env>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
+from typing import Any
+
 import gymnasium as gym
 import pandas as pd
 
@@ -31,8 +35,9 @@ EVENTS = ["You picked up the", "You dropped the", "You unlocked the", "You opene
           "You completed the mission", "You carry a", "You fell into the lava"]
 
 
-def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
-    """(action name, progress, caption) after reset and after every step of a scripted solution."""
+def solve(env_id: str, seed: int, reverse: bool = False) -> list[tuple[str, float, str]]:
+    """(action name, progress, caption) after reset and after every step of a scripted solution (``reverse``:
+    doors the mission names are opened in the opposite order, RedBlueDoors' failing one)."""
     env = gym.make(env_id)
     obs, _ = env.reset(seed=seed)
     base = env.unwrapped
@@ -50,6 +55,13 @@ def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
     def has(kind: str) -> bool:
         return any(o is not None and o.type == kind for o in base.grid.grid)
 
+    named_doors = re.findall(r"(\w+) door", base.mission)
+    if len(named_doors) > 1:  # RedBlueDoors: open the doors in the order the mission names them
+        for color in reversed(named_doors) if reverse else named_doors:
+            for action in [*plan_actions(base, facing(find_door(base, color))), int(Actions.toggle)]:
+                if act(action):
+                    return rows
+        return rows
     for kind, last in (("key", Actions.pickup), ("door", Actions.toggle)):  # plan each leg from where we stand
         if has(kind):  # lava and crossing tasks have neither
             for action in [*plan_actions(base, facing(find_object(base, kind))), int(last)]:
@@ -68,12 +80,19 @@ def solve(env_id: str, seed: int) -> list[tuple[str, float, str]]:
     return rows
 
 
+def find_door(base: Any, color: str) -> tuple[int, int]:
+    return next((x, y) for x in range(base.grid.width) for y in range(base.grid.height)
+                if (o := base.grid.get(x, y)) is not None and o.type == "door" and o.color == color)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", required=True, help="env config (conf/env/), e.g. minigrid/unlockpickup")
     parser.add_argument("--reward-model", required=True, type=Path, help="artifact directory (llm-reward-fit)")
     parser.add_argument("--rollouts", type=Path, help="parquet the model was fitted on (default: the main job's)")
     parser.add_argument("--seed", type=int, default=1, help="env seed of the scripted episode")
+    parser.add_argument("--reverse", action="store_true",
+                        help="open the doors the mission names in the opposite order (RedBlueDoors: the failure)")
     parser.add_argument("--tag", default="", help="suffix of the result file, to keep several models' results apart")
     args = parser.parse_args()
     cfg = train_config([f"env={args.env}"])
@@ -81,7 +100,7 @@ def main() -> None:
     rollouts = pd.read_parquet(args.rollouts or cfg.paths.rollouts)
     coverage = {event: int(rollouts["caption"].str.contains(event, regex=False).sum()) for event in EVENTS}
     print(f"{len(rollouts)} rollout steps; steps showing each event: {coverage}", file=sys.stderr)
-    rows = solve(cfg.env.id, args.seed)
+    rows = solve(cfg.env.id, args.seed, reverse=args.reverse)
     rewards = model([caption for _, _, caption in rows])
     for (action, progress, caption), reward in zip(rows, rewards):
         print(f"{action:8s} progress {progress:6.2f}  reward {reward:6.2f}  {caption[:110]}", file=sys.stderr)
