@@ -17,7 +17,6 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import pandas as pd
@@ -58,7 +57,7 @@ def solve(env_id: str, seed: int, reverse: bool = False) -> list[tuple[str, floa
     named_doors = re.findall(r"(\w+) door", base.mission)
     if len(named_doors) > 1:  # RedBlueDoors: open the doors in the order the mission names them
         for color in reversed(named_doors) if reverse else named_doors:
-            for action in [*plan_actions(base, facing(find_door(base, color))), int(Actions.toggle)]:
+            for action in [*plan_actions(base, facing(find_object(base, "door", color))), int(Actions.toggle)]:
                 if act(action):
                     return rows
         return rows
@@ -78,11 +77,6 @@ def solve(env_id: str, seed: int, reverse: bool = False) -> list[tuple[str, floa
     for action in [*plan_actions(base, facing(find_object(base, target))), int(Actions.pickup)]:
         act(action)
     return rows
-
-
-def find_door(base: Any, color: str) -> tuple[int, int]:
-    return next((x, y) for x in range(base.grid.width) for y in range(base.grid.height)
-                if (o := base.grid.get(x, y)) is not None and o.type == "door" and o.color == color)
 
 
 def main() -> None:

@@ -305,7 +305,7 @@ def facing(target: tuple[int, int]) -> Callable[[tuple[int, int], int], bool]:
     return lambda pos, d: (pos[0] + int(DIR_TO_VEC[d][0]), pos[1] + int(DIR_TO_VEC[d][1])) == target
 
 
-def find_object(base: Any, kind: str) -> tuple[int, int]:
-    """Position of the first object of type ``kind`` (column-major scan)."""
+def find_object(base: Any, kind: str, color: str | None = None) -> tuple[int, int]:
+    """Position of the first object of type ``kind`` (and ``color``, if given; column-major scan)."""
     return next((x, y) for x in range(base.grid.width) for y in range(base.grid.height)
-                if (o := base.grid.get(x, y)) is not None and o.type == kind)
+                if (o := base.grid.get(x, y)) is not None and o.type == kind and color in (None, o.color))
