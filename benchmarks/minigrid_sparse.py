@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine, plot_seed_curves  # noqa: E402
+from _common import RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 TASKS = ["minigrid/doorkey_8x8", "minigrid/unlockpickup", "minigrid/multiroom_n4_s5"]
@@ -100,8 +100,10 @@ def main() -> None:
             values = [cells.cells[f"{task}|{reward}|{s}|{steps}"]["success_rate"] for s in done]
             mean = float(np.mean(values)) if values else float("nan")  # nan: not run yet (null in the JSON)
             table.setdefault(task, {})[reward] = mean
-            detail.setdefault(task, {})[reward] = {"mean": mean, "std": float(np.std(values)) if values else mean,
-                                                   "seeds": done, "success": values}
+            detail.setdefault(task, {})[reward] = {
+                "mean": mean, "std": float(np.std(values)) if values else mean, "seeds": done, "success": values,
+                "failed_episode_median_length": [_failed_length(cells.cells[f"{task}|{reward}|{s}|{steps}"]["run_dir"])
+                                                 for s in done]}
     print(f"budget {steps} steps, seeds {seeds}; success mean ± std:", file=sys.stderr)
     for task, row in detail.items():
         print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f} (n={len(v['seeds'])})"
@@ -117,6 +119,15 @@ def main() -> None:
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
         {"steps": steps, "seeds": seeds, "success": detail, "machine": machine()}, indent=2) + "\n")
     emit(summary, table)
+
+
+def _failed_length(run_dir: str) -> float | None:
+    """Median length of the failures among a run's last 100 training episodes (None: no failures, or the run
+    directory is not on this machine). Short failures are the agent ending the episode itself (RedBlueDoors: the
+    blue door opened first); failures at the time limit are an agent that stays."""
+    last = read_episodes(Path(run_dir)).tail(100)
+    failed = last[last["success"] == 0] if len(last) else last
+    return float(failed["length"].median()) if len(failed) else None
 
 
 def _extend(first: list[str], more: list[str]) -> list[str]:
