@@ -7,6 +7,9 @@ The family is read from the observation space, so the caller never names it:
   (Motif/NLE-baseline flavoured: gamma 0.999, small entropy bonus, grad-norm clip 4; rollouts sized for a CPU);
 - ``vector``: a flat Box (MuJoCo, robotics, classic control) -> MLP with the PPO/SAC/TD3 papers' settings.
 
+``recurrent_ppo`` (sb3-contrib's ``RecurrentPPO``) is PPO with an LSTM after the same extractor, for tasks a
+memoryless policy cannot solve from one egocentric view (RedBlueDoors: was the red door, now out of view, opened?).
+
 Hydra's ``agent.kwargs`` arrive as ``overrides``: dicts merge key by key into the defaults (so
 ``policy_kwargs.features_extractor_kwargs.features_dim`` can be changed alone), anything else replaces.
 Class-valued policy options may be given as dotted import paths (``activation_fn: torch.nn.Tanh``).
@@ -26,14 +29,17 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
+from sb3_contrib import RecurrentPPO
 
 from .policies import NETHACK_KEYS, MiniGridCNN, NetHackExtractor
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "sac": SAC, "td3": TD3}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "recurrent_ppo": RecurrentPPO, "a2c": A2C, "dqn": DQN,
+                                         "sac": SAC, "td3": TD3}
 DISCRETE_ONLY = ("dqn",)
 CONTINUOUS_ONLY = ("sac", "td3")
 #: Env-id prefixes whose action space is known to be Discrete, so validate_algo need not build them.
 DISCRETE_ENV_PREFIXES = ("MiniGrid-", "BabyAI-", "NetHack")
+_LSTM_POLICIES = {"CnnPolicy": "CnnLstmPolicy", "MultiInputPolicy": "MultiInputLstmPolicy", "MlpPolicy": "MlpLstmPolicy"}
 _CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class", "replay_buffer_class")
 
 _MINIGRID_POLICY = {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"features_dim": 128},
@@ -156,11 +162,14 @@ def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spa
     key = _algo_key(algo)
     check_algo_action_space(key, action_space)
     family = env_family(observation_space)
-    if key not in _DEFAULTS[family]:
+    base = "ppo" if key == "recurrent_ppo" else key  # PPO's settings, with the LSTM flavour of its policy
+    if base not in _DEFAULTS[family]:
         raise ValueError(f"algo {key!r} has no settings for the {family} family; choose one of "
                          f"{sorted(_DEFAULTS[family])}")
-    params = copy.deepcopy(_DEFAULTS[family][key])
-    if family == "vector" and key == "ppo":
+    params = copy.deepcopy(_DEFAULTS[family][base])
+    if key == "recurrent_ppo":
+        params["policy"] = _LSTM_POLICIES[params["policy"]]
+    if family == "vector" and base == "ppo":
         params["n_steps"] = max(64, params["n_steps"] // n_envs)
     if key == "td3" and isinstance(action_space, spaces.Box):
         dim = action_space.shape[0]

@@ -58,6 +58,7 @@ def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 
                 rows[column].append(value)
 
         obs = venv.reset()
+        dones = np.ones(n_envs, dtype=bool)
         episode, step = list(range(n_envs)), [0] * n_envs
         next_episode = n_envs
         for i in range(n_envs):
@@ -65,7 +66,7 @@ def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 
         n_iterations = math.ceil(n_steps / n_envs)
         with tqdm(total=n_iterations * n_envs, unit="step", desc=f"captions {env_id}", disable=not progress) as bar:
             for _ in range(n_iterations):
-                obs, rewards, dones, infos = venv.step(act(obs))
+                obs, rewards, dones, infos = venv.step(act(obs, dones))
                 for i in range(n_envs):
                     step[i] += 1
                     add(infos[i], episode[i], step[i], i, float(rewards[i]), bool(dones[i]))
@@ -78,13 +79,21 @@ def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 
     return pd.DataFrame(rows).astype(_DTYPES)
 
 
-def _actor(policy: Any, action_space: Any, n_envs: int, seed: int) -> Callable[[Any], np.ndarray]:
+def _actor(policy: Any, action_space: Any, n_envs: int, seed: int) -> Callable[[Any, np.ndarray], np.ndarray]:
+    """``act(obs, episode_start) -> actions``; ``episode_start`` marks the envs whose episode just began."""
     if policy is None:
         action_space.seed(seed)
-        return lambda obs: np.stack([action_space.sample() for _ in range(n_envs)])
-    if hasattr(policy, "predict"):
-        return lambda obs: policy.predict(obs, deterministic=False)[0]
-    return lambda obs: np.asarray(policy(obs))
+        return lambda obs, _starts: np.stack([action_space.sample() for _ in range(n_envs)])
+    if not hasattr(policy, "predict"):
+        return lambda obs, _starts: np.asarray(policy(obs))
+    state = None  # a recurrent policy's LSTM state, reset where an episode starts; None for the others
+
+    def act(obs: Any, episode_start: np.ndarray) -> np.ndarray:
+        nonlocal state
+        actions, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=False)
+        return actions
+
+    return act
 
 
 def save_rollouts(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -70,11 +70,13 @@ def pendulum_venv():
 
 # --- training smoke: every family x algo builds and learns ---------------------------------------------------------
 
-@pytest.mark.parametrize("algo, kwargs", [("ppo", {}), ("a2c", {}), ("dqn", {"learning_starts": 64})])
+@pytest.mark.parametrize("algo, kwargs", [("ppo", {}), ("recurrent_ppo", {}), ("a2c", {}),
+                                          ("dqn", {"learning_starts": 64})])
 def test_minigrid_agents_learn(minigrid_venv, algo, kwargs):
     model = make_agent(algo.upper(), minigrid_venv, seed=0, **kwargs)
     assert isinstance(extractor_of(model), MiniGridCNN)
     assert model.policy.normalize_images is False
+    assert hasattr(model.policy, "lstm_actor") == (algo == "recurrent_ppo")  # memory only where asked for
     model.learn(256)
     assert model.num_timesteps >= 256
     result = evaluate_success(model, minigrid_env, n_episodes=1, seed=0)  # image transposition at predict time
@@ -126,7 +128,7 @@ def test_overrides_merge_nested_policy_kwargs(minigrid_venv):
 
 
 def test_make_agent_errors(minigrid_venv, pendulum_venv):
-    with pytest.raises(ValueError, match=r"unknown algo 'trpo'.*\['a2c', 'dqn', 'ppo', 'sac', 'td3'\]"):
+    with pytest.raises(ValueError, match=r"unknown algo 'trpo'.*\['a2c', 'dqn', 'ppo', 'recurrent_ppo', 'sac', 'td3'\]"):
         make_agent("trpo", minigrid_venv, seed=0)
     with pytest.raises(ValueError, match=r"'dqn'.*Discrete.*Box"):
         make_agent("dqn", pendulum_venv, seed=0)

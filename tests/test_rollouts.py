@@ -20,8 +20,20 @@ def turn_left(obs):
 class ForwardModel:
     """Duck-typed SB3 model: ``predict`` returns (actions, state)."""
 
-    def predict(self, obs, deterministic=False):
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
         return np.full(len(obs), 2, dtype=np.int64), None
+
+
+class StepCountingRecurrentModel:
+    """Duck-typed recurrent SB3 model whose state is the number of steps since its episode started."""
+
+    def __init__(self):
+        self.states = []
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        state = np.where(episode_start, 0, -1 if state is None else state + 1)
+        self.states.append(state)
+        return np.zeros(len(obs), dtype=np.int64), state
 
 
 def test_columns_and_episode_bookkeeping():
@@ -68,6 +80,14 @@ def test_model_policy_and_success_reward():
     frame = collect_captions("MiniGrid-Empty-5x5-v0", n_steps=40, seed=0, policy=ForwardModel(), progress=False)
     # Always forward in Empty-5x5 walks into the wall: no goal, zero reward, captions still vary at the start.
     assert frame["extrinsic_reward"].eq(0).all() and frame["caption"].nunique() >= 2
+
+
+def test_recurrent_policy_state_is_carried_and_reset_at_episode_starts():
+    model = StepCountingRecurrentModel()
+    collect_captions("MiniGrid-Empty-5x5-v0", n_steps=24, n_envs=2, seed=0, policy=model, progress=False,
+                     max_episode_steps=5)
+    # Turning left never reaches the goal: every episode is cut at 5 steps, and the state restarts with it.
+    assert np.array_equal(np.stack(model.states), np.tile(np.arange(12) % 5, (2, 1)).T)
 
 
 def test_nethack_rollouts():
