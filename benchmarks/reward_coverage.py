@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit  # noqa: E402
 from _hydra import train_config  # noqa: E402
 
-from llm_reward.envs.minigrid import (VARYING_MISSION_GOAL, MiniGridCaptioner, MiniGridProgress, env_goal,  # noqa: E402
-                                      facing, find_object, plan_actions)
+from llm_reward.envs import get_adapter  # noqa: E402
+from llm_reward.envs.minigrid import MiniGridProgress, facing, find_object, plan_actions  # noqa: E402
 from llm_reward.reward_model import RewardArtifact  # noqa: E402
 from minigrid.core.actions import Actions  # noqa: E402
 
 EVENTS = ["You picked up the", "You dropped the", "You unlocked the", "You opened the", "You reached the goal",
-          "You completed the mission", "You carry a", "You fell into the lava"]
+          "You completed the mission", "You carry a", "You fell into the lava", "Earlier you opened the"]
 
 
 def solve(env_id: str, seed: int, reverse: bool = False) -> list[tuple[str, float, str]]:
@@ -40,7 +40,7 @@ def solve(env_id: str, seed: int, reverse: bool = False) -> list[tuple[str, floa
     env = gym.make(env_id)
     obs, _ = env.reset(seed=seed)
     base = env.unwrapped
-    captioner = MiniGridCaptioner(with_mission=env_goal(env_id) == VARYING_MISSION_GOAL)
+    captioner = get_adapter(env_id).make_captioner()  # the captions the reward model was trained on
     progress = MiniGridProgress()
     rows = [("reset", progress(env, obs, {}), captioner(env, obs, {}))]
 

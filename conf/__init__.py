@@ -28,5 +28,14 @@ def goal_tag(goal: str) -> str:
     return f"_goal-{goal}"
 
 
+def captioner(env_id: str) -> str:
+    """The caption format of ``env_id`` (``minigrid-text-nomission-v1``): rollouts, and so labels and reward models,
+    are keyed on it, so a captioner change never reuses captions written in the old format."""
+    from llm_reward.envs import captioner_name
+
+    return captioner_name(env_id)
+
+
 OmegaConf.register_new_resolver("policy_tag", policy_tag, replace=True)
+OmegaConf.register_new_resolver("captioner", captioner, replace=True)
 OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)

@@ -27,6 +27,7 @@ from minigrid.wrappers import ImgObsWrapper
 from llm_reward.envs.registry import EnvAdapter
 
 CAPTIONER_NAME = "minigrid-text-v1"
+ORDERED_DOORS = re.compile(r"\bthen\b.*\bdoor\b")  # "open the red door then the blue door"
 VARYING_MISSION_GOAL = "complete the mission stated at the start of each description"
 
 # Progress oracle weights, chosen so that in DoorKey: start < key < door open < near goal < goal.
@@ -68,7 +69,10 @@ def adapter(env_id: str) -> EnvAdapter:
     # A mission that never changes (DoorKey) is stated once in the judge's goal sentence; repeating it in every
     # caption would only lengthen every prompt. Varying missions (BabyAI) stay in each caption.
     with_mission = goal == VARYING_MISSION_GOAL
-    captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission)
+    # A fixed mission that orders doors (RedBlueDoors: "open the red door then the blue door") needs captions that
+    # recall the doors already opened: without them the judge sees the same scene before and after the first one.
+    remember_doors = not with_mission and ORDERED_DOORS.search(goal) is not None
+    captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission, remember_doors=remember_doors)
     return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
                       goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper)
 
@@ -132,16 +136,22 @@ class MiniGridCaptioner:
     """Mission + visible objects + what the agent carries + what the last step changed (pickups, doors, goal).
 
     ``with_mission=False`` leaves the mission out, for envs whose mission is fixed and given to the judge as its goal.
+    ``remember_doors=True`` adds the doors the agent opened earlier in the episode and that are still open ("Earlier
+    you opened the red door."): an ordered mission (red door, then blue) cannot be judged from the view alone once
+    the first door is behind the agent.
     """
 
-    def __init__(self, with_mission: bool = True) -> None:
-        self.with_mission = with_mission
-        self.name = CAPTIONER_NAME if with_mission else CAPTIONER_NAME.replace("text", "text-nomission")
+    def __init__(self, with_mission: bool = True, remember_doors: bool = False) -> None:
+        self.with_mission, self.remember_doors = with_mission, remember_doors
+        base, version = CAPTIONER_NAME.rsplit("-", 1)
+        options = ("" if with_mission else "-nomission") + ("-doormemory" if remember_doors else "")
+        self.name = f"{base}{options}-{version}"
         self.reset()
 
     def reset(self) -> None:
         self._carrying: Any = None
         self._front: tuple[tuple[int, int], Any, tuple[bool, bool] | None] | None = None
+        self._opened: list[Any] = []  # door objects, in the order the agent opened them
 
     def __call__(self, env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
         base = env.unwrapped
@@ -153,7 +163,10 @@ class MiniGridCaptioner:
         parts.append(describe_view(image))
         if base.carrying is not None:
             parts.append(f"You carry {_a(_noun(base.carrying.type, base.carrying.color))}.")
+        earlier = [door for door in self._opened if door.is_open]
         parts.extend(self._events(base, info))
+        if self.remember_doors and earlier:
+            parts.append("Earlier you opened " + " and ".join(f"the {door.color} door" for door in earlier) + ".")
         return " ".join(parts)
 
     def _events(self, base: Any, info: dict[str, Any]) -> list[str]:
@@ -170,7 +183,10 @@ class MiniGridCaptioner:
         if self._front is not None and self._front[0] == front_pos:
             _, before, before_state = self._front
             if front is before and front is not None and front.type == "door":
-                events.extend(_door_events(front, before_state, toggled))
+                door_events = _door_events(front, before_state, toggled)
+                if front.is_open and door_events and front not in self._opened:
+                    self._opened.append(front)
+                events.extend(door_events)
             elif toggled and before is not None and before.type == "box" and front is not before:
                 events.append(f"You opened the {before.color} box.")
         here = _cell(base, tuple(int(v) for v in base.agent_pos))

@@ -314,6 +314,24 @@ def test_larger_task_sizes_are_registered_under_our_namespace():
     assert "MiniGrid-RedBlueDoors-12x12-v0" not in gym.registry
 
 
+def test_captions_remember_opened_doors_when_the_mission_orders_them():
+    env_id = "llm_reward/RedBlueDoors-12x12-v0"
+    env = make_env(env_id, seed=0)
+    base = env.unwrapped
+    captions = []
+    for color in ("red", "blue"):
+        for action in [*plan(base, facing(find(base, "door", color))), int(Actions.toggle)]:
+            captions.append(env.step(action)[-1]["caption"])
+    opened_red = next(i for i, c in enumerate(captions) if "You opened the red door." in c)
+    assert not any("Earlier" in c for c in captions[:opened_red + 1])  # the step itself says it once
+    # Every later step recalls it, including those with the red door out of view, up to the successful end.
+    assert all(c.endswith("Earlier you opened the red door.") for c in captions[opened_red + 1:-1])
+    assert captions[-1] == ("You see an open blue door 1 step forward. You opened the blue door. "
+                            "You completed the mission. Earlier you opened the red door.")
+    assert captioner_name(env_id) == "minigrid-text-nomission-doormemory-v1"
+    assert captioner_name("MiniGrid-DoorKey-8x8-v0") == "minigrid-text-nomission-v1"  # "then get to the goal"
+
+
 def test_varying_missions_stay_in_every_caption():
     env_id = "BabyAI-GoToLocal-v0"
     assert get_adapter(env_id).goal == mg.VARYING_MISSION_GOAL
