@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="env seed of the scripted episode")
     parser.add_argument("--reverse", action="store_true",
                         help="open the doors the mission names in the opposite order (RedBlueDoors: the failure)")
-    parser.add_argument("--tag", default="", help="suffix of the result file, to keep several models' results apart")
+    parser.add_argument("--tag", default="", help="suffix of the result file, to keep several models' results apart "
+                        "(--reverse adds _reverse after it)")
     args = parser.parse_args()
     cfg = train_config([f"env={args.env}"])
     model = RewardArtifact.load(args.reward_model)
@@ -98,7 +99,8 @@ def main() -> None:
     rewards = model([caption for _, _, caption in rows])
     for (action, progress, caption), reward in zip(rows, rewards):
         print(f"{action:8s} progress {progress:6.2f}  reward {reward:6.2f}  {caption[:110]}", file=sys.stderr)
-    emit(f"reward_coverage_{cfg.env.name}" + (f"_{args.tag}" if args.tag else ""), {
+    suffix = "".join(f"_{part}" for part in (args.tag, "reverse" if args.reverse else "") if part)
+    emit(f"reward_coverage_{cfg.env.name}{suffix}", {
         "env": cfg.env.id, "reward_model": str(args.reward_model), "rollout_steps": len(rollouts),
         "event_steps": coverage, "solution": [{"action": a, "progress": p, "reward": float(r), "caption": c}
                                               for (a, p, c), r in zip(rows, rewards)]})
