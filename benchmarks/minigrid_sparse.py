@@ -86,12 +86,16 @@ def main() -> None:
                     cells.add(cell, {"task": task, "reward": label, "seed": seed, "steps": steps,
                                      "success_rate": metrics["success_rate"], "mean_return": run["eval"]["mean_return"],
                                      "train_success_last100": run["train_success_last100"],
-                                     "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir)})
+                                     "steps_per_s": run["steps_per_s"], "run_dir": str(run_dir),
+                                     "failed_episode_median_length": _failed_length(run_dir)})
                     print(cell, metrics["success_rate"], file=sys.stderr, flush=True)
     # The table shows every finished cell at this budget, pilots on other tasks (and rewards such as oni) included.
     finished = [row for row in cells.cells.values() if row["steps"] == steps]
     tasks = _extend(args.tasks or TASKS, [row["task"] for row in finished])
     rewards = _extend(args.rewards or REWARDS, [row["reward"] for row in finished])
+    # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
+    summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
+    earlier = _earlier_failed_lengths(RESULTS / f"{summary}_detail.json")
     table: dict[str, dict[str, float]] = {}
     detail: dict[str, dict[str, dict[str, float]]] = {}
     for task in tasks:
@@ -102,18 +106,20 @@ def main() -> None:
             table.setdefault(task, {})[reward] = mean
             detail.setdefault(task, {})[reward] = {
                 "mean": mean, "std": float(np.std(values)) if values else mean, "seeds": done, "success": values,
-                "failed_episode_median_length": [_failed_length(cells.cells[f"{task}|{reward}|{s}|{steps}"]["run_dir"])
-                                                 for s in done]}
+                "failed_episode_median_length": [_cell_failed_length(cells.cells[f"{task}|{reward}|{s}|{steps}"],
+                                                                     earlier.get((task, reward, s))) for s in done]}
     print(f"budget {steps} steps, seeds {seeds}; success mean ± std:", file=sys.stderr)
     for task, row in detail.items():
         print(f"  {task:28s} " + "  ".join(f"{r}={v['mean']:.2f}±{v['std']:.2f} (n={len(v['seeds'])})"
                                           for r, v in row.items()),
               file=sys.stderr)
-    # Another budget gets its own summary files (the cells log is shared: each cell records its budget).
-    summary = name if args.quick or steps == DEFAULT_STEPS else f"{name}_{steps}"
     for task in tasks:
         runs = {reward: [Path(cells.cells[c]["run_dir"]) for seed in seeds
                          if (c := f"{task}|{reward}|{seed}|{steps}") in cells] for reward in rewards}
+        if not all(run.is_dir() for group in runs.values() for run in group):  # curves need every run's episodes
+            print(f"  {task}: some run directories are not on this machine; its curves are left as they were",
+                  file=sys.stderr)
+            continue
         plot_seed_curves(runs, RESULTS / f"{summary}_curves_{task.split('/')[-1]}.png", column="success", steps=steps,
                          title=f"{task}, PPO", ylabel="training success (last 100 episodes)", unit_range=True)
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps(
@@ -121,7 +127,22 @@ def main() -> None:
     emit(summary, table)
 
 
-def _failed_length(run_dir: str) -> float | None:
+def _cell_failed_length(row: dict, earlier: float | None) -> float | None:
+    """The cell's own record, else its run directory, else what an earlier report on the machine that ran it wrote."""
+    if "failed_episode_median_length" in row:
+        return row["failed_episode_median_length"]
+    return _failed_length(row["run_dir"]) if Path(row["run_dir"]).is_dir() else earlier
+
+
+def _earlier_failed_lengths(path: Path) -> dict[tuple[str, str, int], float | None]:
+    if not path.is_file():
+        return {}
+    success = json.loads(path.read_text())["success"]
+    return {(task, reward, seed): length for task, row in success.items() for reward, cell in row.items()
+            for seed, length in zip(cell["seeds"], cell.get("failed_episode_median_length", []))}
+
+
+def _failed_length(run_dir: str | Path) -> float | None:
     """Median length of the failures among a run's last 100 training episodes (None: no failures, or the run
     directory is not on this machine). Short failures are the agent ending the episode itself (RedBlueDoors: the
     blue door opened first); failures at the time limit are an agent that stays."""
