@@ -39,7 +39,8 @@ DISCRETE_ONLY = ("dqn",)
 CONTINUOUS_ONLY = ("sac", "td3")
 #: Env-id prefixes whose action space is known to be Discrete, so validate_algo need not build them.
 DISCRETE_ENV_PREFIXES = ("MiniGrid-", "BabyAI-", "NetHack")
-_LSTM_POLICIES = {"CnnPolicy": "CnnLstmPolicy", "MultiInputPolicy": "MultiInputLstmPolicy", "MlpPolicy": "MlpLstmPolicy"}
+_LSTM_POLICIES = {"CnnPolicy": "CnnLstmPolicy", "MultiInputPolicy": "MultiInputLstmPolicy",
+                  "MlpPolicy": "MlpLstmPolicy"}
 _CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class", "replay_buffer_class")
 
 _MINIGRID_POLICY = {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"features_dim": 128},

@@ -163,9 +163,9 @@ class MiniGridCaptioner:
         parts.append(describe_view(image))
         if base.carrying is not None:
             parts.append(f"You carry {_a(_noun(base.carrying.type, base.carrying.color))}.")
-        earlier = [door for door in self._opened if door.is_open]
+        earlier = [door for door in self._opened if door.is_open] if self.remember_doors else []
         parts.extend(self._events(base, info))
-        if self.remember_doors and earlier:
+        if earlier:
             parts.append("Earlier you opened " + " and ".join(f"the {door.color} door" for door in earlier) + ".")
         return " ".join(parts)
 
