@@ -102,6 +102,8 @@ def main() -> None:
     suffix = "".join(f"_{part}" for part in (args.tag, "reverse" if args.reverse else "") if part)
     emit(f"reward_coverage_{cfg.env.name}{suffix}", {
         "env": cfg.env.id, "reward_model": str(args.reward_model), "rollout_steps": len(rollouts),
+        # rewards below it pay nothing under the motif reward's default shaping
+        "threshold": float(model.threshold(cfg.reward.shaping.threshold_quantile)),
         "event_steps": coverage, "solution": [{"action": a, "progress": p, "reward": float(r), "caption": c}
                                               for (a, p, c), r in zip(rows, rewards)]})
 
