@@ -4,7 +4,7 @@
     python benchmarks/nethack_score.py --steps 2000000   # the full comparison (hours on 2 cores);
                                                          # summary: results/nethack_score_2000000.json
     python benchmarks/nethack_score.py --steps 200000 --arms extrinsic &   # one core each:
-    python benchmarks/nethack_score.py --steps 200000 --arms intrinsic combined
+    python benchmarks/nethack_score.py --steps 200000 --arms intrinsic combined --llm-threads 1
     python benchmarks/nethack_score.py --steps 500000 --report   # table + training-score curves, run nothing
 
 The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--llm", default="local")
+    parser.add_argument("--llm-threads", type=int, default=None,
+                        help="CPU threads of the embedded judge (default: all cores); 1 when another process runs "
+                             "on the other core, since llama.cpp's threads wait on each other when one is starved")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
                         help="run these arms only (e.g. extrinsic in one process, the judge's arms in another)")
     parser.add_argument("--report", action="store_true",
@@ -79,6 +82,8 @@ def main() -> None:
                 overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              "agent=ppo", f"train.total_timesteps={steps}", "train.baseline=false", "progress=false",
                              *sizes, f"data_dir={RESULTS / (name + '_data')}"]
+                if args.llm_threads is not None:
+                    overrides.append(f"+llm.options.n_threads={args.llm_threads}")
                 metrics = run_cell(overrides, run_dir(name, arm, seed, steps, args.quick))
                 run = next(iter(metrics["runs"].values()))
                 cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
