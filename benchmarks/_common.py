@@ -25,6 +25,18 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def cold_llm_cache(root: Path) -> Path:
+    """A fresh ``$LLM_REWARD_CACHE`` under ``root``: an empty LLM result cache, with the assembled GGUF judges of the
+    real cache linked in (assembling them is a one-off install step, not part of what a benchmark times)."""
+    from llm_reward.llm.cache import default_cache_dir
+
+    cache, models = root / "cache", default_cache_dir() / "models"
+    cache.mkdir(parents=True)
+    if models.exists():
+        (cache / "models").symlink_to(models)
+    return cache
+
+
 def emit(name: str, result: dict[str, Any]) -> None:
     """Save ``result`` as ``results/<name>.json`` and print it as one JSON line (the last line of stdout)."""
     result = json_safe(result)

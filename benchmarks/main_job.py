@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine  # noqa: E402
-
-from llm_reward.llm.cache import default_cache_dir  # noqa: E402
+from _common import cold_llm_cache, emit, machine  # noqa: E402
 
 
 def main() -> None:
@@ -30,12 +28,8 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="time experiment=smoke instead of the default job")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-train overrides")
     args = parser.parse_args()
-    models = default_cache_dir() / "models"
     with tempfile.TemporaryDirectory() as tmp:
-        cache, data, run_dir = Path(tmp) / "cache", Path(tmp) / "data", Path(tmp) / "run"
-        cache.mkdir()
-        if models.exists():
-            (cache / "models").symlink_to(models)
+        cache, data, run_dir = cold_llm_cache(Path(tmp)), Path(tmp) / "data", Path(tmp) / "run"
         command = ["llm-reward-train", *(["experiment=smoke"] if args.smoke else []), f"run_dir={run_dir}",
                    "progress=false", *args.overrides]
         env = {**os.environ, "LLM_REWARD_CACHE": str(cache), "LLM_REWARD_DATA": str(data)}
