@@ -84,30 +84,42 @@ def main() -> None:
                              *sizes, f"data_dir={RESULTS / (name + '_data')}"]
                 if args.llm_threads is not None:
                     overrides.append(f"+llm.options.n_threads={args.llm_threads}")
-                metrics = run_cell(overrides, run_dir(name, arm, seed, steps, args.quick))
+                run_path = run_dir(name, arm, seed, steps, args.quick)
+                metrics = run_cell(overrides, run_path)
                 run = next(iter(metrics["runs"].values()))
+                # The training readings go into the cell too: a report on another machine has no run dirs.
                 cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
-                                 "steps_per_s": run["steps_per_s"]})
+                                 "steps_per_s": run["steps_per_s"], "train_score_last100": train_score(run_path),
+                                 "intrinsic_return_first_vs_last_tenth": intrinsic_trend(run_path, steps)})
                 print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
     table = {}
     for arm in ARMS:  # every arm finished so far (another process may be running the others)
-        scores = [cells.cells[f"{arm}|{s}|{steps}"]["score"] for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        done = [s for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        rows = [cells.cells[f"{arm}|{s}|{steps}"] for s in done]
+        run_paths = [run_dir(name, arm, s, steps, args.quick) for s in done]
+        scores = [row["score"] for row in rows]
         # 20 evaluation episodes leave a standard error of ~10 points (per-episode std ~30-50): the training
         # episodes' score (true env return, Monitor innermost) over the last 100 is the steadier second reading.
-        train = [train_score(run_dir(name, arm, s, steps, args.quick)) for s in seeds if f"{arm}|{s}|{steps}" in cells]
+        train = [row["train_score_last100"] if "train_score_last100" in row else train_score(run)
+                 for row, run in zip(rows, run_paths)]
         known = [v for v in train if v is not None]
         table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
-                      "std": float(np.std(scores)) if scores else None, "seeds": scores,
+                      "std": float(np.std(scores)) if scores else None, "seeds": done, "scores": scores,
                       "train_score_last100": train,
                       "mean_train_score_last100": float(np.mean(known)) if known else None,
                       "intrinsic_return_first_vs_last_tenth": [
-                          intrinsic_trend(run_dir(name, arm, s, steps, args.quick), steps)
-                          for s in seeds if f"{arm}|{s}|{steps}" in cells]}
+                          row["intrinsic_return_first_vs_last_tenth"] if "intrinsic_return_first_vs_last_tenth" in row
+                          else intrinsic_trend(run, steps) for row, run in zip(rows, run_paths)]}
     summary = name if args.quick else f"{name}_{steps}"
-    runs = {arm: [run_dir(name, arm, s, steps, args.quick) for s in seeds if f"{arm}|{s}|{steps}" in cells]
-            for arm in ARMS}
-    plot_seed_curves(runs, RESULTS / f"{summary}_curves.png", column="return", steps=steps,
-                     title=f"NetHackScore, PPO {steps:,} steps", ylabel="in-game score (last 100 training episodes)")
+    # Curves from the run dirs on this machine only; the title names the seeds they cover.
+    on_disk = {arm: [s for s in seeds if f"{arm}|{s}|{steps}" in cells
+                     and run_dir(name, arm, s, steps, args.quick).is_dir()] for arm in ARMS}
+    runs = {arm: [run_dir(name, arm, s, steps, args.quick) for s in arm_seeds] for arm, arm_seeds in on_disk.items()}
+    drawn = sorted({s for arm_seeds in on_disk.values() for s in arm_seeds})
+    if drawn:
+        plot_seed_curves(runs, RESULTS / f"{summary}_curves.png", column="return", steps=steps,
+                         title=f"NetHackScore, PPO {steps:,} steps (seeds {', '.join(map(str, drawn))})",
+                         ylabel="in-game score (last 100 training episodes)")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
     emit(summary, {arm: row["mean_score"] for arm, row in table.items()})
