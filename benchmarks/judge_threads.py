@@ -70,11 +70,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer prompts (<= 3 minutes)")
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
     parser.add_argument("--oni-steps", type=int, default=None,
-                        help="PPO steps of each online run (default 40000, 10000 with --quick; 0 skips them)")
+                        help="PPO steps of each online run (default 300000, 30000 with --quick; 0 skips them)")
     args = parser.parse_args()
     if any(t < 1 for t in args.threads):
         parser.error("--threads must be positive")
-    oni_steps = args.oni_steps if args.oni_steps is not None else (10_000 if args.quick else 40_000)
+    oni_steps = args.oni_steps if args.oni_steps is not None else (30_000 if args.quick else 300_000)
     if oni_steps < 0:
         parser.error("--oni-steps must be >= 0")
     n_prompts = 16 if args.quick else 48
