@@ -1,6 +1,6 @@
 """How many CPU threads the embedded judge should use when it shares the machine with training.
 
-    python benchmarks/judge_threads.py --quick    # fewer prompts, shorter online runs, <= 4 minutes
+    python benchmarks/judge_threads.py --quick    # fewer prompts, shorter online runs
     python benchmarks/judge_threads.py            # summary: results/judge_threads.json
 
 For each thread count in ``--threads`` (default: 1 and all cores):
@@ -67,7 +67,7 @@ def online_run(n_threads: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer prompts (<= 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer prompts, shorter online runs")
     parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}))
     parser.add_argument("--oni-steps", type=int, default=None,
                         help="PPO steps of each online run (default 300000, 30000 with --quick; 0 skips them)")
