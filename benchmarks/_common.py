@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,16 +27,25 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def cold_llm_cache(root: Path) -> Path:
-    """A fresh ``$LLM_REWARD_CACHE`` under ``root``: an empty LLM result cache, with the assembled GGUF judges of the
-    real cache linked in (assembling them is a one-off install step, not part of what a benchmark times)."""
+def train_from_cold(overrides: list[str], root: Path) -> tuple[subprocess.CompletedProcess, Path, float]:
+    """``llm-reward-train <overrides>`` as a fresh machine runs it: an empty data dir and LLM result cache under
+    ``root``, with the assembled GGUF judges of the real cache linked in (assembling them is a one-off install step,
+    not part of what a benchmark times). Returns the finished process, its run dir and its wall time in seconds;
+    exits with its stderr if it failed."""
     from llm_reward.llm.cache import default_cache_dir
 
-    cache, models = root / "cache", default_cache_dir() / "models"
+    cache, models, run_dir = root / "cache", default_cache_dir() / "models", root / "run"
     cache.mkdir(parents=True)
     if models.exists():
         (cache / "models").symlink_to(models)
-    return cache
+    command = ["llm-reward-train", *overrides, f"run_dir={run_dir}"]
+    env = {**os.environ, "LLM_REWARD_CACHE": str(cache), "LLM_REWARD_DATA": str(root / "data")}
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return done, run_dir, wall
 
 
 def emit(name: str, result: dict[str, Any]) -> None:

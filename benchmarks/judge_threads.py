@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cold_llm_cache, emit, machine  # noqa: E402
+from _common import emit, machine, train_from_cold  # noqa: E402
 from llm_throughput import captions  # noqa: E402
 
 from llm_reward.feedback.prompts import PairPrompt, goal_sentence  # noqa: E402
@@ -50,14 +50,9 @@ def prompts_per_s(n_threads: int, pairs: list[tuple[str, str]]) -> float:
 def online_run(n_threads: int, steps: int) -> dict[str, float]:
     """One short ``reward=oni`` training run with the judge on ``n_threads`` threads, from an empty result cache."""
     with tempfile.TemporaryDirectory() as tmp:
-        cache, data, run_dir = cold_llm_cache(Path(tmp)), Path(tmp) / "data", Path(tmp) / "run"
-        command = ["llm-reward-train", "env=minigrid/doorkey_8x8", "reward=oni", "llm=local",
-                   f"+llm.options.n_threads={n_threads}", f"train.total_timesteps={steps}", "train.baseline=false",
-                   "train.eval_episodes=10", "progress=false", f"run_dir={run_dir}"]
-        env = {**os.environ, "LLM_REWARD_CACHE": str(cache), "LLM_REWARD_DATA": str(data)}
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        _, run_dir, _ = train_from_cold(["env=minigrid/doorkey_8x8", "reward=oni", "llm=local",
+                                         f"+llm.options.n_threads={n_threads}", f"train.total_timesteps={steps}",
+                                         "train.baseline=false", "train.eval_episodes=10", "progress=false"], Path(tmp))
         shaped = json.loads((run_dir / "metrics.json").read_text())["runs"]["shaped"]
     feedback = shaped["online_feedback"]
     return {"steps_per_s": shaped["steps_per_s"], "labelled_captions": feedback["labelled_captions"],

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cold_llm_cache, emit, machine  # noqa: E402
+from _common import emit, machine, train_from_cold  # noqa: E402
 
 
 def main() -> None:
@@ -28,21 +25,14 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="time experiment=smoke instead of the default job")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-train overrides")
     args = parser.parse_args()
+    command = ["llm-reward-train", *(["experiment=smoke"] if args.smoke else [])]
     with tempfile.TemporaryDirectory() as tmp:
-        cache, data, run_dir = cold_llm_cache(Path(tmp)), Path(tmp) / "data", Path(tmp) / "run"
-        command = ["llm-reward-train", *(["experiment=smoke"] if args.smoke else []), f"run_dir={run_dir}",
-                   "progress=false", *args.overrides]
-        env = {**os.environ, "LLM_REWARD_CACHE": str(cache), "LLM_REWARD_DATA": str(data)}
-        start = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+        done, run_dir, wall = train_from_cold([*command[1:], "progress=false", *args.overrides], Path(tmp))
         metrics = json.loads((run_dir / "metrics.json").read_text())
         last_line = done.stdout.strip().splitlines()[-1]
     runs = metrics["runs"]
     emit("main_job_smoke" if args.smoke else "main_job", {
-        "command": " ".join(command[:2] if args.smoke else command[:1]), "wall_time_s": wall,
+        "command": " ".join(command), "wall_time_s": wall,
         "prints_run_dir_last": last_line == str(run_dir), "env": metrics["env"],
         "success_shaped": runs["shaped"]["eval"]["success_rate"],
         "success_extrinsic": runs.get("extrinsic", {}).get("eval", {}).get("success_rate"),

@@ -92,11 +92,12 @@ def main() -> None:
                                  "steps_per_s": run["steps_per_s"], "train_score_last100": train_score(run_path),
                                  "intrinsic_return_first_vs_last_tenth": intrinsic_trend(run_path, steps)})
                 print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
-    table = {}
+    table, curves = {}, {}
     for arm in ARMS:  # every arm finished so far (another process may be running the others)
         done = [s for s in seeds if f"{arm}|{s}|{steps}" in cells]
         rows = [cells.cells[f"{arm}|{s}|{steps}"] for s in done]
         run_paths = [run_dir(name, arm, s, steps, args.quick) for s in done]
+        curves[arm] = {s: run for s, run in zip(done, run_paths) if run.is_dir()}  # this machine's runs only
         scores = [row["score"] for row in rows]
         # 20 evaluation episodes leave a standard error of ~10 points (per-episode std ~30-50): the training
         # episodes' score (true env return, Monitor innermost) over the last 100 is the steadier second reading.
@@ -111,13 +112,10 @@ def main() -> None:
                           row["intrinsic_return_first_vs_last_tenth"] if "intrinsic_return_first_vs_last_tenth" in row
                           else intrinsic_trend(run, steps) for row, run in zip(rows, run_paths)]}
     summary = name if args.quick else f"{name}_{steps}"
-    # Curves from the run dirs on this machine only; the title names the seeds they cover.
-    on_disk = {arm: [s for s in seeds if f"{arm}|{s}|{steps}" in cells
-                     and run_dir(name, arm, s, steps, args.quick).is_dir()] for arm in ARMS}
-    runs = {arm: [run_dir(name, arm, s, steps, args.quick) for s in arm_seeds] for arm, arm_seeds in on_disk.items()}
-    drawn = sorted({s for arm_seeds in on_disk.values() for s in arm_seeds})
-    if drawn:
-        plot_seed_curves(runs, RESULTS / f"{summary}_curves.png", column="return", steps=steps,
+    drawn = sorted({s for arm_runs in curves.values() for s in arm_runs})
+    if drawn:  # the title names the seeds whose run dirs are on this machine
+        plot_seed_curves({arm: list(arm_runs.values()) for arm, arm_runs in curves.items()},
+                         RESULTS / f"{summary}_curves.png", column="return", steps=steps,
                          title=f"NetHackScore, PPO {steps:,} steps (seeds {', '.join(map(str, drawn))})",
                          ylabel="in-game score (last 100 training episodes)")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
