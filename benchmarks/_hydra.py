@@ -15,7 +15,7 @@ def train_config(overrides: list[str]) -> DictConfig:
 
 
 def run_cell(overrides: list[str], run_dir: Path) -> dict[str, Any]:
-    from llm_reward.experiment import run_experiment
+    from llm_reward.apps.experiment import run_experiment
 
     cfg = train_config([*overrides, f"run_dir={run_dir}"])
     run_dir.mkdir(parents=True, exist_ok=True)

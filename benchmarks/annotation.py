@@ -27,7 +27,7 @@ from _common import RESULTS, emit, machine  # noqa: E402
 
 from llm_reward.feedback.labelers import agreement, oracle_labels  # noqa: E402
 from llm_reward.llm import make_llm  # noqa: E402
-from llm_reward.pipeline import annotate_stage, collect_stage, make_labeler, sample_pairs, to_targets  # noqa: E402
+from llm_reward.motif.stages import annotate_stage, collect_stage, make_labeler, sample_pairs, to_targets  # noqa: E402
 
 ENVS = {"minigrid": ("MiniGrid-DoorKey-5x5-v0", 100), "nethack": ("NetHackScore-v0", 400)}
 

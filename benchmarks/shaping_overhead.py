@@ -36,8 +36,8 @@ from _common import emit, machine  # noqa: E402
 from llm_reward import LLMRewardVecEnv  # noqa: E402
 from llm_reward.agents import make_agent  # noqa: E402
 from llm_reward.envs import captioner_name  # noqa: E402
-from llm_reward.pipeline import collect_stage, fit_stage, oracle_stage, sample_pairs  # noqa: E402
-from llm_reward.training import make_vec_env  # noqa: E402
+from llm_reward.motif.stages import collect_stage, fit_stage, oracle_stage, sample_pairs  # noqa: E402
+from llm_reward.training.loop import make_vec_env  # noqa: E402
 
 ENV_ID = "MiniGrid-DoorKey-8x8-v0"
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol, SupportsFloat
 
 import gymnasium as gym
 
-from llm_reward.captions import CaptionWrapper, FunctionCaptioner
+from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
 from llm_reward.types import Captioner, ProgressFn
 
 

@@ -12,11 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "CaptionWrapper": "llm_reward.captions",
-    "FunctionCaptioner": "llm_reward.captions",
-    "LLMRewardWrapper": "llm_reward.wrappers",
-    "LLMRewardVecEnv": "llm_reward.wrappers",
-    "OnlineFeedback": "llm_reward.online",
+    "CaptionWrapper": "llm_reward.shaping.captions",
+    "FunctionCaptioner": "llm_reward.shaping.captions",
+    "LLMRewardWrapper": "llm_reward.shaping.wrappers",
+    "LLMRewardVecEnv": "llm_reward.shaping.wrappers",
+    "OnlineFeedback": "llm_reward.motif.online",
     "make_llm": "llm_reward.llm",
 }
 

@@ -264,7 +264,7 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_agent(minigrid_venv, tmp_pa
 
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from llm_reward.training import train_agent
+    from llm_reward.training.loop import train_agent
 
     class CtrlCAt(BaseCallback):
         def _on_step(self) -> bool:

@@ -47,7 +47,7 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     """collect -> annotate (default judge) -> fit -> PPO shaped + baseline -> evaluate -> metrics.json + curve."""
     from hydra import compose, initialize_config_module
 
-    from llm_reward.experiment import run_experiment
+    from llm_reward.apps.experiment import run_experiment
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=[
@@ -80,7 +80,7 @@ def test_main_job_with_online_feedback_from_the_tiny_model(tmp_path):
     """reward=oni: the judge labels in a background thread while PPO trains; the run keeps what it learned."""
     from hydra import compose, initialize_config_module
 
-    from llm_reward.experiment import run_experiment
+    from llm_reward.apps.experiment import run_experiment
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=[
@@ -98,7 +98,7 @@ def test_main_job_with_online_feedback_from_the_tiny_model(tmp_path):
 def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_module
 
-    from llm_reward import experiment
+    from llm_reward.apps import experiment
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "reward=count", f"data_dir={tmp_path}", "progress=false"])
@@ -116,7 +116,7 @@ def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, m
 def test_a_baseline_due_after_an_interrupted_shaped_run_is_not_started(tmp_path):
     from hydra import compose, initialize_config_module
 
-    from llm_reward.experiment import _baseline_runner
+    from llm_reward.apps.experiment import _baseline_runner
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "train.parallel_baseline=false", f"run_dir={tmp_path}"])
@@ -152,7 +152,7 @@ def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
 
     from hydra import compose, initialize_config_module
 
-    from llm_reward.experiment import _baseline_runner
+    from llm_reward.apps.experiment import _baseline_runner
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "train.total_timesteps=10000000",

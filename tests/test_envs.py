@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from minigrid.core.actions import Actions
 from stable_baselines3.common.monitor import Monitor
 
-from llm_reward.captions import CaptionWrapper
+from llm_reward.shaping.captions import CaptionWrapper
 from llm_reward.envs import (EnvAdapter, StepInfo, SuccessInfo, captioner_name, get_adapter, make_env,
                              register_adapter, registry)
 from llm_reward.envs import minigrid as mg
@@ -22,7 +22,7 @@ from llm_reward.envs.minigrid import NoPath, facing
 from llm_reward.envs.minigrid import find_object as find
 from llm_reward.envs.minigrid import plan_actions as plan
 from llm_reward.feedback.prompts import goal_sentence
-from llm_reward.training import make_vec_env
+from llm_reward.training.loop import make_vec_env
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
 BABYAI = "BabyAI-GoToRedBallGrey-v0"

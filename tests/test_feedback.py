@@ -238,7 +238,7 @@ def test_each_goal_variant_gets_its_own_label_store_and_reward_model():
 
 
 def test_hard_and_soft_targets():
-    from llm_reward.pipeline import to_targets
+    from llm_reward.motif.stages import to_targets
 
     label = np.array([0.52, 0.48, 0.5, np.nan], dtype=np.float32)
     np.testing.assert_array_equal(to_targets(label, "hard")[:3], [1.0, 0.0, 0.5])

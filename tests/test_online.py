@@ -11,7 +11,7 @@ import pytest
 
 from llm_reward.llm.base import LLM, Sampling
 from llm_reward.llm.errors import LLMCapabilityError
-from llm_reward.online import OnlineFeedback
+from llm_reward.motif.online import OnlineFeedback
 
 
 class SlowJudge(LLM):
@@ -218,7 +218,7 @@ def test_a_closed_feedback_restarts_its_worker_when_called_again():
 def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
     """The same guarantee at the level training sees it: VecEnv steps, not direct reward calls."""
     from llm_reward.envs import make_env
-    from llm_reward.wrappers import LLMRewardVecEnv
+    from llm_reward.shaping.wrappers import LLMRewardVecEnv
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     judge = SlowJudge(delay=5.0)

@@ -326,7 +326,7 @@ def test_transformers_fallback_matches_sentence_transformers(monkeypatch):
 
 def test_pipeline_fit_stage_writes_then_reuses_the_artifact(tmp_path):
     pd = pytest.importorskip("pandas")
-    from llm_reward.pipeline import fit_stage
+    from llm_reward.motif.stages import fit_stage
 
     a, b, y = rule_pairs(1200, seed=6)
     captions, values = caption_pool()
@@ -345,7 +345,7 @@ def test_caption_length_limit_comes_from_config_and_fails_before_the_judge(tmp_p
     pd = pytest.importorskip("pandas")
     from hydra import compose, initialize_config_module
 
-    from llm_reward.pipeline import check_encodable, encoder_settings, fit_stage
+    from llm_reward.motif.stages import check_encodable, encoder_settings, fit_stage
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         default = compose("train", overrides=["env=minigrid/doorkey_8x8", "reward=motif"])

@@ -8,7 +8,7 @@ import pytest
 
 from llm_reward import training
 from llm_reward.envs import EnvAdapter, make_env, register_adapter, registry
-from llm_reward.rollouts import COLUMNS, collect_captions, load_rollouts, save_rollouts
+from llm_reward.training.rollouts import COLUMNS, collect_captions, load_rollouts, save_rollouts
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
 
@@ -137,7 +137,7 @@ def test_bad_arguments_fail_before_building_envs(monkeypatch):
 def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
     from llm_reward.agents import make_agent
     from llm_reward.conf import policy_tag
-    from llm_reward.pipeline import collect_stage
+    from llm_reward.motif.stages import collect_stage
 
     agent = make_agent("ppo", training.make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0), seed=0)
     agent.save(tmp_path / "agent.zip")
@@ -158,7 +158,7 @@ def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
 
 def test_collect_stage_refuses_to_reuse_another_envs_rollouts(tmp_path):
     """Stage caches are keyed on the env config's name; an ``env.id`` override alone must not reuse them."""
-    from llm_reward.pipeline import collect_stage
+    from llm_reward.motif.stages import collect_stage
 
     kwargs = dict(n_steps=20, n_envs=1, seed=0, progress=False, path=tmp_path / "r.parquet")
     first = collect_stage("MiniGrid-DoorKey-5x5-v0", **kwargs)

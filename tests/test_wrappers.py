@@ -18,10 +18,10 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from llm_reward.captions import CaptionWrapper, FunctionCaptioner
-from llm_reward.shaping import (CachedReward, CaptionCounter, Shaper, ShapingConfig, potential_rewards,
+from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
+from llm_reward.shaping.formula import (CachedReward, CaptionCounter, Shaper, ShapingConfig, potential_rewards,
                                 shaped_rewards)
-from llm_reward.wrappers import LLMRewardVecEnv, LLMRewardWrapper, ShapedRewardLogger
+from llm_reward.shaping.wrappers import LLMRewardVecEnv, LLMRewardWrapper, ShapedRewardLogger
 
 LEFT, RIGHT, STAY = 0, 1, 2
 
@@ -157,7 +157,7 @@ def test_potential_shaping_discounts_like_the_agent_unless_told_otherwise():
     from hydra import compose, initialize_config_module
 
     from llm_reward.envs import make_env
-    from llm_reward.experiment import _shaping_kwargs
+    from llm_reward.apps.experiment import _shaping_kwargs
 
     def gamma(env: str, *overrides: str) -> float:
         with initialize_config_module("llm_reward.conf", version_base="1.3"):

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config
 from llm_reward.jsonio import write_json
-from llm_reward.pipeline import (annotate_stage, check_encodable, collect_from_config, encoder_settings, make_labeler,
+from llm_reward.motif.stages import (annotate_stage, check_encodable, collect_from_config, encoder_settings, make_labeler,
                                  sample_pairs)
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, log, make_llm_from_config
 from llm_reward.feedback.store import LabelStore
-from llm_reward.pipeline import collect_from_config, encoder_settings, fit_stage, make_labeler
+from llm_reward.motif.stages import collect_from_config, encoder_settings, fit_stage, make_labeler
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="fit", version_base=VERSION_BASE)

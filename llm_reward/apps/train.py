@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE
-from llm_reward.experiment import run_experiment
+from llm_reward.apps.experiment import run_experiment
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="train", version_base=VERSION_BASE)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from llm_reward.captions import CAPTION_KEY, PROGRESS_KEY
+from llm_reward.shaping.captions import CAPTION_KEY, PROGRESS_KEY
 
 COLUMNS = ("caption", "progress", "episode", "step", "env_index", "extrinsic_reward", "done")
 _DTYPES = {"caption": str, "progress": float, "episode": np.int64, "step": np.int64, "env_index": np.int64,
@@ -37,7 +37,7 @@ def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 
     of episode start), ``step`` (within the episode), ``env_index``, ``extrinsic_reward``, ``done``.
     """
     from llm_reward.envs import get_adapter
-    from llm_reward.training import make_vec_env
+    from llm_reward.training.loop import make_vec_env
 
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")

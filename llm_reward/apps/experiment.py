@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from llm_reward.pipeline import (annotate_stage, check_encodable, collect_from_config, encoder_settings, fit_stage,
+from llm_reward.motif.stages import (annotate_stage, check_encodable, collect_from_config, encoder_settings, fit_stage,
                                  make_labeler, oracle_stage, sample_pairs, to_targets)
 from llm_reward.jsonio import write_json
 from llm_reward.reward_model import RewardArtifact
-from llm_reward.training import make_vec_env, plot_curves, train_agent
+from llm_reward.training.loop import make_vec_env, plot_curves, train_agent
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _dry_build_agent(cfg: DictConfig) -> None:
     """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
     second, instead of after minutes of annotation."""
     from llm_reward.agents import make_agent
-    from llm_reward.shaping import ShapingConfig
+    from llm_reward.shaping.formula import ShapingConfig
 
     venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
     try:
@@ -108,7 +108,7 @@ def _online_feedback(cfg: DictConfig) -> Any:
     from llm_reward.apps._common import make_llm_from_config
     from llm_reward.envs import get_adapter
     from llm_reward.feedback.prompts import goal_sentence
-    from llm_reward.online import OnlineFeedback
+    from llm_reward.motif.online import OnlineFeedback
 
     adapter = get_adapter(cfg.env.id)
     goal = goal_sentence(adapter.family, cfg.feedback.get("goal", "default"), env_goal=adapter.goal)
@@ -144,7 +144,7 @@ def _shaping_kwargs(cfg: DictConfig, venv: Any) -> dict[str, Any]:
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, reward: Any) -> dict[str, Any]:
     from llm_reward.agents import evaluate_success, make_agent, make_eval_callback
     from llm_reward.envs import captioner_name
-    from llm_reward.wrappers import LLMRewardVecEnv
+    from llm_reward.shaping.wrappers import LLMRewardVecEnv
 
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
                         max_episode_steps=cfg.env.max_episode_steps)

@@ -1,7 +1,7 @@
 """Shaped LLM reward for agents: a Gymnasium wrapper, an SB3 VecEnv wrapper and a logging callback.
 
 Both wrappers apply :class:`llm_reward.shaping.Shaper` (the Motif formula, one implementation) to the caption in
-``info["caption"]`` written by :class:`~llm_reward.captions.CaptionWrapper`, and give the same rewards on the same
+``info["caption"]`` written by :class:`~llm_reward.shaping.captions.CaptionWrapper`, and give the same rewards on the same
 trajectory (see below for global counts). They add to every step's info:
 
 * ``r_extrinsic`` — the env reward, ``r_intrinsic`` — the bonus before ``alpha_int``, ``caption_count`` — N;
@@ -31,8 +31,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from llm_reward.captions import CAPTION_KEY, CaptionWrapper
-from llm_reward.shaping import Shaper, ShapingConfig, check_captioner
+from llm_reward.shaping.captions import CAPTION_KEY, CaptionWrapper
+from llm_reward.shaping.formula import Shaper, ShapingConfig, check_captioner
 from llm_reward.types import Captioner, CaptionRewardFn, ProgressFn
 
 EPISODE_SHAPED_KEY = "episode_shaped"
@@ -80,7 +80,7 @@ def _caption(info: dict[str, Any], where: str) -> str:
     try:
         return info[CAPTION_KEY]
     except KeyError:
-        raise KeyError(f"no info[{CAPTION_KEY!r}] at {where}: wrap the env in llm_reward.captions.CaptionWrapper "
+        raise KeyError(f"no info[{CAPTION_KEY!r}] at {where}: wrap the env in llm_reward.shaping.captions.CaptionWrapper "
                        f"(or pass captioner=...) so every reset and step is captioned") from None
 
 
@@ -96,11 +96,11 @@ class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         MiniGrid-DoorKey-8x8-v0:
           env_wrapper:
             - llm_reward.envs.caption_env      # captions, progress, success and the image observation
-            - llm_reward.wrappers.LLMRewardWrapper:
+            - llm_reward.shaping.wrappers.LLMRewardWrapper:
                 reward_model: runs/doorkey/reward_model
                 form: potential      # scene captions rarely repeat (llm_reward.shaping)
                 alpha_int: 0.1
-          callback: llm_reward.wrappers.ShapedRewardLogger
+          callback: llm_reward.shaping.wrappers.ShapedRewardLogger
     """
 
     def __init__(self, env: gym.Env, reward_model: CaptionRewardFn | str | os.PathLike,

@@ -30,7 +30,7 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
     stochastic actions collect the data instead: Motif annotated an RL agent's experience, which reaches states
     (a door unlocked) that random actions almost never do.
     """
-    from llm_reward.rollouts import collect_captions, load_rollouts, save_rollouts
+    from llm_reward.training.rollouts import collect_captions, load_rollouts, save_rollouts
 
     agent = None
     if policy is not None:

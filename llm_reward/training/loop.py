@@ -110,7 +110,7 @@ class StopOnInterrupt(BaseCallback):
 def train_agent(model: Any, *, total_timesteps: int, run_dir: Path, name: str,
                 extra_callbacks: list[BaseCallback] | None = None, progress: bool = True) -> TrainResult:
     """``model.learn`` with an episode recorder; Ctrl-C stops training but keeps the model and episodes so far."""
-    from llm_reward.wrappers import ShapedRewardLogger
+    from llm_reward.shaping.wrappers import ShapedRewardLogger
 
     recorder, stop = EpisodeRecorder(run_dir / f"episodes_{name}.csv"), StopOnInterrupt()
     callbacks = CallbackList([stop, recorder, ShapedRewardLogger(), *(extra_callbacks or [])])

@@ -75,7 +75,7 @@ class OnlineFeedback:
                  min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn",
                  encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 30, targets: str = "hard",
                  max_retries: int = 3, max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise"):
-        from llm_reward.pipeline import to_targets
+        from llm_reward.motif.stages import to_targets
 
         to_targets(np.zeros(0), targets)  # validates
         if variant not in ("retrieval", "ranking"):
@@ -323,7 +323,7 @@ class OnlineFeedback:
 
     def _refit(self) -> bool:
         """Refit the reward model on all pairs so far; False when there is nothing to learn yet (all ties)."""
-        from llm_reward.pipeline import to_targets
+        from llm_reward.motif.stages import to_targets
         from llm_reward.reward_model import fit_reward_model
 
         a, b, y = zip(*self._pairs)

@@ -1,0 +1,1 @@
+"""The Eureka track: LLM-written reward code, checked, sandboxed and evolved."""

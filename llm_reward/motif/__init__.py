@@ -1,0 +1,1 @@
+"""The Motif track: offline stages (collect -> annotate -> fit) and ONI online feedback."""
