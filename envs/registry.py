@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Protocol, SupportsFloat
 
 import gymnasium as gym
 
+from llm_reward.envs import task
 from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
 from llm_reward.types import Captioner, ProgressFn
 
@@ -120,13 +121,16 @@ def _detect(env_id: str) -> EnvAdapter:
     """Fallback for ids without a known prefix: build the env once and look at its unwrapped class."""
     from llm_reward.envs import minigrid as minigrid_family
     from llm_reward.envs import nethack as nethack_family
+    from llm_reward.envs import robotics as robotics_family
 
-    families = [minigrid_family, nethack_family]
+    families = [minigrid_family, nethack_family, robotics_family]
     for family in families:
         family.register_gym_envs()
     if env_id not in gym.registry:
         raise ValueError(f"unknown env id {env_id!r}: it is not registered with Gymnasium (import the package that "
                          f"registers it first) and has no llm_reward adapter; {_HOW_TO_REGISTER}")
+    if robotics_family.owns_id(env_id):  # MuJoCo / gymnasium-robotics: known from the entry point, nothing built
+        return robotics_family.adapter(env_id)
     env = gym.make(env_id, disable_env_checker=True)
     try:
         for family in families:
@@ -135,37 +139,53 @@ def _detect(env_id: str) -> EnvAdapter:
     finally:
         env.close()
     raise ValueError(f"env id {env_id!r} has no captioner: built-in adapters cover MiniGrid-*/BabyAI-* (any "
-                     f"MiniGridEnv) and NetHack* (any NLE env); {_HOW_TO_REGISTER}")
+                     f"MiniGridEnv), NetHack* (any NLE env) and robotic sims (any Gymnasium MuJoCo or "
+                     f"gymnasium-robotics env); {_HOW_TO_REGISTER}")
 
 
-def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+def success_rule(adapter: EnvAdapter, env_id: str, success: str | SuccessFn | None = None) -> SuccessFn | None:
+    """The success rule an env of ``adapter`` gets: ``success`` (criterion text or callable) or the adapter's own.
+
+    Raises ValueError for a criterion that does not parse, or when the env has no success flag, the adapter no
+    criterion and the caller none (config key ``env.success``).
+    """
+    rule = adapter.success if success is None else task.success_fn(env_id, success)
+    if isinstance(rule, task.UndefinedSuccess):
+        raise ValueError(rule.message)
+    return rule
+
+
+def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | None = None,
+             success: str | SuccessFn | None = None, **kwargs: Any) -> gym.Env:
     """A captioned env ready for SB3.
 
     Stack (inside out): ``gym.make`` -> the family's inner wrapper (NetHack: game seeding) -> ``Monitor`` (true
     return and length) -> :class:`StepInfo` -> ``CaptionWrapper`` (``info["caption"]``, ``info["progress"]``) ->
-    :class:`SuccessInfo` (``info["is_success"]``) -> the family's observation wrapper. ``kwargs`` go to
-    ``gym.make``. With ``seed`` the env is reset once with it and its action space seeded, so it is reproducible
-    even if later resets pass no seed.
+    :class:`SuccessInfo` (``info["is_success"]``) -> the family's observation wrapper. ``success`` replaces the
+    adapter's success rule: a criterion over the last step's info such as ``"mean_forward_velocity >= 3"`` (see
+    :mod:`llm_reward.envs.task`) or a :class:`SuccessFn`. ``kwargs`` go to ``gym.make``. With ``seed`` the env is
+    reset once with it and its action space seeded, so it is reproducible even if later resets pass no seed.
     """
     from stable_baselines3.common.monitor import Monitor
 
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
     adapter = get_adapter(env_id)
+    success_rule(adapter, env_id, success)  # a bad or missing criterion fails before the env is built
     make_kwargs = {**adapter.make_kwargs, **kwargs}
     if max_episode_steps is not None:
         make_kwargs["max_episode_steps"] = max_episode_steps
     env: gym.Env = gym.make(env_id, **make_kwargs)
     if adapter.inner_wrapper is not None:
         env = adapter.inner_wrapper(env)
-    env = caption_env(Monitor(env), env_id)
+    env = caption_env(Monitor(env), env_id, success=success)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
 
 
-def caption_env(env: gym.Env, env_id: str | None = None) -> gym.Env:
+def caption_env(env: gym.Env, env_id: str | None = None, *, success: str | SuccessFn | None = None) -> gym.Env:
     """Add captions, progress and success to an env that is already built (and ``Monitor``-wrapped).
 
     This is the rl-baselines3-zoo entry point: ``env_wrapper: [llm_reward.envs.caption_env]`` after the zoo's own
@@ -175,9 +195,10 @@ def caption_env(env: gym.Env, env_id: str | None = None) -> gym.Env:
     if env_id is None:
         raise ValueError("caption_env needs env_id= for an env built without a registered spec")
     adapter = get_adapter(env_id)
+    rule = success_rule(adapter, env_id, success)
     env = StepInfo(env)
     env = CaptionWrapper(env, adapter.make_captioner(), adapter.progress)
-    env = SuccessInfo(env, adapter.success)
+    env = SuccessInfo(env, rule)
     return adapter.obs_wrapper(env) if adapter.obs_wrapper is not None else env
 
 
