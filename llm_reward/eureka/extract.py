@@ -1,0 +1,90 @@
+"""Find ``compute_reward`` in an LLM response: by name with ``ast``, nested and sibling helpers kept.
+
+Eureka's own extractor kept the text after the last ``def``, which truncates a function with nested helpers. Here
+every fenced code block is parsed; the last one that defines ``compute_reward`` at module level wins, and of it
+we keep the imports, function definitions and plain assignments (constants) -- not stray module-level calls,
+prints or demo code.
+
+    >>> text = "Here:\\n```python\\nimport numpy as np\\ndef compute_reward(obs, action, next_obs, info):\\n"\\
+    ...        "    def speed(o):\\n        return float(o[8])\\n    return speed(next_obs), {'speed': speed(next_obs)}\\n"\\
+    ...        "print(compute_reward(1, 2, 3, 4))\\n```"
+    >>> print(extract_reward_code(text).strip())
+    import numpy as np
+    def compute_reward(obs, action, next_obs, info):
+        def speed(o):
+            return float(o[8])
+        return speed(next_obs), {'speed': speed(next_obs)}
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+FUNCTION_NAME = "compute_reward"
+SIGNATURE = "compute_reward(obs, action, next_obs, info) -> (float, dict[str, float])"
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Assign, ast.AnnAssign)
+
+
+class ExtractionError(ValueError):
+    """No usable ``compute_reward`` in a response; ``str(exc)`` is a one-line reason for the LLM."""
+
+
+def code_blocks(text: str) -> list[str]:
+    """Fenced code blocks of ``text`` (an unclosed last fence runs to the end); the whole text if none."""
+    blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
+    return blocks or [text]
+
+
+def extract_reward_code(text: str) -> str:
+    """The module source defining ``compute_reward`` (imports, helpers, constants); :class:`ExtractionError` if none.
+
+    The signature is checked: four positional parameters ``(obs, action, next_obs, info)``.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExtractionError("the response is empty")
+    last_error = f"no function named {FUNCTION_NAME} found; write {SIGNATURE}"
+    for block in reversed(code_blocks(text)):
+        tree = _parse(block)
+        if tree is None:
+            if f"def {FUNCTION_NAME}" in block:
+                last_error = f"the code block defining {FUNCTION_NAME} has a syntax error: {_syntax_error(block)}"
+            continue
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == FUNCTION_NAME]
+        if not functions:
+            continue
+        check_signature(functions[-1])
+        kept = [node for node in tree.body if isinstance(node, _KEPT)
+                and not (isinstance(node, ast.FunctionDef) and node.name == FUNCTION_NAME and node is not functions[-1])]
+        return "\n".join(ast.get_source_segment(block, node) or ast.unparse(node) for node in kept) + "\n"
+    raise ExtractionError(last_error)
+
+
+def check_signature(function: ast.FunctionDef) -> None:
+    """ExtractionError unless ``function`` takes exactly four positional arguments (extra ones need defaults)."""
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    required = len(positional) - len(args.defaults)
+    if args.kwonlyargs and len(args.kw_defaults) != sum(d is not None for d in args.kw_defaults):
+        raise ExtractionError(f"{FUNCTION_NAME} has required keyword-only arguments; write {SIGNATURE}")
+    if args.vararg is None and (len(positional) < 4 or required > 4):
+        names = ", ".join(a.arg for a in positional)
+        raise ExtractionError(f"{FUNCTION_NAME}({names}) must take four arguments; write {SIGNATURE}")
+
+
+def _parse(block: str) -> ast.Module | None:
+    try:
+        return ast.parse(block)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _syntax_error(block: str) -> str:
+    try:
+        ast.parse(block)
+    except SyntaxError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    except Exception as exc:  # noqa: BLE001 - any parser failure becomes the reason text
+        return type(exc).__name__
+    return "unknown"

@@ -1,0 +1,195 @@
+"""Inside a sandbox worker: resource limits, an audit hook, and loading reward code with restricted builtins.
+
+This module runs in the child process only (``llm_reward.eureka.worker``). The library process never calls
+:func:`load_reward`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import os
+import resource
+import sys
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from llm_reward.eureka.allowlist import ALLOWED_MODULES, SAFE_BUILTINS, check_code
+from llm_reward.eureka.channel import MAX_ABS_VALUE, MAX_COMPONENTS, MAX_NAME_CHARS
+from llm_reward.eureka.extract import FUNCTION_NAME
+
+CODE_FILENAME = "<reward_code>"
+RewardFn = Callable[[Any, Any, Any, dict], "tuple[float, dict[str, float]]"]
+
+
+class RewardCodeError(Exception):
+    """The reward code raised, returned something invalid, or tried something forbidden (one-line ``str``)."""
+
+
+def apply_limits(*, cpu_seconds: int, memory_mb: int, max_file_mb: int, max_processes: int | None) -> None:
+    """Lower this process's rlimits (hard limits too, so the code cannot raise them again)."""
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    size = max_file_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if max_processes is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+
+
+_BLOCKED_EVENTS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
+                   "pty.spawn", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
+                   "socket.gethostbyname", "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "os.kill",
+                   "os.killpg", "signal.pthread_kill", "os.setsid", "sys._current_frames", "builtins.input",
+                   "os.chmod", "os.chown", "os.link", "os.symlink", "os.truncate", "os.putenv", "os.unsetenv",
+                   "webbrowser.open", "shutil.", "os.startfile", "sys.setrecursionlimit", "resource.setrlimit",
+                   "resource.prlimit", "os.setuid", "os.setgid")
+_PATH_WRITE_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.utime")
+_PATH_READ_EVENTS = ("os.listdir", "os.scandir", "glob.glob")
+
+
+def install_audit_hook(sandbox_dir: str) -> None:
+    """From now on: no processes, sockets, ctypes, frames or signals; files written only under ``sandbox_dir``;
+    files read only from the interpreter's own trees, system libraries and ``sandbox_dir``.
+
+    Audit hooks cannot be removed, so this holds for the rest of the worker's life. It is installed after the
+    env and the agent are built, right before the reward code is compiled.
+    """
+    sandbox = os.path.realpath(sandbox_dir) + os.sep
+    python_trees = tuple({os.path.realpath(p) + os.sep for p in
+                          [sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if p]]
+                          if os.path.isdir(p)} | {sandbox})
+    system = ("/usr/", "/lib/", "/lib64/", "/etc/", "/proc/self/", "/sys/devices/system/cpu/", "/dev/null",
+              "/dev/urandom")
+    forbidden = ("environ", "/etc/shadow", "/etc/gshadow", "/.ssh", ".netrc", "/root/", "/home/")
+
+    def readable(full: str) -> bool:
+        if (full + os.sep).startswith(python_trees):
+            return "environ" not in full
+        return full.startswith(system) and not any(bad in full for bad in forbidden)
+
+    def hook(event: str, args: tuple) -> None:
+        if event.startswith(_BLOCKED_EVENTS):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "open":
+            path, mode, flags = (list(args) + [None, None, None])[:3]
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC))
+            if not isinstance(path, (str, bytes)):
+                if writing:
+                    raise PermissionError("sandbox: writing through a file descriptor is not allowed")
+                return
+            full = os.path.realpath(os.fsdecode(path))
+            if writing and not (full + os.sep).startswith(sandbox):
+                raise PermissionError(f"sandbox: writing {full} is not allowed")
+            if not writing and not readable(full):
+                raise PermissionError(f"sandbox: reading {full} is not allowed")
+        elif event in _PATH_WRITE_EVENTS or event in _PATH_READ_EVENTS:
+            paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
+            for path in paths:
+                full = os.path.realpath(os.fsdecode(path))
+                if event in _PATH_WRITE_EVENTS and not (full + os.sep).startswith(sandbox):
+                    raise PermissionError(f"sandbox: {event} on {full} is not allowed")
+                if event in _PATH_READ_EVENTS and not readable(full):
+                    raise PermissionError(f"sandbox: listing {full} is not allowed")
+
+    sys.addaudithook(hook)
+
+
+def _restricted_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    """``math`` and ``numpy`` for the code; numpy's own lazy imports of its already loaded submodules also pass
+    through here (C code imports with the calling frame's builtins), so those are allowed too."""
+    top = name.split(".")[0]
+    if level == 0 and top in ALLOWED_MODULES and (name in ("math", "numpy") or name in sys.modules):
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    raise ImportError(f"import of {name!r} is not allowed (only math, numpy)")
+
+
+def load_reward(source: str) -> RewardFn:
+    """Check ``source`` against the allow-list, execute it with restricted builtins, return ``compute_reward``."""
+    check_code(source)
+    safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}
+    safe["__import__"] = _restricted_import
+    namespace: dict[str, Any] = {"__builtins__": safe, "__name__": "reward_code", "np": np, "math": math}
+    try:
+        exec(compile(source, CODE_FILENAME, "exec"), namespace)  # noqa: S102 - inside the sandbox worker only
+    except BaseException as exc:  # noqa: BLE001 - any failure of untrusted code becomes a reason
+        raise RewardCodeError(f"defining the reward code failed: {describe_exception(exc)}") from None
+    fn = namespace.get(FUNCTION_NAME)
+    if not callable(fn):
+        raise RewardCodeError(f"the code defines no function {FUNCTION_NAME}")
+    return fn
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (line N)`` with the line in the reward code where it happened, on one line."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == CODE_FILENAME:
+            line = frame.lineno
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        message = ""
+    where = f" (line {line} of the reward code)" if line is not None else ""
+    text = f"{type(exc).__name__}: {message}"[:300]
+    return " ".join(text.split()) + where
+
+
+def _as_number(value: Any, what: str) -> float:
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    if isinstance(value, (bool, np.bool_)):
+        raise RewardCodeError(f"{what} is a bool; return a float")
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise RewardCodeError(f"{what} is {type(value).__name__}, not a float")
+    number = float(value)
+    if not math.isfinite(number):
+        raise RewardCodeError(f"{what} is {number}; rewards must be finite")
+    if abs(number) > MAX_ABS_VALUE:
+        raise RewardCodeError(f"{what} = {number:g} exceeds +-{MAX_ABS_VALUE:g}")
+    return number
+
+
+def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) -> tuple[float, dict[str, float]]:
+    """One checked call: ``(finite total, {str: finite float})`` or :class:`RewardCodeError` with the reason."""
+    try:
+        result = fn(obs, action, next_obs, info)
+    except RecursionError:
+        raise RewardCodeError("RecursionError: maximum recursion depth exceeded") from None
+    except MemoryError:
+        raise RewardCodeError("MemoryError: the reward code ran out of memory") from None
+    except Exception as exc:  # noqa: BLE001
+        raise RewardCodeError(describe_exception(exc)) from None
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise RewardCodeError(f"compute_reward returned {type(result).__name__}; return (total, {{name: value}})")
+    total, parts = result
+    total = _as_number(total, "the total reward")
+    if not isinstance(parts, dict):
+        raise RewardCodeError(f"the components are {type(parts).__name__}, not a dict of floats")
+    if len(parts) > MAX_COMPONENTS:
+        raise RewardCodeError(f"{len(parts)} reward components; at most {MAX_COMPONENTS}")
+    components = {}
+    for name, value in parts.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
+            raise RewardCodeError(f"component names must be strings of 1-{MAX_NAME_CHARS} characters")
+        components[name] = _as_number(value, f"component {name!r}")
+    return total, components
+
+
+def plain_info(info: dict) -> dict[str, Any]:
+    """What the reward code sees of ``info``: numbers, bools, short strings and small numeric arrays (copies)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        if not isinstance(key, str) or key in ("terminal_observation", "final_observation", "final_info"):
+            continue
+        if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+            out[key] = value.item() if isinstance(value, np.generic) else value
+        elif isinstance(value, str) and len(value) <= 2000:
+            out[key] = value
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and value.size <= 4096:
+            out[key] = value.copy()
+    return out

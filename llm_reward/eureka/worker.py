@@ -1,0 +1,255 @@
+"""The sandbox worker: a fresh ``python -I`` that runs one job on untrusted reward code and reports numbers.
+
+Started only by :mod:`llm_reward.eureka.sandbox`; never imported by the library process for execution. The job
+arrives as JSON on stdin; results leave as frames on the private channel fd given with ``--channel``. Modes:
+
+- ``smoke``: a short random-action rollout of the env, the reward called on every step;
+- ``train``: a whole short SB3 training run on the reward (``code``, the env's own ``env`` reward, or the
+  ``sparse`` success reward), with ~``n_points`` progress frames for reward reflection;
+- ``serve``: a long-lived reward server for :class:`~llm_reward.eureka.wrappers.CodeRewardVecEnv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pickle
+import struct
+import sys
+import traceback
+from typing import Any, Callable
+
+from llm_reward.eureka.channel import write_frame
+from llm_reward.eureka.guard import (RewardCodeError, apply_limits, call_reward, describe_exception,
+                                     install_audit_hook, load_reward, plain_info)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="llm_reward.eureka.worker")
+    parser.add_argument("--channel", type=int, required=True)
+    parser.add_argument("--requests", type=int, default=None)
+    args = parser.parse_args(argv)
+    job = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    send = functools.partial(write_frame, args.channel)
+    limits = job["limits"]
+    apply_limits(cpu_seconds=limits["cpu_seconds"], memory_mb=limits["memory_mb"],
+                 max_file_mb=limits["max_file_mb"], max_processes=limits.get("max_processes"))
+    os.chdir(job["sandbox_dir"])
+    stage = job["mode"]
+    try:
+        if stage == "smoke":
+            run_smoke(job, send)
+        elif stage == "train":
+            run_train(job, send)
+        elif stage == "serve":
+            serve(job, send, args.requests)
+        else:
+            raise ValueError(f"unknown mode {stage!r}")
+    except RewardCodeError as exc:
+        send({"type": "error", "reason": str(exc)})
+    except BaseException as exc:  # noqa: BLE001 - report, then exit non-zero
+        traceback.print_exc()
+        send({"type": "error", "reason": describe_exception(exc)})
+        sys.exit(1)
+
+
+def _setup_numerics() -> None:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    np.seterr(all="ignore")  # overflow warnings from reward code are not errors; non-finite results are
+
+
+def _make_env(job: dict[str, Any], seed: int) -> Any:
+    from llm_reward.envs import make_env
+
+    return make_env(job["env_id"], seed=seed, max_episode_steps=job.get("max_episode_steps"),
+                    **job.get("env_kwargs", {}))
+
+
+class _Stats:
+    """Running mean/min/max of the total and of each component."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+
+    def add(self, total: float, components: dict[str, float]) -> None:
+        for name, value in (("__total__", total), *components.items()):
+            entry = self.sums.get(name)
+            if entry is None:
+                self.sums[name] = [value, value, value, 1.0]
+            else:
+                entry[0] += value
+                entry[1] = min(entry[1], value)
+                entry[2] = max(entry[2], value)
+                entry[3] += 1
+
+    def summary(self) -> dict[str, list[float]]:
+        return {name: [s / n, lo, hi] for name, (s, lo, hi, n) in self.sums.items()}
+
+
+def run_smoke(job: dict[str, Any], send: Callable[[dict], None]) -> None:
+    """A random-action rollout of ``n_steps`` with ``compute_reward`` checked on every step."""
+    _setup_numerics()
+    env = _make_env(job, job["seed"])
+    env.action_space.seed(job["seed"])
+    obs, _ = env.reset(seed=job["seed"])
+    install_audit_hook(job["sandbox_dir"])
+    fn = load_reward(job["code"])
+    stats = _Stats()
+    for step in range(int(job["n_steps"])):
+        action = env.action_space.sample()
+        next_obs, _, terminated, truncated, info = env.step(action)
+        try:
+            total, components = call_reward(fn, obs, action, next_obs, plain_info(info))
+        except RewardCodeError as exc:
+            raise RewardCodeError(f"smoke test step {step}: {exc}") from None
+        stats.add(total, components)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    summary = stats.summary()
+    send({"type": "result", "steps": int(job["n_steps"]), "total": summary.pop("__total__"),
+          "components": summary})
+
+
+def _reward_wrapper_class() -> type:
+    import gymnasium as gym
+
+    class _Reward(gym.Wrapper):
+        def __init__(self, env: Any, kind: str, stats: _Stats):
+            super().__init__(env)
+            self.kind, self.stats, self.fn = kind, stats, None
+            self._obs: Any = None
+
+        def reset(self, **kwargs: Any) -> Any:
+            obs, info = self.env.reset(**kwargs)
+            self._obs = obs
+            return obs, info
+
+        def step(self, action: Any) -> Any:
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            if self.kind == "code":
+                reward, components = call_reward(self.fn, self._obs, action, next_obs, plain_info(info))
+                self.stats.add(reward, components)
+            elif self.kind == "sparse":
+                reward = float(bool(info.get("is_success", False))) if terminated or truncated else 0.0
+                self.stats.add(reward, {})
+            else:
+                self.stats.add(float(reward), {})
+            self._obs = next_obs
+            return next_obs, reward, terminated, truncated, info
+
+    return _Reward
+
+
+def run_train(job: dict[str, Any], send: Callable[[dict], None]) -> None:
+    """Train ``job["algo"]`` for ``total_timesteps`` on the chosen reward; one progress frame per training chunk."""
+    _setup_numerics()
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from llm_reward.agents import evaluate_success, make_agent
+
+    kind, seed, n_points = job["reward"], int(job["seed"]), int(job["n_points"])
+    stats = _Stats()
+    wrapper = _reward_wrapper_class()
+    venv = DummyVecEnv([functools.partial(lambda i: wrapper(_make_env(job, seed + i), kind, stats), i)
+                        for i in range(int(job["n_envs"]))])
+    venv.seed(seed)
+    model = make_agent(job["algo"], venv, seed=seed, **job.get("agent_kwargs", {}))
+    install_audit_hook(job["sandbox_dir"])
+    if kind == "code":
+        fn = load_reward(job["code"])
+        for env in venv.envs:
+            env.fn = fn
+    total = int(job["total_timesteps"])
+    chunk = max(1, total // n_points)
+
+    class Progress(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_report, self.point = chunk, 0
+            self.successes: list[float] = []
+            self.returns: list[float] = []
+
+        def _on_step(self) -> bool:
+            for info, done in zip(self.locals["infos"], self.locals["dones"]):
+                if done and "episode" in info:
+                    self.successes.append(float(bool(info.get("is_success", False))))
+                    self.returns.append(float(info["episode"]["r"]))
+            if self.num_timesteps >= self.next_report:
+                self.report()
+            return True
+
+        def report(self) -> None:
+            summary = stats.summary()
+            total_stats = summary.pop("__total__", None)
+            send({"type": "progress", "point": self.point, "timestep": int(self.num_timesteps),
+                  "episodes": len(self.successes),
+                  "success_rate": sum(self.successes) / len(self.successes) if self.successes else None,
+                  "env_return": sum(self.returns) / len(self.returns) if self.returns else None,
+                  "reward_mean": total_stats[0] if total_stats else None,
+                  "components": {name: values[0] for name, values in summary.items()}})
+            stats.sums.clear()
+            self.successes, self.returns = [], []
+            self.point += 1
+            self.next_report += chunk
+
+    progress = Progress()
+    model.learn(total_timesteps=total, callback=progress, progress_bar=False)
+    if progress.successes or stats.sums:
+        progress.report()
+    evaluation = {}
+    if int(job.get("eval_episodes", 0)) > 0:
+        evaluation = evaluate_success(model, functools.partial(_make_env, job, seed + 10_000),
+                                      n_episodes=int(job["eval_episodes"]), seed=seed + 10_000,
+                                      deterministic=bool(job.get("eval_deterministic", True)))
+    send({"type": "result", "timesteps": int(model.num_timesteps),
+          "eval_success": evaluation.get("success_rate"), "eval_return": evaluation.get("mean_return")})
+
+
+def serve(job: dict[str, Any], send: Callable[[dict], None], requests_fd: int | None) -> None:
+    """Answer batched reward requests (pickled by the trusted library) until the request pipe closes."""
+    import numpy as np
+
+    np.seterr(all="ignore")
+    install_audit_hook(job["sandbox_dir"])
+    fn = load_reward(job["code"])
+    send({"type": "ready"})
+    reader = os.fdopen(requests_fd, "rb", buffering=1 << 16)
+    header = struct.Struct(">I")
+    while True:
+        size_bytes = reader.read(header.size)
+        if len(size_bytes) < header.size:
+            return
+        obs, actions, next_obs, infos = pickle.loads(reader.read(header.unpack(size_bytes)[0]))  # noqa: S301
+        totals, names, columns = [], None, []
+        try:
+            for i in range(len(actions)):
+                total, components = call_reward(fn, _row(obs, i), actions[i], _row(next_obs, i), plain_info(infos[i]))
+                if names is None:
+                    names = list(components)
+                    columns = [[] for _ in names]
+                elif list(components) != names:
+                    raise RewardCodeError("compute_reward returned different component names on different calls")
+                totals.append(total)
+                for column, name in zip(columns, names):
+                    column.append(components[name])
+        except RewardCodeError as exc:
+            send({"type": "error", "reason": str(exc)})
+            continue
+        send({"type": "rewards", "total": totals, "components": dict(zip(names or [], columns))})
+
+
+def _row(obs: Any, i: int) -> Any:
+    if isinstance(obs, dict):
+        return {key: value[i] for key, value in obs.items()}
+    return obs[i]
+
+
+if __name__ == "__main__":
+    main()
