@@ -1,0 +1,81 @@
+"""Benchmark suites: one command from sweep to table and plots.
+
+    python -m benchmarks run suite=smoke                   # run the suite's unfinished cells, then report
+    python -m benchmarks run suite=minigrid only_tasks=[doorkey_8x8] seeds=[0,1] launcher=basic
+    python -m benchmarks report suite=minigrid             # aggregate finished cells only (seconds)
+    python -m benchmarks list                              # the suites and their tasks
+
+Suites live in benchmarks/suites/<name>.yaml; any of their keys can be overridden Hydra style (key=value).
+Results: benchmarks/results/<suite>/summary.json, summary.md, final_scores.png, learning_curves.png,
+performance_profile.png; the results block of README.md and docs/results.md is rewritten from the summaries.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.suite import results_block
+from benchmarks.suite.config import available_suites, load_suite, out_dir
+from benchmarks.suite.report import write_report
+
+COMMANDS = ("run", "report", "list")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(__doc__.strip())
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    if command == "list":
+        for name in available_suites():
+            cfg = load_suite(name)
+            print(f"{name:10s} {cfg.title}: tasks {', '.join(cfg.tasks) or '(script)'}; rewards {', '.join(cfg.rewards)}")
+        return 0
+    suites = [a.split("=", 1)[1] for a in rest if a.startswith("suite=")]
+    if len(suites) != 1:
+        print(f"{command} needs exactly one suite=<name>; choose one of {available_suites()}", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_suite(suites[0], [a for a in rest if not a.startswith("suite=")])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+    if command == "run":
+        failed = run_script(cfg) if cfg.runner == "script" else run_train_cells(cfg)
+    start = time.perf_counter()
+    summary = write_report(cfg)
+    for notice in results_block.update(Path(cfg.results_dir)):
+        print(f"notice: {notice}", file=sys.stderr)
+    print(results_block.block([summary], all_rewards=True))
+    print(f"{summary['n_cells']} cells aggregated in {time.perf_counter() - start:.1f} s -> {out_dir(cfg)}/summary.json")
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_train_cells(cfg) -> list[str]:
+    from benchmarks.suite.config import expand
+    from benchmarks.suite.runner import pending_cells, run_cells, run_root
+
+    every, pending = expand(cfg, run_root(cfg)), pending_cells(cfg)
+    print(f"suite {cfg.name}: {len(every)} cells, {len(every) - len(pending)} finished (stored or run before), "
+          f"{len(pending)} to run", flush=True)
+    failed = run_cells(cfg, pending) if pending else []
+    return [f"{cell.key}: {error} (job log under {out_dir(cfg) / 'hydra'})" for cell, error in failed]
+
+
+def run_script(cfg) -> list[str]:
+    """A track's own benchmark script, which appends its cells to ``script_cells``; the suite reports them."""
+    script = Path(__file__).resolve().parent / cfg.script
+    if not script.is_file():
+        return [f"{cfg.script}: not in benchmarks/ yet, so suite {cfg.name} has no cells to run"]
+    done = subprocess.run([sys.executable, str(script), *cfg.script_args])
+    return [] if done.returncode == 0 else [f"{cfg.script} exited with code {done.returncode}"]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

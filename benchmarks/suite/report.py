@@ -1,0 +1,158 @@
+"""Aggregate a suite's finished cells into ``benchmarks/results/<suite>/``: summary.json, summary.md and PNGs.
+
+Per task and reward: IQM with a 95 % stratified-bootstrap interval, mean, the probability of improvement over
+each control that has cells (extrinsic-only ``none``, the ``count`` bonus, ``shuffled`` labels), and where the
+cells recorded them LLM calls, cache hits, wall time and env steps per second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from benchmarks.suite import plots
+from benchmarks.suite.cells import all_rows, table
+from benchmarks.suite.config import out_dir, reward_available, reward_names, task_names
+from benchmarks.suite.stats import performance_profile, reward_stats
+from llm_reward.jsonio import json_safe
+
+CELL_FIELDS = ("seed", "score", "llm_calls", "llm_cache_hits", "wall_time_s", "steps_per_s", "source")
+
+
+def summarize(cfg: DictConfig) -> dict[str, Any]:
+    """The suite's summary (what summary.json holds), from every finished cell found."""
+    rewards = [r for r in reward_names(cfg) if cfg.runner == "script" or reward_available(cfg, r)]
+    missing = [r for r in reward_names(cfg) if r not in rewards]
+    rows = table(cfg, all_rows(cfg), rewards)
+    summary: dict[str, Any] = {
+        "suite": cfg.name, "title": cfg.title, "description": cfg.description, "metric": cfg.metric,
+        "metric_label": cfg.metric_label, "metric_range": list(cfg.metric_range) if cfg.metric_range else None,
+        "curve_column": cfg.curve_column, "rewards": rewards, "controls": [c for c in cfg.controls if c in rewards],
+        "unavailable_rewards": missing, "headline": cfg.headline, "bootstrap_reps": cfg.bootstrap_reps,
+        "confidence": 0.95, "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "tasks": {},
+    }
+    for task in task_names(cfg):
+        spec, by_reward = cfg.tasks[task], rows[task]
+        controls = {c: [row["score"] for row in by_reward[c]] for c in summary["controls"]}
+        entry = {"env": spec.get("env"), "steps": int(spec.get("steps", 0)), "rewards": {}}
+        for reward in rewards:
+            cells = by_reward[reward]
+            stats = reward_stats([row["score"] for row in cells], controls, reps=cfg.bootstrap_reps)
+            stats.update(seeds=[row["seed"] for row in cells], **_costs(cells),
+                         cells=[{k: row.get(k) for k in CELL_FIELDS} for row in cells])
+            entry["rewards"][reward] = stats
+        summary["tasks"][task] = entry
+    summary["performance_profile"] = _profile(cfg, summary)
+    summary["n_cells"] = sum(r["n_seeds"] for t in summary["tasks"].values() for r in t["rewards"].values())
+    return summary
+
+
+def _costs(cells: list[dict]) -> dict[str, float | None]:
+    """Mean per cell of what the cells recorded (None where no cell has it: cells imported from older scripts
+    kept only steps/s)."""
+    out = {}
+    for key in ("llm_calls", "llm_cache_hits", "wall_time_s", "steps_per_s"):
+        values = [row[key] for row in cells if row.get(key) is not None]
+        out[f"{key}_per_cell" if key != "steps_per_s" else key] = float(np.mean(values)) if values else None
+    return out
+
+
+def _profile(cfg: DictConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """Performance profiles over the tasks where the controls with cells and the headline reward all have runs;
+    any other reward is drawn if it has runs on each of those tasks too."""
+    tasks = summary["tasks"]
+    has = {r: {t for t, row in tasks.items() if row["rewards"][r]["n_seeds"]} for r in summary["rewards"]}
+    core = [r for r in summary["controls"] if has[r]] + ([cfg.headline] if has.get(cfg.headline) else [])
+    if not core:
+        return {}
+    chosen = [t for t in tasks if all(t in has[r] for r in core)]
+    drawn = [r for r in summary["rewards"] if chosen and all(t in has[r] for t in chosen)]
+    if not chosen:
+        return {}
+    if summary["metric_range"]:
+        taus = np.linspace(*summary["metric_range"], 101)
+    else:
+        every = [s for t in chosen for r in drawn for s in tasks[t]["rewards"][r]["scores"]]
+        taus = np.linspace(min(every), max(every), 101)
+    out: dict[str, Any] = {"tasks": chosen, "taus": taus.tolist(), "rewards": {}}
+    for reward in drawn:
+        profile, ci = performance_profile([tasks[t]["rewards"][reward]["scores"] for t in chosen], taus,
+                                          reps=min(cfg.bootstrap_reps, 2000))
+        out["rewards"][reward] = {"profile": profile.tolist(), "ci_low": ci[0].tolist(), "ci_high": ci[1].tolist()}
+    return out
+
+
+def write_report(cfg: DictConfig) -> dict[str, Any]:
+    """summary.json, summary.md and the PNGs; returns the summary."""
+    summary = summarize(cfg)
+    folder = out_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    if plots.final_scores(summary, folder / "final_scores.png"):
+        figures["final_scores"] = "final_scores.png"
+    curves = _curves(cfg, summary)
+    if plots.learning_curves(summary, curves, folder / "learning_curves.png", reps=min(cfg.bootstrap_reps, 2000)):
+        figures["learning_curves"] = "learning_curves.png"
+    if plots.performance_profiles(summary["performance_profile"], summary, folder / "performance_profile.png"):
+        figures["performance_profile"] = "performance_profile.png"
+    summary["figures"] = figures
+    (folder / "summary.json").write_text(json.dumps(json_safe(summary), indent=1) + "\n")
+    (folder / "summary.md").write_text(markdown(summary))
+    return summary
+
+
+def _curves(cfg: DictConfig, summary: dict[str, Any]) -> dict[str, dict[str, list[dict]]]:
+    rows = table(cfg, all_rows(cfg), summary["rewards"])
+    return {task: {reward: [row["curve"] for row in cells if row.get("curve")]
+                   for reward, cells in by_reward.items()} for task, by_reward in rows.items()}
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def interval(stats: dict[str, Any], digits: int = 2) -> str:
+    """``0.84 [0.20, 1.00] (n=5)``, or ``no cells``."""
+    if not stats["n_seeds"]:
+        return "no cells"
+    return (f"{fmt(stats['iqm'], digits)} [{fmt(stats['ci_low'], digits)}, {fmt(stats['ci_high'], digits)}]"
+            f" (n={stats['n_seeds']})")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """summary.md: one table per task, each reward a row."""
+    digits = 2 if summary["metric_range"] else 1
+    lines = [f"# {summary['title']}", "", summary["description"], "",
+             f"Metric: {summary['metric_label']}. IQM over seeds with a 95 % stratified-bootstrap interval "
+             f"({summary['bootstrap_reps']:,} resamples); P(X > c) is the probability that a run of the reward "
+             "beats a run of control c (ties count half), with its interval. Generated by "
+             f"`python -m benchmarks report suite={summary['suite']}` from {summary['n_cells']} finished cells.", ""]
+    if summary["unavailable_rewards"]:
+        lines += [f"Not available yet (no reward config): {', '.join(summary['unavailable_rewards'])}.", ""]
+    if not summary["n_cells"]:
+        lines += ["No cells yet: run `python -m benchmarks run suite=" + summary["suite"] + "`.", ""]
+    controls = summary["controls"]
+    for task, row in summary["tasks"].items():
+        lines += [f"## {task}", "", f"`{row['env']}`, {row['steps']:,} steps per cell.", "",
+                  "| reward | IQM [95 % CI] (n) | mean | " + " | ".join(f"P(> {c})" for c in controls)
+                  + " | LLM calls / cell | cache hits / cell | wall min / cell | steps/s |",
+                  "|---" * (6 + len(controls)) + "|"]
+        for reward, stats in row["rewards"].items():
+            probs = []
+            for c in controls:
+                p, ci = stats.get(f"prob_improvement_vs_{c}"), stats.get(f"prob_improvement_vs_{c}_ci")
+                probs.append("–" if p is None or reward == c else f"{p:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
+            wall = stats["wall_time_s_per_cell"]
+            lines.append(f"| {reward} | {interval(stats, digits)} | {fmt(stats['mean'], digits)} | "
+                         + " | ".join(probs) + f" | {fmt(stats['llm_calls_per_cell'], 0)} | "
+                         f"{fmt(stats['llm_cache_hits_per_cell'], 0)} | {fmt(wall / 60 if wall else None, 1)} | "
+                         f"{fmt(stats['steps_per_s'], 0)} |")
+        lines.append("")
+    if summary.get("figures"):
+        lines += ["Figures: " + ", ".join(f"[{name}]({file})" for name, file in summary["figures"].items()) + ".", ""]
+    return "\n".join(lines)
