@@ -180,11 +180,15 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
     return total, components
 
 
-def plain_info(info: dict) -> dict[str, Any]:
-    """What the reward code sees of ``info``: numbers, bools, short strings and small numeric arrays (copies)."""
+_NEVER_SHOWN = frozenset({"terminal_observation", "final_observation", "final_info"})
+
+
+def plain_info(info: dict, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What the reward code sees of ``info``: numbers, bools, short strings and small numeric arrays (copies),
+    without the ``hidden`` keys (the env's own reward terms)."""
     out: dict[str, Any] = {}
     for key, value in info.items():
-        if not isinstance(key, str) or key in ("terminal_observation", "final_observation", "final_info"):
+        if not isinstance(key, str) or key in _NEVER_SHOWN or key in hidden:
             continue
         if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
             out[key] = value.item() if isinstance(value, np.generic) else value

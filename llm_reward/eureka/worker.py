@@ -68,7 +68,7 @@ def _make_env(job: dict[str, Any], seed: int) -> Any:
     from llm_reward.envs import make_env
 
     return make_env(job["env_id"], seed=seed, max_episode_steps=job.get("max_episode_steps"),
-                    **job.get("env_kwargs", {}))
+                    success=job.get("success"), **job.get("env_kwargs", {}))
 
 
 class _Stats:
@@ -100,12 +100,13 @@ def run_smoke(job: dict[str, Any], send: Callable[[dict], None]) -> None:
     obs, _ = env.reset(seed=job["seed"])
     install_audit_hook(job["sandbox_dir"])
     fn = load_reward(job["code"])
+    hidden = frozenset(job.get("hidden_info_keys", ()))
     stats = _Stats()
     for step in range(int(job["n_steps"])):
         action = env.action_space.sample()
         next_obs, _, terminated, truncated, info = env.step(action)
         try:
-            total, components = call_reward(fn, obs, action, next_obs, plain_info(info))
+            total, components = call_reward(fn, obs, action, next_obs, plain_info(info, hidden))
         except RewardCodeError as exc:
             raise RewardCodeError(f"smoke test step {step}: {exc}") from None
         stats.add(total, components)
@@ -119,9 +120,9 @@ def _reward_wrapper_class() -> type:
     import gymnasium as gym
 
     class _Reward(gym.Wrapper):
-        def __init__(self, env: Any, kind: str, stats: _Stats):
+        def __init__(self, env: Any, kind: str, stats: _Stats, hidden: frozenset[str]):
             super().__init__(env)
-            self.kind, self.stats, self.fn = kind, stats, None
+            self.kind, self.stats, self.fn, self.hidden = kind, stats, None, hidden
             self._obs: Any = None
 
         def reset(self, **kwargs: Any) -> Any:
@@ -132,7 +133,8 @@ def _reward_wrapper_class() -> type:
         def step(self, action: Any) -> Any:
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             if self.kind == "code":
-                reward, components = call_reward(self.fn, self._obs, action, next_obs, plain_info(info))
+                reward, components = call_reward(self.fn, self._obs, action, next_obs,
+                                                 plain_info(info, self.hidden))
                 self.stats.add(reward, components)
             elif self.kind == "sparse":
                 reward = float(bool(info.get("is_success", False))) if terminated or truncated else 0.0
@@ -157,7 +159,8 @@ def run_train(job: dict[str, Any], send: Callable[[dict], None]) -> None:
     kind, seed, n_points = job["reward"], int(job["seed"]), int(job["n_points"])
     stats = _Stats()
     wrapper = _reward_wrapper_class()
-    venv = DummyVecEnv([functools.partial(lambda i: wrapper(_make_env(job, seed + i), kind, stats), i)
+    hidden = frozenset(job.get("hidden_info_keys", ()))
+    venv = DummyVecEnv([functools.partial(lambda i: wrapper(_make_env(job, seed + i), kind, stats, hidden), i)
                         for i in range(int(job["n_envs"]))])
     venv.seed(seed)
     model = make_agent(job["algo"], venv, seed=seed, **job.get("agent_kwargs", {}))
@@ -219,6 +222,7 @@ def serve(job: dict[str, Any], send: Callable[[dict], None], requests_fd: int | 
     np.seterr(all="ignore")
     install_audit_hook(job["sandbox_dir"])
     fn = load_reward(job["code"])
+    hidden = frozenset(job.get("hidden_info_keys", ()))
     send({"type": "ready"})
     reader = os.fdopen(requests_fd, "rb", buffering=1 << 16)
     header = struct.Struct(">I")
@@ -230,7 +234,8 @@ def serve(job: dict[str, Any], send: Callable[[dict], None], requests_fd: int | 
         totals, names, columns = [], None, []
         try:
             for i in range(len(actions)):
-                total, components = call_reward(fn, _row(obs, i), actions[i], _row(next_obs, i), plain_info(infos[i]))
+                total, components = call_reward(fn, _row(obs, i), actions[i], _row(next_obs, i),
+                                                plain_info(infos[i], hidden))
                 if names is None:
                     names = list(components)
                     columns = [[] for _ in names]

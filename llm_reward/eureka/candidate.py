@@ -1,0 +1,98 @@
+"""One candidate's whole life outside the LLM: allow-list, sandboxed smoke test, sandboxed training, fitness.
+
+:func:`evaluate_candidate` is the unit of work the executors run; it takes and returns plain JSON-able dicts so a
+Ray node needs nothing but the installed package. :func:`validate_reward_code` is the same check without the
+training, for users and CI.
+
+    >>> ok, reason = validate_reward_code("def compute_reward(o, a, n, i):\\n    return 1.0, {}", "CartPole-v1")  # doctest: +SKIP
+    >>> ok, reason  # doctest: +SKIP
+    (True, 'ok: 100 smoke-test steps, total reward mean 1 (min 1, max 1)')
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from llm_reward.eureka.allowlist import CodeRejected, check_code
+from llm_reward.eureka.context import ALWAYS_HIDDEN
+from llm_reward.eureka.extract import ExtractionError, extract_reward_code
+from llm_reward.eureka.reflection import fitness, tiebreak
+from llm_reward.eureka.sandbox import SandboxLimits, run_job
+
+SMOKE_TIMEOUT_S = 45.0
+
+
+def validate_reward_code(code: str, env_id: str, *, smoke_steps: int = 100, seed: int = 0) -> tuple[bool, str]:
+    """The full pre-training check of ``code`` (plain source or an LLM reply) on ``env_id``: ``(ok, reason)``.
+
+    Extraction by name, signature, allow-list, then a sandboxed smoke test on ``smoke_steps`` random-action steps.
+    Returns within about 50 s whatever the code does; never raises for bad code.
+    """
+    try:
+        source = extract_reward_code(code)
+        check_code(source)
+    except (ExtractionError, CodeRejected) as exc:
+        return False, str(exc)
+    if not isinstance(env_id, str) or not env_id:
+        return False, f"env_id must be a non-empty Gymnasium id, got {env_id!r}"
+    outcome = run_job({"mode": "smoke", "env_id": env_id, "code": source, "seed": seed, "n_steps": smoke_steps,
+                       "hidden_info_keys": list(ALWAYS_HIDDEN)}, limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S))
+    if not outcome.ok:
+        return False, outcome.reason
+    return True, smoke_summary(outcome.result)
+
+
+def smoke_summary(result: dict[str, Any]) -> str:
+    mean, low, high = result["total"] if result["total"] else (0.0, 0.0, 0.0)
+    return (f"ok: {result['steps']} smoke-test steps, total reward mean {mean:.3g} (min {low:.3g}, max {high:.3g}), "
+            f"components {sorted(result['components'])}")
+
+
+def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
+    """Smoke-test, then train on ``job["code"]`` (or the env's ``env`` / ``sparse`` reward) in sandbox workers.
+
+    ``job`` keys: ``env_id``, ``success`` (criterion or None), ``hidden_info_keys``, ``reward`` (code | env |
+    sparse), ``code``, ``seed``, ``smoke_steps``, ``train``
+    (algo, total_timesteps, n_envs, n_points, eval_episodes, agent_kwargs, max_episode_steps), ``fitness``,
+    ``timeout_s``, ``memory_mb``, ``log_dir``. Returns ``status`` (ok | failed), ``stage`` and ``reason`` of a
+    failure, the training ``curve``, ``fitness``, ``tiebreak``, ``eval_success`` and timings.
+    """
+    start = time.monotonic()
+    log_dir = Path(job["log_dir"]) if job.get("log_dir") else None
+    record: dict[str, Any] = {"status": "failed", "stage": None, "reason": "", "curve": [], "fitness": None,
+                              "tiebreak": None, "eval_success": None, "seed": job["seed"], "reward": job["reward"]}
+    memory = int(job.get("memory_mb", 6144))
+    env = {"env_id": job["env_id"], "success": job.get("success"), "max_episode_steps": job["train"].get(
+        "max_episode_steps"), "hidden_info_keys": list(job.get("hidden_info_keys", ALWAYS_HIDDEN))}
+    if job["reward"] == "code":
+        outcome = run_job({"mode": "smoke", **env, "code": job["code"], "seed": job["seed"],
+                           "n_steps": int(job.get("smoke_steps", 100))},
+                          limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S, memory_mb=memory),
+                          log_path=log_dir / "smoke.log" if log_dir else None)
+        record["smoke_s"] = round(outcome.elapsed_s, 2)
+        if not outcome.ok:
+            record.update(stage="smoke", reason=outcome.reason, elapsed_s=round(time.monotonic() - start, 2))
+            return record
+        record["smoke"] = outcome.result
+    train = job["train"]
+    outcome = run_job({"mode": "train", **env, "code": job.get("code"), "reward": job["reward"],
+                       "seed": job["seed"], "algo": train["algo"], "total_timesteps": int(train["total_timesteps"]),
+                       "n_envs": int(train["n_envs"]), "n_points": int(train.get("n_points", 10)),
+                       "eval_episodes": int(train.get("eval_episodes", 0)),
+                       "agent_kwargs": dict(train.get("agent_kwargs") or {})},
+                      limits=SandboxLimits(timeout_s=float(job.get("timeout_s", 600)), memory_mb=memory),
+                      log_path=log_dir / "train.log" if log_dir else None)
+    record["curve"] = outcome.progress
+    record["train_s"] = round(outcome.elapsed_s, 2)
+    record["elapsed_s"] = round(time.monotonic() - start, 2)
+    if not outcome.ok:
+        record.update(stage="train", reason=outcome.reason)
+        return record
+    record["eval_success"] = outcome.result["eval_success"]
+    record["eval_return"] = outcome.result["eval_return"]
+    record.update(status="ok", fitness=fitness(outcome.progress, mode=job.get("fitness", "max"),
+                                                evaluation=outcome.result["eval_success"]),
+                  tiebreak=tiebreak(outcome.progress))
+    return record
