@@ -50,8 +50,9 @@ def block(summaries: list[dict[str, Any]], *, all_rewards: bool) -> str:
         if not summary.get("n_cells"):
             lines += ["No cells yet.", ""]
             continue
-        lines += ["| task | steps | " + " | ".join(shown) + f" | P({head} > none) |",
-                  "|---" * (len(shown) + 3) + "|"]
+        versus = head in shown and "none" in shown and head != "none"  # the headline's P(> none) column
+        lines += ["| task | steps | " + " | ".join(shown) + (f" | P({head} > none) |" if versus else " |"),
+                  "|---" * (len(shown) + 2 + versus) + "|"]
         for task, row in summary["tasks"].items():
             rewards = row["rewards"]
             if not any(rewards.get(r, {}).get("n_seeds") for r in shown):
@@ -59,7 +60,7 @@ def block(summaries: list[dict[str, Any]], *, all_rewards: bool) -> str:
             p = (rewards.get(head) or {}).get("prob_improvement_vs_none")
             lines.append(f"| {task} | {_steps(row['steps'])} | " + " | ".join(_cell(rewards.get(r), digits)
                                                                           for r in shown)
-                         + f" | {fmt(p)} |")
+                         + (f" | {fmt(p)} |" if versus else " |"))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -69,7 +70,9 @@ def _any_cells(summary: dict[str, Any], reward: str) -> bool:
 
 
 def _steps(steps: int) -> str:
-    return f"{steps / 1e6:g}M" if steps >= 1_000_000 else f"{steps / 1e3:g}k" if steps >= 1000 else str(steps)
+    if steps % 100_000 == 0 and steps >= 1_000_000:
+        return f"{steps / 1e6:g}M"
+    return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps:,}"
 
 
 def rewrite(path: Path, text: str) -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hydra import initialize_config_module
+from hydra._internal.callbacks import Callbacks  # what Hydra's own multirun hands its launcher (no public alias)
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
@@ -90,7 +91,8 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
         sweep_dir = out_dir(cfg) / "hydra" / time.strftime("%Y-%m-%d_%H-%M-%S")
         print(f"launching {len(wave)} cell(s) with hydra/launcher={cfg.launcher}; job logs in {sweep_dir}", flush=True)
         try:
-            returns = _launch(cfg.launcher, [list(c.overrides) for c in wave], sweep_dir, task_function)
+            launcher = [f"hydra/launcher={cfg.launcher}", *cfg.launcher_overrides]
+            returns = _launch(launcher, [list(c.overrides) for c in wave], sweep_dir, task_function)
         finally:
             for cell in wave:  # what finished is recorded even when the launch was interrupted
                 row = row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column)
@@ -105,16 +107,14 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
     return failed
 
 
-def _launch(launcher: str, job_overrides: list[list[str]], sweep_dir: Path, task_function) -> Sequence:
+def _launch(launcher: list[str], job_overrides: list[list[str]], sweep_dir: Path, task_function) -> Sequence:
     """Hydra's multirun machinery (compose in MULTIRUN mode, instantiate the configured launcher, launch) for an
-    explicit list of jobs."""
+    explicit list of jobs; ``launcher`` holds the hydra/launcher choice and its options."""
     GlobalHydra.instance().clear()
     with initialize_config_module("llm_reward.conf", job_name="llm-reward-train", version_base="1.3"):
         hydra = GlobalHydra.instance().hydra
-        master = hydra.compose_config("train", overrides=[f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}"],
+        master = hydra.compose_config("train", overrides=[*launcher, f"hydra.sweep.dir={sweep_dir}"],
                                       run_mode=RunMode.MULTIRUN, with_log_configuration=True)
-        from hydra.core.callbacks import Callbacks
-
         context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(master))
         runner = Plugins.instance().instantiate_launcher(hydra_context=context, task_function=task_function,
                                                          config=master)
