@@ -41,7 +41,7 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
     rewards = summary["rewards"]
     palette = colors(rewards)
     rows, cols = _grid(len(tasks))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.45 * len(rewards) * rows + 1.4 * rows),
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 4.6 * cols), 0.45 * len(rewards) * rows + 1.4 * rows),
                              squeeze=False)
     lo, hi = summary.get("metric_range") or (None, None)
     for ax, task in zip(axes.flat, tasks):

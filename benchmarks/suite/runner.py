@@ -56,20 +56,20 @@ def pending_cells(cfg: DictConfig) -> list[Cell]:
 
 def waves(cells: Sequence[Cell]) -> list[list[Cell]]:
     """Cells in launch order: first one cell per (task, stage) that builds offline data (labels, a reward model),
-    then everything else.
+    with the cells that need none beside them; then the other cells of each stage, which reuse that data.
 
     Example:
         >>> from benchmarks.suite.config import Cell
         >>> stage = {"none": None, "motif": "judge", "shuffled": "judge"}
         >>> cells = [Cell("t", r, s, "e", 1, r, stage[r]) for r in stage for s in (0, 1)]
         >>> [[(c.reward, c.seed) for c in wave] for wave in waves(cells)]
-        [[('motif', 0)], [('none', 0), ('none', 1), ('motif', 1), ('shuffled', 0), ('shuffled', 1)]]
+        [[('motif', 0), ('none', 0), ('none', 1)], [('motif', 1), ('shuffled', 0), ('shuffled', 1)]]
     """
     leaders: dict[tuple[str, str], Cell] = {}
     for cell in cells:
         if cell.stage:
             leaders.setdefault((cell.task, cell.stage), cell)
-    first = list(leaders.values())
+    first = list(leaders.values()) + [cell for cell in cells if not cell.stage]  # builders start first
     rest = [cell for cell in cells if cell not in first]
     return [wave for wave in (first, rest) if wave]
 

@@ -1,0 +1,158 @@
+"""Benchmark suites: definitions compose into valid llm-reward-train jobs, stored cells are imported and aggregated
+with rliable's statistics, the results block is rewritten between its markers only, and a real suite runs its
+cells as Hydra jobs and skips them when run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError
+from rliable import metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.suite import results_block  # noqa: E402
+from benchmarks.suite.config import available_suites, expand, load_suite  # noqa: E402
+from benchmarks.suite.report import write_report  # noqa: E402
+from benchmarks.suite.runner import pending_cells, run_root  # noqa: E402
+
+
+@pytest.mark.parametrize("name", [s for s in available_suites()])
+def test_every_suite_composes_and_each_cell_is_a_valid_train_job(name: str) -> None:
+    cfg = load_suite(name)
+    assert cfg.title and set(cfg.controls) >= {"none", "count"}
+    assert {"none", "count"} <= set(cfg.rewards), "every suite runs the controls"
+    if cfg.runner == "script":
+        assert cfg.script and cfg.script_cells
+        return
+    cells = expand(cfg, Path("/tmp/runs"))
+    assert len({c.key for c in cells}) == len(cells)
+    # every task once and every reward once is enough to catch a bad override (unknown option, typo in a key)
+    tasks, rewards = set(), set()
+    for cell in cells:
+        if cell.task in tasks and cell.reward in rewards:
+            continue
+        tasks.add(cell.task), rewards.add(cell.reward)
+        with initialize_config_module("llm_reward.conf", version_base="1.3"):
+            job = compose("train", overrides=list(cell.overrides))
+        assert job.train.total_timesteps == cell.steps and job.seed == cell.seed
+
+
+def test_bad_suite_input_fails_with_a_message_naming_it() -> None:
+    with pytest.raises(ValueError, match="unknown suite='nope'.*minigrid"):
+        load_suite("nope")
+    with pytest.raises(ValueError, match="only_tasks=\\['doorkey_99'\\]"):
+        load_suite("minigrid", ["only_tasks=[doorkey_99]"])
+    with pytest.raises((ConfigCompositionException, ConfigKeyError), match="sedes"):
+        load_suite("minigrid", ["sedes=[0]"])
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_report_imports_stored_cells_and_matches_rliable(tmp_path: Path) -> None:
+    scores = {"none": [0.02, 0.04, 0.0, 0.0, 0.02], "count": [0.0, 1.0, 1.0, 0.14, 1.0],
+              "motif": [0.04, 1.0, 1.0, 1.0, 0.52]}
+    stored = [{"cell": f"minigrid/doorkey_8x8|{r}|{s}|300000", "task": "minigrid/doorkey_8x8", "reward": r, "seed": s,
+               "steps": 300000, "success_rate": v, "steps_per_s": 900.0}
+              for r, values in scores.items() for s, v in enumerate(values)]
+    stored.append({**stored[0], "seed": 0, "steps": 600000, "cell": "minigrid/doorkey_8x8|none|0|600000"})  # other budget
+    _write_jsonl(tmp_path / "minigrid_sparse_cells.jsonl", stored)
+    # a cell the suite ran itself wins over the stored one and brings its LLM counters
+    _write_jsonl(tmp_path / "minigrid" / "cells.jsonl", [
+        {"cell": "minigrid/doorkey_8x8|motif|4|300000", "env": "minigrid/doorkey_8x8", "label": "motif", "seed": 4,
+         "steps": 300000, "score": 0.6, "llm_calls": 120, "llm_cache_hits": 30, "wall_time_s": 600.0,
+         "curve": {"steps": [0, 150000, 300000], "values": [None, 0.2, 0.6]}}])
+    scores["motif"][4] = 0.6
+    cfg = load_suite("minigrid", [f"results_dir={tmp_path}", "only_tasks=[doorkey_8x8,unlockpickup]",
+                                  "bootstrap_reps=2000"])
+    summary = write_report(cfg)
+
+    saved = json.loads((tmp_path / "minigrid" / "summary.json").read_text())
+    motif = saved["tasks"]["doorkey_8x8"]["rewards"]["motif"]
+    for key in ("iqm", "ci_low", "ci_high", "n_seeds", "prob_improvement_vs_none"):
+        assert key in motif
+    assert motif["n_seeds"] == 5 and motif["seeds"] == [0, 1, 2, 3, 4]
+    x, y = np.array(scores["motif"])[:, None], np.array(scores["none"])[:, None]
+    assert motif["iqm"] == pytest.approx(metrics.aggregate_iqm(x))
+    assert motif["prob_improvement_vs_none"] == pytest.approx(metrics.probability_of_improvement(x, y))
+    assert motif["ci_low"] <= motif["iqm"] <= motif["ci_high"]
+    assert motif["prob_improvement_vs_count"] == pytest.approx(
+        metrics.probability_of_improvement(x, np.array(scores["count"])[:, None]))
+    assert motif["llm_calls_per_cell"] == 120 and motif["mean"] == pytest.approx(np.mean(scores["motif"]))
+    assert saved["tasks"]["doorkey_8x8"]["rewards"]["none"]["n_seeds"] == 5  # the 600k cell is another budget
+    assert saved["tasks"]["unlockpickup"]["rewards"]["motif"]["n_seeds"] == 0
+    assert saved["tasks"]["unlockpickup"]["rewards"]["motif"]["iqm"] is None
+    assert set(summary["figures"]) == {"final_scores", "learning_curves", "performance_profile"}
+    for name in summary["figures"].values():
+        assert (tmp_path / "minigrid" / name).stat().st_size > 10_000
+    table = (tmp_path / "minigrid" / "summary.md").read_text()
+    assert f"| motif | {motif['iqm']:.2f} [{motif['ci_low']:.2f}, {motif['ci_high']:.2f}] (n=5)" in table
+    assert "P(> none)" in table
+
+
+def test_nethack_cells_are_imported_under_the_suite_names(tmp_path: Path) -> None:
+    _write_jsonl(tmp_path / "nethack_score_cells.jsonl", [
+        {"cell": f"{arm}|{s}|2000000", "arm": arm, "seed": s, "steps": 2000000, "score": 20.0 + s + 10 * (arm != "extrinsic")}
+        for arm in ("extrinsic", "intrinsic") for s in range(3)])
+    summary = write_report(load_suite("nethack", [f"results_dir={tmp_path}", "bootstrap_reps=500"]))
+    row = summary["tasks"]["score_2m"]["rewards"]
+    assert row["none"]["scores"] == [20.0, 21.0, 22.0] and row["intrinsic"]["prob_improvement_vs_none"] == 1.0
+    assert row["combined"]["n_seeds"] == 0
+
+
+def test_results_block_rewrites_only_between_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nkept\n\n{results_block.START}\nold numbers\n{results_block.END}\n\nalso kept\n")
+    assert results_block.rewrite(readme, "| new | table |\n")
+    text = readme.read_text()
+    assert "old numbers" not in text and "| new | table |" in text
+    assert text.startswith("# title\n\nkept\n\n") and text.endswith(f"{results_block.END}\n\nalso kept\n")
+    untouched = tmp_path / "other.md"
+    untouched.write_text("no markers\n")
+    assert not results_block.rewrite(untouched, "x") and untouched.read_text() == "no markers\n"
+
+
+def test_results_block_from_a_summary(tmp_path: Path) -> None:
+    _write_jsonl(tmp_path / "minigrid_sparse_cells.jsonl", [
+        {"cell": f"minigrid/doorkey_8x8|{r}|{s}|300000", "task": "minigrid/doorkey_8x8", "reward": r, "seed": s,
+         "steps": 300000, "success_rate": v} for r, v in (("none", 0.0), ("count", 0.5), ("motif", 1.0))
+        for s in range(3)])
+    write_report(load_suite("minigrid", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
+    text = results_block.block(results_block.load_summaries(tmp_path), all_rewards=False)
+    assert "| task | steps | none | count | motif | P(motif > none) |" in text
+    assert "| doorkey_8x8 | 300k | 0.00 [0.00, 0.00] (3) | 0.50 [0.50, 0.50] (3) | 1.00 [1.00, 1.00] (3) | 1.00 |" in text
+    assert "unlockpickup" not in text  # tasks without cells are left out of the headline
+
+
+@pytest.mark.slow
+def test_a_suite_runs_its_cells_as_hydra_jobs_and_skips_them_when_run_again(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "benchmarks", "run", "suite=smoke", "seeds=[0,1]", "only_rewards=[none]",
+            "tasks.doorkey_5x5.steps=1024", "launcher=joblib", f"results_dir={tmp_path}",
+            "common=[experiment=smoke,llm=tiny,train.baseline=false,progress=false,train.eval_episodes=2]"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "2 to run" in first.stdout
+    rows = [json.loads(line) for line in (tmp_path / "smoke" / "cells.jsonl").read_text().splitlines()]
+    assert sorted(row["seed"] for row in rows) == [0, 1]
+    assert len({row["run_dir"] for row in rows}) == 2 and all(row["llm_calls"] == 0 for row in rows)
+    summary = json.loads((tmp_path / "smoke" / "summary.json").read_text())
+    assert summary["tasks"]["doorkey_5x5"]["rewards"]["none"]["n_seeds"] == 2
+
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 finished (stored or run before), 0 to run" in again.stdout
+    assert pending_cells(load_suite("smoke", [f"results_dir={tmp_path}", "seeds=[0,1]", "only_rewards=[none]",
+                                              "tasks.doorkey_5x5.steps=1024"])) == []
+    assert run_root(load_suite("smoke", [f"results_dir={tmp_path}"])).is_dir()
