@@ -5,7 +5,13 @@ The family is read from the observation space, so the caller never names it:
 - ``minigrid``: a symbolic (7, 7, 3) uint8 image -> :class:`MiniGridCNN` (rl-starter-files PPO settings);
 - ``nethack``: a Dict with glyphs/blstats/message -> :class:`NetHackExtractor` + ``MultiInputPolicy``
   (Motif/NLE-baseline flavoured: gamma 0.999, small entropy bonus, grad-norm clip 4; rollouts sized for a CPU);
-- ``vector``: a flat Box (MuJoCo, robotics, classic control) -> MLP with the PPO/SAC/TD3 papers' settings.
+- ``vector``: a flat Box (MuJoCo, Adroit, classic control) -> MLP with the PPO/SAC/TD3 papers' settings;
+- ``goal``: a goal-conditioned Dict (observation / achieved_goal / desired_goal: Fetch, mazes) ->
+  ``MultiInputPolicy`` with rl-baselines3-zoo's Fetch settings (gamma 0.95, lr 1e-3, learning_starts 1000).
+  ``sac_her`` is SAC with ``HerReplayBuffer`` (future strategy, 4 relabelled goals per transition), the usual
+  baseline on these sparse tasks; plain ``sac`` keeps every reward as the env (and any shaping) paid it, which is
+  what a learned reward needs: HER recomputes relabelled rewards with the env's ``compute_reward``, which knows
+  nothing of an intrinsic reward.
 
 ``recurrent_ppo`` (sb3-contrib's ``RecurrentPPO``) is PPO with an LSTM after the same extractor, for tasks a
 memoryless policy cannot solve from one egocentric view (RedBlueDoors: was the red door, now out of view, opened?).
@@ -26,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
-from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3, HerReplayBuffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
@@ -34,9 +40,11 @@ from stable_baselines3.common.vec_env import VecEnv
 from .policies import NETHACK_KEYS, MiniGridCNN, NetHackExtractor
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "recurrent_ppo": RecurrentPPO, "a2c": A2C, "dqn": DQN,
-                                         "sac": SAC, "td3": TD3}
+                                         "sac": SAC, "td3": TD3, "sac_her": SAC}
 DISCRETE_ONLY = ("dqn",)
-CONTINUOUS_ONLY = ("sac", "td3")
+CONTINUOUS_ONLY = ("sac", "td3", "sac_her")
+#: Keys of a goal-conditioned observation (gymnasium-robotics' GoalEnv): what HerReplayBuffer relabels.
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 #: Env-id prefixes whose action space is known to be Discrete, so validate_algo need not build them.
 DISCRETE_ENV_PREFIXES = ("MiniGrid-", "BabyAI-", "NetHack")
 _LSTM_POLICIES = {"CnnPolicy": "CnnLstmPolicy", "MultiInputPolicy": "MultiInputLstmPolicy",
@@ -84,7 +92,19 @@ _DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "sac": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
         "td3": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
     },
+    "goal": {
+        # rl-baselines3-zoo's FetchReach settings (her.yml), for SAC with or without HER.
+        "sac": {"policy": "MultiInputPolicy", "learning_starts": 1_000, "batch_size": 256, "gamma": 0.95,
+                "learning_rate": 1e-3, "gradient_steps": -1},
+        "td3": {"policy": "MultiInputPolicy", "learning_starts": 1_000, "batch_size": 256, "gamma": 0.95,
+                "learning_rate": 1e-3, "gradient_steps": -1},
+        "ppo": {"policy": "MultiInputPolicy", "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "gamma": 0.95,
+                "gae_lambda": 0.95, "learning_rate": 3e-4, "clip_range": 0.2, "ent_coef": 0.0},
+        "a2c": {"policy": "MultiInputPolicy"},
+    },
 }
+_HER = {"replay_buffer_class": HerReplayBuffer,
+        "replay_buffer_kwargs": {"goal_selection_strategy": "future", "n_sampled_goal": 4}}
 
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:
@@ -143,9 +163,11 @@ def _make_or_explain(env_id: str) -> gym.Env:
 
 
 def env_family(observation_space: spaces.Space) -> str:
-    """``"minigrid"``, ``"nethack"`` or ``"vector"`` from the observation space; ValueError for anything else."""
+    """``"minigrid"``, ``"nethack"``, ``"goal"`` or ``"vector"`` from the observation space; ValueError otherwise."""
     if isinstance(observation_space, spaces.Dict) and set(NETHACK_KEYS) <= set(observation_space.spaces):
         return "nethack"
+    if isinstance(observation_space, spaces.Dict) and set(observation_space.spaces) == set(GOAL_KEYS):
+        return "goal"
     if isinstance(observation_space, spaces.Box):
         shape = observation_space.shape
         if observation_space.dtype == np.uint8 and len(shape) == 3 and 3 in (shape[0], shape[-1]):
@@ -154,7 +176,8 @@ def env_family(observation_space: spaces.Space) -> str:
             return "vector"
     raise ValueError(
         f"unsupported observation space {observation_space}; supported: a MiniGrid symbolic image "
-        f"(H, W, 3) uint8 (ImgObsWrapper), a Dict with keys {list(NETHACK_KEYS)} (NetHack), or a flat Box")
+        f"(H, W, 3) uint8 (ImgObsWrapper), a Dict with keys {list(NETHACK_KEYS)} (NetHack), a goal-conditioned "
+        f"Dict with keys {list(GOAL_KEYS)} (Fetch, mazes), or a flat Box")
 
 
 def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spaces.Space,
@@ -163,14 +186,20 @@ def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spa
     key = _algo_key(algo)
     check_algo_action_space(key, action_space)
     family = env_family(observation_space)
-    base = "ppo" if key == "recurrent_ppo" else key  # PPO's settings, with the LSTM flavour of its policy
+    if key == "sac_her" and family != "goal":
+        raise ValueError(f"agent.algo='sac_her' needs a goal-conditioned Dict observation with keys {list(GOAL_KEYS)} "
+                         f"(e.g. FetchReach-v4), got {observation_space}; use agent=sac")
+    # recurrent_ppo: PPO's settings, with the LSTM flavour of its policy; sac_her: SAC's, with HER's buffer
+    base = {"recurrent_ppo": "ppo", "sac_her": "sac"}.get(key, key)
     if base not in _DEFAULTS[family]:
         raise ValueError(f"algo {key!r} has no settings for the {family} family; choose one of "
                          f"{sorted(_DEFAULTS[family])}")
     params = copy.deepcopy(_DEFAULTS[family][base])
     if key == "recurrent_ppo":
         params["policy"] = _LSTM_POLICIES[params["policy"]]
-    if family == "vector" and base == "ppo":
+    if key == "sac_her":
+        params.update(copy.deepcopy(_HER))
+    if family in ("vector", "goal") and base == "ppo":
         params["n_steps"] = max(64, params["n_steps"] // n_envs)
     if key == "td3" and isinstance(action_space, spaces.Box):
         dim = action_space.shape[0]

@@ -68,7 +68,28 @@ def adapter(env_id: str) -> EnvAdapter:
     return EnvAdapter(family=robotics_tasks.family_of(cls),
                       captioner_factory=functools.partial(RobotCaptioner, kind),
                       captioner_name=f"{CAPTIONER_NAME}-{kind}", goal=description[0].lower() + description[1:],
-                      progress=RobotProgress(kind), success=success_fn(env_id), inner_wrapper=RobotInfo)
+                      progress=RobotProgress(kind), success=success_fn(env_id), inner_wrapper=RobotInfo,
+                      obs_wrapper=GoalEnvAccess if callable(getattr(cls, "compute_reward", None)) else None)
+
+
+class GoalEnvAccess(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Exposes a goal env's ``compute_reward`` / ``compute_terminated`` / ``compute_truncated`` on the outermost
+    wrapper (Gymnasium 1.x wrappers do not forward attributes), so the wrapped env is still a GoalEnv to SB3's
+    checker and to code that relabels goals. The observation is unchanged: SB3's ``MultiInputPolicy`` and
+    ``HerReplayBuffer`` take the dict as it is."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        return self.env.unwrapped.compute_reward(achieved_goal, desired_goal, info)
+
+    def compute_terminated(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        return self.env.unwrapped.compute_terminated(achieved_goal, desired_goal, info)
+
+    def compute_truncated(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        return self.env.unwrapped.compute_truncated(achieved_goal, desired_goal, info)
 
 
 def _cm(metres: float) -> str:

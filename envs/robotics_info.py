@@ -71,7 +71,8 @@ class RobotInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._steps += 1
-        return obs, reward, terminated, truncated, {**info, **self.measure(obs, info)}
+        # float(): Fetch pays numpy float32 scalars, which SB3's env checker rejects; the value is unchanged.
+        return obs, float(reward), terminated, truncated, {**info, **self.measure(obs, info)}
 
     def _x(self, info: dict[str, Any]) -> float:
         if "x_position" in info:
