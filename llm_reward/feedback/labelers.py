@@ -1,5 +1,9 @@
 """Preference labelers: LLM judges (Motif, RLAIF and pointwise styles) and the ground-truth oracle.
 
+The LLM labeler is the shared judge code of :mod:`llm_reward.feedback.judges` with caption prompts: ``rlaif``
+is its :class:`PairwiseJudge`, ``pointwise`` its :class:`PointwiseScorer`, ``motif`` its both-order averaging over
+free-text verdicts.
+
 Every labeler answers P(first preferred) per pair: 1.0 / 0.0 for a clear verdict, 0.5 for a tie, a soft value
 for RLAIF probabilities, and NaN when the judge gave no usable answer (such pairs are excluded from training).
 
@@ -11,27 +15,18 @@ pairs, in both orders); asked about one caption at a time it ranks them (``bench
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
 
+from llm_reward.feedback.judges import (LabelBatch, PairwiseJudge, PointwiseScorer, both_order_labels,
+                                        bradley_terry_labels, position_consistency)
 from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, CaptionPrompt, PairPrompt, parse_verdict
 from llm_reward.llm.base import LLM
 
 Mode = Literal["rlaif", "motif", "pointwise"]
 MODES = ("rlaif", "motif", "pointwise")
-
-
-@dataclass
-class LabelBatch:
-    """Labels for a batch of pairs, with both orders kept apart so position bias can be measured."""
-
-    label: np.ndarray  # float32 P(first preferred); NaN = unknown
-    forward: np.ndarray  # P(first preferred) judged in the given order; NaN if not asked or unknown
-    reverse: np.ndarray  # the same pair judged swapped, mapped back to P(first preferred)
-    llm_prompts: int = 0  # prompts this batch sent to the LLM layer (cache hits included)
-    retries: int = 0  # Motif verdict-only follow-ups
 
 
 @dataclass
@@ -52,7 +47,6 @@ class LLMPreferenceLabeler:
     temperature: float = 0.1
     top_p: float = 0.95
     max_tokens: int = 320
-    _choices: tuple[str, str] = field(default=("1", "2"), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,46 +74,26 @@ class LLMPreferenceLabeler:
         return self.label(pairs).label
 
     def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        if self.mode == "pointwise":
+            return self._pointwise(pairs)
+        if self.mode == "rlaif":  # the shared pairwise judge, with the caption prompt as its template
+            return PairwiseJudge(self.llm, self.prompt, both_orders=self.both_orders).label(pairs)
+        return both_order_labels(pairs, lambda _indices, ordered: self._motif(ordered), both_orders=self.both_orders)
+
+    def _pointwise(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        """Bradley–Terry labels from one P(yes) per distinct caption (identical captions: tie, never asked)."""
         n = len(pairs)
         forward = np.full(n, np.nan, dtype=np.float32)
-        reverse = np.full(n, np.nan, dtype=np.float32)
-        # Identical captions are a tie by definition: no LLM call (Motif).
         asked = [i for i, (a, b) in enumerate(pairs) if a != b]
-        ordered = [pairs[i] for i in asked]
-        if self.mode == "pointwise":
-            forward[asked], prompts = self._pointwise(ordered)
-            label = np.where(np.isnan(forward), 0.5, forward)  # identical captions: tie
-            return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=prompts)
-        if self.both_orders:
-            ordered += [(b, a) for a, b in ordered]
-        judged, retries = self._judge(ordered)
-        forward[asked] = judged[: len(asked)]
-        if self.both_orders:
-            reverse[asked] = 1.0 - judged[len(asked):]
-        label = np.where(np.isnan(forward), reverse, np.where(np.isnan(reverse), forward, (forward + reverse) / 2))
-        identical = np.ones(n, dtype=bool)
-        identical[asked] = False
-        label[identical] = 0.5
-        return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=len(ordered), retries=retries)
+        scorer = PointwiseScorer(self.llm, self._caption_prompt.rlaif)
+        if asked:
+            yes = scorer.yes_probs([c for i in asked for c in pairs[i]])
+            forward[asked] = bradley_terry_labels(yes[0::2], yes[1::2])
+        label = np.where(np.isnan(forward), 0.5, forward).astype(np.float32)
+        return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32), llm_prompts=scorer.prompts_sent)
 
-    def _pointwise(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
-        """Bradley–Terry labels from one P(yes) per distinct caption; returns them and the prompts sent."""
-        if not ordered:
-            return np.zeros(0, dtype=np.float32), 0
-        captions = list(dict.fromkeys(c for pair in ordered for c in pair))
-        probs = self.llm.choice_probs_batch([self._caption_prompt.rlaif(c) for c in captions], ["1", "2"])
-        yes = np.clip(np.array([p["1"] for p in probs], dtype=np.float64), 1e-6, 1 - 1e-6)
-        strength = dict(zip(captions, np.log(yes) - np.log1p(-yes)))
-        gaps = np.array([strength[a] - strength[b] for a, b in ordered])
-        return (1.0 / (1.0 + np.exp(-gaps))).astype(np.float32), len(captions)
-
-    def _judge(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
-        """P(first preferred) for each ordered pair, NaN where the judge gave no verdict."""
-        if not ordered:
-            return np.zeros(0, dtype=np.float32), 0
-        if self.mode == "rlaif":
-            probs = self.llm.choice_probs_batch([self.prompt.rlaif(a, b) for a, b in ordered], list(self._choices))
-            return np.array([p["1"] for p in probs], dtype=np.float32), 0
+    def _motif(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """P(first preferred) from free-text verdicts for each ordered pair, NaN where the judge gave none."""
         # An empty reply is parsed like any other: no verdict -> retry -> unknown (counted), never a silent label.
         sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, allow_empty=True)
         conversations = [self.prompt.motif(a, b) for a, b in ordered]
@@ -148,18 +122,12 @@ def oracle_labels(progress_first: Sequence[float], progress_second: Sequence[flo
     return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5)).astype(np.float32)
 
 
-def position_consistency(forward: np.ndarray, reverse: np.ndarray) -> float:
-    """Fraction of pairs judged in both orders whose preferred side is the same both times (ties excluded)."""
-    both = ~np.isnan(forward) & ~np.isnan(reverse)
-    decided = both & (forward != 0.5) & (reverse != 0.5)
-    if not decided.any():
-        return float("nan")
-    return float(np.mean((forward[decided] > 0.5) == (reverse[decided] > 0.5)))
-
-
 def agreement(labels: np.ndarray, reference: np.ndarray) -> float:
     """Agreement of labels with a reference on pairs where both are decided (neither tie nor unknown)."""
     mask = ~np.isnan(labels) & ~np.isnan(reference) & (labels != 0.5) & (reference != 0.5)
     if not mask.any():
         return float("nan")
     return float(np.mean((labels[mask] > 0.5) == (reference[mask] > 0.5)))
+
+
+__all__ = ["LLMPreferenceLabeler", "LabelBatch", "oracle_labels", "position_consistency", "agreement", "MODES"]

@@ -113,6 +113,19 @@ class PairPrompt:
         )
         return [self._system(), {"role": "user", "content": text}]
 
+    # -- the pairwise judge's template protocol (llm_reward.feedback.judges.PairTemplate) -------------------------
+    def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
+        """The RLAIF prompt (a single "1" or "2" reply); captions need no per-pair context."""
+        return self.rlaif(first, second)
+
+    def rationale(self, first: str, second: str, context: str | None = None) -> Messages:
+        ask = "Analyse each description in one or two sentences and compare them. Do not give a verdict yet."
+        return [self._system(), {"role": "user", "content": self._pair_text(first, second) + ask}]
+
+    @property
+    def after_rationale(self) -> str:
+        return "Which description shows more progress? Answer with a single digit: 1 or 2."
+
 
 def parse_verdict(text: str) -> float | None:
     """P(first preferred) from a free-text answer: 1.0, 0.0, 0.5 for "none", ``None`` when no verdict is found."""

