@@ -27,7 +27,11 @@ GOALS: dict[str, dict[str, str]] = {
 }
 ZERO_KNOWLEDGE = "zero_knowledge"
 
-_DOMAIN_NAMES = {"nethack": "NetHack", "minigrid": "a MiniGrid gridworld"}
+_DOMAIN_NAMES = {"nethack": "NetHack", "minigrid": "a MiniGrid gridworld",
+                 # robotic sims (llm_reward.envs.robotics): the family is the package the env class comes from
+                 "mujoco": "a MuJoCo robot simulation", "fetch": "a Fetch robot-arm simulation",
+                 "adroit": "an Adroit robotic-hand simulation", "maze": "a robot maze-navigation simulation",
+                 "kitchen": "a Franka kitchen robot simulation", "shadow_hand": "a Shadow robotic-hand simulation"}
 
 VERDICT_PATTERN = re.compile(r"verdict\W{0,6}(1|2|none)\b", re.IGNORECASE)
 VERDICT_ONLY_REQUEST = (
