@@ -1,0 +1,61 @@
+"""``llm-reward-eureka``: search reward code for an env with an LLM (Eureka), sandboxed, resumable.
+
+    llm-reward-eureka env=robotics/hopper llm=local search.samples=4 search.iterations=2
+    llm-reward-eureka env=robotics/fetch_reach search=paper run_dir=runs/eureka/fetch
+    llm-reward-eureka env=robotics/inverted_pendulum search=quick search.executor=ray
+
+Prints the run directory; ``<run_dir>/best_reward.py`` trains with ``llm-reward-train reward=eureka
+reward.code_path=<run_dir>/best_reward.py`` or :class:`llm_reward.eureka.CodeRewardVecEnv`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, make_llm_from_config
+from llm_reward.eureka.context import ContextError, env_context
+from llm_reward.eureka.search import EurekaSearch, SearchConfig
+
+
+def search_config(cfg: DictConfig) -> SearchConfig:
+    """``cfg.search`` as a checked :class:`SearchConfig` (unknown keys name ``search.<key>``)."""
+    values: dict[str, Any] = OmegaConf.to_container(cfg.search, resolve=True)
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {['search.' + k for k in unknown]}; allowed: {sorted(known)}")
+    return SearchConfig(**values)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Every check first (config, executor, env context, LLM), then the search."""
+    config = search_config(cfg)
+    overrides = OmegaConf.to_container(cfg.context, resolve=True) if cfg.get("context") else {}
+    context = env_context(cfg.env.id, overrides, success=config.success, seed=config.seed)
+    llm = make_llm_from_config(cfg)
+    search = EurekaSearch(cfg.env.id, llm, config, Path(cfg.run_dir), context=context,
+                          progress=bool(cfg.progress))
+    return search.run()
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="eureka", version_base=VERSION_BASE)
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = run(cfg)
+    except (ValueError, ContextError, FileNotFoundError) as err:  # bad input: one line naming the key
+        print(f"llm-reward-eureka: {err}", file=sys.stderr)
+        sys.exit(2)
+    keys = ("task", "candidates", "execute_rate", "best_fitness_per_iteration", "final", "hns")
+    print(json.dumps({k: summary[k] for k in keys}))
+    print(Path(cfg.run_dir).resolve())
+
+
+if __name__ == "__main__":
+    main()

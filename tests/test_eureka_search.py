@@ -1,0 +1,224 @@
+"""The search loop with a scripted LLM: extraction, smoke test, reflection, selection, resume, HNS arithmetic."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from llm_reward.eureka.allowlist import CodeRejected, check_code
+from llm_reward.eureka.context import EnvContext, env_context
+from llm_reward.eureka.executors import ExecutorError, check_executor
+from llm_reward.eureka.extract import ExtractionError, extract_reward_code
+from llm_reward.eureka.prompts import feedback_messages, initial_messages
+from llm_reward.eureka.reflection import fitness, hns, reflection_text
+from llm_reward.eureka.search import EurekaSearch, SearchConfig, hns_summary, sample_seed
+
+ENV_ID = "MiniGrid-DoorKey-5x5-v0"
+
+GOOD = textwrap.dedent("""\
+    Here is a reward:
+    ```python
+    import numpy as np
+
+    def compute_reward(obs, action, next_obs, info):
+        def key_visible(o):
+            return float(np.any(o[:, :, 0] == 5))
+
+        def door_visible(o):
+            return float(np.any(o[:, :, 0] == 4))
+
+        key = key_visible(next_obs)
+        door = door_visible(next_obs)
+        return 0.1 * key + 0.1 * door, {"key_visible": key, "door_visible": door}
+    ```
+    """)
+BUGGY = "```python\ndef compute_reward(obs, action, next_obs, info):\n    return undefined_name * 2, {}\n```"
+HOSTILE = "```python\nimport os\ndef compute_reward(obs, action, next_obs, info):\n    os.system('id')\n    return 0.0, {}\n```"
+NO_FUNCTION = "I would reward the agent for reaching the goal."
+
+
+class ScriptedLLM:
+    """Answers from a fixed list (cycled), recording every call's messages and sampling parameters."""
+
+    name = "scripted"
+
+    def __init__(self, replies):
+        self.replies, self.calls = list(replies), []
+
+    def complete(self, messages, **sampling):
+        self.calls.append({"messages": messages, **sampling})
+        return self.replies[(len(self.calls) - 1) % len(self.replies)]
+
+
+def tiny_config(**overrides) -> SearchConfig:
+    settings = dict(samples=4, iterations=2, total_timesteps=512, n_envs=2, n_points=2, eval_episodes=0,
+                    final_seeds=1, baselines=True, workers=2, smoke_steps=20, timeout_s=300, memory_mb=4096)
+    return SearchConfig(**{**settings, **overrides})
+
+
+# -- extraction ------------------------------------------------------------------------------------------------
+def test_extraction_keeps_nested_and_sibling_helpers():
+    reply = ("```python\nimport numpy as np\nSCALE = 0.5\ndef helper(x):\n    return x * SCALE\n"
+             "def compute_reward(obs, action, next_obs, info):\n    def inner(y):\n        return helper(y)\n"
+             "    return inner(1.0), {'a': inner(1.0)}\n\ndef unrelated():\n    pass\nprint('demo')\n```")
+    code = extract_reward_code(reply)
+    assert "def inner" in code and "def helper" in code and "SCALE = 0.5" in code
+    assert "print('demo')" not in code  # module-level demo code is dropped
+    assert code.rstrip().endswith("pass")  # the last def does not truncate anything before it
+
+
+def test_extraction_picks_the_last_block_defining_the_function():
+    reply = ("```python\ndef compute_reward(obs, action, next_obs, info):\n    return 0.0, {}\n```\nBetter:\n"
+             "```python\ndef compute_reward(obs, action, next_obs, info):\n    return 1.0, {'v': 1.0}\n```")
+    assert "return 1.0" in extract_reward_code(reply)
+
+
+def test_extraction_errors_are_one_line_reasons():
+    for reply, fragment in [(NO_FUNCTION, "no function named compute_reward"),
+                            ("```python\ndef compute_reward(obs):\n    return 0.0, {}\n```", "four arguments"),
+                            ("```python\ndef compute_reward(obs, action, next_obs, info)\n    return 1\n```",
+                             "syntax error")]:
+        with pytest.raises(ExtractionError, match=fragment) as info:
+            extract_reward_code(reply)
+        assert "\n" not in str(info.value)
+
+
+def test_allowlist_accepts_plain_numpy_and_rejects_escapes():
+    check_code(extract_reward_code(GOOD))
+    with pytest.raises(CodeRejected, match="os"):
+        check_code(extract_reward_code(HOSTILE))
+
+
+# -- reflection, fitness, HNS ----------------------------------------------------------------------------------
+CURVE = [{"timestep": 100 * (i + 1), "episodes": 3, "success_rate": s, "env_return": r, "reward_mean": 0.2,
+          "components": {"dist": -1.0 + 0.1 * i, "ctrl": -0.01}} for i, (s, r) in
+         enumerate([(0.0, 1.0), (0.5, 2.0), (0.25, 3.0), (None, None)])]
+
+
+def test_reflection_lists_every_component_with_max_mean_min():
+    text = reflection_text(CURVE, evaluation=0.4)
+    lines = text.splitlines()
+    assert lines[1] == "task_score: [0, 0.5, 0.25], max 0.5, mean 0.25, min 0"
+    assert "dist: [-1, -0.9, -0.8, -0.7], max -0.7, mean -0.85, min -1" in text
+    assert "ctrl: [-0.01, -0.01, -0.01, -0.01]" in text
+    assert "final policy on fresh episodes: 0.4" in text
+    assert "Write a new, complete compute_reward" in text
+
+
+def test_fitness_modes():
+    assert fitness(CURVE, mode="max") == 0.5
+    assert fitness(CURVE, mode="final") == 0.25
+    assert fitness(CURVE, mode="final", evaluation=0.9) == 0.9
+    assert fitness([], mode="max") == 0.0
+    with pytest.raises(ValueError, match="search.fitness"):
+        fitness(CURVE, mode="mean")
+
+
+def test_hns_arithmetic():
+    assert hns(0.8, human=0.8, sparse=0.2) == pytest.approx(1.0)
+    assert hns(0.2, human=0.8, sparse=0.2) == pytest.approx(0.0)
+    assert hns(1.0, human=0.5, sparse=0.0) == pytest.approx(2.0)
+    assert hns(0.0, human=0.2, sparse=0.6) == pytest.approx(-1.5)  # |human - sparse| in the denominator
+    assert hns(0.5, human=0.3, sparse=0.3) is None
+    summary = hns_summary({"eureka": [0.6, 1.0], "env": [0.6, 0.5], "sparse": [0.2, 0.0]})
+    assert summary["per_seed"] == pytest.approx([1.0, 2.0])
+    assert summary["mean"] == pytest.approx(1.5) and summary["std"] == pytest.approx(0.5)
+    assert summary["of_means"] == pytest.approx((0.8 - 0.1) / 0.45)
+
+
+def test_samples_get_distinct_seeds():
+    seeds = {sample_seed(0, it, k) for it in range(5) for k in range(16)}
+    assert len(seeds) == 80
+
+
+def test_only_the_last_round_of_feedback_stays_in_context():
+    ctx = EnvContext(ENV_ID, "Open the door.", "obs: image", "Discrete(7)", "terminated and reward > 0")
+    messages = feedback_messages(ctx, "def compute_reward(o, a, n, i):\n    return 0.0, {}", "feedback 2")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[:2] == initial_messages(ctx)
+    assert messages[-1]["content"] == "feedback 2"
+
+
+# -- bad input ---------------------------------------------------------------------------------------------------
+def test_bad_config_fails_naming_the_key():
+    with pytest.raises(ValueError, match="search.samples"):
+        SearchConfig(samples=0)
+    with pytest.raises(ValueError, match="search.temperature"):
+        SearchConfig(temperature=0.0)
+    with pytest.raises(ExecutorError, match="search.executor"):
+        check_executor("slurm")
+
+
+def test_context_errors_name_the_key():
+    with pytest.raises(ValueError, match="unknown env id"):
+        env_context("NoSuchEnv-v0")
+    ctx = env_context(ENV_ID)
+    with pytest.raises(ValueError, match="context.descripton"):
+        ctx.with_overrides({"descripton": "typo"})
+    from llm_reward.eureka.context import check_context
+
+    with pytest.raises(ValueError, match="context.description"):
+        check_context(ctx.with_overrides({"description": " "}))
+
+
+# -- the whole loop --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("search")
+    llm = ScriptedLLM([GOOD, BUGGY, HOSTILE, NO_FUNCTION])
+    summary = EurekaSearch(ENV_ID, llm, tiny_config(), run_dir, progress=False).run()
+    return run_dir, llm, summary
+
+
+def test_search_records_every_stage_of_every_candidate(finished_search):
+    run_dir, llm, summary = finished_search
+    assert summary["candidates"] == 8 and summary["task"] == ENV_ID
+    assert summary["execute_rate_per_iteration"] == [0.25, 0.25]
+    assert summary["failures_by_stage"] == {"smoke": 2, "allowlist": 2, "extract": 2}
+    first = json.loads((run_dir / "iter_00" / "cand_01" / "result.json").read_text())
+    assert first["stage"] == "smoke" and "NameError" in first["reason"] and "undefined_name" in first["reason"]
+    for name in ("config.json", "context.json", "context.txt", "summary.json", "best_reward.py",
+                 "iter_00/prompt.json", "iter_00/cand_00/response.md", "iter_00/cand_00/code.py",
+                 "iter_00/cand_00/train.log", "iter_00/summary.json", "final/eureka_seed0.json",
+                 "final/env_seed0.json", "final/sparse_seed0.json"):
+        assert (run_dir / name).exists(), name
+    good = json.loads((run_dir / "iter_00" / "cand_00" / "result.json").read_text())
+    assert good["status"] == "ok" and good["curve"] and set(good["curve"][0]["components"]) == {
+        "key_visible", "door_visible"}
+    assert summary["hns"]["per_seed"] and len(summary["final"]["eureka"]) == 1
+
+
+def test_samples_of_one_prompt_use_distinct_seeds_and_temperature(finished_search):
+    _, llm, _ = finished_search
+    seeds = [call["seed"] for call in llm.calls]
+    assert len(set(seeds)) == len(seeds) == 8
+    assert all(call["temperature"] > 0 for call in llm.calls)
+
+
+def test_best_candidate_reflection_feeds_the_next_prompt(finished_search):
+    run_dir, llm, _ = finished_search
+    second = json.loads((run_dir / "iter_01" / "prompt.json").read_text())
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert "key_visible" in second[2]["content"]  # the selected (only working) code
+    assert "task_score" in second[3]["content"] and "key_visible: [" in second[3]["content"]
+    assert llm.calls[4]["messages"] == second
+
+
+def test_rerun_resumes_without_calling_the_llm_or_retraining(finished_search):
+    run_dir, _, summary = finished_search
+    llm = ScriptedLLM([NO_FUNCTION])
+    again = EurekaSearch(ENV_ID, llm, tiny_config(), run_dir, progress=False).run()
+    assert llm.calls == []
+    assert again["best_fitness_per_iteration"] == summary["best_fitness_per_iteration"]
+    assert again["final"] == summary["final"]
+
+
+def test_a_round_with_no_working_code_feeds_back_the_error(tmp_path):
+    llm = ScriptedLLM([BUGGY])
+    summary = EurekaSearch(ENV_ID, llm, tiny_config(samples=1, iterations=2, final_seeds=0), tmp_path,
+                           progress=False).run()
+    assert summary["execute_rate"] == 0.0 and summary["best_fitness"] is None
+    feedback = llm.calls[1]["messages"][-1]["content"]
+    assert "could not be used" in feedback and "NameError" in feedback
