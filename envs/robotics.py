@@ -96,8 +96,15 @@ def _cm(metres: float) -> str:
     return f"{metres * 100:.0f} cm" if abs(metres) < 1.0 else f"{metres:.1f} m"
 
 
-def _direction(value: float, positive: str, negative: str, fmt: str = "{:.1f}") -> str:
-    return f"{positive} at {fmt.format(value)}" if value >= 0 else f"{negative} at {fmt.format(-value)}"
+def _num(value: float, digits: int = 1) -> str:
+    """Rounded, and never '-0.0'."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
+
+
+def _motion(velocity: float, digits: int = 1) -> str:
+    if round(velocity, digits) == 0:
+        return "not moving"
+    return f"moving {'forward' if velocity > 0 else 'backward'} at {_num(abs(velocity), digits)} m/s"
 
 
 class RobotCaptioner:
@@ -117,9 +124,10 @@ class RobotCaptioner:
     def __call__(self, env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
         kind, i = self.kind, info
         if kind == "locomotion":
-            text = (f"torso {i['torso_height']:.1f} m high, "
-                    f"{_direction(i['forward_velocity'], 'moving forward', 'moving backward')} m/s, "
-                    f"{i['distance_travelled']:.1f} m from the start")
+            digits = 1 if "torso_height" in i else 2  # the swimmer (no height) is ten times slower
+            height = f"torso {_num(i['torso_height'])} m high, " if "torso_height" in i else ""
+            text = (f"{height}{_motion(i['forward_velocity'], digits)}, "
+                    f"{_num(i['distance_travelled'], digits)} m from the start")
             return text + (", fallen over" if i.get("terminated") else "")
         if kind == "standup":
             return f"torso {i['torso_height']:.2f} m above the ground"

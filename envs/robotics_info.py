@@ -3,7 +3,8 @@
 :class:`RobotInfo` sits below ``Monitor`` (it changes no reward) and adds, in SI units:
 
 - locomotion (HalfCheetah, Hopper, Walker2d, Ant, Humanoid, Swimmer): ``distance_travelled`` (m along +x since
-  reset), ``mean_forward_velocity`` (that distance / simulated time, m/s), ``forward_velocity``, ``torso_height``;
+  reset), ``mean_forward_velocity`` (that distance / simulated time, m/s), ``forward_velocity``, ``torso_height``
+  (not for the swimmer, which moves in a horizontal plane);
 - HumanoidStandup: ``torso_height``; InvertedPendulum: ``pole_angle`` (rad), ``cart_position``;
   InvertedDoublePendulum: ``pole_tip_height``, ``cart_position``;
 - goal tasks (Reacher, Pusher, Fetch, mazes, Adroit relocate): ``goal_distance`` (m), and where an object is
@@ -59,6 +60,7 @@ class RobotInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
         self.kind = task_kind(type(env.unwrapped))
+        self._planar = any(k.__name__ == "SwimmerEnv" for k in type(env.unwrapped).__mro__)
         self._steps = 0
         self._x0 = 0.0
 
@@ -89,8 +91,11 @@ class RobotInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
             distance = self._x(info) - self._x0
             elapsed = self._steps * float(base.dt)
             velocity = info.get("x_velocity", distance / elapsed if elapsed else 0.0)
-            return {"distance_travelled": distance, "mean_forward_velocity": distance / elapsed if elapsed else 0.0,
-                    "forward_velocity": float(velocity), "torso_height": self._torso_height()}
+            out = {"distance_travelled": distance, "mean_forward_velocity": distance / elapsed if elapsed else 0.0,
+                   "forward_velocity": float(velocity)}
+            if not self._planar:  # the swimmer moves in a horizontal plane: its height says nothing
+                out["torso_height"] = self._torso_height()
+            return out
         if kind == "standup":
             return {"torso_height": self._torso_height()}
         if kind == "pendulum":
