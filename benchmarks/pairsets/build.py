@@ -1,6 +1,6 @@
 """Build the fixed judge-quality pair sets: captioned rollouts -> distinct captions with a ground-truth class -> pairs.
 
-    python benchmarks/pairsets/build.py            # rewrites benchmarks/pairsets/{minigrid,nethack}.jsonl
+    python benchmarks/pairsets/build.py            # rewrites benchmarks/pairsets/{minigrid,nethack,robotics}.jsonl
 
 The files are committed; ``benchmarks/judge_quality.py`` only reads them, so every run judges the same pairs.
 Rebuilding with the same seeds and package versions gives the same files.
@@ -8,8 +8,11 @@ Rebuilding with the same seeds and package versions gives the same files.
 Ground truth (see docs/judge_quality.md):
 
 * **MiniGrid / BabyAI** — the milestone stage of the adapter's progress oracle: 0 (nothing yet), 0.5 (carrying the
-  key or object the task needs), 1 (a door opened; 2 for two doors), 10 (mission accomplished). Pairs always differ in stage; the oracle's within-stage distance term is left out
+  key or object the task needs), 1 (a door opened; 2 for two doors), 10 (mission accomplished). Pairs always
+  differ in stage; the oracle's within-stage distance term is left out
   because an egocentric caption often does not show the target at all.
+* **Robotics** — the adapter's progress oracle (minus the distance to the goal, or the distance run), binned
+  (4 cm for Fetch, 25 cm for HalfCheetah); pairs differ by at least two bins.
 * **NetHack** — what the step that produced the message did: *good* when the score or the dungeon depth rose,
   *harmful* when hit points fell or the hero died, *neutral* otherwise; good > neutral > harmful.
 
@@ -44,6 +47,10 @@ MINIGRID = {
     "MiniGrid-UnlockPickup-v0": (60, 250, 36, 50, 6, 4),
 }
 NETHACK = {"NetHackScore-v0": (60, 1000, 110, 150, 14, 12)}
+ROBOTICS = {"FetchReach-v4": (40, 50, 36, 50, 6, 4), "FetchPush-v4": (40, 50, 36, 50, 6, 4),
+            "HalfCheetah-v5": (20, 200, 36, 50, 6, 4)}
+#: Robot progress is continuous: it is binned (metres, per env) and pairs differ by >= 2 bins (a clear margin).
+ROBOT_BINS = {"FetchReach-v4": 0.04, "FetchPush-v4": 0.04, "HalfCheetah-v5": 0.25}
 EPSILONS = (0.05, 0.2, 0.4, 0.7)  # the scripted solver's random-action rate, one per episode in turn
 
 
@@ -119,6 +126,33 @@ def collect_minigrid(env_id: str, episodes: int, max_steps: int, seed: int) -> l
     return rows
 
 
+def collect_robotics(env_id: str, episodes: int, max_steps: int, seed: int) -> list[dict]:
+    """Random actions, and (Fetch) a noisy scripted reacher that moves the gripper to the block, then the target."""
+    env = make_env(env_id, seed=seed, max_episode_steps=max_steps)
+    rng = np.random.default_rng(seed)
+    width = ROBOT_BINS[env_id]
+    rows = []
+    for episode in range(2 * episodes):
+        scripted = episode % 2 == 1 and env_id.startswith("Fetch")
+        eps = EPSILONS[(episode // 2) % len(EPSILONS)] if scripted else 1.0
+        obs, info = env.reset(seed=seed * 10_000 + episode)
+        source = "scripted" if scripted else "random"
+        rows.append({"caption": info["caption"], "cls": float(np.floor(info["progress"] / width)), "source": source})
+        for _ in range(max_steps):
+            action = env.action_space.sample()
+            if scripted and rng.random() >= eps:
+                grip = obs["observation"][:3]
+                aim = obs["desired_goal"] if env_id.startswith("FetchReach") else obs["observation"][3:6]
+                action = np.clip(np.append(10.0 * (aim - grip), 0.0), -1, 1).astype(np.float32)
+            obs, reward, terminated, truncated, info = env.step(action)
+            rows.append({"caption": info["caption"], "cls": float(np.floor(info["progress"] / width)),
+                         "source": source})
+            if terminated or truncated:
+                break
+    env.close()
+    return rows
+
+
 def collect_nethack(env_id: str, episodes: int, max_steps: int, seed: int) -> list[dict]:
     from nle import nethack
 
@@ -171,19 +205,19 @@ def choose_pool(captions: dict[str, dict], size: int, rng: np.random.Generator) 
 
 
 def choose_pairs(pool: list[str], captions: dict[str, dict], n: int, rng: np.random.Generator,
-                 taken: set[tuple[str, str]]) -> list[tuple[str, str]]:
+                 taken: set[tuple[str, str]], min_gap: float = 0.0) -> list[tuple[str, str]]:
     """``n`` new pairs of different classes, round-robin over class combinations, random order within a pair."""
     by_kind: dict[tuple[float, float], list[tuple[str, str]]] = defaultdict(list)
     for i, a in enumerate(pool):
         for b in pool[i + 1:]:
             ca, cb = captions[a]["cls"], captions[b]["cls"]
-            if ca != cb and (a, b) not in taken and (b, a) not in taken:
+            if ca != cb and abs(ca - cb) >= min_gap and (a, b) not in taken and (b, a) not in taken:
                 by_kind[(min(ca, cb), max(ca, cb))].append((a, b))
     queues = [list(rng.permutation(len(v))) for v in by_kind.values()]
     kinds = list(by_kind.values())
     pairs: list[tuple[str, str]] = []
     while len(pairs) < n and any(queues):
-        for kind, queue in zip(kinds, queues):
+        for kind, queue in zip(kinds, queues, strict=True):
             if queue and len(pairs) < n:
                 a, b = kind[queue.pop()]
                 pairs.append((a, b) if rng.random() < 0.5 else (b, a))
@@ -193,19 +227,21 @@ def choose_pairs(pool: list[str], captions: dict[str, dict], n: int, rng: np.ran
 def build_family(family: str, specs: dict, seed: int) -> list[dict]:
     records = []
     for env_index, (env_id, (episodes, max_steps, pool_n, pairs_n, quick_pool_n, quick_n)) in enumerate(specs.items()):
-        collect = collect_nethack if family == "nethack" else collect_minigrid
+        collect = {"nethack": collect_nethack, "minigrid": collect_minigrid, "robotics": collect_robotics}[family]
         rows = collect(env_id, episodes, max_steps, seed + env_index)
         captions = labelled_captions(rows)
         rng = np.random.default_rng(seed + env_index)
         pool = choose_pool(captions, pool_n, rng)
-        quick = choose_pairs(pool[:quick_pool_n], captions, quick_n, rng, set())
-        full = quick + choose_pairs(pool, captions, pairs_n - len(quick), rng, set(quick))
+        gap = 2.0 if family == "robotics" else 0.0
+        quick = choose_pairs(pool[:quick_pool_n], captions, quick_n, rng, set(), gap)
+        full = quick + choose_pairs(pool, captions, pairs_n - len(quick), rng, set(quick), gap)
         adapter = get_adapter(env_id)
         print(f"{env_id}: {len(rows)} observations, {len(captions)} distinct labelled captions, pool {len(pool)}, "
               f"{len(full)} pairs ({len(quick)} quick), classes {Counter(captions[c]['cls'] for c in pool)}")
         for a, b in full:
             ra, rb = captions[a], captions[b]
-            record = {"family": family, "env_id": env_id, "env_goal": adapter.goal, "caption_format": adapter.captioner_name,
+            record = {"family": family, "domain": adapter.family, "env_id": env_id, "env_goal": adapter.goal,
+                      "caption_format": adapter.captioner_name,
                       "caption_a": a, "caption_b": b, "class_a": ra["cls"], "class_b": rb["cls"],
                       "oracle": 1.0 if ra["cls"] > rb["cls"] else 0.0, "source_a": ra["source"],
                       "source_b": rb["source"], "quick": (a, b) in set(quick)}
@@ -223,9 +259,9 @@ def build_family(family: str, specs: dict, seed: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--families", nargs="+", default=["minigrid", "nethack"])
+    parser.add_argument("--families", nargs="+", default=["minigrid", "nethack", "robotics"])
     args = parser.parse_args()
-    specs = {"minigrid": MINIGRID, "nethack": NETHACK}
+    specs = {"minigrid": MINIGRID, "nethack": NETHACK, "robotics": ROBOTICS}
     for family in args.families:
         records = build_family(family, specs[family], args.seed)
         path = HERE / f"{family}.jsonl"

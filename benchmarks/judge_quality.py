@@ -1,0 +1,282 @@
+"""Judge quality: how often each way of asking the embedded judge agrees with a ground truth, on fixed pair sets.
+
+    python benchmarks/judge_quality.py --quick    # the quick subset of every pair set, <= 10 minutes
+    python benchmarks/judge_quality.py            # all pairs; resumable (finished cells are skipped on rerun)
+
+Pair sets are committed files under ``benchmarks/pairsets/`` (built by ``benchmarks/pairsets/build.py``): caption
+pairs with an oracle label (MiniGrid/BabyAI: milestone of the task-progress oracle; NetHack: whether the step
+behind the message raised score/depth, was neutral, or cost hit points). Each (strategy, family) cell measures
+agreement with the oracle (decided pairs, with a bootstrap 95 % interval), the first-order-only agreement of
+pairwise strategies (the position-bias control), position consistency, unknown rate, prompts, LLM calls, prompts/s,
+and a char-CNN reward model fitted on the strategy's labels (5-fold: held-out accuracy against those labels and
+against the oracle). The same reward model fitted on the oracle's own labels is the control ("what these captions
+and this many pairs allow").
+
+The last stdout line is one JSON object: ``oracle_agreement`` / ``rm_heldout_accuracy`` (family -> value for the
+family's default strategy), ``position_consistency`` (family -> value for its default pairwise strategy),
+``strategies`` (strategy -> family -> agreement), ``prompts_per_s``, and every cell's detail under ``cells``.
+A time budget (``--budget-s``; quick default 420 s) keeps the quick run inside ten minutes on a busy machine:
+cells that would not fit are listed under ``skipped`` (defaults run first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+
+from llm_reward.feedback import calibration  # noqa: E402
+from llm_reward.feedback.judges import LabelBatch, position_consistency  # noqa: E402
+from llm_reward.feedback.labelers import agreement  # noqa: E402
+from llm_reward.feedback.prompts import goal_sentence  # noqa: E402
+from llm_reward.feedback.strategies import make_strategy  # noqa: E402
+from llm_reward.llm import make_llm  # noqa: E402
+
+PAIRSETS = Path(__file__).resolve().parent / "pairsets"
+FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its pair set file exists
+
+#: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
+#: conf/feedback/*.yaml), and the best pairwise strategy (for position consistency and RLAIF-style labelling).
+DEFAULTS = {"minigrid": "pointwise", "nethack": "pointwise", "robotics": "pointwise"}
+PAIRWISE_DEFAULTS = {"minigrid": "pairwise_diff_cf", "nethack": "pairwise_diff_cf", "robotics": "pairwise_diff_cf"}
+
+#: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
+#: Ordered by priority: when the time budget runs out, the later ones are skipped.
+STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    "pointwise": ("pointwise", "caption", None),
+    "pairwise_diff": ("pairwise_diff", "caption", None),
+    "pairwise": ("pairwise", "caption", None),
+    "pointwise_status": ("pointwise", "status_caption", ("nethack",)),
+    "pairwise_diff_status": ("pairwise_diff", "status_caption", ("nethack",)),
+    "pointwise_fewshot": ("pointwise_fewshot", "caption", None),
+    "pointwise_ensemble": ("pointwise_ensemble", "caption", None),
+    "score10": ("score10", "caption", None),
+    "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
+    "pairwise_cot": ("pairwise_cot", "caption", None),
+}
+#: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
+#: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
+CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot")
+
+
+def load_pairsets(quick: bool, max_pairs: int | None) -> dict[str, list[dict]]:
+    sets = {}
+    for family in FAMILIES:
+        path = PAIRSETS / f"{family}.jsonl"
+        if path.exists():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = [r for r in rows if r["quick"]] if quick else rows
+            sets[family] = rows[:max_pairs] if max_pairs else rows
+    return sets
+
+
+def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    if len(hits) == 0:
+        return [float("nan"), float("nan")]
+    means = np.random.default_rng(seed).choice(hits, size=(n_boot, len(hits))).mean(axis=1)
+    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+
+
+def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds: int = 5, epochs: int = 30,
+                    seed: int = 0) -> dict[str, float]:
+    """k-fold char-CNN reward model on ``labels`` (hard targets): held-out accuracy vs the labels and vs the oracle."""
+    import torch
+
+    from llm_reward.reward_model import fit_reward_model
+
+    torch.set_num_threads(1)
+    a = np.array([r[f"{column}_a"] for r in rows], dtype=object)
+    b = np.array([r[f"{column}_b"] for r in rows], dtype=object)
+    y = np.where(labels > 0.5, 1.0, np.where(labels < 0.5, 0.0, labels))
+    oracle = np.array([r["oracle"] for r in rows])
+    order = np.random.default_rng(seed).permutation(len(rows))
+    margin = np.full(len(rows), np.nan)
+    for k in range(folds):
+        test = order[k::folds]
+        train = np.setdiff1d(order, test)
+        decided = train[~np.isnan(y[train]) & (y[train] != 0.5)]
+        if len(test) == 0 or len(decided) == 0:
+            continue
+        model, _ = fit_reward_model(list(a[train]), list(b[train]), y[train], epochs=epochs, seed=seed,
+                                    progress=False, val_fraction=0.0, patience=None)
+        margin[test] = model(list(a[test])) - model(list(b[test]))
+    known = ~np.isnan(margin) & ~np.isnan(y) & (y != 0.5)
+    rm_labels = np.where(np.isnan(margin), np.nan, (margin > 0).astype(float))
+    return {"rm_heldout_accuracy": float(np.mean((margin[known] > 0) == (y[known] > 0.5))) if known.any() else np.nan,
+            "rm_oracle_agreement": agreement(rm_labels, oracle)}
+
+
+def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -> dict:
+    """Label ``rows`` with strategy ``name`` (grouped by env: each env has its own goal) and measure it."""
+    library_name, column, _ = STRATEGIES[name]
+    if library_name == "pairwise_cot":
+        rows = rows[:cot_pairs]
+    n = len(rows)
+    label, forward, reverse = (np.full(n, np.nan, dtype=np.float32) for _ in range(3))
+    prompts, calls_before, start = 0, llm.stats.cache_misses, time.perf_counter()
+    priors: dict[str, float] = {}
+    for env_id in dict.fromkeys(r["env_id"] for r in rows):
+        index = [i for i, r in enumerate(rows) if r["env_id"] == env_id]
+        domain = rows[index[0]].get("domain", family)  # robotics: the adapter's family (fetch, mujoco)
+        goal = goal_sentence(domain, "default", env_goal=rows[index[0]]["env_goal"])
+        strategy = make_strategy(library_name, llm, domain=domain, goal=goal)
+        batch = strategy.label([(rows[i][f"{column}_a"], rows[i][f"{column}_b"]) for i in index])
+        label[index], forward[index], reverse[index] = batch.label, batch.forward, batch.reverse
+        prompts += batch.llm_prompts
+        if name in CALIBRATED and library_name != "pairwise_cot":  # a CoT verdict follows a rationale: no filler
+            priors[env_id] = calibration.content_free_prior(llm, strategy.judge.template.verdict)
+            prompts += len(calibration.CONTENT_FREE)
+    seconds = time.perf_counter() - start
+    calls = llm.stats.cache_misses - calls_before
+    return {"strategy": name, "family": family, "column": column, "label": label.tolist(),
+            "forward": forward.tolist(), "reverse": reverse.tolist(), "llm_prompts": prompts, "llm_calls": calls,
+            "seconds": seconds, "prompts_per_s": calls / seconds if calls else float("nan"), "n_pairs": n,
+            "cf_prior": priors}
+
+
+def measure(cell: dict, rows: list[dict]) -> dict:
+    """Agreement and friends from a cell's stored labels (recomputed on every run: cheap, no LLM)."""
+    rows = rows[: cell["n_pairs"]]
+    label, forward, reverse = (np.array(cell[k], dtype=np.float64) for k in ("label", "forward", "reverse"))
+    oracle = np.array([r["oracle"] for r in rows])
+    decided = ~np.isnan(label) & (label != 0.5)
+    hits = ((label > 0.5) == (oracle > 0.5))[decided].astype(float)
+    both = ~np.isnan(forward) & ~np.isnan(reverse)
+
+    out = {k: cell[k] for k in ("llm_prompts", "llm_calls", "seconds", "prompts_per_s", "n_pairs")}
+    out.update({
+        "oracle_agreement": agreement(label.astype(np.float32), oracle.astype(np.float32)),
+        "oracle_agreement_ci95": bootstrap_ci(hits),
+        "unknown_rate": float(np.isnan(label).mean()), "tie_rate": float((label == 0.5).mean()),
+        "position_consistency": position_consistency(forward, reverse) if both.any() else float("nan"),
+        "first_order_agreement": agreement(forward.astype(np.float32), oracle.astype(np.float32))
+        if both.any() else float("nan"),
+        "first_position_rate": float(np.mean(forward[both] > 0.5)) if both.any() else float("nan"),
+    })
+    out.update(reward_model_cv(rows, label, cell["column"]))
+    return out
+
+
+def derive(cell: dict, rows: list[dict], kind: str) -> dict | None:
+    """A calibrated copy of a pairwise cell, env by env: ``cf`` with its content-free priors, ``bc`` batch."""
+    arrays = {k: np.array(cell[k], dtype=np.float32) for k in ("label", "forward", "reverse")}
+    out = {k: v.copy() for k, v in arrays.items()}
+    priors = {}
+    for env_id in dict.fromkeys(r["env_id"] for r in rows[: cell["n_pairs"]]):
+        index = [i for i, r in enumerate(rows[: cell["n_pairs"]]) if r["env_id"] == env_id]
+        batch = LabelBatch(**{k: v[index] for k, v in arrays.items()})
+        prior = cell["cf_prior"].get(env_id) if kind == "cf" else calibration.batch_prior(batch)
+        if prior is None:
+            return None
+        priors[env_id] = prior
+        if np.isfinite(prior):
+            calibrated = calibration.calibrate(batch, prior)
+            for k in out:
+                out[k][index] = getattr(calibrated, k)
+    return {**cell, **{k: v.tolist() for k, v in out.items()}, "llm_prompts": 0, "llm_calls": 0, "seconds": 0.0,
+            "prompts_per_s": float("nan"), "prior_logit": priors}
+
+
+def estimated_prompts(name: str, rows: list[dict], column: str, cot_pairs: int) -> int:
+    library_name = STRATEGIES[name][0]
+    if library_name.startswith("pointwise") or library_name == "score10":
+        per = 3 if library_name == "pointwise_ensemble" else 1
+        return per * len({r[f"{column}_{s}"] for r in rows for s in "ab"})
+    if library_name == "pairwise_cot":
+        return 2 * min(cot_pairs, len(rows)) * 25  # a 96-token rationale costs about 25 choice prompts
+    return 2 * len(rows) + (len(calibration.CONTENT_FREE) if name in CALIBRATED else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the pair sets' quick subsets, within --budget-s")
+    parser.add_argument("--llm", default="local", help="model spec (default: the embedded judge)")
+    parser.add_argument("--llm-threads", type=int, default=1, help="llama.cpp threads (default 1: on a shared "
+                        "machine two threads ran the judge 6x slower than one)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--max-pairs", type=int, default=None, help="first N pairs of each family's set")
+    parser.add_argument("--cot-pairs", type=int, default=None, help="pairs judged with chain of thought "
+                        "(default: 2 quick, 24 full)")
+    parser.add_argument("--budget-s", type=float, default=None, help="stop starting cells after this many seconds "
+                        "(default: 420 quick, none full)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    cot_pairs = args.cot_pairs or (2 if args.quick else 24)
+    budget = args.budget_s if args.budget_s is not None else (420.0 if args.quick else float("inf"))
+    sets = load_pairsets(args.quick, args.max_pairs)
+    if not sets:
+        sys.exit(f"no pair sets under {PAIRSETS}: run benchmarks/pairsets/build.py")
+    name = "judge_quality_quick" if args.quick else "judge_quality"
+    # --quick measures from scratch (fresh LLM cache, no stored cells); the full run resumes from both.
+    data = Path(tempfile.mkdtemp(prefix="llm_reward_judge_quality_")) if args.quick else RESULTS / f"{name}_data"
+    log = CellLog((data if args.quick else RESULTS) / f"{name}_cells.jsonl")
+    llm = make_llm(args.llm, cache=data / "llm_cache.sqlite", n_threads=args.llm_threads)
+    rate = 1.0  # prompts/s guess until the first cell has measured one
+    cells, skipped = {}, []
+    todo = [(s, f) for s in args.strategies for f in sets if STRATEGIES[s][2] is None or f in STRATEGIES[s][2]]
+    # Defaults first, so the headline numbers exist even when the budget runs out.
+    first = {(DEFAULTS[f], f) for f in sets} | {(PAIRWISE_DEFAULTS[f].removesuffix("_cf").removesuffix("_bc"), f)
+                                                 for f in sets}
+    todo.sort(key=lambda cell: cell not in first)
+    for strategy, family in todo:
+        key = f"{strategy}|{family}|{len(sets[family])}|{llm.name}"
+        rows = sets[family]
+        if key not in log:
+            need = estimated_prompts(strategy, rows, STRATEGIES[strategy][1], cot_pairs) / rate
+            left = budget - (time.perf_counter() - start)
+            if need > left:
+                skipped.append({"strategy": strategy, "family": family, "reason": f"needs ~{need:.0f}s, {left:.0f}s "
+                                "of the time budget left"})
+                continue
+            print(f"{strategy} on {family} ({len(rows)} pairs)...", file=sys.stderr, flush=True)
+            cell = run_cell(strategy, family, rows, llm, cot_pairs=cot_pairs)
+            log.add(key, cell)
+            if cell["llm_calls"] and cell["seconds"] > 1:
+                rate = cell["llm_calls"] / cell["seconds"] if cell["llm_calls"] > 3 else rate
+        cells.setdefault(strategy, {})[family] = log.cells[key]
+    for source in CALIBRATED:
+        for family, cell in list(cells.get(source, {}).items()):
+            for kind in ("cf", "bc"):
+                if (calibrated := derive(cell, sets[family], kind)) is not None:
+                    cells.setdefault(f"{source}_{kind}", {})[family] = calibrated
+    detail = {s: {f: measure(c, sets[f]) for f, c in by_family.items()} for s, by_family in cells.items()}
+    for strategy in detail:
+        for family, metrics in detail[strategy].items():
+            print(f"{strategy:>26} {family:>9}: agree {metrics['oracle_agreement']:.2f} "
+                  f"pc {metrics['position_consistency']:.2f} rm {metrics['rm_heldout_accuracy']:.2f} "
+                  f"calls {metrics['llm_calls']}", file=sys.stderr)
+    control = {f: reward_model_cv(rows, np.array([r["oracle"] for r in rows]), "caption") for f, rows in sets.items()}
+    made = [c for by_family in cells.values() for c in by_family.values() if c["llm_calls"]]
+    calls, seconds = sum(c["llm_calls"] for c in made), sum(c["seconds"] for c in made)
+
+    def pick(table: dict[str, str], key: str) -> dict[str, float]:
+        return {f: detail.get(table[f], {}).get(f, {}).get(key, float("nan")) for f in sets}
+
+    result = {
+        "oracle_agreement": pick(DEFAULTS, "oracle_agreement"),
+        "rm_heldout_accuracy": pick(DEFAULTS, "rm_heldout_accuracy"),
+        "position_consistency": pick(PAIRWISE_DEFAULTS, "position_consistency"),
+        "pairwise_oracle_agreement": pick(PAIRWISE_DEFAULTS, "oracle_agreement"),
+        "strategies": {s: {f: m["oracle_agreement"] for f, m in by_family.items()} for s, by_family in detail.items()},
+        "prompts_per_s": calls / seconds if seconds else float("nan"),
+        "defaults": {f: DEFAULTS[f] for f in sets}, "pairwise_defaults": {f: PAIRWISE_DEFAULTS[f] for f in sets},
+        "rm_on_oracle_labels": control, "n_pairs": {f: len(rows) for f, rows in sets.items()},
+        "cot_pairs": cot_pairs, "cells": detail, "skipped": skipped, "llm": llm.name, "llm_calls": calls,
+        "elapsed_s": time.perf_counter() - start, "machine": machine(), "load_average": os.getloadavg(),
+        "quick": args.quick,
+    }
+    emit(name, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Ways of asking a small judge about caption pairs, compared by ``benchmarks/judge_quality.py``.
+
+Every strategy answers ``label(pairs) -> LabelBatch`` (P(first preferred), both orders kept apart where a pair is
+shown in two orders) and has ``llm`` and ``fingerprint``, so the benchmark,
+:func:`llm_reward.feedback.annotate.annotate` and the label store treat it like the library's labeler. Built on the
+shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
+:class:`~llm_reward.feedback.judges.PointwiseScorer`, :class:`~llm_reward.feedback.judges.ScoreJudge`):
+
+* pointwise — one question per distinct caption ("does this show progress?"), Bradley-Terry on the answers;
+  ``phrasings`` > 1 averages the logits of several wordings of the question (an ensemble);
+* ``score10`` — RLAIF's 1-10 rating per caption, pairs ordered by expected score;
+* pairwise — "which shows more progress, 1 or 2?" in both orders; with ``fewshot`` hand-written exemplar
+  answers precede the question; with ``difference`` captions (:mod:`~llm_reward.feedback.caption_diff`) the judge
+  sees only what differs, the mission once; ``calibration`` removes the judge's position prior
+  (:mod:`~llm_reward.feedback.calibration`); ``chain_of_thought`` decodes a short comparison first.
+
+Example:
+    >>> from llm_reward.llm import make_llm
+    >>> judge = make_strategy("pairwise_diff_cf", make_llm("local"), domain="nethack", goal=None)  # doctest: +SKIP
+    >>> judge.label([("You kill the newt!", "It's a wall.")]).label  # doctest: +SKIP
+    array([0.93], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from llm_reward.feedback import calibration
+from llm_reward.feedback.caption_diff import VERSION as DIFF_VERSION
+from llm_reward.feedback.caption_diff import difference_pair
+from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, PointwiseScorer, ScoreJudge
+from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+from llm_reward.llm.base import LLM
+from llm_reward.types import Messages
+
+#: Hand-written exemplars per domain (first, second, better side); answers balanced between "1" and "2".
+EXEMPLARS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "minigrid": (
+        ("You see a wall 1 step forward.", "You see a locked purple door 2 steps forward. You carry a purple key.",
+         "2"),
+        ("You see a goal 2 steps forward. You carry a green key.", "You see a green key 3 steps forward.", "1"),
+        ("You see an open blue door 1 step left.", "You reached the goal.", "2"),
+        ("You picked up the red key.", "You see a red key 4 steps forward, a wall 5 steps forward.", "1"),
+    ),
+    "nethack": (
+        ("You kill the jackal!", "You hear some noises in the distance.", "1"),
+        ("It's solid stone.", "$ - 12 gold pieces.", "2"),
+        ("The grid bug bites!", "You see here a scroll.", "2"),
+        ("There is a staircase down here.", "You are hit by an arrow!", "1"),
+    ),
+    "fetch": (
+        ("gripper 30 cm from the target", "gripper 5 cm from the target", "2"),
+        ("gripper 3 cm from the block, block 8 cm from the target", "gripper 25 cm from the block, block 20 cm from "
+         "the target", "1"),
+    ),
+    "mujoco": (
+        ("torso 0.6 m high, moving forward at 2.1 m/s, 6.0 m from the start", "torso 0.5 m high, moving backward at "
+         "0.4 m/s, -1.2 m from the start", "1"),
+        ("torso 0.3 m high, moving forward at 0.1 m/s, 0.4 m from the start", "torso 0.6 m high, moving forward at "
+         "1.5 m/s, 3.1 m from the start", "2"),
+    ),
+}
+
+#: Alternative wordings of the pointwise question for the phrasing ensemble (the library's own comes first).
+PHRASINGS = (
+    "Is the player closer to achieving the goal at this moment? Answer with a single digit: 1 for yes, 2 for no.",
+    "Would an expert player be pleased to see this moment? Answer with a single digit: 1 for yes, 2 for no.",
+)
+
+
+def _user_text(messages: Messages) -> str:
+    return messages[-1]["content"]
+
+
+@dataclass(frozen=True)
+class FewShotPairPrompt:
+    """A pair prompt preceded by exemplar pairs and their answers, as earlier turns of the same chat."""
+
+    base: PairPrompt
+    exemplars: tuple[tuple[str, str, str], ...]
+
+    @property
+    def version(self) -> str:
+        return f"{self.base.version}+fewshot{len(self.exemplars)}"
+
+    def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
+        system, *_ = self.base.verdict(first, second)
+        shots: Messages = []
+        for a, b, answer in self.exemplars:
+            shots += [{"role": "user", "content": _user_text(self.base.verdict(a, b))},
+                      {"role": "assistant", "content": answer}]
+        return [system, *shots, {"role": "user", "content": _user_text(self.base.verdict(first, second))}]
+
+
+@dataclass(frozen=True)
+class DifferencePairPrompt:
+    """The judge sees only the clauses that differ; ``context`` is the mission both captions share (or None)."""
+
+    base: PairPrompt
+    version: str = f"pair-diff-{DIFF_VERSION}"
+
+    def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
+        system, *_ = self.base.verdict(first, second)
+        goal = f"{self.base.goal}\n" if self.base.goal else ""
+        mission = f"The mission in both moments: {context}.\n" if context else ""
+        game = _user_text(self.base.verdict(first, second)).split(". ", 1)[0]  # "Here are two descriptions of ..."
+        text = (f"{game}. {goal}{mission}Only what differs between the two moments is shown. Recall what you know "
+                "about the game. Which description shows more progress? Answer with a single digit: 1 or 2.\n\n"
+                f"Description 1:\n{first.strip()}\n\nDescription 2:\n{second.strip()}")
+        return [system, {"role": "user", "content": text}]
+
+
+@dataclass
+class PairwiseStrategy:
+    """A pairwise judge over (optionally difference) captions, optionally calibrated against its position prior.
+
+    ``calibration``: None, ``"content_free"`` (Zhao et al.; a few extra calls per template) or ``"batch"`` (mean
+    logit of the batch, no extra calls; needs both orders).
+    """
+
+    judge: PairwiseJudge
+    difference: bool = False
+    calibration: str | None = None
+    prior_logit: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.calibration not in (None, "content_free", "batch"):
+            raise ValueError(f"calibration must be None, 'content_free' or 'batch', got {self.calibration!r}")
+
+    @property
+    def llm(self) -> LLM:
+        return self.judge.llm
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {**self.judge.fingerprint, "difference": DIFF_VERSION if self.difference else None,
+                "calibration": self.calibration}
+
+    def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        contexts = None
+        if self.difference:
+            reduced = [difference_pair(a, b) for a, b in pairs]
+            pairs = [(r.first, r.second) for r in reduced]  # identical after reduction -> tie, never asked
+            contexts = [r.mission for r in reduced]
+        batch = self.judge.label(pairs, contexts)
+        if self.calibration == "content_free":
+            if self.prior_logit is None:
+                template = self.judge.template
+                self.prior_logit = calibration.content_free_prior(self.judge.llm, lambda a, b: template.verdict(a, b))
+            return calibration.calibrate(batch, self.prior_logit)
+        if self.calibration == "batch":
+            prior = calibration.batch_prior(batch)
+            return batch if not np.isfinite(prior) else calibration.calibrate(batch, prior)
+        return batch
+
+
+@dataclass
+class PointwiseStrategy:
+    """Pairs labelled by Bradley-Terry on one strength per distinct caption (``strengths(captions)`` -> logits)."""
+
+    llm: LLM
+    strengths: Callable[[list[str]], np.ndarray]
+    name: str
+    prompts_sent: Callable[[], int]
+    version: str = "pointwise-strategies-v1"
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {"llm": self.llm.name, "kind": "pointwise", "strategy": self.name, "version": self.version}
+
+    def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        n = len(pairs)
+        forward = np.full(n, np.nan, dtype=np.float32)
+        asked = [i for i, (a, b) in enumerate(pairs) if a != b]
+        before = self.prompts_sent()
+        if asked:
+            unique = list(dict.fromkeys(c for i in asked for c in pairs[i]))
+            table = dict(zip(unique, self.strengths(unique), strict=True))
+            gaps = np.array([table[pairs[i][0]] - table[pairs[i][1]] for i in asked])
+            forward[asked] = calibration.sigmoid(gaps)
+        label = np.where(np.isnan(forward), 0.5, forward).astype(np.float32)
+        return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32),
+                          llm_prompts=self.prompts_sent() - before)
+
+
+def pointwise_renders(domain: str, goal: str | None, phrasings: int = 1,
+                      fewshot: bool = False) -> list[Callable[[str], Messages]]:
+    """Renderers of the pointwise question: the library's wording, then :data:`PHRASINGS` (``phrasings`` in all)."""
+    base = CaptionPrompt(domain, goal).rlaif
+    renders = [base]
+    for ask in PHRASINGS[: max(0, phrasings - 1)]:
+        renders.append(lambda c, ask=ask: [*base(c)[:-1], {"role": "user", "content": _user_text(base(c)).rsplit(
+            "\n\n", 1)[0] + "\n\n" + ask}])
+    if fewshot:
+        shots: Messages = []
+        for a, b, better in EXEMPLARS.get(domain, ()):
+            good, bad = (a, b) if better == "1" else (b, a)
+            shots += [{"role": "user", "content": _user_text(base(good))}, {"role": "assistant", "content": "1"},
+                      {"role": "user", "content": _user_text(base(bad))}, {"role": "assistant", "content": "2"}]
+        renders = [lambda c, r=r: [r(c)[0], *shots, r(c)[-1]] for r in renders]
+    return renders
+
+
+@dataclass(frozen=True)
+class CaptionScorePrompt:
+    """RLAIF-style 1-10 rating of one caption (for :class:`ScoreJudge`)."""
+
+    domain: str
+    goal: str | None
+    version: str = "caption-score-v1"
+
+    def score(self, response: str, context: str | None = None) -> Messages:
+        messages = CaptionPrompt(self.domain, self.goal).rlaif(response)
+        text = _user_text(messages).rsplit("\n\n", 1)[0] + (
+            "\n\nRate how much progress towards the goal this moment shows, from 1 (none, or harmful) to 10 (a "
+            "big step forward). Answer with the number only.")
+        return [messages[0], {"role": "user", "content": text}]
+
+
+#: Strategy names accepted by :func:`make_strategy`.
+STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "score10", "pairwise", "pairwise_cf",
+              "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc", "pairwise_fewshot",
+              "pairwise_fewshot_cf", "pairwise_cot")
+
+
+def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
+                  rationale_tokens: int = 96) -> PairwiseStrategy | PointwiseStrategy:
+    """The strategy called ``name`` (one of :data:`STRATEGIES`) for captions of ``domain`` with ``goal``."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown judge strategy {name!r}; choose one of {list(STRATEGIES)}")
+    if name.startswith("pointwise"):
+        renders = pointwise_renders(domain, goal, phrasings=3 if name == "pointwise_ensemble" else 1,
+                                    fewshot=name == "pointwise_fewshot")
+        scorers = [PointwiseScorer(llm, r) for r in renders]
+
+        def strengths(captions: list[str]) -> np.ndarray:
+            return np.mean([calibration.logit(s.yes_probs(captions)) for s in scorers], axis=0)
+
+        return PointwiseStrategy(llm, strengths, name, lambda: sum(s.prompts_sent for s in scorers))
+    if name == "score10":
+        judge = ScoreJudge(llm, CaptionScorePrompt(domain, goal))
+        return PointwiseStrategy(llm, judge.expected_scores, name, lambda: judge.prompts_sent)
+    parts = name.split("_")[1:]
+    prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought="cot" in parts)
+    template = FewShotPairPrompt(prompt, EXEMPLARS.get(domain, ())) if "fewshot" in parts else (
+        DifferencePairPrompt(prompt) if "diff" in parts else prompt)
+    judge = PairwiseJudge(llm, template, both_orders=True, chain_of_thought="cot" in parts,
+                          rationale_tokens=rationale_tokens)
+    calibrated = {"cf": "content_free", "bc": "batch"}
+    return PairwiseStrategy(judge, difference="diff" in parts,
+                            calibration=next((calibrated[p] for p in parts if p in calibrated), None))
+
+
+__all__ = ["make_strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy", "PointwiseStrategy",
+           "FewShotPairPrompt", "DifferencePairPrompt", "CaptionScorePrompt"]

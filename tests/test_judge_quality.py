@@ -1,0 +1,170 @@
+"""Judge-quality strategies (difference captions, calibration, few-shot, ensembles), the stored pair sets and the
+benchmark's cell plumbing, on a scripted judge; one small test on a real embedded model."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_reward.feedback import calibration
+from llm_reward.feedback.caption_diff import difference_pair, round_numbers, total_steps
+from llm_reward.feedback.judges import LabelBatch
+from llm_reward.feedback.strategies import EXEMPLARS, STRATEGIES, DifferencePairPrompt, make_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRSETS = ROOT / "benchmarks" / "pairsets"
+
+
+@dataclass
+class _Stats:
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+
+@dataclass
+class GoldJudge:
+    """Prefers the description with more gold; ``bias`` is added to the logit of answering "1" whatever is shown."""
+
+    bias: float = 0.0
+    name: str = "gold-judge"
+    stats: _Stats = field(default_factory=_Stats)
+    seen: list = field(default_factory=list)
+
+    @staticmethod
+    def _gold(text: str) -> int:
+        return int(m.group(1)) if (m := re.search(r"(\d+) gold", text)) else 0
+
+    def choice_probs_batch(self, conversations, choices):
+        self.seen += conversations
+        self.stats.cache_misses += len(conversations)
+        out = []
+        for messages in conversations:
+            text = messages[-1]["content"]
+            if choices == ["1", "2"] and "Description 1:" in text:
+                first, second = re.findall(r"Description \d:\n(.*?)(?:\n\n|$)", text, re.S)[:2]
+                strength = np.sign(self._gold(first) - self._gold(second)) * 2.0
+            elif choices == ["1", "2"]:  # pointwise: "1" = yes
+                strength = self._gold(text.split("Description:\n")[-1]) / 5.0 - 1.0
+            else:  # 1..10 rating
+                score = min(10, 1 + self._gold(text))
+                out.append({c: float(c == str(score)) for c in choices})
+                continue
+            p1 = float(calibration.sigmoid(strength + self.bias))
+            out.append({"1": p1, "2": 1 - p1})
+        return out
+
+
+PAIRS = [("You see 9 gold pieces.", "It's a wall."), ("It's a wall.", "You see 3 gold pieces."),
+         ("You see 2 gold pieces.", "You see 7 gold pieces.")]
+TRUTH = np.array([1.0, 0.0, 0.0])
+
+
+def test_difference_pair_keeps_only_what_differs_and_the_mission_once():
+    pair = difference_pair("Mission: pick up the red box. You see a wall 1 step left, a red box 2 steps forward.",
+                           "Mission: pick up the red box. You see a wall 1 step left. You carry a red box.")
+    assert pair.mission == "pick up the red box"
+    assert pair.first == "You see a red box 2 steps forward." and pair.second == "You carry a red box."
+    status = difference_pair("You kill the newt! (Dlvl 1, gold 0, HP 14/14)", "It's a wall. (Dlvl 1, gold 5, HP 14/14)")
+    assert (status.first, status.second) == ("You kill the newt! (gold 0)", "It's a wall. (gold 5)")
+    assert difference_pair("Mission: a. X.", "Mission: b. X.").mission is None  # different missions stay put
+    assert difference_pair("You see a wall 1 step left.", "You see a wall 1 step left.").same
+    assert round_numbers("at 0.4837 m and 3 steps") == "at 0.5 m and 3 steps"
+    assert total_steps("a key 2 steps forward and 1 step left") == "a key 3 steps away"
+
+
+def test_calibration_removes_a_constant_position_bias():
+    biased = make_strategy("pairwise", GoldJudge(bias=3.0), domain="nethack", goal=None).label(PAIRS)
+    assert np.all(biased.forward > 0.5) and biased.position_consistency < 1.0  # always "1": position bias
+    for name in ("pairwise_cf", "pairwise_bc"):
+        judge = GoldJudge(bias=3.0)
+        batch = make_strategy(name, judge, domain="nethack", goal=None).label(PAIRS)
+        assert batch.position_consistency == 1.0, name
+        assert np.array_equal(batch.label > 0.5, TRUTH > 0.5), name
+    # content-free prompts: both descriptions are filler
+    assert any("N/A" in m[-1]["content"] for m in judge.seen) is False  # batch calibration asks nothing extra
+    prior = calibration.content_free_prior(GoldJudge(bias=3.0), lambda a, b: [{"role": "user", "content":
+                                           f"Description 1:\n{a}\n\nDescription 2:\n{b}"}])
+    assert prior == pytest.approx(3.0, abs=1e-6)
+
+
+def test_calibrate_keeps_unknowns_and_identical_ties():
+    batch = LabelBatch(label=np.array([0.5, np.nan], "f4"), forward=np.array([np.nan, np.nan], "f4"),
+                       reverse=np.array([np.nan, np.nan], "f4"))
+    out = calibration.calibrate(batch, 1.0)
+    assert out.label[0] == 0.5 and np.isnan(out.label[1])
+    with pytest.raises(ValueError, match="finite"):
+        calibration.calibrate(batch, float("nan"))
+
+
+@pytest.mark.parametrize("name", [s for s in STRATEGIES if s != "pairwise_cot"])
+def test_every_strategy_ranks_gold(name):
+    batch = make_strategy(name, GoldJudge(), domain="nethack", goal="The goal is gold.").label(PAIRS + [("a", "a")])
+    assert np.array_equal(batch.label[:3] > 0.5, TRUTH > 0.5), name
+    assert batch.label[3] == 0.5 and batch.llm_prompts > 0
+
+
+def test_fewshot_and_difference_prompts():
+    judge = GoldJudge()
+    make_strategy("pairwise_fewshot", judge, domain="minigrid", goal="The goal is to open the door.").label(PAIRS[:1])
+    messages = judge.seen[0]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert len(answers) == len(EXEMPLARS["minigrid"]) and sorted(set(answers)) == ["1", "2"]
+    assert messages[0]["role"] == "system" and "9 gold" in messages[-1]["content"]
+    from llm_reward.feedback.prompts import PairPrompt
+
+    text = DifferencePairPrompt(PairPrompt("minigrid", "The goal is X.")).verdict("A.", "B.", "pick up the box")
+    assert text[-1]["content"].count("pick up the box") == 1 and "Only what differs" in text[-1]["content"]
+    with pytest.raises(ValueError, match="unknown judge strategy"):
+        make_strategy("pairwise_magic", judge, domain="nethack", goal=None)
+
+
+def _pairset(family: str) -> list[dict]:
+    return [json.loads(line) for line in (PAIRSETS / f"{family}.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("family", ["minigrid", "nethack"])
+def test_stored_pair_sets_are_consistent(family):
+    rows = _pairset(family)
+    assert [r["pair_id"] for r in rows] == list(range(len(rows)))
+    quick = [r for r in rows if r["quick"]]
+    assert 8 <= len(quick) < len(rows) and rows[: len(quick)] == quick  # quick pairs come first
+    for r in rows:
+        assert r["caption_a"] != r["caption_b"] and r["class_a"] != r["class_b"]
+        assert r["oracle"] == (1.0 if r["class_a"] > r["class_b"] else 0.0)
+    oracle = np.array([r["oracle"] for r in rows])
+    assert 0.3 < oracle.mean() < 0.7  # the better side is first about half of the time
+    if family == "nethack":
+        assert all(r["status_caption_a"].startswith(r["caption_a"]) for r in rows)
+
+
+def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import judge_quality
+
+    rows = [{"pair_id": i, "env_id": "NetHackScore-v0", "env_goal": None, "caption_a": a, "caption_b": b,
+             "oracle": t} for i, ((a, b), t) in enumerate(zip(PAIRS * 4, np.tile(TRUTH, 4), strict=True))]
+    cell = judge_quality.run_cell("pairwise", "nethack", rows, GoldJudge(bias=3.0), cot_pairs=2)
+    assert set(cell["cf_prior"]) == {"NetHackScore-v0"}
+    metrics = judge_quality.measure(cell, rows)
+    assert metrics["oracle_agreement"] == 1.0 and metrics["position_consistency"] < 1.0
+    calibrated = judge_quality.measure(judge_quality.derive(cell, rows, "cf"), rows)
+    assert calibrated["position_consistency"] == 1.0 and calibrated["llm_calls"] == 0
+    assert 0.0 <= metrics["rm_heldout_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_strategies_on_the_embedded_tiny_model(tmp_path):
+    from llm_reward.llm import make_llm
+
+    llm = make_llm("local:tiny", cache=tmp_path / "cache.sqlite", n_threads=1)
+    pairs = [("You kill the newt!", "It's a wall.")]
+    for name in ("pointwise", "pairwise_diff_cf"):
+        batch = make_strategy(name, llm, domain="nethack", goal=None).label(pairs)
+        assert 0.0 <= float(batch.label[0]) <= 1.0, name
+    assert llm.stats.cache_misses == 2 + 2 + len(calibration.CONTENT_FREE)
