@@ -42,7 +42,10 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
         entry = {"env": spec.get("env"), "steps": int(spec.get("steps", 0)), "rewards": {}}
         for reward in rewards:
             cells = by_reward[reward]
-            stats = reward_stats([row["score"] for row in cells], controls, reps=cfg.bootstrap_reps)
+            versus = {c: scores for c, scores in controls.items() if c != reward}  # a control vs itself is noise
+            stats = reward_stats([row["score"] for row in cells], versus, reps=cfg.bootstrap_reps)
+            for c in controls.keys() - versus.keys():
+                stats[f"prob_improvement_vs_{c}"] = stats[f"prob_improvement_vs_{c}_ci"] = None
             stats.update(seeds=[row["seed"] for row in cells], **_costs(cells),
                          cells=[{k: row.get(k) for k in CELL_FIELDS} for row in cells])
             entry["rewards"][reward] = stats
