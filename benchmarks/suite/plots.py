@@ -65,7 +65,7 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[len(tasks):]:
         ax.axis("off")
-    fig.suptitle(f"{summary['title']}: IQM (dot) with 95 % stratified-bootstrap CI (bar); ticks are single seeds",
+    fig.suptitle(f"{summary['title']}\nIQM (dot) with 95 % stratified-bootstrap CI (bar); ticks are single seeds",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -83,7 +83,7 @@ def learning_curves(summary: dict[str, Any], curves: dict[str, dict[str, list[di
         return False
     palette = colors(summary["rewards"])
     rows, cols = _grid(len(drawable))
-    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 5.0 * cols), 3.6 * rows + 0.6), squeeze=False)
     for ax, (task, by_reward) in zip(axes.flat, drawable.items()):
         for reward, runs in by_reward.items():
             steps = np.asarray(runs[0]["steps"], float)
@@ -103,7 +103,7 @@ def learning_curves(summary: dict[str, Any], curves: dict[str, dict[str, list[di
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(drawable):]:
         ax.axis("off")
-    fig.suptitle(f"{summary['title']}: training curves, IQM over seeds with 95 % bootstrap CI", fontsize=10)
+    fig.suptitle(f"{summary['title']}\ntraining curves: IQM over seeds, shaded 95 % bootstrap CI", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
