@@ -37,6 +37,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
+from llm_reward.importing import import_object
+
 from .policies import NETHACK_KEYS, MiniGridCNN, NetHackExtractor
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "recurrent_ppo": RecurrentPPO, "a2c": A2C, "dqn": DQN,
@@ -213,6 +215,13 @@ def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | Non
 
     Raises ValueError for an unknown algo, an algo/action-space mismatch, an unsupported observation space or an
     override the SB3 class does not accept, all before any network is built.
+
+    Example:
+        >>> from llm_reward.envs import make_vec_env
+        >>> venv = make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0)
+        >>> agent = make_agent("ppo", venv, seed=0, n_steps=64, batch_size=64)
+        >>> type(agent.policy.features_extractor).__name__, agent.n_steps
+        ('MiniGridCNN', 64)
     """
     cls = algo_class(algo)
     params = agent_defaults(algo, venv.observation_space, venv.action_space, n_envs=venv.num_envs)
@@ -242,10 +251,9 @@ def _resolve_classes(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             value = _resolve_classes(value)
         elif key in _CLASS_KEYS and isinstance(value, str):
-            module, _, name = value.rpartition(".")
             try:
-                value = getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError, ValueError) as exc:
+                value = import_object(value)
+            except ValueError as exc:
                 raise ValueError(f"{key}={value!r} is not an importable 'module.Class' path") from exc
         out[key] = value
     return out

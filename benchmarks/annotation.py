@@ -6,8 +6,8 @@
 For each env (MiniGrid DoorKey, NetHackScore): random-policy captions -> pairs -> the embedded judge in RLAIF mode
 (both orders) into a resumable store -> agreement with the ground-truth oracle, with both-order debiasing on
 (averaged) and off (first order only), and in pointwise mode (one "does this show progress?" per caption,
-Bradley-Terry on the answers) on the same pairs -> a reward model fitted on the judge's labels (held-out accuracy against
-those labels, and agreement with the oracle). Training speed is measured on a larger oracle-labelled pair set,
+Bradley-Terry on the answers) on the same pairs -> a reward model fitted on the judge's labels (held-out accuracy
+against those labels, and agreement with the oracle). Training speed is measured on a larger oracle-labelled pair set,
 since a few dozen pairs train in milliseconds. The full run keeps its stores under
 ``benchmarks/results/annotation_data`` (a rerun makes zero new LLM calls); ``--quick`` always starts from scratch.
 """
@@ -41,10 +41,10 @@ def run_env(family: str, llm, *, n_steps: int, n_pairs: int, data: Path, seed: i
     # Uniform over distinct captions: random-policy data is dominated by a few captions, which are ties.
     pairs = sample_pairs(rollouts, n_pairs, unique_captions=True, seed=seed)
     oracle = oracle_labels(pairs["progress_a"], pairs["progress_b"])
-    result: dict = {"env": env_id, "rollout_steps": len(rollouts), "distinct_captions": int(rollouts["caption"].nunique()),
-                    "oracle_ties": int(np.sum(oracle == 0.5))}
+    result: dict = {"env": env_id, "rollout_steps": len(rollouts),
+                    "distinct_captions": int(rollouts["caption"].nunique()), "oracle_ties": int(np.sum(oracle == 0.5))}
     for mode in modes:
-        labeler = make_labeler({"mode": mode, "both_orders": True, "goal": "default"}, llm, env_id=env_id)
+        labeler = make_labeler(llm, env_id=env_id, mode=mode, both_orders=True, goal="default")
         store = data / f"{family}_labels_{mode}_{llm.name}_{n_steps}.sqlite"
         calls_before = llm.stats.cache_misses
         labelled, report = annotate_stage(pairs, labeler, store_path=store, batch_size=8, progress=False)
@@ -75,7 +75,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sample (<= 3 minutes)")
     parser.add_argument("--llm", default="local", help="model spec (default: the embedded judge)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", nargs="+", default=["rlaif", "pointwise"], help="judge modes compared on the same pairs")
+    parser.add_argument("--modes", nargs="+", default=["rlaif", "pointwise"],
+                        help="judge modes compared on the same pairs")
     args = parser.parse_args()
     n_steps, n_pairs = (1500, 24) if args.quick else (6000, 200)
     # --quick measures from scratch every time; the full run resumes from its stores and cache.
@@ -94,7 +95,8 @@ def main() -> None:
     by_mode = {}
     for mode in args.modes:
         new_pairs = sum(r[mode]["pairs_new"] for r in per_env.values())
-        annotate_s = sum(r[mode]["pairs_new"] / r[mode]["pairs_per_s"] for r in per_env.values() if r[mode]["pairs_per_s"])
+        annotate_s = sum(r[mode]["pairs_new"] / r[mode]["pairs_per_s"] for r in per_env.values()
+                         if r[mode]["pairs_per_s"])
         by_mode[mode] = {
             "pairs_per_s": new_pairs / annotate_s if annotate_s else float("nan"),
             "llm_prompts": sum(r[mode]["llm_prompts"] for r in per_env.values()),

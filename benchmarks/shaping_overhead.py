@@ -37,7 +37,8 @@ from llm_reward import LLMRewardVecEnv  # noqa: E402
 from llm_reward.agents import make_agent  # noqa: E402
 from llm_reward.envs import captioner_name  # noqa: E402
 from llm_reward.motif.stages import collect_stage, fit_stage, oracle_stage, sample_pairs  # noqa: E402
-from llm_reward.training.loop import make_vec_env  # noqa: E402
+from llm_reward.envs import make_vec_env  # noqa: E402
+from llm_reward.reward_model import RewardModelRecipe  # noqa: E402
 
 ENV_ID = "MiniGrid-DoorKey-8x8-v0"
 
@@ -52,7 +53,7 @@ def main() -> None:
         rollouts = collect_stage(ENV_ID, n_steps=2000, n_envs=4, seed=0, path=Path(tmp) / "r.parquet", progress=False)
         labelled, _ = oracle_stage(sample_pairs(rollouts, 1000, seed=0))
         artifact = fit_stage(labelled, rollouts, captioner=captioner_name(ENV_ID), path=Path(tmp) / "rm",
-                             epochs=5, progress=False)
+                             recipe=RewardModelRecipe(epochs=5), progress=False)
     agents = {}
     for name, alpha_int in (("unshaped", None), ("shaped", 0.0), ("shaped_learning", 0.1)):
         venv = make_vec_env(ENV_ID, n_envs=8, seed=0)

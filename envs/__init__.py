@@ -19,6 +19,7 @@ from llm_reward.envs.registry import (
     captioner_name,
     get_adapter,
     make_env,
+    make_vec_env,
     register_adapter,
     success_rule,
 )
@@ -30,6 +31,6 @@ register_adapter("NetHack", nethack.adapter)
 
 __all__ = [
     "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter", "make_env",
-    "register_adapter", "minigrid", "nethack",
+    "make_vec_env", "register_adapter", "minigrid", "nethack",
     "InfoCriterion", "ObsField", "TaskSpec", "robotics", "success_fn", "success_rule", "task_spec",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Protocol, SupportsFloat
 
 import gymnasium as gym
 
+from llm_reward import training
 from llm_reward.envs import task
 from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
 from llm_reward.types import Captioner, ProgressFn
@@ -183,6 +184,21 @@ def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | N
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def make_vec_env(env_id: str, *, n_envs: int, seed: int, subprocess: bool = False,
+                 max_episode_steps: int | None = None, **kwargs: Any) -> Any:
+    """``n_envs`` envs of :func:`make_env` in a Dummy/SubprocVecEnv, seeded ``seed, seed+1, ...``.
+
+    Example:
+        >>> venv = make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0)
+        >>> venv.num_envs
+        2
+        >>> venv.close()
+    """
+    get_adapter(env_id)  # an unknown id fails here, not inside a worker process
+    env_fn = functools.partial(make_env, env_id, max_episode_steps=max_episode_steps, **kwargs)
+    return training.make_vec_env(env_fn, n_envs=n_envs, seed=seed, subprocess=subprocess)
 
 
 def caption_env(env: gym.Env, env_id: str | None = None, *, success: str | SuccessFn | None = None) -> gym.Env:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers MiniGrid-* ids)
 import nle  # noqa: F401  (registers NetHack* ids)
@@ -14,7 +16,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from llm_reward.agents import (
-    MiniGridCNN, NetHackExtractor, crop_around, env_family, evaluate_success, make_agent, validate_algo,
+    ALGOS, MiniGridCNN, NetHackExtractor, crop_around, env_family, evaluate_success, make_agent, validate_algo,
 )
 
 NETHACK_KEYS = ("glyphs", "blstats", "message")
@@ -39,6 +41,15 @@ def nethack_env() -> gym.Env:
 
 def extractor_of(model):
     return model.q_net.features_extractor if hasattr(model, "q_net") else model.policy.features_extractor
+
+
+def learn_and_check(model, steps: int) -> None:
+    """``learn(steps)`` must train: the collected steps are counted and gradient updates changed the weights."""
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(steps)
+    assert model.num_timesteps >= steps
+    after = list(model.policy.parameters())
+    assert any(not th.equal(b, a) for b, a in zip(before, after)), "learn() left every weight unchanged"
 
 
 def venv_of(fn, n: int = 2) -> DummyVecEnv:
@@ -77,8 +88,7 @@ def test_minigrid_agents_learn(minigrid_venv, algo, kwargs):
     assert isinstance(extractor_of(model), MiniGridCNN)
     assert model.policy.normalize_images is False
     assert hasattr(model.policy, "lstm_actor") == (algo == "recurrent_ppo")  # memory only where asked for
-    model.learn(256)
-    assert model.num_timesteps >= 256
+    learn_and_check(model, 256)
     result = evaluate_success(model, minigrid_env, n_episodes=1, seed=0)  # image transposition at predict time
     assert 1 <= result["mean_length"] <= 250 and result["n_episodes"] == 1
 
@@ -88,8 +98,7 @@ def test_minigrid_agents_learn(minigrid_venv, algo, kwargs):
 def test_nethack_agents_learn(nethack_venv, algo, kwargs):
     model = make_agent(algo, nethack_venv, seed=0, **kwargs)
     assert isinstance(extractor_of(model), NetHackExtractor)
-    model.learn(256)
-    assert model.num_timesteps >= 256
+    learn_and_check(model, 256)
     assert model.gamma == (0.99 if algo == "dqn" else 0.999)
 
 
@@ -101,15 +110,14 @@ def test_vector_agents_learn(pendulum_venv, algo):
     if algo == "ppo":
         assert model.n_steps * pendulum_venv.num_envs == 2048  # PPO-paper rollout size whatever n_envs
     assert (model.action_noise is not None) == (algo == "td3")
-    model.learn(256)
-    assert model.num_timesteps >= 256
+    learn_and_check(model, 256)
 
 
 def test_mujoco_family_if_installed():
     pytest.importorskip("mujoco")
     venv = venv_of(lambda: gym.make("HalfCheetah-v5"), n=1)
     model = make_agent("sac", venv, seed=0, learning_starts=32, buffer_size=1_000)
-    model.learn(64)
+    learn_and_check(model, 64)
     assert env_family(venv.observation_space) == "vector"
     venv.close()
 
@@ -128,7 +136,7 @@ def test_overrides_merge_nested_policy_kwargs(minigrid_venv):
 
 
 def test_make_agent_errors(minigrid_venv, pendulum_venv):
-    allowed = r"\['a2c', 'dqn', 'ppo', 'recurrent_ppo', 'sac', 'td3'\]"
+    allowed = re.escape(str(sorted(ALGOS)))
     with pytest.raises(ValueError, match=r"unknown algo 'trpo'.*" + allowed):
         make_agent("trpo", minigrid_venv, seed=0)
     with pytest.raises(ValueError, match=r"'dqn'.*Discrete.*Box"):
@@ -234,7 +242,8 @@ class GoalSide(gym.Env):
         success = self.pos == 2 * self.side
         done = success or abs(self.pos) == 2
         info = {"is_success": True} if done and success else ({"is_success": False} if done else {})
-        return np.array([self.pos], np.float32), float(success), bool(done and success), bool(done and not success), info
+        obs = np.array([self.pos], np.float32)
+        return obs, float(success), bool(done and success), bool(done and not success), info
 
 
 class AlwaysRight:
@@ -248,7 +257,9 @@ def test_evaluate_success_known_outcomes():
     assert result == {"success_rate": 0.5, "mean_return": 0.5, "std_return": 0.5, "mean_length": 2.0,
                       "n_episodes": 4}
     # A reward-scaling wrapper outside Monitor does not leak into the reported (true) return.
-    scaled = lambda: gym.wrappers.TransformReward(Monitor(GoalSide()), lambda r: 100 * r)
+    def scaled():
+        return gym.wrappers.TransformReward(Monitor(GoalSide()), lambda r: 100 * r)
+
     assert evaluate_success(AlwaysRight(), scaled, n_episodes=1, seed=1)["mean_return"] == 1.0
     # Without a Monitor one is added.
     assert evaluate_success(AlwaysRight(), GoalSide, n_episodes=1, seed=3)["success_rate"] == 1.0

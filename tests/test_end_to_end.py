@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,6 +73,12 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     assert cfg.reward.shaping.form == "potential"  # the MiniGrid env configs recommend it
     assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["runs"]["shaped"]["timesteps"] >= 2048
     assert metrics["llm"] == "local"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in (tmp_path / "run" / "tb").glob("shaped*"):
+        tags |= set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    assert {"reward_model/model_calls", "reward_model/cache_hits", "shaped/ep_intrinsic_mean"} <= tags
 
 
 def test_main_job_with_online_feedback_from_the_tiny_model(tmp_path):
@@ -103,7 +108,7 @@ def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, m
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "reward=count", f"data_dir={tmp_path}", "progress=false"])
 
-    def interrupted(cfg):
+    def interrupted(kind, run):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(experiment, "build_reward", interrupted)
@@ -116,12 +121,13 @@ def test_an_interrupt_while_building_the_reward_still_writes_metrics(tmp_path, m
 def test_a_baseline_due_after_an_interrupted_shaped_run_is_not_started(tmp_path):
     from hydra import compose, initialize_config_module
 
-    from llm_reward.apps.experiment import _baseline_runner
+    from llm_reward.apps.baseline import baseline_runner
+    from llm_reward.apps.experiment import train_and_evaluate
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "train.parallel_baseline=false", f"run_dir={tmp_path}"])
-    with _baseline_runner(cfg, tmp_path, wanted=True) as baseline:
-        assert baseline(True) is None  # would otherwise train a whole extrinsic agent here
+    with baseline_runner(cfg, tmp_path, train_and_evaluate, wanted=True) as baseline:
+        assert baseline.result(True) is None  # would otherwise train a whole extrinsic agent here
     assert not (tmp_path / "agent_extrinsic.zip").exists()
 
 
@@ -152,14 +158,15 @@ def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
 
     from hydra import compose, initialize_config_module
 
-    from llm_reward.apps.experiment import _baseline_runner
+    from llm_reward.apps.baseline import baseline_runner
+    from llm_reward.apps.experiment import train_and_evaluate
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "train.total_timesteps=10000000",
                                           "train.eval_episodes=1", f"run_dir={tmp_path}", "progress=false"])
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="shaped run failed"):
-        with _baseline_runner(cfg, tmp_path, wanted=True) as baseline:
+        with baseline_runner(cfg, tmp_path, train_and_evaluate, wanted=True) as baseline:
             assert baseline is not None
             # Wait until the child is learning (SB3 opens its TensorBoard file in learn()): a fixed sleep raced the
             # child's start-up (spawn, imports) on a busy machine, and an interrupt then has nothing to save.
@@ -167,5 +174,61 @@ def test_a_failing_shaped_run_stops_the_parallel_baseline(tmp_path):
                 time.sleep(1)
             time.sleep(2)
             raise RuntimeError("shaped run failed")
-    assert time.monotonic() - start < 600  # 10M steps would take hours; a loaded 2-core machine took 165 s
-    assert (tmp_path / "agent_extrinsic.zip").exists()  # the interrupted baseline still saved its agent
+    from stable_baselines3 import PPO
+
+    baseline = PPO.load(tmp_path / "agent_extrinsic.zip", device="cpu")  # the interrupted baseline saved its agent
+    assert 0 < baseline.num_timesteps < 10_000_000  # after stopping early, not at the end of its budget
+
+
+def test_the_shuffled_control_fits_its_own_model_on_the_same_labels(tmp_path):
+    """reward=shuffled: the judge's labels of the same pairs, permuted; its own reward model beside the LLM one."""
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.apps.experiment import run_experiment
+
+    common = ["experiment=smoke", "llm=tiny", "pairs.n=8", "rollouts.n_steps=300", "train.total_timesteps=512",
+              "train.baseline=false", "train.eval_episodes=1", f"data_dir={tmp_path / 'data'}", "progress=false"]
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        motif = compose("train", overrides=[*common, "reward=motif", f"run_dir={tmp_path / 'motif'}"])
+        shuffled = compose("train", overrides=[*common, "reward=shuffled", f"run_dir={tmp_path / 'shuffled'}"])
+    first = run_experiment(motif, tmp_path / "motif")
+    control = run_experiment(shuffled, tmp_path / "shuffled")
+    assert first["completed"] and control["completed"] and control["reward"] == "shuffled"
+    assert control["annotation"]["pairs_new"] == 0  # the same label store: no pair judged twice
+    assert control["reward_model_dir"] != first["reward_model_dir"] and "-shuffled0_" in control["reward_model_dir"]
+
+
+def test_a_config_error_is_the_last_line_printed_and_leaves_no_run_dir(tmp_path):
+    out = _run(["llm-reward-train", "pairs.n=0", f"data_dir={tmp_path}", f"run_dir={tmp_path / 'run'}"])
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1].startswith("llm-reward-train: error: pairs.n:"), out.stderr[-500:]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "rollouts").exists()
+    out = _run(["llm-reward-train", "env.id=MiniGrid-NoSuchThing-v0", f"data_dir={tmp_path}",
+                f"run_dir={tmp_path / 'run'}"])
+    assert out.returncode != 0 and "llm-reward-train: error: env.id: unknown env id" in out.stderr.splitlines()[-1]
+
+
+def test_sigint_to_the_runner_alone_stops_the_parallel_baseline_too(tmp_path):
+    """What a scheduler sends: kill -INT <pid of llm-reward-train>, to that process only."""
+    import os
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(["llm-reward-train", "experiment=smoke", "reward=count", "train.total_timesteps=10000000",
+                             "train.eval_episodes=1", f"data_dir={tmp_path}", f"run_dir={run_dir}", "progress=false"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300  # both agents learning: each has opened its TensorBoard file
+        while len(list((run_dir / "tb").glob("*"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+        time.sleep(3)
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["runs"]) == {"shaped", "extrinsic"}, proc.stderr.read()[-2000:]
+    assert all(run["interrupted"] and run["timesteps"] < 10_000_000 for run in metrics["runs"].values())
+    assert metrics["completed"] is False

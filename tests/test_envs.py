@@ -22,7 +22,7 @@ from llm_reward.envs.minigrid import NoPath, facing
 from llm_reward.envs.minigrid import find_object as find
 from llm_reward.envs.minigrid import plan_actions as plan
 from llm_reward.feedback.prompts import goal_sentence
-from llm_reward.training.loop import make_vec_env
+from llm_reward.envs import make_vec_env
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
 BABYAI = "BabyAI-GoToRedBallGrey-v0"

@@ -14,14 +14,27 @@ from llm_reward.llm.errors import LLMCapabilityError
 from llm_reward.motif.online import OnlineFeedback
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Ranking refits train a reward model in the judge thread: two torch threads on a shared 2-core machine made
+    a one-second fit take a minute."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class SlowJudge(LLM):
     """Says a caption shows progress when it mentions a key; sleeps to mimic a slow model; can fail first."""
 
     backend = "scripted"
 
-    def __init__(self, delay: float = 0.0, failures: int = 0):
+    def __init__(self, delay: float = 0.0, failures: int = 0, gate: threading.Event | None = None):
         super().__init__("slow-judge")
-        self.delay, self.failures = delay, failures
+        self.delay, self.failures, self.gate = delay, failures, gate
+        self.gate_timed_out = False  # a caller waited for the judge: the gate was never opened in time
         self.asked: list[str] = []
         self.lock = threading.Lock()
         self.busy = threading.Event()  # set when a batch starts
@@ -31,6 +44,8 @@ class SlowJudge(LLM):
 
     def _choice_probs(self, conversations, choices) -> Iterator[tuple[int, dict[str, float]]]:
         self.busy.set()
+        if self.gate is not None and not self.gate.wait(timeout=60):
+            self.gate_timed_out = True
         time.sleep(self.delay)
         with self.lock:
             if self.failures > 0:
@@ -48,15 +63,18 @@ class SlowJudge(LLM):
 
 
 def test_slow_judge_never_blocks_the_caller():
-    judge = SlowJudge(delay=0.5)
+    gate = threading.Event()  # the judge answers nothing until the gate opens
+    judge = SlowJudge(gate=gate)
     with OnlineFeedback(judge, domain="minigrid", goal="The goal is to open the door.") as feedback:
-        start = time.perf_counter()
         for step in range(200):
             out = feedback([f"You see a wall {step % 5}.", "You picked up the key."])
             assert out.dtype == np.float32 and out.shape == (2,)
-        assert time.perf_counter() - start < 0.4  # 200 calls while the judge sleeps 0.5 s per batch
+            assert (out == 0.0).all()  # nothing judged yet: the default, at once
+        assert judge.busy.wait(timeout=10) and not feedback.wait_idle(timeout=0.01)  # the judge is stuck...
+        gate.set()  # ...and the 200 calls above never waited for it
         assert feedback.wait_idle(timeout=20)
         out = feedback(["You picked up the key.", "You see a wall 1."])
+    assert not judge.gate_timed_out
     assert out[0] == pytest.approx(0.9) and out[1] == pytest.approx(0.1)
     # Every distinct caption was judged exactly once, whatever the number of calls.
     assert len(judge.asked) == 6 and feedback.stats.labelled_captions == 6
@@ -102,16 +120,16 @@ def test_bad_variant_or_encoder_fails_at_construction_not_in_the_worker():
 def test_ranking_refits_on_the_offline_pipelines_targets(monkeypatch, targets):
     # The small judge's labels sit near 0.5 while right in sign; the offline reward model trains on their side of
     # 0.5 ("hard"), and the online one must use the same recipe, or it learns a far flatter reward from them.
-    import llm_reward.reward_model as reward_model
+    import llm_reward.reward_model.recipe as recipe
 
     fitted: list[np.ndarray] = []
-    real_fit = reward_model.fit_reward_model
+    real_fit = recipe.fit_reward_model
 
     def spy(a, b, labels, **kwargs):
         fitted.append(np.asarray(labels))
         return real_fit(a, b, labels, **kwargs)
 
-    monkeypatch.setattr(reward_model, "fit_reward_model", spy)
+    monkeypatch.setattr(recipe, "fit_reward_model", spy)
     captions = [f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)]
     with OnlineFeedback(SlowJudge(), domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=8,
                         epochs=2, targets=targets) as feedback:
@@ -135,13 +153,14 @@ def test_model_estimates_are_memoized_until_the_next_refit():
                         epochs=2) as feedback:
         feedback(captions)
         assert feedback.wait_idle(timeout=60) and feedback.stats.fits >= 1
-        model, mean, std, memo = feedback._model
-        scored: list[list[str]] = []
-        feedback._model = (lambda cs: scored.append(list(cs)) or model(cs), mean, std, memo)
+        artifact = feedback.strategy.artifact
+        model, scored = artifact.model, []
+        artifact.model = lambda cs: scored.append(list(cs)) or model(cs)
         judge.delay = 2.0  # the new caption stays unjudged while we look
         first = feedback(["You see a door.", "You see a door."])
         again = feedback(["You see a door.", "You see a wall 0."])
-        assert scored == [["You see a door."]]
+        feedback(["You see a door.", "You see a wall 0."])
+        assert scored == [["You see a door."], ["You see a wall 0."]]  # each scored once until the next refit
     assert first[0] == first[1] == again[0]
 
 
@@ -165,7 +184,7 @@ def test_newest_captions_are_judged_first_and_the_oldest_forgotten():
 def test_a_failing_refit_keeps_the_labels(monkeypatch):
     judge = SlowJudge()
     with OnlineFeedback(judge, domain="minigrid", goal=None, variant="ranking", min_pairs_to_fit=4) as feedback:
-        monkeypatch.setattr(feedback, "_refit", lambda: 1 / 0)
+        monkeypatch.setattr(feedback.strategy, "refit", lambda: 1 / 0)
         feedback([f"You picked up the key {i}." for i in range(4)] + [f"You see a wall {i}." for i in range(4)])
         assert feedback.wait_idle(timeout=60)
     assert feedback.stats.fit_errors >= 1 and feedback.stats.llm_errors == 0
@@ -221,7 +240,8 @@ def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
     from llm_reward.shaping.wrappers import LLMRewardVecEnv
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    judge = SlowJudge(delay=5.0)
+    gate = threading.Event()  # the judge answers nothing until the gate opens
+    judge = SlowJudge(gate=gate)
     feedback = OnlineFeedback(judge, domain="minigrid", goal=None)
     venv = LLMRewardVecEnv(DummyVecEnv([lambda: make_env("MiniGrid-DoorKey-5x5-v0", seed=0)] * 2),
                            reward_model=feedback, threshold_quantile=None, form="potential", gamma=0.99)
@@ -229,17 +249,18 @@ def test_stepping_a_shaped_vecenv_never_waits_for_a_slow_judge():
     try:
         venv.reset()
         venv.step(rng.integers(0, 3, size=2))  # the first rewards queue the first captions
-        assert judge.busy.wait(timeout=10)  # the judge is asleep on its first batch from here on
-        start = time.perf_counter()
+        assert judge.busy.wait(timeout=10)  # the judge is stuck on its first batch from here on
         for _ in range(100):
-            venv.step(rng.integers(0, 3, size=2))
-        elapsed = time.perf_counter() - start
+            _, rewards, _, _ = venv.step(rng.integers(0, 3, size=2))
+            assert (rewards == 0.0).all()  # no label yet: stepping went on without one
         still_judging = not feedback.wait_idle(timeout=0.01)
+        gate.set()
     finally:
+        gate.set()
         venv.close()
         feedback.close()
-    assert elapsed < 3.0  # 100 vector steps of new scenes (~0.1 s) while a single judge batch takes 5 s
     assert still_judging  # captions were queued, not waited for
+    assert not judge.gate_timed_out  # no step waited for the judge
 
 
 def test_ranking_gives_up_on_a_caption_without_pinning_it_to_the_default():
@@ -253,7 +274,7 @@ def test_ranking_gives_up_on_a_caption_without_pinning_it_to_the_default():
         assert feedback.wait_idle(timeout=20) and feedback.stats.dropped == 1
         first = feedback(["You picked up the key 42."])[0]
         assert first != 0.0 and first == feedback(["You picked up the key 42."])[0]  # the model's estimate, stable
-    assert "You picked up the key 42." not in feedback._table
+        assert first == feedback.strategy.rewards(["You picked up the key 42."])[0]  # not pinned to the default
 
 
 def test_save_writes_the_label_table_pairs_and_a_reloadable_reward_model(tmp_path):

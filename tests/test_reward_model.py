@@ -192,16 +192,19 @@ def test_constant_reward_does_not_divide_by_zero(fitted):
         build_artifact(model, [], captioner="c", metrics=metrics)
 
 
-def test_cache_is_bounded_and_answers_repeats_without_inference(fitted):
+def test_artifact_normalizes_and_leaves_caching_to_the_shaper(fitted):
+    from llm_reward.shaping.formula import CachedReward
+
     model, metrics = fitted
-    art = RewardArtifact(model, captioner="c", metrics=metrics, mean=0.0, std=2.0, quantiles=[0.0, 1.0],
-                         cache_size=3)
+    art = RewardArtifact(model, captioner="c", metrics=metrics, mean=0.5, std=2.0, quantiles=[0.0, 1.0])
     captions, _ = caption_pool()
     first = art(captions[:5] + captions[:2])
-    np.testing.assert_allclose(first[:5], model(captions[:5]) / 2.0, rtol=1e-6)
-    assert first[5] == first[0] and len(art._cache) == 3  # LRU bound
+    np.testing.assert_allclose(first[:5], (model(captions[:5]) - 0.5) / 2.0, rtol=1e-5, atol=1e-6)
+    assert first[5] == first[0] and art([]).shape == (0,)
+    cached = CachedReward(art)  # the one cache on the caption -> reward path
+    np.testing.assert_array_equal(cached(captions[:5]), first[:5])
     art.model = None  # any inference now would crash: cached captions must not need it
-    np.testing.assert_array_equal(art(captions[2:5]), first[2:5])
+    np.testing.assert_array_equal(cached(captions[2:5]), first[2:5])
     with pytest.raises(TypeError, match="single str"):
         art("It's a wall.")
 
@@ -245,7 +248,6 @@ def test_pickle_roundtrip(artifact):
     captions, _ = caption_pool()
     expected = artifact(captions)
     clone = pickle.loads(pickle.dumps(artifact))
-    assert len(clone._cache) == 0
     np.testing.assert_array_equal(clone(captions), expected)
     assert clone.threshold(0.5) == artifact.threshold(0.5)
 
@@ -327,6 +329,7 @@ def test_transformers_fallback_matches_sentence_transformers(monkeypatch):
 def test_pipeline_fit_stage_writes_then_reuses_the_artifact(tmp_path):
     pd = pytest.importorskip("pandas")
     from llm_reward.motif.stages import fit_stage
+    from llm_reward.reward_model import RewardModelRecipe
 
     a, b, y = rule_pairs(1200, seed=6)
     captions, values = caption_pool()
@@ -335,9 +338,11 @@ def test_pipeline_fit_stage_writes_then_reuses_the_artifact(tmp_path):
                              "progress_a": [progress[c] for c in a], "progress_b": [progress[c] for c in b]})
     rollouts = pd.DataFrame({"caption": captions * 3})
     path = tmp_path / "reward_model"
-    artifact = fit_stage(labelled, rollouts, captioner="nethack-message", path=path, epochs=15, progress=False)
+    artifact = fit_stage(labelled, rollouts, captioner="nethack-message", path=path,
+                         recipe=RewardModelRecipe(epochs=15), progress=False)
     assert (path / "config.json").exists() and artifact.metrics["oracle_agreement"] >= 0.9
-    again = fit_stage(labelled, rollouts, captioner="nethack-message", path=path, epochs=15, progress=False)
+    again = fit_stage(labelled, rollouts, captioner="nethack-message", path=path,
+                      recipe=RewardModelRecipe(epochs=15), progress=False)
     np.testing.assert_array_equal(again(captions), artifact(captions))
 
 
@@ -345,15 +350,21 @@ def test_caption_length_limit_comes_from_config_and_fails_before_the_judge(tmp_p
     pd = pytest.importorskip("pandas")
     from hydra import compose, initialize_config_module
 
-    from llm_reward.motif.stages import check_encodable, encoder_settings, fit_stage
+    from llm_reward.apps._common import recipe_from_config
+    from llm_reward.motif.stages import fit_stage
+    from llm_reward.reward_model import RewardModelRecipe
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         default = compose("train", overrides=["env=minigrid/doorkey_8x8", "reward=motif"])
         lava = compose("train", overrides=["env=minigrid/lavacrossing_s9n3", "reward=motif"])
         embed = compose("train", overrides=["reward=motif", "reward_model.encoder=sentence_embedding"])
-    assert encoder_settings(default) == ("char_cnn", {"max_chars": 512})
-    assert encoder_settings(lava) == ("char_cnn", {"max_chars": 1024})  # the env config raises it
-    assert encoder_settings(embed) == ("sentence_embedding", {})
+    def settings(cfg):
+        recipe = recipe_from_config(cfg)
+        return recipe.encoder, recipe.encoder_kwargs
+
+    assert settings(default) == ("char_cnn", {"max_chars": 512})
+    assert settings(lava) == ("char_cnn", {"max_chars": 1024})  # the env config raises it
+    assert settings(embed) == ("sentence_embedding", {})
     assert "_char_cnn_512c_" in default.paths.reward_model and "_char_cnn_1024c_" in lava.paths.reward_model
 
     long = "You see " + ", ".join(f"lava {i} steps forward" for i in range(1, 40)) + "."
@@ -361,13 +372,13 @@ def test_caption_length_limit_comes_from_config_and_fails_before_the_judge(tmp_p
     rollouts = pd.DataFrame({"caption": ["You see a key.", long]})
     with pytest.raises(ValueError, match=f"longest caption has {n_bytes} UTF-8 bytes.*max_chars=512.*"
                                          "reward_model.max_chars"):
-        check_encodable(rollouts, "char_cnn", {"max_chars": 512})
-    check_encodable(rollouts, "char_cnn", {"max_chars": 1024})
-    check_encodable(rollouts, "char_cnn", {"truncate": True})
+        RewardModelRecipe(encoder_kwargs={"max_chars": 512}).check_encodable(rollouts["caption"].tolist())
+    RewardModelRecipe(encoder_kwargs={"max_chars": 1024}).check_encodable(rollouts["caption"].tolist())
+    RewardModelRecipe(encoder_kwargs={"truncate": True}).check_encodable(rollouts["caption"].tolist())
 
     labelled = pd.DataFrame({"caption_a": [long, "You see a key."] * 8, "caption_b": ["You see a key.", long] * 8,
                              "label": [1.0, 0.0] * 8, "progress_a": [1.0, 0.0] * 8, "progress_b": [0.0, 1.0] * 8})
-    artifact = fit_stage(labelled, rollouts, captioner="test", path=tmp_path / "rm", epochs=2, progress=False,
-                         encoder_kwargs={"max_chars": 1024})
+    artifact = fit_stage(labelled, rollouts, captioner="test", path=tmp_path / "rm", progress=False,
+                         recipe=RewardModelRecipe(epochs=2, encoder_kwargs={"max_chars": 1024}))
     assert artifact([long]).shape == (1,)
     assert RewardArtifact.load(tmp_path / "rm")([long]).shape == (1,)  # the limit is saved with the model

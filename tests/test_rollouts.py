@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from llm_reward import training
-from llm_reward.envs import EnvAdapter, make_env, register_adapter, registry
+from llm_reward.envs import EnvAdapter, make_env, make_vec_env, register_adapter, registry
+from llm_reward.training import rollouts as rollouts_module
 from llm_reward.training.rollouts import COLUMNS, collect_captions, load_rollouts, save_rollouts
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
+
+
+def env_fn(env_id: str, **kwargs):
+    """The env factory collect_captions takes: ``env_fn(seed=...)`` builds one captioned env."""
+    return functools.partial(make_env, env_id, **kwargs)
 
 
 def turn_left(obs):
@@ -37,12 +45,12 @@ class StepCountingRecurrentModel:
 
 
 def test_columns_and_episode_bookkeeping():
-    frame = collect_captions(DOORKEY, n_steps=120, n_envs=2, seed=0, progress=False, max_episode_steps=9)
+    frame = collect_captions(env_fn(DOORKEY, max_episode_steps=9), n_steps=120, n_envs=2, seed=0, progress=False)
     assert tuple(frame.columns) == COLUMNS
     assert frame["caption"].map(type).eq(str).all() and frame["caption"].str.startswith("You see ").all()
     assert frame["progress"].notna().all() and frame["done"].dtype == bool
     assert (frame["step"] > 0).sum() == 120  # one row per env step, plus one per episode start
-    for episode, rows in frame.groupby("episode"):
+    for _, rows in frame.groupby("episode"):
         assert rows["env_index"].nunique() == 1
         assert rows["step"].tolist() == list(range(len(rows)))
         assert rows["done"].iloc[:-1].eq(False).all() and rows["extrinsic_reward"].iloc[0] == 0.0
@@ -54,7 +62,8 @@ def test_columns_and_episode_bookkeeping():
 
 def test_final_caption_survives_auto_reset():
     """Rows equal a hand-driven single env: the done row holds the terminal caption, not the next reset's."""
-    frame = collect_captions(DOORKEY, n_steps=25, seed=3, policy=turn_left, progress=False, max_episode_steps=10)
+    frame = collect_captions(env_fn(DOORKEY, max_episode_steps=10), n_steps=25, seed=3, policy=turn_left,
+                             progress=False)
     env = make_env(DOORKEY, seed=3, max_episode_steps=10)
     expected = [env.reset(seed=3)[1]["caption"]]
     for _ in range(25):
@@ -69,29 +78,29 @@ def test_final_caption_survives_auto_reset():
 
 
 def test_same_seed_same_rollouts():
-    a = collect_captions(DOORKEY, n_steps=60, n_envs=2, seed=7, progress=False)
-    b = collect_captions(DOORKEY, n_steps=60, n_envs=2, seed=7, progress=False)
-    c = collect_captions(DOORKEY, n_steps=60, n_envs=2, seed=8, progress=False)
+    a = collect_captions(env_fn(DOORKEY), n_steps=60, n_envs=2, seed=7, progress=False)
+    b = collect_captions(env_fn(DOORKEY), n_steps=60, n_envs=2, seed=7, progress=False)
+    c = collect_captions(env_fn(DOORKEY), n_steps=60, n_envs=2, seed=8, progress=False)
     pd.testing.assert_frame_equal(a, b)
     assert not a["caption"].equals(c["caption"])
 
 
 def test_model_policy_and_success_reward():
-    frame = collect_captions("MiniGrid-Empty-5x5-v0", n_steps=40, seed=0, policy=ForwardModel(), progress=False)
+    frame = collect_captions(env_fn("MiniGrid-Empty-5x5-v0"), n_steps=40, seed=0, policy=ForwardModel(), progress=False)
     # Always forward in Empty-5x5 walks into the wall: no goal, zero reward, captions still vary at the start.
     assert frame["extrinsic_reward"].eq(0).all() and frame["caption"].nunique() >= 2
 
 
 def test_recurrent_policy_state_is_carried_and_reset_at_episode_starts():
     model = StepCountingRecurrentModel()
-    collect_captions("MiniGrid-Empty-5x5-v0", n_steps=24, n_envs=2, seed=0, policy=model, progress=False,
-                     max_episode_steps=5)
+    collect_captions(env_fn("MiniGrid-Empty-5x5-v0", max_episode_steps=5), n_steps=24, n_envs=2, seed=0, policy=model,
+                     progress=False)
     # Turning left never reaches the goal: every episode is cut at 5 steps, and the state restarts with it.
     assert np.array_equal(np.stack(model.states), np.tile(np.arange(12) % 5, (2, 1)).T)
 
 
 def test_nethack_rollouts():
-    frame = collect_captions("NetHackScore-v0", n_steps=40, seed=0, progress=False)
+    frame = collect_captions(env_fn("NetHackScore-v0"), n_steps=40, seed=0, progress=False)
     assert len(frame) >= 41 and frame["progress"].ge(100).all()
     assert frame["caption"].str.len().gt(0).all() and frame["caption"].nunique() > 1
 
@@ -103,12 +112,12 @@ def describe_cartpole(obs, info):
 def test_user_env_without_oracle(monkeypatch):
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     register_adapter("CartPole-v1", EnvAdapter.from_function("cartpole", describe_cartpole))
-    frame = collect_captions("CartPole-v1", n_steps=30, seed=0, progress=False)
+    frame = collect_captions(env_fn("CartPole-v1"), n_steps=30, seed=0, progress=False)
     assert frame["progress"].isna().all() and set(frame["caption"]) <= {"The pole leans left.", "The pole leans right."}
 
 
 def test_parquet_roundtrip(tmp_path):
-    frame = collect_captions(DOORKEY, n_steps=20, seed=0, progress=False)
+    frame = collect_captions(env_fn(DOORKEY), n_steps=20, seed=0, progress=False)
     path = save_rollouts(frame, tmp_path / "nested" / "dir" / "rollouts.parquet")
     pd.testing.assert_frame_equal(load_rollouts(path), frame)
     assert [p.name for p in path.parent.iterdir()] == ["rollouts.parquet"]  # no temp file left behind
@@ -123,15 +132,17 @@ def test_bad_arguments_fail_before_building_envs(monkeypatch):
     def no_envs(*args, **kwargs):
         raise AssertionError("an env was built")
 
-    monkeypatch.setattr(training, "make_vec_env", no_envs)
+    monkeypatch.setattr(rollouts_module, "make_vec_env", no_envs)
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1, got 0"):
-        collect_captions(DOORKEY, n_steps=0)
+        collect_captions(env_fn(DOORKEY), n_steps=0)
     with pytest.raises(ValueError, match="n_envs"):
-        collect_captions(DOORKEY, n_steps=10, n_envs=0)
-    with pytest.raises(ValueError, match="NoSuchEnv-v0"):
-        collect_captions("NoSuchEnv-v0", n_steps=10)
+        collect_captions(env_fn(DOORKEY), n_steps=10, n_envs=0)
     with pytest.raises(TypeError, match="policy"):
-        collect_captions(DOORKEY, n_steps=10, policy=3)
+        collect_captions(env_fn(DOORKEY), n_steps=10, policy=3)
+    from llm_reward.motif.stages import collect_stage
+
+    with pytest.raises(ValueError, match="NoSuchEnv-v0"):  # an unknown id fails before any env or file
+        collect_stage("NoSuchEnv-v0", n_steps=10, n_envs=1, seed=0, path=Path("never-written.parquet"))
 
 
 def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
@@ -139,7 +150,7 @@ def test_collect_stage_with_a_saved_agent_is_keyed_on_that_agent(tmp_path):
     from llm_reward.conf import policy_tag
     from llm_reward.motif.stages import collect_stage
 
-    agent = make_agent("ppo", training.make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0), seed=0)
+    agent = make_agent("ppo", make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0), seed=0)
     agent.save(tmp_path / "agent.zip")
     kwargs = dict(n_steps=40, n_envs=2, seed=0, progress=False)
     frame = collect_stage("MiniGrid-DoorKey-5x5-v0", path=tmp_path / "r.parquet", policy=str(tmp_path / "agent.zip"),

@@ -146,8 +146,8 @@ def test_repository_reward_configs_are_valid():
                     assert shaping.get("gamma", None) is None, (reward, env)  # null: the agent's discount
                     config = ShapingConfig(**{**shaping, "gamma": 0.99})
                     assert isinstance(config.beta, float), (reward, env)
-                    if reward in ("motif", "oracle"):
-                        assert config.form == ("potential" if env.startswith("minigrid") else "bonus")
+                    if reward in ("motif", "oracle", "shuffled"):  # the env config recommends the form
+                        assert config.form == cfg.env.shaping_form, (reward, env)
     assert ShapingConfig(alpha_ext=10, threshold_quantile=None).alpha_ext == 10.0
 
 
@@ -312,7 +312,7 @@ def test_captioner_mismatch_is_refused_at_construction():
 
 
 def test_zoo_style_string_arguments(monkeypatch, tmp_path):
-    import llm_reward.reward_model as reward_model_pkg
+    import llm_reward.shaping.wrappers as wrappers
 
     loaded = []
 
@@ -322,7 +322,7 @@ def test_zoo_style_string_arguments(monkeypatch, tmp_path):
             loaded.append(path)
             return LengthReward(captioner="corridor")
 
-    monkeypatch.setattr(reward_model_pkg, "RewardArtifact", FakeArtifact, raising=False)
+    monkeypatch.setattr(wrappers, "RewardArtifact", FakeArtifact)
     env = LLMRewardWrapper(Monitor(Corridor()), reward_model=str(tmp_path),
                            captioner=f"{__name__}.corridor_captioner", alpha_int=1.0, alpha_ext=0.0, beta=0.0)
     assert loaded == [str(tmp_path)]

@@ -1,22 +1,32 @@
 """The offline Motif stages — collect, annotate, fit — each cached on disk so reruns skip finished work.
 
 The Hydra apps (``llm-reward-annotate``, ``llm-reward-fit``, ``llm-reward-train``) and the benchmarks are thin
-shells around these functions; each takes plain values so it can be called from Python as well.
+shells around these functions; each takes plain values and objects (never a config), so it can be called from
+Python as well::
+
+    rollouts = collect_stage("MiniGrid-DoorKey-5x5-v0", n_steps=2000, n_envs=4, seed=0, path=Path("r.parquet"))
+    pairs = sample_pairs(rollouts, 500, unique_captions=True, seed=0)
+    labelled, report = annotate_stage(pairs, make_labeler(make_llm("local"), env_id=...), store_path=...)
+    artifact = fit_stage(labelled, rollouts, captioner=captioner_name(env_id), path=Path("rm"))
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any, Mapping
-
 import numpy as np
 import pandas as pd
 
+from llm_reward.agents import algo_class
+from llm_reward.envs import get_adapter, make_env
 from llm_reward.feedback.annotate import AnnotationReport, annotate, sample_pairs, summarize
 from llm_reward.feedback.labelers import LLMPreferenceLabeler, oracle_labels
 from llm_reward.feedback.prompts import PairPrompt, goal_sentence
 from llm_reward.feedback.store import LabelStore
+from llm_reward.llm.base import LLM
+from llm_reward.reward_model import RewardArtifact, RewardModelRecipe, build_artifact, to_targets
+from llm_reward.training.rollouts import collect_captions, load_rollouts, save_rollouts
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +39,16 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
     ``policy``: None for uniform random actions, or a saved SB3 agent (``.zip``, of algorithm ``policy_algo``) whose
     stochastic actions collect the data instead: Motif annotated an RL agent's experience, which reaches states
     (a door unlocked) that random actions almost never do.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "rollouts.parquet"
+        >>> frame = collect_stage("MiniGrid-DoorKey-5x5-v0", n_steps=40, n_envs=2, seed=0, path=path, progress=False)
+        >>> frame.equals(collect_stage("MiniGrid-DoorKey-5x5-v0", n_steps=40, n_envs=2, seed=0, path=path))
+        True
     """
-    from llm_reward.training.rollouts import collect_captions, load_rollouts, save_rollouts
-
-    agent = None
+    get_adapter(env_id)  # an unknown id fails here, before any env is built
     if policy is not None:
-        from llm_reward.agents import algo_class
-
         if not Path(policy).is_file():
             raise FileNotFoundError(f"rollouts.policy: no saved agent at {policy}")
         agent_class = algo_class(policy_algo)  # an unknown algorithm fails before the reuse check, like a missing file
@@ -47,57 +60,46 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
             raise ValueError(f"{path} holds rollouts of {stored!r}, not {env_id!r}: when overriding env.id, also set "
                              f"env.name to a new name so every stage cache is keyed on it")
         return rollouts
+    agent = None
     if policy is not None:
         agent = agent_class.load(policy, device="cpu")
         agent.set_random_seed(seed)  # its sampled actions too: a deleted cache is rebuilt identically
-    env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    rollouts = collect_captions(env_id, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,
-                                **env_kwargs)
+    env_fn = functools.partial(make_env, env_id, max_episode_steps=max_episode_steps)
+    rollouts = collect_captions(env_fn, n_steps=n_steps, n_envs=n_envs, seed=seed, policy=agent, progress=progress,
+                                desc=f"captions {env_id}")
     rollouts.attrs["env_id"] = env_id  # kept in the parquet metadata: a reuse under another id is refused
     save_rollouts(rollouts, path)
     return rollouts
 
 
-def collect_from_config(cfg: Any) -> pd.DataFrame:
-    """:func:`collect_stage` with the ``rollouts`` settings of a Hydra config (every app collects the same way)."""
-    return collect_stage(cfg.env.id, n_steps=cfg.rollouts.n_steps, n_envs=cfg.rollouts.n_envs, seed=cfg.data_seed,
-                         path=Path(cfg.paths.rollouts), max_episode_steps=cfg.env.max_episode_steps,
-                         policy=cfg.rollouts.policy, policy_algo=cfg.rollouts.policy_algo, progress=cfg.progress)
+def resolve_goal(env_id: str, variant: str = "default") -> str | None:
+    """The judge's goal sentence for ``env_id`` under a goal ``variant`` (``default``, ``zero_knowledge``, a domain
+    variant such as ``gold``, or ``text:<sentence>``): the one place offline and online feedback get it from.
 
-
-def encoder_settings(cfg: Any) -> tuple[str, dict[str, Any]]:
-    """The reward model's encoder name and hyper-parameters from the ``reward_model`` group of a Hydra config."""
-    encoder = cfg.reward_model.encoder
-    return encoder, ({"max_chars": int(cfg.reward_model.max_chars)} if encoder == "char_cnn" else {})
-
-
-def check_encodable(rollouts: pd.DataFrame, encoder: str, encoder_kwargs: Mapping[str, Any] | None = None) -> None:
-    """Fail now, not after the judge has labelled every pair, when the encoder could not read the longest caption."""
-    from llm_reward.reward_model import make_encoder
-
-    config = make_encoder(encoder, **dict(encoder_kwargs or {})).config
-    limit = config.get("max_chars")
-    if limit is None or config.get("truncate") or rollouts.empty:
-        return
-    longest = int(rollouts["caption"].map(lambda caption: len(caption.encode("utf-8"))).max())
-    if longest > limit:
-        raise ValueError(f"the rollouts' longest caption has {longest} UTF-8 bytes, more than the {encoder} encoder's "
-                         f"max_chars={limit}: set reward_model.max_chars (or caption_max_chars in the env config) to "
-                         f"at least {longest}")
-
-
-def make_labeler(feedback: Mapping[str, Any], llm: Any, *, env_id: str) -> LLMPreferenceLabeler:
-    """An LLM judge configured from a ``feedback`` config group (see ``conf/feedback/``)."""
-    from llm_reward.envs import get_adapter
-
+    Example:
+        >>> resolve_goal("NetHackScore-v0", "zero_knowledge") is None
+        True
+    """
     adapter = get_adapter(env_id)
-    goal = goal_sentence(adapter.family, feedback.get("goal", "default"), env_goal=adapter.goal)
-    prompt = PairPrompt(domain=adapter.family, goal=goal, chain_of_thought=bool(feedback.get("chain_of_thought", True)))
-    return LLMPreferenceLabeler(
-        llm, prompt, mode=feedback["mode"], both_orders=bool(feedback.get("both_orders", True)),
-        temperature=float(feedback.get("temperature", 0.1)), top_p=float(feedback.get("top_p", 0.95)),
-        max_tokens=int(feedback.get("max_tokens", 320)),
-    )
+    return goal_sentence(adapter.family, variant, env_goal=adapter.goal)
+
+
+def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = "default", both_orders: bool = True,
+                 chain_of_thought: bool = True, temperature: float = 0.1, top_p: float = 0.95,
+                 max_tokens: int = 320) -> LLMPreferenceLabeler:
+    """An LLM judge for ``env_id``'s captions; the keywords are those of a ``conf/feedback/`` group.
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> judge = make_labeler(make_llm("local:tiny"), env_id="MiniGrid-DoorKey-5x5-v0", mode="pointwise")
+        >>> labels = judge([("You pick up the key.", "You see a wall."), ("A wall.", "A wall.")])
+        >>> labels.shape, float(labels[1])  # identical captions: a tie, without asking the model
+        ((2,), 0.5)
+    """
+    adapter = get_adapter(env_id)
+    prompt = PairPrompt(domain=adapter.family, goal=resolve_goal(env_id, goal), chain_of_thought=bool(chain_of_thought))
+    return LLMPreferenceLabeler(llm, prompt, mode=mode, both_orders=bool(both_orders), temperature=float(temperature),
+                                top_p=float(top_p), max_tokens=int(max_tokens))
 
 
 def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, *, store_path: Path,
@@ -111,6 +113,17 @@ def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, *, store_
         store.close()
 
 
+def load_labels(store_path: Path, labeler: LLMPreferenceLabeler) -> pd.DataFrame:
+    """The labels an earlier :func:`annotate_stage` stored (refused when made under another judge config)."""
+    if not Path(store_path).exists():
+        raise FileNotFoundError(f"no labels at {store_path}: run llm-reward-annotate with the same overrides first")
+    store = LabelStore(store_path, labeler.fingerprint)
+    try:
+        return store.load()
+    finally:
+        store.close()
+
+
 def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
     """Label pairs with the env's progress oracle instead of an LLM (the ``oracle`` reward baseline)."""
     label = oracle_labels(pairs["progress_a"], pairs["progress_b"])
@@ -118,45 +131,43 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
     return labelled, summarize(labelled)
 
 
+def shuffle_labels(labelled: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The same pairs with their labels permuted across pairs (``reward=shuffled``, the control that keeps the
+    label distribution and every caption but breaks which caption a label belongs to).
 
-def to_targets(label: np.ndarray, targets: str = "hard") -> np.ndarray:
-    """Training targets from stored labels: ``soft`` as stored, ``hard`` = 1 / 0 / 0.5 by side of 0.5 (NaN kept)."""
-    if targets not in ("hard", "soft"):
-        raise ValueError(f"targets must be 'hard' or 'soft', got {targets!r}")
-    label = np.asarray(label, dtype=np.float32)
-    if targets == "soft":
-        return label
-    return np.where(label > 0.5, 1.0, np.where(label < 0.5, 0.0, label)).astype(np.float32)
+    Example:
+        >>> frame = pd.DataFrame({"caption_a": list("abcd"), "caption_b": list("wxyz"), "label": [1.0, 0, 0, 0]})
+        >>> shuffled = shuffle_labels(frame, seed=0)
+        >>> sorted(shuffled["label"]) == sorted(frame["label"]), shuffled["caption_a"].tolist()
+        (True, ['a', 'b', 'c', 'd'])
+    """
+    order = np.random.default_rng(seed).permutation(len(labelled))
+    columns = [c for c in ("label", "forward", "reverse") if c in labelled.columns]
+    shuffled = labelled.copy()
+    for column in columns:
+        shuffled[column] = labelled[column].to_numpy()[order]
+    return shuffled
 
 
 def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str, path: Path,
-              encoder: str = "char_cnn", encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 30,
-              n_members: int = 1, seed: int = 0, targets: str = "hard", progress: bool = True) -> Any:
+              recipe: RewardModelRecipe | None = None, progress: bool = True) -> RewardArtifact:
     """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists).
 
-    ``targets="soft"`` trains on the stored P(first preferred) as is (RLAIF); ``"hard"`` trains on its side of 0.5
-    (Motif's 1 / 0 / tie). A small judge's both-order-averaged labels are right in sign far more often than they
-    are confident (on our probe: 16/18 right with labels within 0.02 of 0.5), so hard targets keep that signal.
+    ``recipe`` (:class:`~llm_reward.reward_model.RewardModelRecipe`): encoder, epochs, ensemble, seed and hard/soft
+    targets; normalization and the threshold table come from all rollout captions (:func:`build_artifact`).
     """
-    to_targets(np.zeros(0), targets)  # validates before any work
-    from llm_reward.reward_model import RewardArtifact, build_artifact, fit_reward_model
-
+    recipe = recipe or RewardModelRecipe()
     if (path / "config.json").exists():
         log.info("reward model: reusing %s", path)
         return RewardArtifact.load(path)
     has_oracle = labelled[["progress_a", "progress_b"]].notna().all(axis=None)
     oracle = oracle_labels(labelled["progress_a"], labelled["progress_b"]) if has_oracle else None
-    label = to_targets(labelled["label"].to_numpy(dtype=np.float32), targets)
-    model, metrics = fit_reward_model(
-        labelled["caption_a"].tolist(), labelled["caption_b"].tolist(), label,
-        encoder=encoder, epochs=epochs, n_members=n_members, seed=seed, progress=progress, oracle_labels=oracle,
-        encoder_kwargs=encoder_kwargs,
-    )
-    artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner,
-                              metrics={**metrics, "targets": targets})
+    model, metrics = recipe.fit(labelled["caption_a"].tolist(), labelled["caption_b"].tolist(),
+                                labelled["label"].to_numpy(dtype=np.float32), progress=progress, oracle_labels=oracle)
+    artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner, metrics=metrics)
     artifact.save(path)
     return artifact
 
 
-__all__ = ["collect_stage", "collect_from_config", "encoder_settings", "check_encodable", "make_labeler",
-           "annotate_stage", "oracle_stage", "fit_stage", "sample_pairs", "to_targets"]
+__all__ = ["collect_stage", "resolve_goal", "make_labeler", "annotate_stage", "load_labels", "oracle_stage",
+           "shuffle_labels", "fit_stage", "sample_pairs", "to_targets"]

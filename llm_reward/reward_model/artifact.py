@@ -1,8 +1,12 @@
-"""A trained reward model packaged for RL: Motif's normalization, a threshold table, a caption cache, one directory.
+"""A trained reward model packaged for RL: Motif's normalization and a threshold table, in one directory.
 
 Motif z-normalizes the raw reward with the mean/std over the training *observations* (repeats included) and zeroes
 rewards below a quantile of the normalized reward over the *unique* training captions. Both are fixed at build time
-and saved with the weights, so an RL run (possibly in another process) needs nothing but the directory.
+and saved with the weights, so an RL run (possibly in another process) needs nothing but the directory. Online
+feedback (ONI) normalizes its refitted models the same way, through :func:`build_artifact`.
+
+Scoring is not cached here: the one caption -> reward cache is :class:`llm_reward.shaping.CachedReward`, which the
+wrappers put in front of any reward model.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import os
 import shutil
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,16 +34,24 @@ QUANTILE_POINTS = 101  # q = 0, 0.01, ..., 1
 class RewardArtifact:
     """Normalized caption reward ``(r(caption) - mean) / std``: the :class:`CaptionRewardFn` the RL wrappers use.
 
-    Each caption is scored once and remembered (an LRU of ``cache_size`` captions): RL sees the same captions over
-    and over, so most steps cost only dict lookups. Picklable; the copy starts with an empty cache.
+    Picklable (SubprocVecEnv workers, rl-baselines3-zoo env wrappers).
 
     Example:
-        >>> artifact = RewardArtifact.load("runs/doorkey/reward_model")  # doctest: +SKIP
-        >>> artifact(["You open the door."]), artifact.threshold(0.5)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from llm_reward.reward_model import RewardModel
+        >>> artifact = build_artifact(RewardModel("char_cnn", seed=0), ["You see a door.", "It's a wall."],
+        ...                           captioner="demo", metrics={})
+        >>> path = artifact.save(tempfile.mkdtemp() + "/reward_model")
+        >>> again = RewardArtifact.load(path)
+        >>> again(["You see a door.", "It's a wall."]).round(3).tolist() == artifact(
+        ...     ["You see a door.", "It's a wall."]).round(3).tolist()
+        True
+        >>> again.threshold(0.0) <= again.threshold(0.5) <= again.threshold(1.0)
+        True
     """
 
     def __init__(self, model: RewardModel, *, captioner: str, metrics: dict[str, Any], mean: float, std: float,
-                 quantiles: Sequence[float], cache_size: int = 200_000):
+                 quantiles: Sequence[float]):
         quantiles = np.asarray(quantiles, dtype=np.float64)
         if quantiles.ndim != 1 or len(quantiles) < 2 or np.any(np.diff(quantiles) < 0):
             raise ValueError(f"quantiles must be a non-decreasing table of >= 2 values, got {quantiles!r}")
@@ -50,35 +62,19 @@ class RewardArtifact:
         self.metrics = dict(metrics)
         self.mean, self.std = float(mean), float(std)
         self.quantiles = quantiles
-        self.cache_size = int(cache_size)
-        self._cache: OrderedDict[str, float] = OrderedDict()
 
     def raw(self, captions: Sequence[str]) -> np.ndarray:
-        """Un-normalized float32 rewards (no cache)."""
+        """Un-normalized float32 rewards."""
         return self.model(captions)
 
     def __call__(self, captions: Sequence[str]) -> np.ndarray:
-        """float32 normalized rewards, one per caption."""
+        """float32 normalized rewards, one per caption (each distinct caption scored once per call)."""
         if isinstance(captions, str):
             raise TypeError("captions must be a sequence of str, got a single str (wrap it in a list)")
         captions = list(captions)
-        cache = self._cache
-        missing = list(dict.fromkeys(c for c in captions if c not in cache))
-        fresh: dict[str, float] = {}
-        if missing:
-            values = (self.model(missing).astype(np.float64) - self.mean) / self.std
-            fresh = dict(zip(missing, values.tolist()))
-        out = np.empty(len(captions), dtype=np.float32)
-        for i, caption in enumerate(captions):
-            if caption in fresh:
-                out[i] = fresh[caption]
-            else:
-                out[i] = cache[caption]
-                cache.move_to_end(caption)  # recently used: evicted last
-        cache.update(fresh)
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return out
+        if not captions:
+            return np.zeros(0, dtype=np.float32)
+        return ((self.model(captions).astype(np.float64) - self.mean) / self.std).astype(np.float32)
 
     def threshold(self, q: float) -> float:
         """The normalized reward at quantile ``q`` of the unique training captions (linear interpolation)."""
@@ -92,14 +88,6 @@ class RewardArtifact:
         if name != self.captioner:
             raise ValueError(f"this reward model was trained on captions of captioner {self.captioner!r}, but got "
                              f"captions of captioner {name!r}; fit a reward model for {name!r} or switch captioner")
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_cache"] = OrderedDict()  # may hold 200k captions: not worth shipping to every subprocess
-        return state
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write config.json, weights.pt and metrics.json to the directory ``path`` (replaced if it exists).
@@ -130,7 +118,7 @@ class RewardArtifact:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, cache_size: int = 200_000) -> "RewardArtifact":
+    def load(cls, path: str | os.PathLike) -> "RewardArtifact":
         """Rebuild a saved artifact from its directory alone."""
         path = Path(path)
         if not path.is_dir():
@@ -147,7 +135,7 @@ class RewardArtifact:
         metrics = json.loads((path / "metrics.json").read_text())
         norm = config["normalization"]
         return cls(model, captioner=config["captioner"], metrics=metrics, mean=norm["mean"], std=norm["std"],
-                   quantiles=config["quantiles"], cache_size=cache_size)
+                   quantiles=config["quantiles"])
 
 
 def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: str,
@@ -156,6 +144,12 @@ def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: st
 
     mean/std are weighted by how often each caption was observed (Motif's normalization); the quantile table is
     over the *unique* captions, which is what a threshold quantile refers to.
+
+    Example:
+        >>> from llm_reward.reward_model import RewardModel
+        >>> artifact = build_artifact(RewardModel(seed=0), ["a door", "a door", "a wall"], captioner="demo", metrics={})
+        >>> bool(abs(artifact(["a door", "a door", "a wall"]).mean()) < 1e-5)  # zero mean over the observations
+        True
     """
     if isinstance(captions, str) or len(captions) == 0:
         raise ValueError("build_artifact needs the training observations' captions (a non-empty list of str)")

@@ -36,7 +36,8 @@ def check_available() -> None:
     """Raise ImportError (with the install command) unless the model files and a loader library are installed."""
     model_dir()
     if not any(importlib.util.find_spec(lib) for lib in ("sentence_transformers", "transformers")):
-        raise ImportError(f"the sentence_embedding encoder needs sentence-transformers (or transformers): {INSTALL_HINT}")
+        raise ImportError(f"the sentence_embedding encoder needs sentence-transformers (or transformers): "
+                          f"{INSTALL_HINT}")
 
 
 def _load_backend(path: Path) -> Any:

@@ -168,7 +168,8 @@ class CharCNNEncoder:
         self.config: dict[str, Any] = {**sizes, "truncate": bool(truncate)}
 
     def featurize(self, captions: Sequence[str]) -> Features:
-        """Byte tokens ``[N, L]`` (byte + 1, 0 = padding; L >= 1 so an empty caption still has a position) and lengths."""
+        """Byte tokens ``[N, L]`` (byte + 1, 0 = padding; L >= 1 so an empty caption still has a position) and
+        lengths."""
         max_chars, truncate = self.config["max_chars"], self.config["truncate"]
         encoded = []
         for caption in captions:

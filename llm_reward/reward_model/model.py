@@ -40,7 +40,8 @@ class RewardModel(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this architecture: ``RewardModel(**{k: v ...})`` minus the weights."""
-        return {"encoder": self.encoder_name, "n_members": len(self.members), "encoder_kwargs": dict(self.encoder.config)}
+        return {"encoder": self.encoder_name, "n_members": len(self.members),
+                "encoder_kwargs": dict(self.encoder.config)}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RewardModel":

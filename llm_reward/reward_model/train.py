@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from llm_reward.reward_model.model import RewardModel
 
@@ -34,6 +35,14 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     better validation loss and keeps the best epoch's weights (``patience=None`` runs all ``epochs``).
     ``oracle_labels`` (same layout as ``labels``, e.g. from the game score) gives ``oracle_agreement``.
     ``encoder_kwargs`` are the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+
+    Example:
+        >>> import numpy as np
+        >>> gold, wall = ["You find 3 gold pieces."] * 8, ["It's a wall."] * 8
+        >>> model, metrics = fit_reward_model(gold, wall, np.ones(8), epochs=5, progress=False)
+        >>> reward = model(["You find 3 gold pieces.", "It's a wall."])
+        >>> bool(reward[0] > reward[1]), metrics["n_pairs"]
+        (True, 8)
     """
     a, b = list(captions_a), list(captions_b)
     y = _check_labels(labels, "labels", len(a), len(b))
@@ -85,7 +94,8 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
         "n_params": sum(p.numel() for p in model.parameters()),
     }
     log.info("reward model: held-out accuracy %.3f, train accuracy %.3f, %d epochs, %.0f pairs/s",
-             metrics["heldout_accuracy"], metrics["train_accuracy"], metrics["epochs_run"], metrics["train_pairs_per_s"])
+             metrics["heldout_accuracy"], metrics["train_accuracy"], metrics["epochs_run"],
+             metrics["train_pairs_per_s"])
     return model, metrics
 
 
@@ -168,7 +178,10 @@ def _check_labels(labels: Any, name: str, n_a: int, n_b: int) -> np.ndarray:
 
 
 def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None) -> None:
-    for key, value in (("epochs", epochs), ("batch_size", batch_size)) + ((("patience", patience),) if patience is not None else ()):
+    checked = [("epochs", epochs), ("batch_size", batch_size)]
+    if patience is not None:
+        checked.append(("patience", patience))
+    for key, value in checked:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{key} must be a positive int, got {value!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -180,6 +193,4 @@ def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float
 def _progress_bar(progress: bool, total: int) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc="reward model", unit="epoch")

@@ -17,7 +17,13 @@ PROGRESS_KEY = "progress"
 
 
 class FunctionCaptioner:
-    """Adapts a plain ``fn(obs, info) -> str`` to the :class:`Captioner` protocol."""
+    """Adapts a plain ``fn(obs, info) -> str`` to the :class:`Captioner` protocol.
+
+    Example:
+        >>> captioner = FunctionCaptioner(lambda obs, info: f"The cart is at {obs[0]:.1f}.", name="cartpole")
+        >>> captioner(None, [0.25, 0.0], {}), captioner.name
+        ('The cart is at 0.2.', 'cartpole')
+    """
 
     def __init__(self, fn: Callable[[Any, dict[str, Any]], str], name: str | None = None):
         self.fn = fn
@@ -31,7 +37,14 @@ class FunctionCaptioner:
 
 
 class CaptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Adds ``info["caption"]`` (and ``info["progress"]`` when a progress oracle is given) on reset and step."""
+    """Adds ``info["caption"]`` (and ``info["progress"]`` when a progress oracle is given) on reset and step.
+
+    Example:
+        >>> env = CaptionWrapper(gym.make("CartPole-v1"), FunctionCaptioner(lambda obs, info: f"x={obs[0]:.2f}"))
+        >>> obs, info = env.reset(seed=0)
+        >>> info["caption"]
+        'x=0.01'
+    """
 
     def __init__(self, env: gym.Env, captioner: Captioner, progress: ProgressFn | None = None):
         gym.utils.RecordConstructorArgs.__init__(self, captioner=captioner, progress=progress)

@@ -48,7 +48,16 @@ TERMINAL_POTENTIALS = ("keep", "zero")
 
 @dataclass(frozen=True)
 class ShapingConfig:
-    """The shaping knobs of ``conf/reward/*.yaml`` (``reward.shaping``), checked when built."""
+    """The shaping knobs of ``conf/reward/*.yaml`` (``reward.shaping``), checked when built.
+
+    Example:
+        >>> ShapingConfig(form="potential", alpha_int=0.1).beta  # no count decay for a potential
+        0.0
+        >>> ShapingConfig(threshold_quantile="0.5")
+        Traceback (most recent call last):
+        ...
+        TypeError: threshold_quantile must be a number, got '0.5' (str)
+    """
 
     alpha_ext: float = 1.0  #: weight of the environment reward
     alpha_int: float = 0.1  #: weight of the intrinsic (reward model) part
@@ -111,6 +120,11 @@ def shaped_rewards(r_env: Any, r_hat: Any, counts: Any, config: ShapingConfig,
 
     ``r_intrinsic = 1[r_hat >= threshold] * r_hat / counts**beta`` is the bonus *before* ``alpha_int``;
     ``r_total = alpha_ext * r_env + alpha_int * r_intrinsic`` is what the agent is trained on.
+
+    Example:
+        >>> r_int, r_total = shaped_rewards([1.0, 0.0], [2.0, 2.0], [1, 2], ShapingConfig(beta=1.0, alpha_int=0.5))
+        >>> r_int.tolist(), r_total.tolist()
+        ([2.0, 1.0], [2.0, 0.5])
     """
     r_env, r_hat, counts = (np.asarray(x, dtype=np.float64) for x in (r_env, r_hat, counts))
     if not r_env.shape == r_hat.shape == counts.shape:
@@ -187,7 +201,14 @@ class CachedReward:
     """Calls the reward model once per *unique* caption, batched: captions repeat, inference must not dominate.
 
     The cache holds at most ``max_size`` captions (oldest evicted first). Call :meth:`clear` when the reward
-    model's weights change; a reward model whose answers change by themselves sets ``cacheable = False``.
+    model's weights change; a reward model whose answers change by themselves sets ``cacheable = False``. It is
+    the one caption -> reward cache: the wrappers put it in front of any reward model (and online feedback in front
+    of each refitted model).
+
+    Example:
+        >>> cached = CachedReward(lambda captions: np.arange(len(captions), dtype=np.float32))
+        >>> cached(["a", "b", "a"]).tolist(), cached(["b"]).tolist(), cached.stats()
+        ([0.0, 1.0, 0.0], [1.0], {'model_calls': 1, 'captions_scored': 2, 'cache_hits': 1})
     """
 
     def __init__(self, reward_model: CaptionRewardFn, max_size: int = 1_000_000):
@@ -240,7 +261,14 @@ class CachedReward:
 
 
 class Shaper:
-    """Per-step bookkeeping shared by both wrappers: cached r_hat, caption counts, the formula, episode sums."""
+    """Per-step bookkeeping shared by both wrappers: cached r_hat, caption counts, the formula, episode sums.
+
+    Example:
+        >>> shaper = Shaper(lambda captions: np.ones(len(captions)), ShapingConfig(alpha_int=1.0, beta=1.0))
+        >>> shaper.begin_episode(0, "start")
+        >>> [float(shaper.step([0.0], ["door"])[0][0]) for _ in range(2)]  # 1/N: the second sighting pays half
+        [1.0, 0.5]
+    """
 
     def __init__(self, reward_model: CaptionRewardFn, config: ShapingConfig, n_envs: int = 1):
         self.config = config

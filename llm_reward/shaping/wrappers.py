@@ -1,8 +1,8 @@
 """Shaped LLM reward for agents: a Gymnasium wrapper, an SB3 VecEnv wrapper and a logging callback.
 
 Both wrappers apply :class:`llm_reward.shaping.Shaper` (the Motif formula, one implementation) to the caption in
-``info["caption"]`` written by :class:`~llm_reward.shaping.captions.CaptionWrapper`, and give the same rewards on the same
-trajectory (see below for global counts). They add to every step's info:
+``info["caption"]`` written by :class:`~llm_reward.shaping.captions.CaptionWrapper`, and give the same rewards on the
+same trajectory (see below for global counts). They add to every step's info:
 
 * ``r_extrinsic`` — the env reward, ``r_intrinsic`` — the bonus before ``alpha_int``, ``caption_count`` — N;
 * on the last step of an episode, ``episode_shaped = {"r_extrinsic", "r_intrinsic", "r_shaped"}`` (sums).
@@ -20,7 +20,6 @@ episodic counts (the default).
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections import deque
 from typing import Any, SupportsFloat
@@ -33,6 +32,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from llm_reward.shaping.captions import CAPTION_KEY, CaptionWrapper
 from llm_reward.shaping.formula import Shaper, ShapingConfig, check_captioner
+from llm_reward.importing import import_object
+from llm_reward.reward_model import RewardArtifact
 from llm_reward.types import Captioner, CaptionRewardFn, ProgressFn
 
 EPISODE_SHAPED_KEY = "episode_shaped"
@@ -41,8 +42,6 @@ EPISODE_SHAPED_KEY = "episode_shaped"
 def load_reward_model(reward_model: CaptionRewardFn | str | os.PathLike) -> CaptionRewardFn:
     """A reward model object as is; a path (e.g. from a zoo YAML) loaded with ``RewardArtifact.load``."""
     if isinstance(reward_model, (str, os.PathLike)):
-        from llm_reward.reward_model import RewardArtifact
-
         reward_model = RewardArtifact.load(reward_model)
     if not callable(reward_model):
         raise TypeError(f"reward_model must map a list of captions to a float32 array, or be a path to a saved "
@@ -50,18 +49,10 @@ def load_reward_model(reward_model: CaptionRewardFn | str | os.PathLike) -> Capt
     return reward_model
 
 
-def _import_object(path: str) -> Any:
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"cannot import {path!r} (expected 'package.module.Name'): {error}") from error
-
-
 def _resolve_captioner(captioner: Captioner | str) -> Captioner:
     """A Captioner, or an import path to one or to a no-argument factory of one (YAML-friendly)."""
     if isinstance(captioner, str):
-        captioner = _import_object(captioner)
+        captioner = import_object(captioner)
         if isinstance(captioner, type) or (callable(captioner) and not isinstance(captioner, Captioner)):
             captioner = captioner()
     return captioner
@@ -80,8 +71,9 @@ def _caption(info: dict[str, Any], where: str) -> str:
     try:
         return info[CAPTION_KEY]
     except KeyError:
-        raise KeyError(f"no info[{CAPTION_KEY!r}] at {where}: wrap the env in llm_reward.shaping.captions.CaptionWrapper "
-                       f"(or pass captioner=...) so every reset and step is captioned") from None
+        raise KeyError(f"no info[{CAPTION_KEY!r}] at {where}: wrap the env in "
+                       f"llm_reward.shaping.captions.CaptionWrapper (or pass captioner=...) so every reset and step is "
+                       f"captioned") from None
 
 
 class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -90,6 +82,17 @@ class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``reward_model``: any ``CaptionRewardFn`` or a path to a saved reward model. ``captioner``: a Captioner or an
     import path of one; when given, the env is wrapped in a CaptionWrapper first (``progress`` goes with it),
     otherwise an inner CaptionWrapper must provide ``info["caption"]``. ``**shaping``: :class:`ShapingConfig`.
+
+    Example (a reward model is any function of captions; a saved one is given by its directory):
+        >>> import gymnasium as gym, numpy as np
+        >>> from llm_reward.shaping.captions import FunctionCaptioner
+        >>> left = FunctionCaptioner(lambda obs, info: "left" if obs[0] < 0 else "right", name="side")
+        >>> env = LLMRewardWrapper(gym.make("CartPole-v1"), lambda cs: np.array([c == "left" for c in cs], float),
+        ...                        captioner=left, alpha_int=0.5, beta=0.0, threshold_quantile=None)
+        >>> _ = env.reset(seed=0)
+        >>> _, reward, *_, info = env.step(0)
+        >>> info["r_extrinsic"], reward == 1.0 + 0.5 * info["r_intrinsic"]
+        (1.0, True)
 
     rl-baselines3-zoo ``hyperparams/ppo.yml`` (wrappers listed innermost first; zoo puts Monitor inside)::
 
@@ -151,6 +154,17 @@ class LLMRewardVecEnv(VecEnvWrapper):
 
     ``reward_model``: any ``CaptionRewardFn`` (a torch module is fine) or a path to a saved reward model;
     ``**shaping``: :class:`ShapingConfig`. Also usable as an rl-baselines3-zoo ``vec_env_wrapper``.
+
+    Example:
+        >>> import numpy as np
+        >>> from llm_reward.envs import make_vec_env
+        >>> venv = LLMRewardVecEnv(make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0),
+        ...                        reward_model=lambda cs: np.ones(len(cs)), alpha_int=0.1, beta=1.0)
+        >>> _ = venv.reset()
+        >>> _, rewards, _, infos = venv.step(np.array([2, 2]))
+        >>> rewards.shape, sorted(k for k in infos[0] if k.startswith("r_"))
+        ((2,), ['r_extrinsic', 'r_intrinsic'])
+        >>> venv.close()
     """
 
     def __init__(self, venv: VecEnv, reward_model: CaptionRewardFn | str | os.PathLike, **shaping: Any):

@@ -1,7 +1,9 @@
 """Phase 3: train an SB3 agent on the shaped reward and record what happened, episode by episode.
 
 The true environment return and success come from ``Monitor`` (innermost in every env), so the curves and
-``metrics.json`` always report the task's own reward, whatever reward the agent was optimising.
+``metrics.json`` always report the task's own reward, whatever reward the agent was optimising. Envs arrive as a
+factory (``env_fn(seed=...) -> gym.Env``, e.g. ``functools.partial(llm_reward.envs.make_env, env_id)``): this
+floor knows no env family.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import numpy as np
 import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from llm_reward.shaping.wrappers import ShapedRewardLogger
+
+#: Builds one env from its seed: ``env_fn(seed=3)``. Picklable (module-level function or partial) for subprocesses.
+EnvFactory = Callable[..., Any]
 
 
 class EpisodeRecorder(BaseCallback):
@@ -52,19 +59,32 @@ class EpisodeRecorder(BaseCallback):
         return frame
 
 
-def make_vec_env(env_id: str, *, n_envs: int, seed: int, subprocess: bool = False,
-                 max_episode_steps: int | None = None, env_wrapper: Callable[[Any], Any] | None = None) -> VecEnv:
-    """``n_envs`` captioned envs (Monitor innermost) in a Dummy/SubprocVecEnv, seeded ``seed, seed+1, ...``."""
-    fns = [functools.partial(_make_one, env_id, seed + i, max_episode_steps, env_wrapper) for i in range(n_envs)]
+def make_vec_env(env_fn: EnvFactory, *, n_envs: int, seed: int, subprocess: bool = False,
+                 env_wrapper: Callable[[Any], Any] | None = None) -> VecEnv:
+    """``n_envs`` envs ``env_fn(seed=seed + i)`` in a Dummy/SubprocVecEnv, seeded ``seed, seed+1, ...``.
+
+    ``llm_reward.envs.make_vec_env`` is the same from an env id (captioned envs, Monitor innermost).
+
+    Example:
+        >>> import functools
+        >>> from llm_reward.envs import make_env
+        >>> venv = make_vec_env(functools.partial(make_env, "MiniGrid-DoorKey-5x5-v0"), n_envs=2, seed=0)
+        >>> obs = venv.reset()
+        >>> venv.num_envs, "caption" in venv.reset_infos[0]
+        (2, True)
+        >>> venv.close()
+    """
+    if isinstance(env_fn, str):
+        raise TypeError(f"make_vec_env takes an env factory; for an env id use "
+                        f"llm_reward.envs.make_vec_env({env_fn!r}, ...)")
+    fns = [functools.partial(_make_one, env_fn, seed + i, env_wrapper) for i in range(n_envs)]
     venv = SubprocVecEnv(fns) if subprocess else DummyVecEnv(fns)
     venv.seed(seed)
     return venv
 
 
-def _make_one(env_id: str, seed: int, max_episode_steps: int | None, env_wrapper: Callable | None) -> Any:
-    from llm_reward.envs import make_env
-
-    env = make_env(env_id, seed=seed, max_episode_steps=max_episode_steps)
+def _make_one(env_fn: EnvFactory, seed: int, env_wrapper: Callable | None) -> Any:
+    env = env_fn(seed=seed)
     return env_wrapper(env) if env_wrapper is not None else env
 
 
@@ -82,12 +102,14 @@ class StopOnInterrupt(BaseCallback):
     A ``KeyboardInterrupt`` raised wherever the signal lands can be swallowed: Python only prints it when it
     fires inside a finalizer or a callback called from C (TensorBoard's writer and torch have many), and
     training then runs on. A flag checked every step cannot be lost. Signal handlers live in the main thread
-    only; elsewhere this callback does nothing.
+    only; elsewhere this callback does nothing. ``on_interrupt`` is called on that first Ctrl-C, e.g. to pass it
+    on to a process training beside this one (a scheduler's ``kill -INT`` reaches this process alone).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_interrupt: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.requested = False
+        self.on_interrupt = on_interrupt
         self._previous: Any = None
 
     def _on_training_start(self) -> None:
@@ -98,6 +120,8 @@ class StopOnInterrupt(BaseCallback):
     def _request(self, signum: int, frame: Any) -> None:
         self.requested = True
         signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
+        if self.on_interrupt is not None:
+            self.on_interrupt()
 
     def _on_step(self) -> bool:
         return not self.requested
@@ -107,12 +131,45 @@ class StopOnInterrupt(BaseCallback):
             signal.signal(signal.SIGINT, self._previous)
 
 
-def train_agent(model: Any, *, total_timesteps: int, run_dir: Path, name: str,
-                extra_callbacks: list[BaseCallback] | None = None, progress: bool = True) -> TrainResult:
-    """``model.learn`` with an episode recorder; Ctrl-C stops training but keeps the model and episodes so far."""
-    from llm_reward.shaping.wrappers import ShapedRewardLogger
+class CounterLogger(BaseCallback):
+    """Logs counters (LLM calls, cache hits, reward-model calls...) as TensorBoard scalars at each rollout end.
 
-    recorder, stop = EpisodeRecorder(run_dir / f"episodes_{name}.csv"), StopOnInterrupt()
+    ``counters`` maps a tag prefix to a function returning that source's current counts, e.g.
+    ``{"reward_model": shaper.reward.stats, "llm": lambda: llm.stats.as_dict()}`` logs
+    ``reward_model/model_calls``, ``llm/cache_hits``, ...
+    """
+
+    def __init__(self, counters: dict[str, Callable[[], dict[str, Any]]], verbose: int = 0):
+        super().__init__(verbose)
+        self.counters = counters
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for prefix, read in self.counters.items():
+            for key, value in read().items():
+                if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                    self.logger.record(f"{prefix}/{key}", float(value))
+
+
+def train_agent(model: Any, *, total_timesteps: int, run_dir: Path, name: str,
+                extra_callbacks: list[BaseCallback] | None = None, progress: bool = True,
+                on_interrupt: Callable[[], None] | None = None) -> TrainResult:
+    """``model.learn`` with an episode recorder; Ctrl-C stops training but keeps the model and episodes so far.
+
+    Example:
+        >>> import functools, tempfile
+        >>> from pathlib import Path
+        >>> from stable_baselines3 import PPO
+        >>> from llm_reward.envs import make_env
+        >>> venv = make_vec_env(functools.partial(make_env, "MiniGrid-Empty-5x5-v0"), n_envs=1, seed=0)
+        >>> result = train_agent(PPO("MlpPolicy", venv, n_steps=64, batch_size=64, seed=0), total_timesteps=64,
+        ...                      run_dir=Path(tempfile.mkdtemp()), name="demo", progress=False)
+        >>> result.model.num_timesteps, result.interrupted
+        (64, False)
+    """
+    recorder, stop = EpisodeRecorder(run_dir / f"episodes_{name}.csv"), StopOnInterrupt(on_interrupt)
     callbacks = CallbackList([stop, recorder, ShapedRewardLogger(), *(extra_callbacks or [])])
     start, interrupted = time.perf_counter(), False
     try:

@@ -16,38 +16,45 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llm_reward.shaping.captions import CAPTION_KEY, PROGRESS_KEY
+from llm_reward.training.loop import EnvFactory, make_vec_env
 
 COLUMNS = ("caption", "progress", "episode", "step", "env_index", "extrinsic_reward", "done")
 _DTYPES = {"caption": str, "progress": float, "episode": np.int64, "step": np.int64, "env_index": np.int64,
            "extrinsic_reward": float, "done": bool}
 
 
-def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 0, policy: Any = None,
-                     progress: bool = True, max_episode_steps: int | None = None) -> pd.DataFrame:
+def collect_captions(env_fn: EnvFactory, *, n_steps: int, n_envs: int = 1, seed: int = 0, policy: Any = None,
+                     progress: bool = True, desc: str = "captions") -> pd.DataFrame:
     """Run ``policy`` for ``n_steps`` environment steps in total and return one row per observation.
 
+    Example:
+        >>> import functools
+        >>> from llm_reward.envs import make_env
+        >>> frame = collect_captions(functools.partial(make_env, "MiniGrid-DoorKey-5x5-v0", max_episode_steps=9),
+        ...                          n_steps=20, n_envs=2, seed=0, progress=False)
+        >>> list(frame.columns)[:3], len(frame) > 20
+        (['caption', 'progress', 'episode'], True)
+
     Args:
+        env_fn: builds one captioned env from its seed (``env_fn(seed=...)``), e.g.
+            ``functools.partial(llm_reward.envs.make_env, env_id, max_episode_steps=100)``.
         n_steps: environment steps summed over envs (rounded up to a multiple of ``n_envs``). Every episode's
             first observation gets a row too (``step`` 0, reward 0), so there are more rows than steps.
         policy: ``None`` for uniform random actions (seeded by ``seed``), an SB3 model (``.predict``), or a
             callable mapping the batch of observations to a batch of actions.
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (labelled ``desc``).
 
     Columns: ``caption``, ``progress`` (the env's oracle, NaN without one), ``episode`` (global index, in order
     of episode start), ``step`` (within the episode), ``env_index``, ``extrinsic_reward``, ``done``.
     """
-    from llm_reward.envs import get_adapter
-    from llm_reward.training.loop import make_vec_env
-
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
     if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
     if policy is not None and not (hasattr(policy, "predict") or callable(policy)):
         raise TypeError(f"policy must be None, an SB3 model or a callable obs -> actions, got {type(policy).__name__}")
-    get_adapter(env_id)  # unknown ids fail here, before any env is built
 
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, max_episode_steps=max_episode_steps)
+    venv = make_vec_env(env_fn, n_envs=n_envs, seed=seed)
     try:
         act = _actor(policy, venv.action_space, n_envs, seed)
         rows: dict[str, list[Any]] = {column: [] for column in COLUMNS}
@@ -64,7 +71,7 @@ def collect_captions(env_id: str, *, n_steps: int, n_envs: int = 1, seed: int = 
         for i in range(n_envs):
             add(venv.reset_infos[i], episode[i], 0, i, 0.0, False)
         n_iterations = math.ceil(n_steps / n_envs)
-        with tqdm(total=n_iterations * n_envs, unit="step", desc=f"captions {env_id}", disable=not progress) as bar:
+        with tqdm(total=n_iterations * n_envs, unit="step", desc=desc, disable=not progress) as bar:
             for _ in range(n_iterations):
                 obs, rewards, dones, infos = venv.step(act(obs, dones))
                 for i in range(n_envs):

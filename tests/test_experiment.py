@@ -1,0 +1,79 @@
+"""The runner's contracts without training: reward kinds built from config, stage identity in one place, config
+errors that name the key, run directories never shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from llm_reward.apps._common import ConfigError
+from llm_reward.apps.experiment import reward_kind, validate
+from llm_reward.apps.rewards import CountBonus, ExtrinsicOnly, OfflineReward, OnlineReward
+from llm_reward.apps.train import claim_run_dir
+from llm_reward.training.context import BuiltReward
+
+CONF = Path(__file__).parents[1] / "conf"
+
+
+def config(*overrides: str):
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        return compose("train", overrides=["experiment=smoke", *overrides])
+
+
+def test_every_reward_config_builds_its_kind_from_its_target():
+    expected = {"none": ExtrinsicOnly, "count": CountBonus, "oracle": OfflineReward, "motif": OfflineReward,
+                "shuffled": OfflineReward, "oni": OnlineReward}
+    for name in sorted(p.stem for p in (CONF / "reward").glob("*.yaml")):
+        if name not in expected:  # a track's own kind (e.g. eureka) is tested with its track
+            continue
+        kind = reward_kind(config(f"reward={name}"))
+        assert type(kind) is expected[name], name
+    assert reward_kind(config("reward=oracle")).labels == "oracle"
+    assert reward_kind(config("reward=shuffled")).labels == "shuffled"
+    assert reward_kind(config("reward=oni", "reward.variant=ranking")).variant == "ranking"
+
+
+def test_a_kind_is_a_class_or_a_build_function(tmp_path):
+    """The hook other tracks use: a YAML builder node naming any callable that returns a BuiltReward."""
+    cfg = config("reward=none", f"data_dir={tmp_path}")
+    kind, run = validate(cfg)
+    assert kind.build(run).reward is None
+    assert CountBonus().build(run).reward(["a", "b"]).tolist() == [1.0, 1.0]
+    assert isinstance(ExtrinsicOnly().build(run), BuiltReward)
+
+
+def test_stage_identity_names_its_labels_in_one_place():
+    motif, oracle, shuffled = (config(f"reward={r}").paths for r in ("motif", "oracle", "shuffled"))
+    assert motif.labels == shuffled.labels  # the control asks the judge the very same pairs...
+    assert len({motif.reward_model, oracle.reward_model, shuffled.reward_model}) == 3  # ...but fits its own model
+    assert f"_{motif.labeler}_" in motif.reward_model and "_oracle_" in oracle.reward_model
+    assert f"_{motif.labeler}-shuffled0_" in shuffled.reward_model
+    assert oracle.reward_model == motif.reward_model.replace(f"_{motif.labeler}_", "_oracle_")  # old caches stay valid
+    assert "shuffled3_" in config("reward=shuffled", "reward.shuffle_seed=3").paths.reward_model
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["pairs.n=0"], "pairs.n"),
+    (["env.id=NoSuchEnv-v0"], "env.id"),
+    (["reward=oni", "reward.variant=magic"], "reward.variant"),
+    (["reward.builder.labels=guess"], "reward.builder.labels"),
+    (["agent.algo=trpo"], "agent.algo"),
+    (["train.n_envs=0"], "train.n_envs"),
+    (["reward=oracle", "reward.shaping.beta=-1"], "reward.shaping"),
+    (["reward=oracle", "+agent.kwargs.bogus=1"], "agent.kwargs"),
+    (["reward=oracle", "reward_model.targets=sharp"], "reward_model"),
+])
+def test_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
+    cfg = config(*overrides, f"data_dir={tmp_path}")
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    assert str(error.value).startswith(key) or f" {key}" in str(error.value), str(error.value)
+    assert not any(tmp_path.iterdir())  # nothing collected, nothing written
+
+
+def test_two_jobs_never_share_a_run_dir(tmp_path):
+    first, second, third = (claim_run_dir(tmp_path / "runs" / "motif-seed0-20261202") for _ in range(3))
+    assert len({first, second, third}) == 3 and all(p.is_dir() for p in (first, second, third))
+    assert second.name.endswith("-2") and third.name.endswith("-3")
