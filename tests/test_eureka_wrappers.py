@@ -1,0 +1,71 @@
+"""The code reward wrappers: rewards computed in a sandbox worker, env reward kept in info, failures raised here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llm_reward.envs import make_env, make_vec_env
+from llm_reward.eureka.wrappers import CodeRewardError, CodeRewardVecEnv, CodeRewardWrapper
+
+ENV_ID = "InvertedPendulum-v5"
+CODE = ("import numpy as np\ndef compute_reward(obs, action, next_obs, info):\n"
+        "    upright = float(np.cos(next_obs[1]))\n    ctrl = -0.01 * float(np.sum(np.square(action)))\n"
+        "    return upright + ctrl, {'upright': upright, 'ctrl': ctrl}\n")
+
+
+def test_vec_env_twin_matches_the_code_on_every_env_and_terminal_step(tmp_path):
+    path = tmp_path / "best_reward.py"
+    path.write_text(CODE)
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=3, seed=0, max_episode_steps=20), code_path=path)
+    try:
+        venv.reset()
+        saw_done = False
+        for _ in range(30):
+            actions = np.random.default_rng(0).uniform(-3, 3, size=(3, 1)).astype(np.float32)
+            obs, rewards, dones, infos = venv.step(actions)
+            for i, info in enumerate(infos):
+                next_obs = info["terminal_observation"] if dones[i] else obs[i]
+                upright, ctrl = np.cos(next_obs[1]), -0.01 * float(np.sum(actions[i] ** 2))
+                assert rewards[i] == pytest.approx(upright + ctrl, rel=1e-5)
+                assert info["reward_components"] == pytest.approx({"upright": upright, "ctrl": ctrl})
+                assert "env_reward" in info
+            saw_done |= bool(dones.any())
+        assert saw_done
+    finally:
+        venv.close()
+
+
+def test_gym_wrapper_and_zoo_style_kwargs():
+    env = CodeRewardWrapper(make_env(ENV_ID, seed=0), code=CODE)
+    try:
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(np.zeros(1, dtype=np.float32))
+        assert reward == pytest.approx(info["reward_components"]["upright"])
+        assert info["env_reward"] == 1.0
+    finally:
+        env.close()
+
+
+def test_failing_code_raises_in_the_caller_with_the_reason():
+    bad = "def compute_reward(obs, action, next_obs, info):\n    return float(next_obs[99]), {}\n"
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=2, seed=0), code=bad)
+    try:
+        venv.reset()
+        with pytest.raises(CodeRewardError, match="IndexError"):
+            venv.step(np.zeros((2, 1), dtype=np.float32))
+    finally:
+        venv.close()
+
+
+def test_a_hanging_reward_times_out_and_refused_code_never_starts():
+    loop = "def compute_reward(obs, action, next_obs, info):\n    while True:\n        pass\n"
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=1, seed=0), code=loop, call_timeout_s=2)
+    try:
+        venv.reset()
+        with pytest.raises(CodeRewardError, match="timed out"):
+            venv.step(np.zeros((1, 1), dtype=np.float32))
+    finally:
+        venv.close()
+    with pytest.raises(ValueError, match="import of 'os'"):
+        CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=1, seed=0), code="import os\n" + CODE)
