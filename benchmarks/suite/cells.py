@@ -26,24 +26,41 @@ def cell_log(cfg: DictConfig) -> CellLog:
 
 
 def imported_rows(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Rows of the stored cell files named in ``imports``, keyed like the suite's cells.
+    """Rows of the stored results named in ``imports``, keyed like the suite's cells. A file that is not there
+    imports nothing.
 
-    An import entry names the file (in ``results_dir``), where each row keeps its env (``env_field``, or one
-    ``env`` for the whole file), its reward (``reward_field``, renamed through ``rename``) and its score
-    (``score_field``). A file that is not there imports nothing.
+    ``kind: cells`` (default): a JSON-lines cell log (``benchmarks/_common.CellLog``) where each row keeps its env
+    (``env_field``, or one ``env`` for the whole file), its reward (``reward_field``, renamed through ``rename``),
+    its seed, its budget (``steps``, or one ``steps`` for the file) and its score (``score_field``).
+    ``kind: final_scores``: a script's JSON result holding ``tasks.<name>.final_scores.<arm>`` (one score per seed
+    of ``final_seeds``), as ``benchmarks/eureka.py`` writes it.
     """
     rows: dict[str, dict[str, Any]] = {}
     for spec in cfg.imports:
         path = Path(cfg.results_dir) / spec.file
         if not path.is_file():
             continue
-        for row in CellLog(path).cells.values():  # the last record of a cell wins, as in the scripts
+        rename = spec.get("rename") or {}
+        found = _final_scores(path, rename) if spec.get("kind") == "final_scores" else []
+        for row in CellLog(path).cells.values() if spec.get("kind", "cells") == "cells" else []:
             env = row[spec.env_field] if spec.get("env_field") else spec.env
-            label = (spec.get("rename") or {}).get(row[spec.reward_field], row[spec.reward_field])
-            key = cell_key(env, label, int(row["seed"]), int(row["steps"]))
-            rows[key] = {"env": env, "label": label, "seed": int(row["seed"]), "steps": int(row["steps"]),
-                         "score": row[spec.score_field], "steps_per_s": row.get("steps_per_s"),
-                         "source": spec.file}
+            steps = int(row["steps"]) if "steps" in row else int(spec.steps)
+            found.append({"env": env, "label": rename.get(row[spec.reward_field], row[spec.reward_field]),
+                          "seed": int(row["seed"]), "steps": steps, "score": row.get(spec.score_field),
+                          "steps_per_s": row.get("steps_per_s"), "wall_time_s": row.get("wall_s")})
+        for row in found:  # the last record of a cell wins, as in the scripts
+            rows[cell_key(row["env"], row["label"], row["seed"], row["steps"])] = {**row, "source": spec.file}
+    return rows
+
+
+def _final_scores(path: Path, rename: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for task in json.loads(path.read_text()).get("tasks", {}).values():
+        for arm, scores in task.get("final_scores", {}).items():
+            for seed, score in zip(task["final_seeds"], scores):
+                if score is not None:
+                    rows.append({"env": task["task"], "label": rename.get(arm, arm), "seed": int(seed),
+                                 "steps": int(task["total_timesteps"]), "score": float(score)})
     return rows
 
 

@@ -41,7 +41,7 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
     rewards = summary["rewards"]
     palette = colors(rewards)
     rows, cols = _grid(len(tasks))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 4.6 * cols), 0.45 * len(rewards) * rows + 1.4 * rows),
+    fig, axes = plt.subplots(rows, cols, figsize=(max(6.4, 4.6 * cols), (0.45 * len(rewards) + 1.6) * rows + 0.6),
                              squeeze=False)
     lo, hi = summary.get("metric_range") or (None, None)
     for ax, task in zip(axes.flat, tasks):
@@ -49,7 +49,8 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
         for y, reward in enumerate(reversed(rewards)):
             stats = row["rewards"].get(reward, {"n_seeds": 0})
             if not stats["n_seeds"]:
-                ax.text(lo if lo is not None else 0, y, "  no cells", va="center", fontsize=7, color="#888888")
+                ax.text(0.02, y, "no cells", va="center", fontsize=7, color="#888888",
+                        transform=ax.get_yaxis_transform())  # x in axes fractions: inside whatever the data range
                 continue
             ax.plot([stats["ci_low"], stats["ci_high"]], [y, y], color=palette[reward], lw=5, alpha=0.45,
                     solid_capstyle="butt")
