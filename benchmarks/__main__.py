@@ -17,6 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 from benchmarks.suite import results_block
 from benchmarks.suite.config import RESULTS_DIR, available_suites, load_suite, out_dir
 from benchmarks.suite.report import write_report
@@ -40,7 +43,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         cfg = load_suite(suites[0], [a for a in rest if not a.startswith("suite=")])
-    except ValueError as err:
+    except (ValueError, HydraException, OmegaConfBaseException) as err:  # Hydra's own message, without the trace
         print(f"error: {err}", file=sys.stderr)
         return 2
     failed: list[str] = []

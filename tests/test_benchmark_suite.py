@@ -53,6 +53,10 @@ def test_bad_suite_input_fails_with_a_message_naming_it() -> None:
         load_suite("minigrid", ["only_tasks=[doorkey_99]"])
     with pytest.raises((ConfigCompositionException, ConfigKeyError), match="sedes"):
         load_suite("minigrid", ["sedes=[0]"])
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "report", "suite=minigrid", "sedes=[0]"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: Could not override 'sedes'")
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
