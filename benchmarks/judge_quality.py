@@ -55,14 +55,16 @@ PAIRWISE_DEFAULTS = {"minigrid": "pairwise_diff_cf", "nethack": "pairwise_diff_c
 STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pointwise": ("pointwise", "caption", None),
     "pairwise_diff": ("pairwise_diff", "caption", None),
-    "pairwise": ("pairwise", "caption", None),
     "pointwise_status": ("pointwise", "status_caption", ("nethack",)),
-    "pairwise_diff_status": ("pairwise_diff", "status_caption", ("nethack",)),
-    "pointwise_fewshot": ("pointwise_fewshot", "caption", None),
-    "pointwise_ensemble": ("pointwise_ensemble", "caption", None),
     "score10": ("score10", "caption", None),
-    "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
+    "pointwise_harm": ("pointwise_harm", "caption", None),
+    "pointwise_compact": ("pointwise_compact", "caption", ("minigrid",)),
+    "pointwise_fewshot": ("pointwise_fewshot", "caption", None),
     "pairwise_cot": ("pairwise_cot", "caption", None),
+    "pairwise": ("pairwise", "caption", None),
+    "pairwise_diff_status": ("pairwise_diff", "status_caption", ("nethack",)),
+    "pointwise_ensemble": ("pointwise_ensemble", "caption", None),
+    "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
 }
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
@@ -190,7 +192,7 @@ def derive(cell: dict, rows: list[dict], kind: str) -> dict | None:
 def estimated_prompts(name: str, rows: list[dict], column: str, cot_pairs: int) -> int:
     library_name = STRATEGIES[name][0]
     if library_name.startswith("pointwise") or library_name == "score10":
-        per = 3 if library_name == "pointwise_ensemble" else 1
+        per = {"pointwise_ensemble": 3, "pointwise_harm": 2}.get(library_name, 1)
         return per * len({r[f"{column}_{s}"] for r in rows for s in "ab"})
     if library_name == "pairwise_cot":
         return 2 * min(cot_pairs, len(rows)) * 25  # a 96-token rationale costs about 25 choice prompts
@@ -206,12 +208,13 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--max-pairs", type=int, default=None, help="first N pairs of each family's set")
     parser.add_argument("--cot-pairs", type=int, default=None, help="pairs judged with chain of thought "
-                        "(default: 2 quick, 24 full)")
+                        "(default: 2 quick, 6 full)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop starting cells after this many seconds "
                         "(default: 420 quick, none full)")
+    parser.add_argument("--report", action="store_true", help="summarise the stored cells only (no LLM calls)")
     args = parser.parse_args()
     start = time.perf_counter()
-    cot_pairs = args.cot_pairs or (2 if args.quick else 24)
+    cot_pairs = args.cot_pairs or (2 if args.quick else 6)
     budget = args.budget_s if args.budget_s is not None else (420.0 if args.quick else float("inf"))
     sets = load_pairsets(args.quick, args.max_pairs)
     if not sets:
@@ -234,6 +237,9 @@ def main() -> None:
         if key not in log:
             need = estimated_prompts(strategy, rows, STRATEGIES[strategy][1], cot_pairs) / rate
             left = budget - (time.perf_counter() - start)
+            if args.report:
+                skipped.append({"strategy": strategy, "family": family, "reason": "not run yet"})
+                continue
             if need > left:
                 skipped.append({"strategy": strategy, "family": family, "reason": f"needs ~{need:.0f}s, {left:.0f}s "
                                 "of the time budget left"})

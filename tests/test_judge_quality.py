@@ -45,10 +45,13 @@ class GoldJudge:
         self.stats.cache_misses += len(conversations)
         out = []
         for messages in conversations:
-            text = messages[-1]["content"]
+            pair_turns = [m["content"] for m in messages if m["role"] == "user" and "Description 1:" in m["content"]]
+            text = pair_turns[-1] if pair_turns else messages[-1]["content"]  # after a rationale: the pair turn
             if choices == ["1", "2"] and "Description 1:" in text:
                 first, second = re.findall(r"Description \d:\n(.*?)(?:\n\n|$)", text, re.S)[:2]
                 strength = np.sign(self._gold(first) - self._gold(second)) * 2.0
+            elif choices == ["1", "2"] and "bad for the player" in text:  # pointwise_harm's second question
+                strength = -2.0 + self._gold(text.split("Description:\n")[-1]) / 100.0
             elif choices == ["1", "2"]:  # pointwise: "1" = yes
                 strength = self._gold(text.split("Description:\n")[-1]) / 5.0 - 1.0
             else:  # 1..10 rating
@@ -58,6 +61,10 @@ class GoldJudge:
             p1 = float(calibration.sigmoid(strength + self.bias))
             out.append({"1": p1, "2": 1 - p1})
         return out
+
+    def complete_batch(self, conversations, **sampling):  # chain of thought: a rationale that says nothing new
+        self.stats.cache_misses += len(conversations)
+        return ["Both moments look similar."] * len(conversations)
 
 
 PAIRS = [("You see 9 gold pieces.", "It's a wall."), ("It's a wall.", "You see 3 gold pieces."),
@@ -102,7 +109,7 @@ def test_calibrate_keeps_unknowns_and_identical_ties():
         calibration.calibrate(batch, float("nan"))
 
 
-@pytest.mark.parametrize("name", [s for s in STRATEGIES if s != "pairwise_cot"])
+@pytest.mark.parametrize("name", STRATEGIES)
 def test_every_strategy_ranks_gold(name):
     batch = make_strategy(name, GoldJudge(), domain="nethack", goal="The goal is gold.").label(PAIRS + [("a", "a")])
     assert np.array_equal(batch.label[:3] > 0.5, TRUTH > 0.5), name

@@ -121,10 +121,23 @@ def _join(parts: list[str], fields: list[str] = ()) -> str:
     return " ".join(merged)
 
 
-def compact(caption: str, *, digits: int = 1, steps: bool = True) -> str:
-    """One caption with rounded decimals and (``steps``) total step distances; its mission kept."""
+def compact(caption: str, *, digits: int = 1, steps: bool = True, walls: bool = True) -> str:
+    """One caption with rounded decimals, (``steps``) total step distances and (``walls=False``) no walls in the
+    'You see' list: they tell where the agent stands, never how far the task has got. Its mission is kept.
+
+    Example:
+        >>> compact("Mission: open the door. You see a wall 1 step left, a red door 2 steps forward.", walls=False)
+        'Mission: open the door. You see a red door 2 steps away.'
+    """
     text = round_numbers(caption.strip(), digits)
-    return total_steps(text) if steps else text
+    text = total_steps(text) if steps else text
+    if walls:
+        return text
+    mission, rest = split_mission(text)
+    sentences, fields = _parts(rest)
+    kept = _join([c for c in sentences if not c.startswith("You see a wall ")], fields)
+    kept = "You see no objects." if kept == NOTHING_ELSE else kept
+    return f"Mission: {mission}. {kept}" if mission is not None else kept
 
 
 def difference_pair(first: str, second: str, *, digits: int = 1, steps: bool = False) -> CaptionPair:

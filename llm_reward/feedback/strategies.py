@@ -7,7 +7,9 @@ shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
 :class:`~llm_reward.feedback.judges.PointwiseScorer`, :class:`~llm_reward.feedback.judges.ScoreJudge`):
 
 * pointwise — one question per distinct caption ("does this show progress?"), Bradley-Terry on the answers;
-  ``phrasings`` > 1 averages the logits of several wordings of the question (an ensemble);
+  ``_ensemble`` averages the logits of three wordings of the question; ``_fewshot`` shows exemplar answers first;
+  ``_compact`` asks about the caption without walls and with step distances summed; ``_harm`` subtracts the
+  logit of a second question ("is this moment bad for the player?");
 * ``score10`` — RLAIF's 1-10 rating per caption, pairs ordered by expected score;
 * pairwise — "which shows more progress, 1 or 2?" in both orders; with ``fewshot`` hand-written exemplar
   answers precede the question; with ``difference`` captions (:mod:`~llm_reward.feedback.caption_diff`) the judge
@@ -30,7 +32,7 @@ import numpy as np
 
 from llm_reward.feedback import calibration
 from llm_reward.feedback.caption_diff import VERSION as DIFF_VERSION
-from llm_reward.feedback.caption_diff import difference_pair
+from llm_reward.feedback.caption_diff import compact, difference_pair
 from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, PointwiseScorer, ScoreJudge
 from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
 from llm_reward.llm.base import LLM
@@ -63,6 +65,10 @@ EXEMPLARS: dict[str, tuple[tuple[str, str, str], ...]] = {
          "1.5 m/s, 3.1 m from the start", "2"),
     ),
 }
+
+#: The second question of ``pointwise_harm``: its logit is subtracted from the progress question's.
+HARM_QUESTION = ("Is this moment bad for the player: harm, danger or a setback? Answer with a single digit: 1 for yes, "
+                 "2 for no.")
 
 #: Alternative wordings of the pointwise question for the phrasing ensemble (the library's own comes first).
 PHRASINGS = (
@@ -221,8 +227,8 @@ class CaptionScorePrompt:
 
 
 #: Strategy names accepted by :func:`make_strategy`.
-STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "score10", "pairwise", "pairwise_cf",
-              "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc", "pairwise_fewshot",
+STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
+              "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc", "pairwise_fewshot",
               "pairwise_fewshot_cf", "pairwise_cot")
 
 
@@ -234,10 +240,19 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
     if name.startswith("pointwise"):
         renders = pointwise_renders(domain, goal, phrasings=3 if name == "pointwise_ensemble" else 1,
                                     fewshot=name == "pointwise_fewshot")
+        if name == "pointwise_compact":
+            renders = [lambda c, r=renders[0]: r(compact(c, steps=True, walls=False))]
+        signs = [1.0] * len(renders)
+        if name == "pointwise_harm":
+            base = renders[0]
+            renders.append(lambda c: [*base(c)[:-1], {"role": "user", "content": _user_text(base(c)).rsplit(
+                "\n\n", 1)[0] + "\n\n" + HARM_QUESTION}])
+            signs = [1.0, -1.0]
         scorers = [PointwiseScorer(llm, r) for r in renders]
 
         def strengths(captions: list[str]) -> np.ndarray:
-            return np.mean([calibration.logit(s.yes_probs(captions)) for s in scorers], axis=0)
+            logits = [sign * calibration.logit(s.yes_probs(captions)) for s, sign in zip(scorers, signs, strict=True)]
+            return np.sum(logits, axis=0) if name == "pointwise_harm" else np.mean(logits, axis=0)
 
         return PointwiseStrategy(llm, strengths, name, lambda: sum(s.prompts_sent for s in scorers))
     if name == "score10":
