@@ -69,3 +69,33 @@ def test_a_hanging_reward_times_out_and_refused_code_never_starts():
         venv.close()
     with pytest.raises(ValueError, match="import of 'os'"):
         CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=1, seed=0), code="import os\n" + CODE)
+
+
+def test_reward_eureka_kind_checks_the_file_then_wraps_the_training_venv(tmp_path):
+    from llm_reward.eureka.reward_kind import EurekaCodeReward
+
+    with pytest.raises(ValueError, match="reward.builder.code_path"):
+        EurekaCodeReward().check(None)
+    with pytest.raises(ValueError, match="reward.builder.code_path: .*does not exist"):
+        EurekaCodeReward(code_path=str(tmp_path / "missing.py")).check(None)
+    bad = tmp_path / "bad.py"
+    bad.write_text("import subprocess\n" + CODE)
+    with pytest.raises(ValueError, match="reward.builder.code_path: .*subprocess"):
+        EurekaCodeReward(code_path=str(bad)).check(None)
+    good = tmp_path / "best_reward.py"
+    good.write_text(CODE)
+
+    class Run:
+        env_id = ENV_ID
+
+    built = EurekaCodeReward(code_path=str(good)).build(Run())
+    assert built.reward is None and built.wrap_venv is not None
+    venv = built.wrap_venv(make_vec_env(ENV_ID, n_envs=2, seed=0))
+    try:
+        venv.reset()
+        _, rewards, _, infos = venv.step(np.zeros((2, 1), dtype=np.float32))
+        assert set(infos[0]["reward_components"]) == {"upright", "ctrl"}
+    finally:
+        venv.close()
+    built.keep(tmp_path)
+    assert (tmp_path / "reward_code.py").read_text() == CODE

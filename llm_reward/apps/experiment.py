@@ -111,6 +111,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
     reward = built.reward if built is not None else None
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
                         max_episode_steps=cfg.env.max_episode_steps)
+    if built is not None and built.wrap_venv is not None:  # reward code (reward=eureka) replaces the env reward
+        venv = built.wrap_venv(venv)
     counters: dict[str, Callable[[], Any]] = {}
     if reward is not None:
         venv = LLMRewardVecEnv(venv, reward_model=reward, **_shaping_kwargs(cfg, venv))
@@ -177,10 +179,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         metrics.update(built.metrics)
         if built.keep is not None:
             built.keep(run_dir)
-        first = "shaped" if built.reward is not None else "extrinsic"
-        wanted = bool(cfg.train.baseline) and built.reward is not None
+        shapes = built.reward is not None or built.wrap_venv is not None
+        first = "shaped" if shapes else "extrinsic"
+        wanted = bool(cfg.train.baseline) and shapes
         with baseline_runner(cfg, run_dir, train_and_evaluate, wanted=wanted, parallel=not built.needs_core) as base:
-            results[first] = train_and_evaluate(cfg, run_dir, first, built if built.reward is not None else None,
+            results[first] = train_and_evaluate(cfg, run_dir, first, built if shapes else None,
                                                 on_interrupt=base.interrupt if base is not None else None)
             if base is not None and (extrinsic := base.result(results[first]["interrupted"])) is not None:
                 results["extrinsic"] = extrinsic

@@ -90,3 +90,5 @@ class BuiltReward:
     finish: Callable[[Path], dict[str, Any]] | None = None
     counters: dict[str, Callable[[], Mapping[str, Any]]] = field(default_factory=dict)
     needs_core: bool = False
+    #: ``wrap_venv(venv) -> venv`` replaces the env reward inside the training VecEnv (reward code: reward=eureka)
+    wrap_venv: Callable[[Any], Any] | None = None
