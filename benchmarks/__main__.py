@@ -48,7 +48,11 @@ def main(argv: list[str]) -> int:
         return 2
     failed: list[str] = []
     if command == "run":
-        failed = run_script(cfg) if cfg.runner == "script" else run_train_cells(cfg)
+        try:
+            failed = run_script(cfg) if cfg.runner == "script" else run_train_cells(cfg)
+        except (HydraException, OmegaConfBaseException) as err:  # a cell's override: nothing has started
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     start = time.perf_counter()
     summary = write_report(cfg)
     if Path(cfg.results_dir) == RESULTS_DIR:  # a suite reported elsewhere (results_dir=...) leaves the docs alone
@@ -63,9 +67,10 @@ def main(argv: list[str]) -> int:
 
 def run_train_cells(cfg) -> list[str]:
     from benchmarks.suite.config import expand
-    from benchmarks.suite.runner import pending_cells, run_cells, run_root
+    from benchmarks.suite.runner import check_overrides, pending_cells, run_cells, run_root
 
     every, pending = expand(cfg, run_root(cfg)), pending_cells(cfg)
+    check_overrides(pending)
     print(f"suite {cfg.name}: {len(every)} cells, {len(every) - len(pending)} finished (stored or run before), "
           f"{len(pending)} to run", flush=True)
     failed = run_cells(cfg, pending) if pending else []

@@ -143,7 +143,7 @@ def test_results_block_from_a_summary(tmp_path: Path) -> None:
 def test_a_suite_runs_its_cells_as_hydra_jobs_and_skips_them_when_run_again(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "benchmarks", "run", "suite=smoke", "seeds=[0,1]", "only_rewards=[none]",
             "tasks.doorkey_5x5.steps=1024", "launcher=joblib", f"results_dir={tmp_path}",
-            "common=[experiment=smoke,llm=tiny,train.baseline=false,progress=false,train.eval_episodes=2]"]
+            'common=["experiment=smoke","llm=tiny","train.baseline=false","progress=false","train.eval_episodes=2"]']
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]

@@ -90,9 +90,14 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
             _set_aside_partial(_run_dir(cell))
         sweep_dir = out_dir(cfg) / "hydra" / time.strftime("%Y-%m-%d_%H-%M-%S")
         print(f"launching {len(wave)} cell(s) with hydra/launcher={cfg.launcher}; job logs in {sweep_dir}", flush=True)
+        returns: Sequence = ()
         try:
             launcher = [f"hydra/launcher={cfg.launcher}", *cfg.launcher_overrides]
             returns = _launch(launcher, [list(c.overrides) for c in wave], sweep_dir, task_function)
+        except (Exception, SystemExit) as err:  # the launcher itself failed, or a job exited: the next wave runs
+            error = f"{type(err).__name__}: {err}"
+            failed += [(cell, error) for cell in wave if cell.key not in log_ and
+                       row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column) is None]
         finally:
             for cell in wave:  # what finished is recorded even when the launch was interrupted
                 row = row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column)
@@ -105,6 +110,22 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
                 failed.append((cell, f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                                else str(error)))
     return failed
+
+
+def check_overrides(cells: Sequence[Cell]) -> None:
+    """Compose one cell of each task and of each reward: a bad override (an unknown key or group option) fails
+    here with Hydra's message, before any cell starts."""
+    from hydra import compose
+
+    tasks: set[str] = set()
+    rewards: set[str] = set()
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        for cell in cells:
+            if cell.task in tasks and cell.reward in rewards:
+                continue
+            tasks.add(cell.task)
+            rewards.add(cell.reward)
+            compose("train", overrides=list(cell.overrides))
 
 
 def _launch(launcher: list[str], job_overrides: list[list[str]], sweep_dir: Path, task_function) -> Sequence:
