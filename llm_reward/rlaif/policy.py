@@ -185,8 +185,11 @@ def load_policy(path: str = DEFAULT_POLICY, *, lora: LoraSettings | None = None,
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise PolicyError(f"{key}: {directory} is a {config.model_type!r} model, not a causal LM "
                           "(the policy must generate text: e.g. a Llama, Qwen2 or GPT-2 style model)")
-    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except OSError as err:  # weights or tokenizer files missing
+        raise PolicyError(f"{key}: cannot load {directory}: {err}") from None
     if lora is not None and lora.r > 0:
         try:
             from peft import LoraConfig, get_peft_model

@@ -1,0 +1,225 @@
+"""Text RLAIF: prompt files, RLOO/KL math, win-rate statistics, the TRL adapter, and real steps on SmolLM2."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llm_reward.rlaif import as_reward_funcs, exact_kl, load_prompts, penalised_advantages, rloo_advantages, sampled_kl
+from llm_reward.rlaif.data import PromptFileError
+from llm_reward.rlaif.evaluate import length_controlled_win_rate
+from llm_reward.rlaif.rloo import RunningBaseline, policy_gradient_loss
+
+
+# -- prompts ---------------------------------------------------------------------------------------------------
+
+def test_shipped_prompts_split_without_overlap():
+    prompts = load_prompts("shipped")
+    assert 90 <= len(prompts.train) and 25 <= len(prompts.heldout)
+    assert not set(prompts.train) & set(prompts.heldout)
+    assert any("NetHack" in p for p in prompts.heldout) and any("gridworld" in p for p in prompts.heldout)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "holds no prompts"),
+    ('{"prompt": "a"}\nnot json\n', ":2 is not valid JSON"),
+    ('{"text": "a"}\n', 'non-empty string "prompt"'),
+    ('{"prompt": "a", "split": "test"}\n', "has split 'test'"),
+    ('{"prompt": "a", "split": "train"}\n', "needs both train and held-out"),
+])
+def test_bad_prompt_files_fail_with_the_config_key(tmp_path, content, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(content)
+    with pytest.raises(PromptFileError, match="data.prompts") as err:
+        load_prompts(path)
+    assert message in str(err.value)
+    with pytest.raises(PromptFileError, match="not found"):
+        load_prompts(tmp_path / "missing.jsonl")
+
+
+def test_file_without_splits_is_split_by_seed(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(8)))
+    a, b = load_prompts(path, heldout_fraction=0.25, seed=3), load_prompts(path, heldout_fraction=0.25, seed=3)
+    assert a == b and len(a.heldout) == 2 and len(a.train) == 6
+
+
+# -- RLOO, KL ----------------------------------------------------------------------------------------------------
+
+def test_rloo_advantages_match_hand_computed_values():
+    rewards = torch.tensor([[1.0, 2.0, 6.0], [0.0, 0.0, 3.0]])
+    # r_i - mean of the other two: 1 - 4, 2 - 3.5, 6 - 1.5; 0 - 1.5, 0 - 1.5, 3 - 0
+    expected = torch.tensor([[-3.0, -1.5, 4.5], [-1.5, -1.5, 3.0]])
+    torch.testing.assert_close(rloo_advantages(rewards), expected)
+    kl = torch.tensor([0.0, 10.0, 0.0, 0.0, 0.0, 20.0])
+    # beta = 0.1: penalised rewards [1, 1, 6] and [0, 0, 1] -> leave-one-out
+    torch.testing.assert_close(penalised_advantages(rewards.reshape(-1), kl, 0.1, k=3),
+                               torch.tensor([-2.5, -2.5, 5.0, -0.5, -0.5, 1.0]))
+    with pytest.raises(ValueError, match="k >= 2"):
+        rloo_advantages(torch.ones(2, 1))
+
+
+def test_running_baseline_for_one_answer_per_prompt():
+    baseline = RunningBaseline(decay=0.5)
+    torch.testing.assert_close(baseline.advantages(torch.tensor([1.0, 3.0])), torch.tensor([1.0, 3.0]))
+    assert baseline.value == 2.0
+    torch.testing.assert_close(baseline.advantages(torch.tensor([4.0])), torch.tensor([2.0]))
+    assert baseline.value == 3.0
+
+
+def test_kl_exact_and_sampled_against_hand_computation():
+    p, q = torch.tensor([0.75, 0.25]), torch.tensor([0.5, 0.5])
+    logits, logits_start = p.log().view(1, 1, 2), q.log().view(1, 1, 2)
+    by_hand = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert float(exact_kl(logits, logits_start, torch.ones(1, 1))) == pytest.approx(by_hand, rel=1e-6)
+    # Two positions, the second masked out (after the answer's end): it must not count.
+    two = torch.cat([logits, logits], dim=1), torch.cat([logits_start, logits_start], dim=1)
+    assert float(exact_kl(*two, torch.tensor([[1.0, 0.0]]))) == pytest.approx(by_hand, rel=1e-6)
+    logp, logp_start = torch.tensor([[-0.1, -0.2, -5.0]]), torch.tensor([[-0.3, -0.1, -1.0]])
+    assert float(sampled_kl(logp, logp_start, torch.tensor([[1.0, 1.0, 0.0]]))) == pytest.approx(0.1)
+
+
+def test_policy_gradient_loss_sign():
+    logp = torch.tensor([[-1.0, -1.0], [-2.0, 0.0]], requires_grad=True)
+    loss = policy_gradient_loss(logp, torch.ones(2, 2), torch.tensor([1.0, -1.0]))
+    loss.backward()
+    # Descending the loss raises log-probs of the positive-advantage answer and lowers the other's.
+    assert (logp.grad[0] < 0).all() and (logp.grad[1] > 0).all()
+
+
+def test_length_controlled_win_rate():
+    gap = np.array([-10.0, -5.0, 5.0, 10.0])
+    assert length_controlled_win_rate(np.array([0.1, 0.3, 0.7, 0.9]), gap) == pytest.approx(0.5, abs=1e-6)
+    assert length_controlled_win_rate(np.array([0.8, 0.8, 0.8, 0.8]), gap) == pytest.approx(0.8, abs=1e-3)
+    assert length_controlled_win_rate(np.array([0.7, 0.7]), np.zeros(2)) == pytest.approx(0.7, abs=1e-3)
+
+
+# -- the TRL adapter ---------------------------------------------------------------------------------------------
+
+class LengthReward:
+    """A TextReward that prefers short answers (a stand-in for a judge in unit tests)."""
+
+    def score(self, prompts, completions):
+        return np.array([-len(c) / 10 for c in completions])
+
+
+def test_as_reward_funcs_signature_and_formats():
+    from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
+    from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
+
+    func = as_reward_funcs(LengthReward())
+    params = inspect.signature(func).parameters
+    assert list(params)[:2] == ["prompts", "completions"] and params["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+    assert func(["q", "q"], ["ab", "abcd"], completion_ids=None) == [-0.2, -0.4]
+    chat = func([[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": "abc"}]])
+    assert chat == [pytest.approx(-0.3)]
+
+    class Scores:
+        name, cache = "fake", None
+
+        def choice_probs_batch(self, conversations, choices):
+            return [{c: (1.0 if c == "10" else 0.0) for c in choices} for _ in conversations]
+
+    assert as_reward_funcs(ScoreJudge(Scores(), ResponseScorePrompt()))(["q"], ["a"]) == [1.0]
+    with pytest.raises(TypeError, match="pairwise judge"):
+        as_reward_funcs(PairwiseJudge(Scores(), ResponsePairPrompt()))
+    with pytest.raises(TypeError, match="score"):
+        as_reward_funcs(object())
+
+
+# -- the real policy (SmolLM2-135M from the shipped GGUF) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def policy():
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from llm_reward.rlaif.policy import LoraSettings, load_policy
+
+    torch.set_num_threads(1)
+    return load_policy("smollm2", lora=LoraSettings(r=8, alpha=64))
+
+
+@pytest.mark.slow
+def test_policy_bad_inputs(policy, tmp_path):
+    from llm_reward.rlaif.policy import PolicyError, load_policy
+
+    with pytest.raises(PolicyError, match="policy.path: no model"):
+        load_policy(str(tmp_path / "nope"))
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(PolicyError, match="not a causal LM"):
+        load_policy(str(encoder))
+    (encoder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(PolicyError, match="cannot load"):  # a causal LM config without weights
+        load_policy(str(encoder))
+    with pytest.raises(PolicyError, match="exceeds the policy's context"):
+        policy.check_prompts(["word " * 9000], max_new_tokens=32)
+
+
+@pytest.mark.slow
+def test_real_steps_change_the_policy_and_resume(policy, tmp_path):
+    """Three RLOO steps at a high learning rate on the real policy: its answers' log-probs move the way the
+    advantages say, the KL to the start becomes positive, and an interrupted run resumes from its checkpoint."""
+    from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings
+
+    prompts = list(load_prompts().train[:4])
+    settings = TrainSettings(steps=2, prompts_per_step=2, samples_per_prompt=3, max_new_tokens=8, lr=2e-3,
+                             checkpoint_every=1, sample_every=1)
+    trainer = RLAIFTrainer(policy, LengthReward(), prompts, settings, tmp_path / "run")
+    fixed = policy.sample(prompts[:2], k=3, max_new_tokens=8, temperature=0.9, seed=5)
+    with torch.no_grad():
+        before = policy.token_logprobs(policy.logits(fixed, temperature=0.9), fixed).sum(-1)
+    trainer.train(progress=False)
+    with torch.no_grad():
+        logits = policy.logits(fixed, temperature=0.9)
+        after = policy.token_logprobs(logits, fixed).sum(-1)
+        kl = exact_kl(logits, policy.logits(fixed, model=trainer.start_model, temperature=0.9), fixed.completion_mask)
+    assert not torch.allclose(before, after) and float(kl.mean()) > 1e-4
+    history = [h["step"] for h in trainer.history]
+    assert history == [1, 2] and (tmp_path / "run" / "checkpoint" / "trainable.pt").exists()
+    assert (tmp_path / "run" / "samples.jsonl").read_text().count('"step": 2') >= 1
+
+    class Interrupting(LengthReward):
+        def score(self, prompts, completions):
+            raise KeyboardInterrupt
+
+    more = TrainSettings(**{**settings.__dict__, "steps": 4})
+    resumed = RLAIFTrainer(policy, Interrupting(), prompts, more, tmp_path / "run", start_model=trainer.start_model)
+    with pytest.raises(KeyboardInterrupt):
+        resumed.train(progress=False)
+    assert resumed.step == 2  # resumed at the checkpoint; the interrupted step left it intact
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2
+    other = TrainSettings(**{**settings.__dict__, "lr": 1e-5})
+    with pytest.raises(ValueError, match="another configuration"):
+        RLAIFTrainer(policy, LengthReward(), prompts, other, tmp_path / "run",
+                     start_model=trainer.start_model).train(progress=False)
+
+
+@pytest.mark.slow
+def test_trl_grpo_trainer_takes_our_reward_funcs(policy, tmp_path):
+    """TRL's own GRPOTrainer runs a step on the real policy with as_reward_funcs as its reward."""
+    trl = pytest.importorskip("trl")
+    datasets = pytest.importorskip("datasets")
+    calls = []
+    inner = as_reward_funcs(LengthReward())
+
+    def reward(prompts, completions, **kwargs):
+        calls.append((len(prompts), len(completions)))
+        return inner(prompts, completions, **kwargs)
+
+    data = datasets.Dataset.from_list([{"prompt": p} for p in load_prompts().train[:2]])
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=2, num_generations=2,
+                          max_completion_length=6, max_steps=1, learning_rate=1e-4, beta=0.05, report_to=[],
+                          use_cpu=True, save_strategy="no", logging_steps=1, bf16=False)
+    model = policy.model.get_base_model() if hasattr(policy.model, "get_base_model") else policy.model
+    trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
+                              processing_class=policy.tokenizer)
+    trainer.train()
+    assert calls and calls[0] == (2, 2)
