@@ -7,7 +7,7 @@ Per task: the search's execute rate per iteration (candidates whose code passed 
 smoke test and a training run), the best fitness (success rate, max over training) per iteration, wall time per
 candidate; then the best reward retrained on ``--seeds`` seeds beside the same budget with the env's own dense
 reward ("human") and with its success reward ("sparse"), and HNS = (eureka - sparse) / |human - sparse| per seed
-(undefined when human equals sparse). IQM with 95 % bootstrap CIs (rliable) of the three arms when installed.
+(undefined when human equals sparse). IQM with 95 % bootstrap CIs (rliable's metrics) of the three arms.
 Every search lives in ``benchmarks/results/eureka_runs/<task>/``: a rerun resumes (finished candidates, LLM
 replies and final runs are kept). The last stdout line is the JSON result (also ``results/eureka[_quick].json``).
 """
@@ -45,20 +45,17 @@ QUICK = {"task": "inverted_pendulum", "samples": 2, "iterations": 1, "seeds": 1,
          "max_tokens": 380}
 
 
-def iqm_ci(scores: list[float]) -> dict[str, float] | None:
-    """IQM and its 95 % stratified-bootstrap CI (rliable) of one arm's per-seed scores; None without rliable."""
+def iqm_summary(scores: list[float]) -> dict[str, float] | None:
+    """IQM and its 95 % percentile-bootstrap CI over seeds (the suite's rliable-based statistics); None without
+    rliable or scores."""
     try:
-        import numpy as np
-        from rliable import library as rly
-        from rliable import metrics
+        from suite.stats import iqm, iqm_ci
     except ImportError:
         return None
-    if len(scores) < 2:
-        return {"iqm": float(scores[0])} if scores else None
-    matrix = {"arm": np.asarray(scores, dtype=float).reshape(-1, 1)}
-    point, interval = rly.get_interval_estimates(matrix, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=2000)
-    return {"iqm": float(point["arm"][0]), "ci_low": float(interval["arm"][0, 0]),
-            "ci_high": float(interval["arm"][1, 0])}
+    if not scores:
+        return None
+    low, high = iqm_ci(scores) if len(scores) > 1 else (scores[0], scores[0])
+    return {"iqm": float(iqm(scores)), "ci_low": float(low), "ci_high": float(high), "n": len(scores)}
 
 
 def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
@@ -82,7 +79,7 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
         "failures_by_stage": summary["failures_by_stage"],
         "wall_s_per_candidate": summary["wall_s_per_candidate"],
         "final_scores": final, "final_seeds": [config.seed + 100 + s for s in range(config.final_seeds)],
-        "final_iqm": {arm: iqm_ci([v for v in vals if v is not None]) for arm, vals in final.items()},
+        "final_iqm": {arm: iqm_summary([v for v in vals if v is not None]) for arm, vals in final.items()},
         "hns": summary["hns"], "run_dir": str(run_dir), "wall_s": time.monotonic() - start,
     }
 
@@ -100,6 +97,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=500)
     parser.add_argument("--llm", default="local")
+    parser.add_argument("--llm-threads", type=int, default=1,
+                        help="threads of the embedded model (1: training workers use the other core)")
     parser.add_argument("--runs", default=str(RESULTS / "eureka_runs"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
@@ -108,7 +107,7 @@ def main() -> None:
             QUICK["iterations"], QUICK["seeds"]
         args.total_timesteps, args.max_tokens, args.eval_episodes = QUICK["total_timesteps"], QUICK["max_tokens"], 3
     start = time.monotonic()
-    llm = make_llm(args.llm)
+    llm = make_llm(args.llm, n_threads=args.llm_threads) if args.llm.startswith("local") else make_llm(args.llm)
     results = {name: run_task(name, args, llm) for name in args.tasks}
     first = results[args.tasks[0]]
     hns_means = [r["hns"]["mean"] for r in results.values() if r["hns"]["mean"] is not None]

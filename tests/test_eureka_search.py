@@ -222,3 +222,35 @@ def test_a_round_with_no_working_code_feeds_back_the_error(tmp_path):
     assert summary["execute_rate"] == 0.0 and summary["best_fitness"] is None
     feedback = llm.calls[1]["messages"][-1]["content"]
     assert "could not be used" in feedback and "NameError" in feedback
+
+
+class InterruptingLLM(ScriptedLLM):
+    """Good code twice; the third call waits until both candidates are written, then acts like a Ctrl-C."""
+
+    def __init__(self, run_dir):
+        super().__init__([GOOD])
+        self.run_dir = run_dir
+
+    def complete(self, messages, **sampling):
+        import time
+
+        if len(self.calls) == 2:
+            done = [self.run_dir / "iter_00" / f"cand_{k:02d}" / "result.json" for k in range(2)]
+            deadline = time.monotonic() + 600
+            while not all(p.exists() for p in done) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            raise KeyboardInterrupt
+        return super().complete(messages, **sampling)
+
+
+def test_ctrl_c_keeps_finished_candidates_and_a_rerun_continues(tmp_path):
+    config = tiny_config(samples=3, iterations=1, final_seeds=0)
+    with pytest.raises(KeyboardInterrupt):
+        EurekaSearch(ENV_ID, InterruptingLLM(tmp_path), config, tmp_path, progress=False).run()
+    kept = [json.loads((tmp_path / "iter_00" / f"cand_{k:02d}" / "result.json").read_text()) for k in range(2)]
+    assert all(r["status"] == "ok" for r in kept)
+    assert not (tmp_path / "iter_00" / "cand_02").exists()
+    llm = ScriptedLLM([GOOD])
+    summary = EurekaSearch(ENV_ID, llm, config, tmp_path, progress=False).run()
+    assert len(llm.calls) == 1 and llm.calls[0]["seed"] == sample_seed(0, 0, 2)
+    assert summary["candidates"] == 3 and summary["execute_rate"] == 1.0

@@ -40,6 +40,7 @@ class EnvContext:
     reward_terms: list[str] = field(default_factory=list)
     observation_source: str | None = None
     hidden_info_keys: list[str] = field(default_factory=lambda: list(ALWAYS_HIDDEN))
+    end_only_info_keys: list[str] = field(default_factory=list)
 
     def as_text(self) -> str:
         """The compact block that goes into the prompt."""
@@ -49,6 +50,9 @@ class EnvContext:
         lines += [self.observation, f"Action: {self.action}"]
         if self.info_keys:
             lines.append("info keys available (numbers): " + ", ".join(self.info_keys))
+        if self.end_only_info_keys:
+            lines.append("only on an episode's last step (use info.get(key, 0.0)): "
+                         + ", ".join(self.end_only_info_keys))
         if self.observation_source:
             lines += ["The env computes its observation like this:", "```python", self.observation_source, "```"]
         return "\n".join(lines)
@@ -65,7 +69,7 @@ class EnvContext:
             raise ContextError(f"unknown context key(s) {['context.' + k for k in unknown]}; allowed: "
                                f"{sorted(set(self.__dataclass_fields__) - {'env_id'})}")
         values = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("info_keys", "reward_terms"):
+        for key in ("info_keys", "reward_terms", "hidden_info_keys", "end_only_info_keys"):
             if key in values:
                 values[key] = list(values[key])
         return replace(self, **values)
@@ -86,7 +90,7 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
         spec = task_spec(env_id, success=success)
     except ValueError as exc:
         raise ContextError(f"env={env_id!r}: {exc}") from None
-    sample, info_keys = _rollout_view(env_id, rollout_steps, seed, success)
+    sample, info_keys, end_only = _rollout_view(env_id, rollout_steps, seed, success)
     layout = _matching_layout(list(spec.observation_layout or []), sample)
     observation = _observation_text(layout, sample)
     documented = any("undocumented" not in (f.meaning or "undocumented") for f in layout) or "\n  " in observation
@@ -94,7 +98,8 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
     context = EnvContext(
         env_id=env_id, description=(spec.description or "").strip(), observation=observation,
         action=str(spec.action_space), success=spec.success_criterion,
-        info_keys=[k for k in (info_keys or spec.info_keys or []) if k not in hidden],
+        info_keys=[k for k in (info_keys or spec.info_keys or []) if k not in hidden and k not in end_only],
+        end_only_info_keys=[k for k in end_only if k not in hidden],
         reward_terms=list(spec.reward_terms or []),
         observation_source=None if documented else _trim_source(spec.observation_source), hidden_info_keys=hidden)
     context = context.with_overrides(overrides)
@@ -110,24 +115,26 @@ def check_context(context: EnvContext) -> None:
                            f"the env adapter or set context.success='...' to describe the one the adapter reports")
 
 
-def _rollout_view(env_id: str, steps: int, seed: int, success: str | None) -> tuple[Any, list[str]]:
-    """An agent-facing observation and the numeric ``info`` keys seen in ``steps`` random steps."""
+def _rollout_view(env_id: str, steps: int, seed: int,
+                  success: str | None) -> tuple[Any, list[str], list[str]]:
+    """An agent-facing observation, the numeric ``info`` keys seen in ``steps`` random steps, and those of them
+    missing from some step (e.g. ``is_success``, set on an episode's last step only)."""
     from llm_reward.envs import make_env
 
     env = make_env(env_id, seed=seed, success=success)
-    keys: dict[str, None] = {}
+    keys: dict[str, int] = {}
     try:
         sample, _ = env.reset(seed=seed)
         for _ in range(steps):
             obs, _, terminated, truncated, info = env.step(env.action_space.sample())
             for key, value in info.items():
                 if isinstance(value, (bool, int, float, np.number, np.bool_)) and key not in ("episode",):
-                    keys[key] = None
+                    keys[key] = keys.get(key, 0) + 1
             if terminated or truncated:
                 env.reset()
     finally:
         env.close()
-    return sample, list(keys)
+    return sample, list(keys), [k for k, n in keys.items() if n < steps]
 
 
 def _matching_layout(layout: list[Any], sample: Any) -> list[Any]:

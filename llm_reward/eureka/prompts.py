@@ -23,7 +23,12 @@ SYSTEM = (
     "info a dict of numbers. Return the total reward as a float and a dict naming each reward component. Use only "
     "`import numpy as np` and `import math`; no files, no other modules, no classes, no printing. Index the "
     "observation exactly as documented. Keep every component on a comparable scale. Reply with one ```python "
-    "code block and nothing else.")
+    "code block and nothing else. The format, for a different task:\n"
+    "```python\nimport numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
+    "    distance = float(np.linalg.norm(next_obs[0:2] - next_obs[2:4]))\n"
+    "    reach = float(np.exp(-distance / 0.1))\n"
+    "    effort = -0.01 * float(np.sum(np.square(action)))\n"
+    "    return reach + effort, {\"reach\": reach, \"effort\": effort}\n```")
 
 TIPS = (
     "Use this to write a better reward: a component whose values barely change cannot guide the agent (rescale "

@@ -129,6 +129,7 @@ class EurekaSearch:
                  progress: bool = True):
         self.env_id, self.llm, self.config, self.progress = env_id, llm, config, progress
         self.run_dir = Path(run_dir)
+        self._stopping = False
         self.context = context if context is not None else env_context(env_id, context_overrides,
                                                                        success=config.success, seed=config.seed)
 
@@ -155,6 +156,7 @@ class EurekaSearch:
                 feedback = summary["feedback"]
             final = self._final(best, executor) if best is not None else {}
         except KeyboardInterrupt:
+            self._stopping = True
             stopped = kill_all_workers()
             executor.shutdown(cancel=True)
             log.warning("interrupted: %d running candidate(s) stopped; finished ones are kept in %s; rerun with the "
@@ -193,17 +195,26 @@ class EurekaSearch:
                 continue
             job = cfg.job(self.env_id, self.context.hidden_info_keys, reward="code", code=code, seed=cfg.seed + k,
                           log_dir=str(cand_dir))
-            futures[executor.submit(evaluate_candidate, job)] = (k, cand_dir, code)
+            future = executor.submit(evaluate_candidate, job)
+            futures[future] = (k, cand_dir, code)
+            # written the moment it finishes, so a Ctrl-C during the next LLM call keeps it
+            future.add_done_callback(lambda f, d=cand_dir, c=code: self._on_done(f, d, c))
         for future in cf.as_completed(futures):
             k, cand_dir, code = futures[future]
-            record = future.result()  # evaluate_candidate never raises for bad code; a crash here is a bug
-            records[k] = self._finish(cand_dir, {**record, "code": code})
+            # evaluate_candidate never raises for bad code; a crash here is a bug: surface it
+            records[k] = self._finish(cand_dir, {**future.result(), "code": code})
             bar.update()
         bar.close()
         ordered = [records[k] for k in range(cfg.samples)]
         summary = self._iteration_summary(it, ordered)
         _write_json(it_dir / "summary.json", summary)
         return ordered, summary
+
+    def _on_done(self, future: cf.Future, cand_dir: Path, code: str) -> None:
+        """Write a candidate's result as soon as it finishes (the main thread writes the same record again later)."""
+        if self._stopping or future.cancelled() or future.exception() is not None:
+            return  # a worker killed by Ctrl-C is not a finished candidate: a rerun trains it again
+        self._finish(cand_dir, {**future.result(), "code": code})
 
     def _response(self, messages: list[dict[str, str]], cand_dir: Path, seed: int) -> str:
         path = cand_dir / "response.md"
