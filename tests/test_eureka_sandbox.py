@@ -22,7 +22,8 @@ CANARY = Path("/tmp") / f"eureka-canary-{uuid.uuid4().hex}"
 
 
 def reward(body: str, header: str = "import numpy as np\n") -> str:
-    return header + "def compute_reward(obs, action, next_obs, info):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    signature = "def compute_reward(obs, action, next_obs, info):\n"
+    return header + signature + textwrap.indent(textwrap.dedent(body), "    ")
 
 
 HOSTILE = {

@@ -35,7 +35,8 @@ GOOD = textwrap.dedent("""\
     ```
     """)
 BUGGY = "```python\ndef compute_reward(obs, action, next_obs, info):\n    return undefined_name * 2, {}\n```"
-HOSTILE = "```python\nimport os\ndef compute_reward(obs, action, next_obs, info):\n    os.system('id')\n    return 0.0, {}\n```"
+HOSTILE = ("```python\nimport os\ndef compute_reward(obs, action, next_obs, info):\n    os.system('id')\n"
+           "    return 0.0, {}\n```")
 NO_FUNCTION = "I would reward the agent for reaching the goal."
 
 

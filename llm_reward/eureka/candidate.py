@@ -4,9 +4,9 @@
 Ray node needs nothing but the installed package. :func:`validate_reward_code` is the same check without the
 training, for users and CI.
 
-    >>> ok, reason = validate_reward_code("def compute_reward(o, a, n, i):\\n    return 1.0, {}", "CartPole-v1")  # doctest: +SKIP
-    >>> ok, reason  # doctest: +SKIP
-    (True, 'ok: 100 smoke-test steps, total reward mean 1 (min 1, max 1)')
+    >>> code = "def compute_reward(o, a, n, i):\\n    return 1.0, {'alive': 1.0}"
+    >>> validate_reward_code(code, "Hopper-v5")  # doctest: +SKIP
+    (True, "ok: 100 smoke-test steps, total reward mean 1 (min 1, max 1), components ['alive']")
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def validate_reward_code(code: str, env_id: str, *, smoke_steps: int = 100, seed
     if not isinstance(env_id, str) or not env_id:
         return False, f"env_id must be a non-empty Gymnasium id, got {env_id!r}"
     outcome = run_job({"mode": "smoke", "env_id": env_id, "code": source, "seed": seed, "n_steps": smoke_steps,
-                       "hidden_info_keys": list(ALWAYS_HIDDEN)}, limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S))
+                       "hidden_info_keys": list(ALWAYS_HIDDEN)},
+                      limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S, memory_mb=4096))
     if not outcome.ok:
         return False, outcome.reason
     return True, smoke_summary(outcome.result)

@@ -5,9 +5,9 @@ every fenced code block is parsed; the last one that defines ``compute_reward`` 
 we keep the imports, function definitions and plain assignments (constants) -- not stray module-level calls,
 prints or demo code.
 
-    >>> text = "Here:\\n```python\\nimport numpy as np\\ndef compute_reward(obs, action, next_obs, info):\\n"\\
-    ...        "    def speed(o):\\n        return float(o[8])\\n    return speed(next_obs), {'speed': speed(next_obs)}\\n"\\
-    ...        "print(compute_reward(1, 2, 3, 4))\\n```"
+    >>> text = ("Here:\\n```python\\nimport numpy as np\\ndef compute_reward(obs, action, next_obs, info):\\n"
+    ...         "    def speed(o):\\n        return float(o[8])\\n"
+    ...         "    return speed(next_obs), {'speed': speed(next_obs)}\\nprint(compute_reward(1, 2, 3, 4))\\n```")
     >>> print(extract_reward_code(text).strip())
     import numpy as np
     def compute_reward(obs, action, next_obs, info):
@@ -55,8 +55,9 @@ def extract_reward_code(text: str) -> str:
         if not functions:
             continue
         check_signature(functions[-1])
+        chosen = functions[-1]
         kept = [node for node in tree.body if isinstance(node, _KEPT)
-                and not (isinstance(node, ast.FunctionDef) and node.name == FUNCTION_NAME and node is not functions[-1])]
+                and not (isinstance(node, ast.FunctionDef) and node.name == FUNCTION_NAME and node is not chosen)]
         return "\n".join(ast.get_source_segment(block, node) or ast.unparse(node) for node in kept) + "\n"
     raise ExtractionError(last_error)
 

@@ -16,7 +16,6 @@ env return. Reflection turns that into text for the LLM; fitness turns it into o
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 from llm_reward.eureka.prompts import TIPS

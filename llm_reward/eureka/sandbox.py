@@ -170,8 +170,8 @@ def run_job(job: dict[str, Any], *, limits: SandboxLimits | None = None, sandbox
         shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
-def spawn_worker(job: dict[str, Any], limits: SandboxLimits, sandbox_dir: str,
-                 extra_fds: tuple[int, ...] = (), extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, FrameReader, Any]:
+def spawn_worker(job: dict[str, Any], limits: SandboxLimits, sandbox_dir: str, extra_fds: tuple[int, ...] = (),
+                 extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, FrameReader, Any]:
     """Start a worker on ``job``; the caller owns the returned process, channel reader and log file."""
     read_fd, write_fd = os.pipe()
     job = {**job, "sandbox_dir": sandbox_dir,
