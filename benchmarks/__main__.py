@@ -53,6 +53,10 @@ def main(argv: list[str]) -> int:
         except (HydraException, OmegaConfBaseException) as err:  # a cell's override: nothing has started
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # finished cells are recorded; the next run starts the others again
+            print(f"interrupted: the finished cells are in {out_dir(cfg) / 'cells.jsonl'}; rerun to go on",
+                  file=sys.stderr)
+            return 130
     start = time.perf_counter()
     summary = write_report(cfg)
     if Path(cfg.results_dir) == RESULTS_DIR:  # a suite reported elsewhere (results_dir=...) leaves the docs alone

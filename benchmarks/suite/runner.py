@@ -12,6 +12,7 @@ never judge the same pairs at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -26,7 +27,7 @@ from hydra.core.utils import JobStatus
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig
 
-from benchmarks.suite.cells import cell_log, row_from_run
+from benchmarks.suite.cells import cell_log, imported_rows, row_from_run
 from benchmarks.suite.config import Cell, expand, out_dir
 
 log = logging.getLogger("benchmarks")
@@ -39,8 +40,6 @@ def run_root(cfg: DictConfig) -> Path:
 def pending_cells(cfg: DictConfig) -> list[Cell]:
     """The suite's cells not yet finished: not in its cells log, nor imported, nor a completed run dir (a run
     finished by a job whose runner was stopped before recording it is recorded now)."""
-    from benchmarks.suite.cells import imported_rows
-
     log_, imported = cell_log(cfg), imported_rows(cfg)
     pending = []
     for cell in expand(cfg, run_root(cfg)):
@@ -109,7 +108,17 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
                 error = ret._return_value if ret.status == JobStatus.FAILED else "run did not complete"
                 failed.append((cell, f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                                else str(error)))
+        if any(_interrupted(_run_dir(cell)) for cell in wave):  # Ctrl-C reached a job run in this process
+            raise KeyboardInterrupt
     return failed
+
+
+def _interrupted(run_dir: Path) -> bool:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return False
+    runs = json.loads(path.read_text()).get("runs") or {}
+    return any(run.get("interrupted") for run in runs.values())
 
 
 def check_overrides(cells: Sequence[Cell]) -> None:
