@@ -223,3 +223,21 @@ def test_short_sac_run_learns_to_balance():
         venv.close()
     assert before["mean_length"] < 30
     assert after["mean_length"] > 3 * before["mean_length"] and after["mean_length"] >= 60
+
+
+def test_config_env_success_is_validated_and_used(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.apps._common import ConfigError, run_context
+    from llm_reward.apps.experiment import validate
+
+    def config(*overrides):
+        with initialize_config_module("llm_reward.conf", version_base="1.3"):
+            return compose("train", overrides=["env=robotics/reacher", "agent=sac", "reward=none",
+                                               f"data_dir={tmp_path}", *overrides])
+
+    with pytest.raises(ConfigError, match="env.success"):
+        validate(config("env.success='goal_distance >'"))
+    cfg = config("env.success='goal_distance <= 0.5'")
+    validate(cfg)
+    assert run_episode(run_context(cfg).make_env(seed=0))[-1]["is_success"]  # within 50 cm: always

@@ -97,7 +97,8 @@ def fit_from_config(cfg: DictConfig, labelled: pd.DataFrame, rollouts: pd.DataFr
 
 def run_context(cfg: DictConfig) -> RunContext:
     """The objects a reward kind is built from (see :mod:`llm_reward.training.context`)."""
-    env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
+    env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps,
+                               success=cfg.env.get("success"))
     return RunContext(env_id=cfg.env.id, seed=int(cfg.seed), data_seed=int(cfg.data_seed),
                       captioner=captioner_name(cfg.env.id), make_env=env_fn,
                       make_llm=functools.partial(make_llm_from_config, cfg),

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from llm_reward.agents import agent_defaults, evaluate_success, make_agent, make_eval_callback, validate_algo
 from llm_reward.apps._common import ConfigError, config_key, run_context
 from llm_reward.apps.baseline import baseline_runner
-from llm_reward.envs import get_adapter, make_env, make_vec_env
+from llm_reward.envs import get_adapter, make_env, make_vec_env, success_rule
 from llm_reward.jsonio import write_json
 from llm_reward.shaping.formula import ShapingConfig
 from llm_reward.shaping.wrappers import LLMRewardVecEnv
@@ -48,8 +48,10 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
     """Every check that can fail before minutes of annotation or training are spent; returns the reward kind and
     the run context it is built from."""
     with config_key("env.id"):
-        get_adapter(cfg.env.id)
+        adapter = get_adapter(cfg.env.id)
         run = run_context(cfg)  # resolves the stage paths, keyed on the env's caption format
+    with config_key("env.success"):  # a robot env without a success flag needs a criterion
+        success_rule(adapter, cfg.env.id, cfg.env.get("success"))
     with config_key("agent.algo"):
         validate_algo(cfg.agent.algo, cfg.env.id)
     for key in ("total_timesteps", "n_envs", "eval_episodes", "eval_every_episodes"):
@@ -69,7 +71,8 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
 def _dry_build_agent(cfg: DictConfig) -> None:
     """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
     second, instead of after minutes of annotation."""
-    venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps)
+    venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps,
+                        success=cfg.env.get("success"))
     try:
         with warnings.catch_warnings():  # SB3's batch-size advice concerns the real n_envs, not this one env
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)
@@ -110,7 +113,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
     """Train one agent (shaped by ``built.reward``, or on the env reward alone), then evaluate it unshaped."""
     reward = built.reward if built is not None else None
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
-                        max_episode_steps=cfg.env.max_episode_steps)
+                        max_episode_steps=cfg.env.max_episode_steps, success=cfg.env.get("success"))
     if built is not None and built.wrap_venv is not None:  # reward code (reward=eureka) replaces the env reward
         venv = built.wrap_venv(venv)
     counters: dict[str, Callable[[], Any]] = {}
@@ -122,7 +125,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
     try:
         if int(cfg.train.eval_every) > 0:  # periodic evaluation on unshaped envs: eval/success_rate in TensorBoard
             eval_venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed + 20_000,
-                                     max_episode_steps=cfg.env.max_episode_steps)
+                                     max_episode_steps=cfg.env.max_episode_steps, success=cfg.env.get("success"))
             callbacks.append(make_eval_callback(model, eval_venv, every_steps=int(cfg.train.eval_every),
                                                 n_episodes=int(cfg.train.eval_every_episodes),
                                                 log_path=str(run_dir / f"eval_{name}")))
@@ -148,7 +151,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
         "episodes": episodes, **extra,
     }
     try:
-        env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
+        env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps,
+                                   success=cfg.env.get("success"))
         metrics["eval"] = evaluate_success(model, env_fn, n_episodes=cfg.train.eval_episodes, seed=cfg.seed + 10_000,
                                            progress=cfg.progress)
     except KeyboardInterrupt:  # the trained agent is saved; report the run without its evaluation
