@@ -12,6 +12,8 @@ import pytest
 
 from llm_reward.eureka import validate_reward_code
 
+pytest.importorskip("mujoco", reason="the MuJoCo tasks need the [mujoco] extra: pip install -e '.[mujoco]'")
+
 GOOD = ("import numpy as np\ndef compute_reward(obs, action, next_obs, info):\n"
         "    upright = float(np.cos(next_obs[1]))\n    return upright, {'upright': upright}\n")
 

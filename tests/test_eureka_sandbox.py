@@ -200,3 +200,14 @@ def test_frame_reader_round_trip_and_deadline():
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_worker_environment_is_rebuilt_without_secrets(monkeypatch, tmp_path):
+    from llm_reward.eureka.sandbox import scrubbed_environment
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-123")
+    monkeypatch.setenv("HF_TOKEN", "hf_abc")
+    env = scrubbed_environment(str(tmp_path))
+    assert SECRET not in env.values() and "sk-live-123" not in env.values() and "hf_abc" not in env.values()
+    assert not any(word in key for key in env for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
+    assert env["HOME"] == env["TMPDIR"] == str(tmp_path)

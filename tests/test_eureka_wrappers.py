@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+pytest.importorskip("mujoco", reason="the MuJoCo tasks need the [mujoco] extra: pip install -e '.[mujoco]'")
+
 from llm_reward.envs import make_env, make_vec_env
 from llm_reward.eureka.wrappers import CodeRewardError, CodeRewardVecEnv, CodeRewardWrapper
 
