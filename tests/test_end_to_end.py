@@ -205,7 +205,7 @@ def test_a_config_error_is_the_last_line_printed_and_leaves_no_run_dir(tmp_path)
     assert not (tmp_path / "run").exists() and not (tmp_path / "rollouts").exists()
     out = _run(["llm-reward-train", "env.id=MiniGrid-NoSuchThing-v0", f"data_dir={tmp_path}",
                 f"run_dir={tmp_path / 'run'}"])
-    assert out.returncode != 0 and "llm-reward-train: error: env.id: unknown env id" in out.stderr.splitlines()[-1]
+    assert out.returncode != 0 and out.stderr.splitlines()[-1].startswith("llm-reward-train: error: env.id: unknown")
 
 
 def test_sigint_to_the_runner_alone_stops_the_parallel_baseline_too(tmp_path):

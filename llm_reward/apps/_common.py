@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+import gymnasium as gym
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -54,7 +55,7 @@ def config_key(key: str) -> Iterator[None]:
     except InterpolationResolutionError as err:  # a resolver's own error, not Hydra's wrapping of it
         cause = err.__cause__ or err
         raise ConfigError(f"{key}: {cause}") from cause
-    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, gym.error.Error) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         raise ConfigError(f"{key}: {message}") from err
 

@@ -71,8 +71,9 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
 def _dry_build_agent(cfg: DictConfig) -> None:
     """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
     second, instead of after minutes of annotation."""
-    venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps,
-                        success=cfg.env.get("success"))
+    with config_key("env.id"):  # an id the family's adapter accepts may still be unknown to Gymnasium
+        venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps,
+                            success=cfg.env.get("success"))
     try:
         with warnings.catch_warnings():  # SB3's batch-size advice concerns the real n_envs, not this one env
             warnings.filterwarnings("ignore", message="You have specified a mini-batch size", category=UserWarning)

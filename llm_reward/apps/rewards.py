@@ -92,8 +92,10 @@ class OfflineReward:
         artifact = fit_from_config(cfg, labelled, rollouts, model_path)
         metrics = {"annotation": report.as_dict(), "reward_model": artifact.metrics,
                    "reward_model_dir": str(model_path)}
-        # The frozen reward is kept with the run: the data/ copy is a cache.
-        return BuiltReward(artifact, metrics, keep=lambda run_dir: artifact.save(run_dir / "reward_model"))
+        # The frozen reward is kept with the run: the data/ copy is a cache. The judge's counts (LLM calls, cache
+        # hits) go to TensorBoard beside the reward-model calls.
+        return BuiltReward(artifact, metrics, keep=lambda run_dir: artifact.save(run_dir / "reward_model"),
+                           counters={"annotation": report.as_dict})
 
 
 @dataclass

@@ -149,7 +149,8 @@ class CounterLogger(BaseCallback):
     def _on_rollout_end(self) -> None:
         for prefix, read in self.counters.items():
             for key, value in read().items():
-                if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                        and np.isfinite(value):
                     self.logger.record(f"{prefix}/{key}", float(value))
 
 
