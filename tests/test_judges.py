@@ -41,7 +41,7 @@ class FakeLLM:
                 out.append(self.score_probs)
                 continue
             text = "\n".join(m["content"] for m in messages)
-            first, second = re.findall(r"Answer \d:\n(.*?)\n\n", text)[-2:]
+            first, second = re.findall(r"Answer \d: (.*?)\n", text)[-2:]
             p1 = 0.9 if first.count("!") > second.count("!") else 0.1
             p1 = min(1.0, p1 + self.bias)
             out.append({"1": p1, "2": 1 - p1})
@@ -61,7 +61,7 @@ def test_both_orders_average_cancels_position_bias_and_reports_consistency():
     np.testing.assert_allclose(batch.reverse, [0.6, 0.0], atol=1e-6)
     np.testing.assert_allclose(batch.label, [0.8, 0.2], atol=1e-6)
     assert batch.llm_prompts == 4 and batch.position_consistency == 1.0
-    contexts = [m[-1]["content"].split("Prompt:\n")[1].split("\n")[0] for m, _ in llm.seen]
+    contexts = [m[-1]["content"].split("Question: ")[1].split("\n")[0] for m, _ in llm.seen]
     assert contexts == ["q1", "q2", "q1", "q2"]  # each ordered pair keeps its own prompt
     one_way = PairwiseJudge(FakeLLM(bias=0.3), ResponsePairPrompt(), both_orders=False).label([("go", "Go!!")])
     assert math.isclose(float(one_way.label[0]), 0.4, abs_tol=1e-6) and np.isnan(one_way.reverse[0])
@@ -80,9 +80,9 @@ def test_chain_of_thought_reads_the_verdict_after_the_rationale():
     assert batch.label[0] == pytest.approx(0.9)
     assert len(llm.completions) == 2 and "Do not state a final verdict" in llm.completions[0][-1]["content"]
     verdict_chat = llm.seen[0][0]
-    assert [m["role"] for m in verdict_chat] == ["system", "user", "assistant", "user"]
-    assert verdict_chat[2]["content"] == "Answer 1 is louder." and "single digit" in verdict_chat[3]["content"]
-    assert "Better answer: 1" in verdict_chat[1]["content"]  # the few-shot example
+    assert [m["role"] for m in verdict_chat] == ["user", "assistant", "user"]
+    assert verdict_chat[1]["content"] == "Answer 1 is louder." and "digit only" in verdict_chat[2]["content"]
+    assert "Better: 1" in verdict_chat[0]["content"]  # the few-shot example
 
 
 def test_caption_labeler_is_the_shared_judge_with_unchanged_prompts():

@@ -46,40 +46,45 @@ def _preamble(constitution: str | None) -> str:
 class ResponsePairPrompt:
     """Which of two answers to the same prompt is better; reply "1" or "2".
 
+    One user turn, no system role: principles, question, the two answers on one line each, then the ask. With a
+    system preamble and the ask first, Qwen2.5-Coder-1.5B answered "2" for every pair in both orders on four
+    clear-cut pairs (position consistency 0 %); this layout was consistent on all four and preferred the right
+    answer in each (measured while building this prompt; the benchmark reports consistency on every run).
+
     Example:
         >>> prompt = ResponsePairPrompt()
         >>> messages = prompt.verdict("Quaff the potion.", "I like trains.", context="HP 2/30. What now?")
-        >>> messages[-1]["content"].endswith("Answer with a single digit: 1 or 2.")
+        >>> messages[-1]["content"].endswith("Which answer is better, 1 or 2? Reply with the digit only.")
         True
     """
 
     constitution: str | None = DEFAULT_CONSTITUTION
     few_shot: Sequence[PairExample] = ()
-    version: str = "response-pair-v1"
+    version: str = "response-pair-v2"
 
     def _body(self, first: str, second: str, context: str | None) -> str:
-        shots = "".join(f"Example:\nPrompt: {e.prompt}\nAnswer 1: {e.first}\nAnswer 2: {e.second}\n"
-                        f"Better answer: {e.better}\n\n" for e in self.few_shot)
-        question = f"Prompt:\n{context.strip()}\n\n" if context else ""
-        return (f"{shots}{question}Answer 1:\n{first.strip() or '(empty)'}\n\n"
-                f"Answer 2:\n{second.strip() or '(empty)'}\n\n")
+        principles = f"{self.constitution.strip()}\n\n" if self.constitution else ""
+        shots = "".join(f"Question: {e.prompt}\n\nAnswer 1: {_line(e.first)}\nAnswer 2: {_line(e.second)}\n\n"
+                        f"Better: {e.better}\n\n" for e in self.few_shot)
+        question = f"Question: {context.strip()}\n\n" if context else ""
+        return f"{principles}{shots}{question}Answer 1: {_line(first)}\nAnswer 2: {_line(second)}\n\n"
 
     def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
-        return [{"role": "system", "content": _preamble(self.constitution)},
-                {"role": "user", "content": "Which answer responds better to the prompt?\n\n"
-                                            + self._body(first, second, context)
-                                            + "Answer with a single digit: 1 or 2."}]
+        return [{"role": "user", "content": self._body(first, second, context)
+                 + "Which answer is better, 1 or 2? Reply with the digit only."}]
 
     def rationale(self, first: str, second: str, context: str | None = None) -> Messages:
-        return [{"role": "system", "content": _preamble(self.constitution)},
-                {"role": "user", "content": "Compare how well the two answers respond to the prompt.\n\n"
-                                            + self._body(first, second, context)
-                                            + "Explain in two or three sentences which is better and why. "
-                                              "Do not state a final verdict yet."}]
+        return [{"role": "user", "content": self._body(first, second, context)
+                 + "Compare the two answers in two or three sentences. Do not state a final verdict yet."}]
 
     @property
     def after_rationale(self) -> str:
-        return "So which answer is better? Answer with a single digit: 1 or 2."
+        return "So which answer is better, 1 or 2? Reply with the digit only."
+
+
+def _line(text: str) -> str:
+    """An answer on one line, so the two answers read as a matched pair."""
+    return " ".join(text.split()) or "(empty)"
 
 
 @dataclass(frozen=True)
