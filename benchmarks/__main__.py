@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
     if command == "list":
         for name in available_suites():
             cfg = load_suite(name)
-            print(f"{name:10s} {cfg.title}: tasks {', '.join(cfg.tasks) or '(script)'}; rewards {', '.join(cfg.rewards)}")
+            tasks, rewards = ", ".join(cfg.tasks), ", ".join(cfg.rewards)
+            print(f"{name:10s} {cfg.title}: tasks {tasks}; rewards {rewards}")
         return 0
     suites = [a.split("=", 1)[1] for a in rest if a.startswith("suite=")]
     if len(suites) != 1:
@@ -63,7 +64,8 @@ def main(argv: list[str]) -> int:
         for notice in results_block.update(RESULTS_DIR):
             print(f"notice: {notice}", file=sys.stderr)
     print(results_block.block([summary], all_rewards=True))
-    print(f"{summary['n_cells']} cells aggregated in {time.perf_counter() - start:.1f} s -> {out_dir(cfg)}/summary.json")
+    seconds = time.perf_counter() - start
+    print(f"{summary['n_cells']} cells aggregated in {seconds:.1f} s -> {out_dir(cfg) / 'summary.json'}")
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0

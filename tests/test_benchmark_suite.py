@@ -70,7 +70,8 @@ def test_report_imports_stored_cells_and_matches_rliable(tmp_path: Path) -> None
     stored = [{"cell": f"minigrid/doorkey_8x8|{r}|{s}|300000", "task": "minigrid/doorkey_8x8", "reward": r, "seed": s,
                "steps": 300000, "success_rate": v, "steps_per_s": 900.0}
               for r, values in scores.items() for s, v in enumerate(values)]
-    stored.append({**stored[0], "seed": 0, "steps": 600000, "cell": "minigrid/doorkey_8x8|none|0|600000"})  # other budget
+    # the same cell at another budget is another task's
+    stored.append({**stored[0], "seed": 0, "steps": 600000, "cell": "minigrid/doorkey_8x8|none|0|600000"})
     _write_jsonl(tmp_path / "minigrid_sparse_cells.jsonl", stored)
     # a cell the suite ran itself wins over the stored one and brings its LLM counters
     _write_jsonl(tmp_path / "minigrid" / "cells.jsonl", [
@@ -107,8 +108,8 @@ def test_report_imports_stored_cells_and_matches_rliable(tmp_path: Path) -> None
 
 def test_nethack_cells_are_imported_under_the_suite_names(tmp_path: Path) -> None:
     _write_jsonl(tmp_path / "nethack_score_cells.jsonl", [
-        {"cell": f"{arm}|{s}|2000000", "arm": arm, "seed": s, "steps": 2000000, "score": 20.0 + s + 10 * (arm != "extrinsic")}
-        for arm in ("extrinsic", "intrinsic") for s in range(3)])
+        {"cell": f"{arm}|{s}|2000000", "arm": arm, "seed": s, "steps": 2000000,
+         "score": 20.0 + s + 10 * (arm != "extrinsic")} for arm in ("extrinsic", "intrinsic") for s in range(3)])
     summary = write_report(load_suite("nethack", [f"results_dir={tmp_path}", "bootstrap_reps=500"]))
     row = summary["tasks"]["score_2m"]["rewards"]
     assert row["none"]["scores"] == [20.0, 21.0, 22.0] and row["intrinsic"]["prob_improvement_vs_none"] == 1.0
@@ -135,7 +136,8 @@ def test_results_block_from_a_summary(tmp_path: Path) -> None:
     write_report(load_suite("minigrid", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
     text = results_block.block(results_block.load_summaries(tmp_path), all_rewards=False)
     assert "| task | steps | none | count | motif | P(motif > none) |" in text
-    assert "| doorkey_8x8 | 300k | 0.00 [0.00, 0.00] (3) | 0.50 [0.50, 0.50] (3) | 1.00 [1.00, 1.00] (3) | 1.00 |" in text
+    row = "| doorkey_8x8 | 300k | 0.00 [0.00, 0.00] (3) | 0.50 [0.50, 0.50] (3) | 1.00 [1.00, 1.00] (3) | 1.00 |"
+    assert row in text
     assert "unlockpickup" not in text  # tasks without cells are left out of the headline
 
 
