@@ -58,6 +58,32 @@ def run_cell(mode: str, seed: int, overrides: list[str], tag: str) -> dict:
     return metrics
 
 
+PROBE = [  # (question, a clearly useful answer, a useless one)
+    ("I am playing NetHack. HP:2(12). What should I do?", "Drink a healing potion or pray: at 2 HP you are about to die.",
+     "System: True"),
+    ("A gridworld agent sees a yellow key and a locked yellow door. What next?",
+     "Pick up the yellow key, then go to the door and toggle it.", "I like the color of the sky."),
+    ("How do I boil an egg so the yolk stays soft?", "Put the egg in boiling water for about 6 minutes, then cool it.",
+     "\U0001F468\U0001F468"),
+    ("How do bees help plants?", "Bees carry pollen between flowers, which fertilises them.", "The answer is 42 42 42 42."),
+]
+
+
+def probe_judges(specs: tuple[str, ...] = ("local", "local:small")) -> dict:
+    """The pairwise answer prompt on clear-cut pairs, both orders: is the judge more than position bias?"""
+    from llm_reward.feedback.judges import PairwiseJudge
+    from llm_reward.feedback.text_prompts import ResponsePairPrompt
+    from llm_reward.llm import make_llm
+
+    out = {}
+    for spec in specs:
+        judge = PairwiseJudge(make_llm(spec, n_threads=1), ResponsePairPrompt())
+        batch = judge.label([(good, bad) for _, good, bad in PROBE], contexts=[q for q, _, _ in PROBE])
+        out[spec] = {"right": float(np.mean(batch.label > 0.5)), "labels": batch.label.tolist(),
+                     "first_order_p1": batch.forward.tolist(), "position_consistency": batch.position_consistency}
+    return {"pairs": len(PROBE), "judges": out, "machine": machine()}
+
+
 class _ShortAnswers:
     """A free reward (shorter is better), so the comparison times the trainers, not a judge."""
 
@@ -142,8 +168,13 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=None, choices=["direct", "distilled"])
     parser.add_argument("--compare-trl", action="store_true",
                         help="only time TRL's GRPOTrainer against our loop (same model, batch and reward)")
+    parser.add_argument("--probe-judges", action="store_true",
+                        help="only check the judges on clear-cut answer pairs (both orders)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
     args = parser.parse_args()
+    if args.probe_judges:
+        emit("rlaif_text_probe_judges", probe_judges())
+        return
     if args.compare_trl:
         emit("rlaif_text_compare_trl", compare_trl())
         return

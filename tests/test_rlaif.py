@@ -223,3 +223,33 @@ def test_trl_grpo_trainer_takes_our_reward_funcs(policy, tmp_path):
                               processing_class=policy.tokenizer)
     trainer.train()
     assert calls and calls[0] == (2, 2)
+
+
+def test_distilled_reward_learns_the_judges_preference():
+    """Pairwise labels (both orders) -> Bradley-Terry on MiniLM embeddings -> a reward that ranks like the judge."""
+    pytest.importorskip("sentence_transformers")
+    from llm_reward.feedback.judges import PairwiseJudge
+    from llm_reward.feedback.text_prompts import ResponsePairPrompt
+    from llm_reward.rlaif import fit_distilled_reward
+
+    class PrefersPotions:
+        name, cache = "potions", None
+
+        def choice_probs_batch(self, conversations, choices):
+            out = []
+            for messages in conversations:
+                first = messages[-1]["content"].split("Answer 1: ")[1].split("\n")[0]
+                p1 = 0.9 if "potion" in first else 0.1
+                out.append({"1": p1, "2": 1 - p1})
+            return out
+
+    good = [f"Drink the {c} potion now." for c in ("red", "blue", "green", "pink", "white", "black", "gold", "grey")]
+    bad = [f"Look at the {c} wall." for c in ("red", "blue", "green", "pink", "white", "black", "gold", "grey")]
+    prompts = ["HP 2/30. What now?"] * 8
+    firsts = [g if i % 2 else b for i, (g, b) in enumerate(zip(good, bad))]
+    seconds = [b if i % 2 else g for i, (g, b) in enumerate(zip(good, bad))]
+    reward = fit_distilled_reward(PairwiseJudge(PrefersPotions(), ResponsePairPrompt()), prompts, firsts, seconds,
+                                  epochs=60, seed=0)
+    scores = reward.score(["HP 1/20. Help?"] * 2, ["Drink the purple potion now.", "Look at the purple wall."])
+    assert scores[0] > scores[1]
+    assert reward.metrics["judge_position_consistency"] == 1.0 and reward.metrics["judge_prompts"] == 16

@@ -47,9 +47,9 @@ class ResponsePairPrompt:
     """Which of two answers to the same prompt is better; reply "1" or "2".
 
     One user turn, no system role: principles, question, the two answers on one line each, then the ask. With a
-    system preamble and the ask first, Qwen2.5-Coder-1.5B answered "2" for every pair in both orders on four
-    clear-cut pairs (position consistency 0 %); this layout was consistent on all four and preferred the right
-    answer in each (measured while building this prompt; the benchmark reports consistency on every run).
+    system preamble and the ask first, Qwen2.5-Coder-1.5B answered "2" for every clear-cut pair in both orders;
+    ``python benchmarks/rlaif_text.py --probe-judges`` checks this layout on such pairs, and every benchmark run
+    reports the judges' position consistency.
 
     Example:
         >>> prompt = ResponsePairPrompt()
