@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, CellLog, emit, machine  # noqa: E402
 from _hydra import run_cell  # noqa: E402
-from suite.stats import iqm, iqm_ci  # noqa: E402
+from suite.stats import iqm, iqm_ci, prob_improvement  # noqa: E402
 
 OUT = RESULTS / "robot_motif"
 SAC_SMALL = ["+agent.kwargs.learning_starts=500", "+agent.kwargs.policy_kwargs={net_arch:[64,64]}"]
@@ -46,7 +46,7 @@ TASKS = {
         },
     },
     "halfcheetah": {
-        "metric": "mean_return", "steps": 2500,
+        "metric": "mean_return", "steps": 1500,
         "arms": {
             "motif": ["env=robotics/halfcheetah", "agent=sac", "reward=motif", "reward.shaping.alpha_ext=0.0",
                       "env.max_episode_steps=200"],
@@ -116,7 +116,11 @@ def summarise(cells: CellLog, args: argparse.Namespace, seeds: list[int]) -> dic
                 entry[f"{metric}_ci95"] = list(iqm_ci(values)) if len(values) > 1 else [float("nan")] * 2
             entry["steps_per_s"] = float(np.mean([row["steps_per_s"] for row in done])) if done else float("nan")
             rows[arm] = entry
-        summary["tasks"][task] = {"metric": spec["metric"], "steps": steps, "arms": rows}
+        metric = spec["metric"]
+        motif = rows["motif"][metric]
+        versus = {arm: prob_improvement(motif, entry[metric]) for arm, entry in rows.items()
+                  if arm != "motif" and motif and entry[metric]}  # P(a motif seed scores above a seed of arm)
+        summary["tasks"][task] = {"metric": metric, "steps": steps, "arms": rows, "p_motif_better": versus}
         print(f"{task} ({steps} SAC steps, {spec['metric']} IQM [95% CI] over seeds):", file=sys.stderr)
         for arm, entry in rows.items():
             low, high = entry[f"{spec['metric']}_ci95"]
