@@ -84,7 +84,10 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
     task_function = train_app.__wrapped__  # the app's body, undecorated: the launcher does Hydra's job setup
     failed: list[tuple[Cell, str]] = []
     log_ = cell_log(cfg)
-    for wave in waves(cells):
+    # In-process (basic) jobs absorb Ctrl-C (the agent saves and the job returns), so they are launched one at a
+    # time and the suite stops after an interrupted one; other launchers take a whole wave at once.
+    batches = [[c] for wave in waves(cells) for c in wave] if cfg.launcher == "basic" else waves(cells)
+    for wave in batches:
         for cell in wave:
             _set_aside_partial(_run_dir(cell))
         sweep_dir = out_dir(cfg) / "hydra" / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -108,7 +111,7 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
                 error = ret._return_value if ret.status == JobStatus.FAILED else "run did not complete"
                 failed.append((cell, f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                                else str(error)))
-        if any(_interrupted(_run_dir(cell)) for cell in wave):  # Ctrl-C reached a job run in this process
+        if any(_interrupted(_run_dir(cell)) for cell in wave):  # Ctrl-C reached a job
             raise KeyboardInterrupt
     return failed
 
