@@ -42,7 +42,7 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
 
         def record(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
             if local_vars["done"]:
-                finished.append(bool(local_vars["info"].get("is_success", False)))
+                finished.append(bool(local_vars["info"].get("is_success", False)))  # noqa: B023 (called at once)
 
         try:
             ep_returns, ep_lengths = evaluate_policy(model, venv, n_eval_episodes=1, deterministic=deterministic,

@@ -153,8 +153,9 @@ def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, st
     """One line per label: ``column`` of the runs' training episodes (rolling mean over ``window``), mean ± std
     over the runs (seeds) of that label, against environment steps; nothing is drawn without data.
 
-    ``runs`` maps a label to run directories (:func:`read_episodes`): a fresh clone plots what it has. A run counts from ``min_episodes`` finished episodes on, as in the per-run
-    plot: one lucky first episode is not a rate. ``unit_range`` clips the band to [0, 1] (success rates).
+    ``runs`` maps a label to run directories (:func:`read_episodes`): a fresh clone plots what it has. A run counts
+    from ``min_episodes`` finished episodes on, as in the per-run plot: one lucky first episode is not a rate.
+    ``unit_range`` clips the band to [0, 1] (success rates).
     """
     import matplotlib
 
@@ -176,7 +177,9 @@ def plot_seed_curves(runs: dict[str, list[Path]], path: Path, *, column: str, st
             with warnings.catch_warnings():  # all-NaN columns before any run's first counted episode are expected
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
-            low, high = (np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1)) if unit_range else (mean - std, mean + std)
+            low, high = mean - std, mean + std
+            if unit_range:
+                low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
             ax.plot(grid, mean, label=f"{label} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
             ax.fill_between(grid, low, high, alpha=0.2)
     if ax.lines:

@@ -1,4 +1,5 @@
-"""Compose the main job's config from ``conf/`` in-process, so a benchmark cell is exactly an ``llm-reward-train`` run."""
+"""Compose the main job's config from ``conf/`` in-process, so a benchmark cell is exactly an ``llm-reward-train``
+run."""
 
 from __future__ import annotations
 

@@ -98,7 +98,8 @@ def measure(spec: str, n_prompts: int, n_reference: int, n_pairs: int) -> dict[s
             "model": llm.name, "load_s": round(load_s, 2), "prompt_tokens_mean": sum(token_counts) / len(token_counts),
             "decoded_tokens_per_prompt": decoded, "prompts_per_s": prompts_per_s,
             "prompts_per_s_sequential_plain": sequential_per_s, "prompts_per_s_cold": cold_per_s,
-            "speedup_vs_sequential_plain": prompts_per_s / sequential_per_s, "speedup_vs_cold": prompts_per_s / cold_per_s,
+            "speedup_vs_sequential_plain": prompts_per_s / sequential_per_s,
+            "speedup_vs_cold": prompts_per_s / cold_per_s,
             "pairs_per_s_both_orders": len(judged) / cold_s, "cache_speedup": cold_s / max(warm_s, 1e-9),
         }
 

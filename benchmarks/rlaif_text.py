@@ -59,13 +59,14 @@ def run_cell(mode: str, seed: int, overrides: list[str], tag: str) -> dict:
 
 
 PROBE = [  # (question, a clearly useful answer, a useless one)
-    ("I am playing NetHack. HP:2(12). What should I do?", "Drink a healing potion or pray: at 2 HP you are about to die.",
-     "System: True"),
+    ("I am playing NetHack. HP:2(12). What should I do?",
+     "Drink a healing potion or pray: at 2 HP you are about to die.", "System: True"),
     ("A gridworld agent sees a yellow key and a locked yellow door. What next?",
      "Pick up the yellow key, then go to the door and toggle it.", "I like the color of the sky."),
     ("How do I boil an egg so the yolk stays soft?", "Put the egg in boiling water for about 6 minutes, then cool it.",
      "\U0001F468\U0001F468"),
-    ("How do bees help plants?", "Bees carry pollen between flowers, which fertilises them.", "The answer is 42 42 42 42."),
+    ("How do bees help plants?", "Bees carry pollen between flowers, which fertilises them.",
+     "The answer is 42 42 42 42."),
 ]
 
 

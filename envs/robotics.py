@@ -133,13 +133,15 @@ class RobotCaptioner:
             return f"torso {i['torso_height']:.2f} m above the ground"
         if kind == "pendulum":
             side = "right" if i["pole_angle"] >= 0 else "left"
-            return f"pole tilted {abs(math.degrees(i['pole_angle'])):.0f} degrees {side}, cart at {i['cart_position']:.1f} m"
+            return (f"pole tilted {abs(math.degrees(i['pole_angle'])):.0f} degrees {side}, "
+                    f"cart at {i['cart_position']:.1f} m")
         if kind == "double_pendulum":
             return f"pole tip {i['pole_tip_height']:.2f} m high, cart at {i['cart_position']:.1f} m"
         if kind == "reacher":
             return f"fingertip {_cm(i['goal_distance'])} from the target"
         if kind == "pusher":
-            return f"arm tip {_cm(i['gripper_object_distance'])} from the object, object {_cm(i['goal_distance'])} from the goal"
+            return (f"arm tip {_cm(i['gripper_object_distance'])} from the object, "
+                    f"object {_cm(i['goal_distance'])} from the goal")
         if kind == "fetch":
             if "gripper_object_distance" not in i:
                 return f"gripper {_cm(i['goal_distance'])} from the target"

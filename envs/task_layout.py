@@ -178,7 +178,8 @@ def _fields(unwrapped: Any, key: str | None, space: spaces.Space, doc: _Document
     parts = _part_ranges(doc.parts, shift)
     fields = []
     for i in range(size):
-        ref = f"{label}[{i}]" if len(space.shape) == 1 else f"{label}[{','.join(map(str, np.unravel_index(i, space.shape)))}]"
+        index = i if len(space.shape) == 1 else ",".join(map(str, np.unravel_index(i, space.shape)))
+        ref = f"{label}[{index}]"
         row = doc.excluded[i] if i < shift else doc.rows.get(i - shift)
         if row is not None:
             fields.append(ObsField(key, i, row["name"] or _slug(row["meaning"]) or ref, row["meaning"] or ref,

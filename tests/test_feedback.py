@@ -164,7 +164,8 @@ def test_oracle_labels_and_agreement():
 
 
 def _rollouts(n=50):
-    return pd.DataFrame({"caption": [f"You have {i % 10} gold." for i in range(n)], "progress": [i % 10 for i in range(n)]})
+    return pd.DataFrame({"caption": [f"You have {i % 10} gold." for i in range(n)],
+                         "progress": [i % 10 for i in range(n)]})
 
 
 def test_sample_pairs_deterministic_and_distinct_observations():

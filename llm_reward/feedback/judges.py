@@ -108,7 +108,8 @@ class PairwiseJudge:
         >>> from llm_reward.llm import make_llm
         >>> from llm_reward.feedback.text_prompts import ResponsePairPrompt
         >>> judge = PairwiseJudge(make_llm("local"), ResponsePairPrompt())  # doctest: +SKIP
-        >>> batch = judge.label([("Go down the stairs.", "banana")], contexts=["You see stairs. What now?"])  # doctest: +SKIP
+        >>> batch = judge.label([("Go down the stairs.", "banana")],
+        ...                     contexts=["You see stairs. What now?"])  # doctest: +SKIP
         >>> batch.label, batch.position_consistency  # doctest: +SKIP
         (array([0.97], dtype=float32), 1.0)
     """
@@ -206,13 +207,15 @@ class ScoreTemplate(Protocol):
 
 @dataclass
 class ScoreJudge:
-    """RLAIF's direct reward: ``s = sum_i i * P(i)`` over the scores 1..10, rescaled to ``2 (s - 1) / 9 - 1`` in [-1, 1].
+    """RLAIF's direct reward: ``s = sum_i i * P(i)`` over the scores 1..10, rescaled to ``2 (s - 1) / 9 - 1`` in
+    [-1, 1].
 
     Example:
         >>> from llm_reward.llm import make_llm
         >>> from llm_reward.feedback.text_prompts import ResponseScorePrompt
         >>> judge = ScoreJudge(make_llm("local"), ResponseScorePrompt())  # doctest: +SKIP
-        >>> judge.scores(["Drink the healing potion now."], contexts=["You have 2 of 30 HP. What should I do?"])  # doctest: +SKIP
+        >>> judge.scores(["Drink the healing potion now."],
+        ...              contexts=["You have 2 of 30 HP. What should I do?"])  # doctest: +SKIP
         array([0.55])
     """
 

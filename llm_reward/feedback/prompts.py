@@ -60,7 +60,8 @@ def goal_sentence(domain: str, variant: str = "default", env_goal: str | None = 
             return f"The goal is to {env_goal.rstrip('.')}."
         raise ValueError(f"domain {domain!r} has no default goal: pass the env's goal or goal='text:...'")
     choices = sorted({"default", ZERO_KNOWLEDGE, *known})
-    raise ValueError(f"unknown goal variant {variant!r} for domain {domain!r}; choose one of {choices} or 'text:<sentence>'")
+    raise ValueError(f"unknown goal variant {variant!r} for domain {domain!r}; choose one of {choices} or "
+                     f"'text:<sentence>'")
 
 
 @dataclass(frozen=True)

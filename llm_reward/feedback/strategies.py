@@ -228,8 +228,8 @@ class CaptionScorePrompt:
 
 #: Strategy names accepted by :func:`make_strategy`.
 STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
-              "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc", "pairwise_fewshot",
-              "pairwise_fewshot_cf", "pairwise_cot")
+              "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
+              "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_cot")
 
 
 def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,

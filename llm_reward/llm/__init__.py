@@ -2,11 +2,13 @@
 
     >>> from llm_reward.llm import make_llm
     >>> judge = make_llm("local")  # embedded Qwen2.5-Coder-1.5B-Instruct, offline  # doctest: +SKIP
-    >>> judge.choice_probs([{"role": "user", "content": "Is 3 > 2? Answer 1 for yes, 2 for no."}], ["1", "2"])  # doctest: +SKIP
+    >>> question = [{"role": "user", "content": "Is 3 > 2? Answer 1 for yes, 2 for no."}]
+    >>> judge.choice_probs(question, ["1", "2"])  # doctest: +SKIP
     {'1': 0.97..., '2': 0.02...}
 
-Model specs: ``"local"`` (default judge), ``"local:small"`` (Qwen2.5-Coder-0.5B), ``"local:tiny"`` (SmolLM2-135M, for tests), ``"local:/path/model.gguf"``,
-or any litellm model string (``"gpt-4o-mini"``, ``"anthropic/…"``, ``"hosted_vllm/…"`` + ``api_base=…``, ``"ollama/…"``).
+Model specs: ``"local"`` (default judge), ``"local:small"`` (Qwen2.5-Coder-0.5B), ``"local:tiny"`` (SmolLM2-135M,
+for tests), ``"local:/path/model.gguf"``, or any litellm model string (``"gpt-4o-mini"``, ``"anthropic/…"``,
+``"hosted_vllm/…"`` + ``api_base=…``, ``"ollama/…"``).
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ def validate_messages(messages: Any, index: int = 0) -> Messages:
 
 def validate_choices(choices: Sequence[str]) -> list[str]:
     choices = list(choices)
-    if len(choices) < 2 or len(set(choices)) != len(choices) or not all(isinstance(c, str) and c.strip() for c in choices):
+    distinct = len(set(choices)) == len(choices)
+    if len(choices) < 2 or not distinct or not all(isinstance(c, str) and c.strip() for c in choices):
         raise LLMConfigError(f"choices must be >= 2 distinct non-empty strings, got {choices!r}")
     return choices
 
@@ -92,7 +93,8 @@ class LLM(ABC):
         """Yield ``(index, text)`` for every conversation, in any order."""
 
     @abstractmethod
-    def _choice_probs(self, conversations: list[Messages], choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
+    def _choice_probs(self, conversations: list[Messages],
+                      choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
         """Yield ``(index, {choice: probability})`` for every conversation; probabilities over ``choices`` sum to 1."""
 
     # -- public API ---------------------------------------------------------------------------------------------

@@ -115,13 +115,14 @@ class LlamaCppLLM(LLM):
         self.stats.prompt_tokens += len(tokens) - prefix
         return np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),)).copy()
 
-    def _choice_probs(self, conversations: list[Messages], choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
+    def _choice_probs(self, conversations: list[Messages],
+                      choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
         spelled = {c: self.model.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices}
         if len({tuple(t) for t in spelled.values()}) != len(choices):
             raise LLMConfigError(f"choices {choices} tokenize identically; use choices that differ")
         with self._lock:
             for i, tokens in self._sorted_tokens(conversations, room=max(map(len, spelled.values()))):
-                mass = _sequence_mass(lambda prefix: self._next_token_probs(tokens + prefix), spelled)
+                mass = _sequence_mass(lambda prefix: self._next_token_probs(tokens + prefix), spelled)  # noqa: B023
                 total = sum(mass.values())
                 if not total > 1e-9:
                     raise LLMOutputError(f"prompt {i}: {self.name} puts no probability on any of {choices} "

@@ -91,7 +91,8 @@ class LiteLLM(LLM):
                                      top_p=sampling.top_p, seed=sampling.seed):
             yield i, response.choices[0].message.content or ""
 
-    def _choice_probs(self, conversations: list[Messages], choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
+    def _choice_probs(self, conversations: list[Messages],
+                      choices: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
         # A choice that begins another ("1" and "10") needs the second position too, where the provider splits it.
         extends = any(d != c and d.strip().startswith(c.strip()) for c in choices for d in choices)
         for i, response in self._map(conversations, max_tokens=2 if extends else 1, temperature=0.0, logprobs=True,

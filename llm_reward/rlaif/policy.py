@@ -59,7 +59,8 @@ class Policy:
 
     Example:
         >>> policy = load_policy("smollm2")  # doctest: +SKIP
-        >>> samples = policy.sample(["How do I boil an egg?"], k=2, max_new_tokens=24, temperature=0.9, seed=0)  # doctest: +SKIP
+        >>> samples = policy.sample(["How do I boil an egg?"], k=2, max_new_tokens=24, temperature=0.9,
+        ...                         seed=0)  # doctest: +SKIP
         >>> samples.texts  # doctest: +SKIP
         ['Place the egg in boiling water for ...', 'Bring water to a boil ...']
     """
