@@ -177,3 +177,28 @@ def test_track_scripts_results_are_imported(tmp_path: Path) -> None:
         for mode in ("direct", "distilled") for s in (0, 1)])
     summary = write_report(load_suite("rlaif", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
     assert summary["tasks"]["shipped_prompts"]["rewards"]["direct"]["scores"] == [0.5, 0.6]
+
+
+def test_a_finished_run_is_adopted_and_an_unfinished_one_is_kept_aside(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from benchmarks.suite.runner import _interrupted, _run_dir, _set_aside_partial
+
+    cfg = load_suite("smoke", [f"results_dir={tmp_path}", "seeds=[0,1]", "only_rewards=[none]"])
+    done, stopped = expand(cfg, run_root(cfg))
+    for cell, completed in ((done, True), (stopped, False)):
+        run = _run_dir(cell)
+        run.mkdir(parents=True)
+        eval_ = {"success_rate": 0.5, "mean_return": 0.4}
+        (run / "metrics.json").write_text(json.dumps({"completed": completed, "wall_time_s": 60.0, "runs": {
+            "extrinsic": {"eval": eval_, "steps_per_s": 900.0, "interrupted": not completed}}}))
+        pd.DataFrame({"timestep": np.arange(1, 201) * 100, "success": np.tile([0, 1], 100),
+                      "return": 0.5, "length": 10}).to_csv(run / "episodes_extrinsic.csv", index=False)
+    assert pending_cells(cfg) == [stopped]  # the finished run is recorded without rerunning it
+    row = json.loads((tmp_path / "smoke" / "cells.jsonl").read_text())
+    assert row["score"] == 0.5 and row["llm_calls"] == 0 and row["wall_time_s"] == 60.0
+    assert len(row["curve"]["steps"]) == 51 and row["curve"]["values"][-1] == pytest.approx(0.5)
+    assert _interrupted(_run_dir(stopped)) and not _interrupted(_run_dir(done))
+    _set_aside_partial(_run_dir(stopped))
+    assert not _run_dir(stopped).exists()
+    assert [p.name.split(".partial-")[0] for p in _run_dir(stopped).parent.glob("*.partial-*")] == ["none_seed1"]
