@@ -104,6 +104,10 @@ def test_report_imports_stored_cells_and_matches_rliable(tmp_path: Path) -> None
     table = (tmp_path / "minigrid" / "summary.md").read_text()
     assert f"| motif | {motif['iqm']:.2f} [{motif['ci_low']:.2f}, {motif['ci_high']:.2f}] (n=5)" in table
     assert "P(> none)" in table
+    lines = table.splitlines()
+    for header, rule in zip(lines, lines[1:]):
+        if rule.startswith("|---"):  # a markdown table renders only when both rows have the same cells
+            assert rule.count("|") == header.count("|"), header
 
 
 def test_nethack_cells_are_imported_under_the_suite_names(tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += [f"## {task}", "", f"`{row['env']}`, {row['steps']:,} steps per cell.", "",
                   "| reward | IQM [95 % CI] (n) | mean | " + " | ".join(f"P(> {c})" for c in controls)
                   + " | LLM calls / cell | cache hits / cell | wall min / cell | steps/s |",
-                  "|---" * (6 + len(controls)) + "|"]
+                  "|---" * (7 + len(controls)) + "|"]
         for reward, stats in row["rewards"].items():
             probs = []
             for c in controls:
