@@ -44,6 +44,24 @@ def test_a_kind_is_a_class_or_a_build_function(tmp_path):
     assert isinstance(ExtrinsicOnly().build(run), BuiltReward)
 
 
+def doubled_count(run, scale: float = 2.0) -> BuiltReward:
+    """A reward kind written as a function (``builder: {_target_: ..., _partial_: true}``)."""
+    return BuiltReward(lambda captions: [scale] * len(captions), metrics={"scale": scale})
+
+
+def test_a_build_function_is_a_kind_too(tmp_path):
+    from llm_reward.apps.experiment import build_reward
+
+    from omegaconf import open_dict
+
+    cfg = config("reward=count", f"data_dir={tmp_path}")
+    with open_dict(cfg):  # what conf/reward/<kind>.yaml would say
+        cfg.reward.builder = {"_target_": f"{__name__}.doubled_count", "_partial_": True, "scale": 3.0}
+    kind, run = validate(cfg)
+    built = build_reward(kind, run)
+    assert built.metrics == {"scale": 3.0} and built.reward(["a"]) == [3.0]
+
+
 def test_stage_identity_names_its_labels_in_one_place():
     motif, oracle, shuffled = (config(f"reward={r}").paths for r in ("motif", "oracle", "shuffled"))
     assert motif.labels == shuffled.labels  # the control asks the judge the very same pairs...
