@@ -74,6 +74,44 @@ def check_signature(function: ast.FunctionDef) -> None:
         raise ExtractionError(f"{FUNCTION_NAME}({names}) must take four arguments; write {SIGNATURE}")
 
 
+def info_keys_used(source: str) -> frozenset[str] | None:
+    """The ``info`` keys ``compute_reward`` reads, when it reads them only as ``info["k"]``, ``info.get("k")`` or
+    ``"k" in info``; ``None`` when it uses ``info`` any other way (passes it on, iterates it).
+
+    Lets the reward wrappers send only what the code reads to its worker.
+
+    >>> sorted(info_keys_used("def compute_reward(o, a, n, info):\\n    return info.get('x', 0.0) + info['y'], {}"))
+    ['x', 'y']
+    >>> info_keys_used("def compute_reward(o, a, n, info):\\n    return helper(info), {}") is None
+    True
+    """
+    tree = ast.parse(source)
+    function = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == FUNCTION_NAME), None)
+    positional = [*function.args.posonlyargs, *function.args.args] if function is not None else []
+    if len(positional) < 4:
+        return None
+    name = positional[3].arg
+    parents = {child: node for node in ast.walk(function) for child in ast.iter_child_nodes(node)}
+    keys: set[str] = set()
+    for node in ast.walk(function):
+        if not (isinstance(node, ast.Name) and node.id == name) or node is positional[3]:
+            continue
+        parent = parents.get(node)
+        key = None
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            key = parent.slice
+        elif isinstance(parent, ast.Attribute) and parent.attr == "get" and isinstance(parents.get(parent), ast.Call):
+            call = parents[parent]
+            key = call.args[0] if call.func is parent and call.args else None
+        elif isinstance(parent, ast.Compare) and node in parent.comparators and len(parent.ops) == 1 \
+                and isinstance(parent.ops[0], (ast.In, ast.NotIn)):
+            key = parent.left
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None
+        keys.add(key.value)
+    return frozenset(keys)
+
+
 def _parse(block: str) -> ast.Module | None:
     try:
         return ast.parse(block)

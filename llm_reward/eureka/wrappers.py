@@ -20,6 +20,7 @@ rl-baselines3-zoo (hyperparameter YAML)::
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import shutil
@@ -37,11 +38,21 @@ from llm_reward.eureka import channel
 from llm_reward.eureka.allowlist import check_code
 from llm_reward.eureka.channel import ChannelError
 from llm_reward.eureka.context import ALWAYS_HIDDEN
-from llm_reward.eureka.extract import extract_reward_code
+from llm_reward.eureka.extract import extract_reward_code, info_keys_used
 from llm_reward.eureka.guard import plain_info
 from llm_reward.eureka.sandbox import SandboxLimits, end_worker, spawn_worker
 
 _HEADER = struct.Struct(">I")
+
+
+def _numbers(values: Any, n: int, what: str) -> np.ndarray:
+    """``n`` finite floats within +-1e9 from a decoded frame (checked as one array: this runs every vector step)."""
+    if not isinstance(values, list) or len(values) != n or not all(type(v) in (int, float) for v in values):
+        raise ChannelError(f"{what} must be a list of {n} numbers")
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.abs(array) <= channel.MAX_ABS_VALUE):  # also false for NaN
+        raise ChannelError(f"{what} has a non-finite or huge value")
+    return array
 
 
 class CodeRewardError(RuntimeError):
@@ -72,6 +83,8 @@ class RewardServer:
                  startup_timeout_s: float = 60.0, memory_mb: int = 2048):
         self.code, self.call_timeout_s = code, call_timeout_s
         self.hidden = frozenset(hidden_info_keys)
+        self.info_keys = info_keys_used(code)  # send only what the code reads (None: all of it)
+        self._pending: collections.deque[int] = collections.deque()
         self._dir = tempfile.mkdtemp(prefix="eureka-serve-")
         limits = SandboxLimits(timeout_s=startup_timeout_s, memory_mb=memory_mb, cpu_seconds=10 ** 7)
         request_read, self._requests = os.pipe()
@@ -97,30 +110,43 @@ class RewardServer:
             raise CodeRewardError("the reward worker exited (CPU, memory or process limit)")
         return frame
 
-    def rewards(self, obs: Any, actions: Any, next_obs: Any,
-                infos: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Totals ``(n,)`` and components ``{name: (n,)}`` for a batch of ``n`` transitions."""
-        n = len(actions)
+    def send(self, obs: Any, actions: Any, next_obs: Any, infos: Sequence[dict]) -> None:
+        """Queue a batch of ``n`` transitions without waiting; :meth:`receive` returns the replies in order."""
+        if self.info_keys is not None:
+            infos = [{k: info[k] for k in self.info_keys if k in info} for info in infos]
         payload = pickle.dumps((obs, actions, next_obs, [plain_info(i, self.hidden) for i in infos]), protocol=5)
         try:
             os.write(self._requests, _HEADER.pack(len(payload)) + payload)
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError, TypeError):
             self.close()
             raise CodeRewardError("the reward worker is gone") from None
+        self._pending.append(len(actions))
+
+    def receive(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Totals ``(n,)`` and components ``{name: (n,)}`` of the oldest batch sent; a failure closes the worker."""
+        n = self._pending.popleft()
         frame = self._next(time.monotonic() + self.call_timeout_s)
-        if frame["type"] == "error":
-            raise CodeRewardError(channel.reason_text(frame.get("reason")))
         try:
-            totals = channel.number_list(frame.get("total"), "total", max_len=n)
+            if frame["type"] == "error":
+                raise CodeRewardError(channel.reason_text(frame.get("reason")))
+            totals = _numbers(frame.get("total"), n, "total")
             parts = frame.get("components")
-            if not isinstance(parts, dict) or len(parts) > channel.MAX_COMPONENTS or len(totals) != n:
+            if not isinstance(parts, dict) or len(parts) > channel.MAX_COMPONENTS:
                 raise ChannelError("malformed reward frame")
-            components = {str(k)[:channel.MAX_NAME_CHARS]: np.asarray(channel.number_list(v, k, max_len=n))
-                          for k, v in parts.items()}
+            components = {str(k)[:channel.MAX_NAME_CHARS]: _numbers(v, n, k) for k, v in parts.items()}
         except ChannelError as exc:
             self.close()
             raise CodeRewardError(f"reward worker: {exc}") from None
-        return np.asarray(totals, dtype=np.float64), components
+        except CodeRewardError:
+            self.close()  # the replies still queued behind it would be out of step
+            raise
+        return totals, components
+
+    def rewards(self, obs: Any, actions: Any, next_obs: Any,
+                infos: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Totals ``(n,)`` and components ``{name: (n,)}`` for a batch of ``n`` transitions."""
+        self.send(obs, actions, next_obs, infos)
+        return self.receive()
 
     def close(self) -> None:
         if getattr(self, "_proc", None) is None:
@@ -140,7 +166,8 @@ class RewardServer:
 
 
 class CodeRewardVecEnv(VecEnvWrapper):
-    """Replaces a VecEnv's rewards by ``compute_reward``'s totals, one sandboxed call per vector step.
+    """Replaces a VecEnv's rewards by ``compute_reward``'s totals: one batched request per vector step to one
+    sandbox worker.
 
     ``code`` or ``code_path`` (a ``best_reward.py`` of a search); ``call_timeout_s`` bounds every batch.
     """
@@ -176,6 +203,13 @@ class CodeRewardVecEnv(VecEnvWrapper):
         self.venv.close()
 
 
+def _one(obs: Any) -> Any:
+    """A batch of one observation."""
+    if isinstance(obs, dict):
+        return {key: np.asarray(value)[None] for key, value in obs.items()}
+    return np.asarray(obs)[None]
+
+
 def _with_terminal(obs: Any, dones: np.ndarray, infos: Sequence[dict]) -> Any:
     """The true next observations: SB3 puts a finished episode's last one in ``terminal_observation``."""
     if not np.any(dones):
@@ -209,8 +243,7 @@ class CodeRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> Any:
         next_obs, env_reward, terminated, truncated, info = self.env.step(action)
-        batch = lambda o: {k: np.asarray(v)[None] for k, v in o.items()} if isinstance(o, dict) else np.asarray(o)[None]  # noqa: E731
-        totals, components = self.server.rewards(batch(self._obs), [action], batch(next_obs), [info])
+        totals, components = self.server.rewards(_one(self._obs), [action], _one(next_obs), [info])
         info = {**info, "reward_components": {name: float(v[0]) for name, v in components.items()}}
         info.setdefault("env_reward", float(env_reward))
         self._obs = next_obs
