@@ -34,24 +34,33 @@ def search_config(cfg: DictConfig) -> SearchConfig:
     return SearchConfig(**values)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Every check first (config, executor, env context, LLM), then the search."""
+def prepare(cfg: DictConfig) -> EurekaSearch:
+    """Every check first (config, executor, env context, LLM): bad input fails here, before any LLM call."""
     config = search_config(cfg)
     overrides = OmegaConf.to_container(cfg.context, resolve=True) if cfg.get("context") else {}
     context = env_context(cfg.env.id, overrides, success=config.success, seed=config.seed)
     llm = make_llm_from_config(cfg)
-    search = EurekaSearch(cfg.env.id, llm, config, Path(cfg.run_dir), context=context,
-                          progress=bool(cfg.progress))
-    return search.run()
+    return EurekaSearch(cfg.env.id, llm, config, Path(cfg.run_dir), context=context, progress=bool(cfg.progress))
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`prepare`, then the search; returns its summary."""
+    return prepare(cfg).run()
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="eureka", version_base=VERSION_BASE)
 def main(cfg: DictConfig) -> None:
     try:
-        summary = run(cfg)
+        search = prepare(cfg)
     except (ValueError, ContextError, FileNotFoundError) as err:  # bad input: one line naming the key
         print(f"llm-reward-eureka: {err}", file=sys.stderr)
         sys.exit(2)
+    try:
+        summary = search.run()
+    except KeyboardInterrupt:
+        print(f"llm-reward-eureka: interrupted; finished candidates are kept in {cfg.run_dir}; rerun the same "
+              f"command to continue", file=sys.stderr)
+        sys.exit(130)
     keys = ("task", "candidates", "execute_rate", "best_fitness_per_iteration", "final", "hns")
     print(json.dumps({k: summary[k] for k in keys}))
     print(Path(cfg.run_dir).resolve())
