@@ -101,3 +101,18 @@ def test_reward_eureka_kind_checks_the_file_then_wraps_the_training_venv(tmp_pat
         venv.close()
     built.keep(tmp_path)
     assert (tmp_path / "reward_code.py").read_text() == CODE
+
+
+def test_rl_zoo_env_wrapper_route(tmp_path):
+    utils = pytest.importorskip("rl_zoo3.utils", reason="rl-baselines3-zoo is not installed (the [zoo] extra)")
+    path = tmp_path / "best_reward.py"
+    path.write_text(CODE)
+    hyperparams = {"env_wrapper": [{"llm_reward.eureka.wrappers.CodeRewardWrapper": {"code_path": str(path)}}]}
+    wrapper = utils.get_wrapper_class(hyperparams)  # how the zoo reads the YAML key
+    env = wrapper(make_env(ENV_ID, seed=0))
+    try:
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(np.zeros(1, dtype=np.float32))
+        assert reward == pytest.approx(info["reward_components"]["upright"] + info["reward_components"]["ctrl"])
+    finally:
+        env.close()
