@@ -30,7 +30,7 @@ def test_each_launcher_config_composes() -> None:
     slurm = _launcher_cfg("slurm", "hydra.launcher.partition=cpu")
     assert slurm._target_.endswith("submitit_launcher.SlurmLauncher")
     assert slurm.cpus_per_task == 2 and slurm.partition == "cpu" and "OMP_NUM_THREADS=1" in slurm.setup[0]
-    ray = _launcher_cfg("ray")
+    ray = _launcher_cfg("ray_cluster")
     assert ray._target_ == "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
     assert ray.ray.remote.num_cpus == 2 and "address" in ray.ray.init
     assert _launcher_cfg("submitit_local")._target_.endswith("LocalLauncher")
@@ -46,7 +46,7 @@ def _instantiate(name: str):
 
 
 @pytest.mark.parametrize("name", ["joblib", "slurm", "submitit_local",
-                                  pytest.param("ray", marks=pytest.mark.skipif(
+                                  pytest.param("ray_cluster", marks=pytest.mark.skipif(
                                       importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
                                       reason="hydra-ray-launcher pins cloudpickle<3 (conflicts with joblib>=1.6)"))])
 def test_each_installed_launcher_is_built_from_its_config(name: str) -> None:
