@@ -102,7 +102,7 @@ def test_hostile_code_is_contained(name, tmp_path):
         assert reason and "\n" not in reason
         return
     outcome = run_job({"mode": "smoke", "env_id": ENV_ID, "code": code, "seed": 0, "n_steps": 30},
-                      limits=SandboxLimits(timeout_s=25, memory_mb=3072), sandbox_root=tmp_path)
+                      limits=SandboxLimits(timeout_s=15, memory_mb=3072), sandbox_root=tmp_path)
     assert not outcome.ok, f"{name} was accepted: {outcome.result}"
     assert outcome.reason and "\n" not in outcome.reason
     assert SECRET not in outcome.reason and SECRET not in outcome.log_tail
