@@ -2,7 +2,7 @@
 
     python benchmarks/robot_motif.py                 # 2 tasks x their arms x 3 seeds (~40 min of one idle core)
     python benchmarks/robot_motif.py --quick         # same code path, tiny budget, one seed
-    python benchmarks/robot_motif.py --steps 20000 --seeds 0 1 2 3 4   # a larger budget: its own cells and summary
+    python benchmarks/robot_motif.py --tasks halfcheetah --steps 5000   # another budget: its own cells and summary
     python benchmarks/robot_motif.py --report        # tabulate the finished cells, run nothing
 
 Tasks and arms (same SAC, same budget, same seeds within a task):
@@ -96,7 +96,9 @@ def main() -> None:
                                      "steps_per_s": run["steps_per_s"], "wall_time_s": metrics["wall_time_s"],
                                      "reward_model": metrics.get("reward_model"), "run_dir": str(run_dir)})
                     print(cell, run["eval"]["success_rate"], run["eval"]["mean_return"], file=sys.stderr, flush=True)
-    emit(f"{name}/summary", summarise(cells, args, seeds))
+    # Another budget or task subset gets its own summary (the cells log is shared: each cell records its budget).
+    suffix = (f"_{args.steps}" if args.steps else "") + ("" if args.tasks == sorted(TASKS) else "_" + "_".join(args.tasks))
+    emit(f"{name}/summary{suffix}", summarise(cells, args, seeds))
 
 
 def summarise(cells: CellLog, args: argparse.Namespace, seeds: list[int]) -> dict:
