@@ -1,6 +1,6 @@
 """The README's main-job command (and the smoke experiment), timed from a cold start as a fresh machine runs it.
 
-    python benchmarks/main_job.py            # llm-reward-train: DoorKey-6x6, embedded judge (target <= 15 min)
+    python benchmarks/main_job.py            # llm-reward-train: DoorKey-8x8, embedded judge (target <= 15 min)
     python benchmarks/main_job.py --smoke    # llm-reward-train experiment=smoke (target <= 3 min)
 
 Cold means a fresh data dir (no rollouts, labels or reward model) and an empty LLM result cache; the assembled GGUF

@@ -1,6 +1,6 @@
 """``llm-reward-train``: the main job. Collect -> annotate -> fit -> train -> evaluate, one run directory.
 
-    llm-reward-train                                   # DoorKey-6x6, Motif reward from the embedded judge
+    llm-reward-train                                   # DoorKey-8x8, Motif reward from the embedded judge
     llm-reward-train experiment=smoke                  # the same path in about a minute and a half
     llm-reward-train env=minigrid/keycorridor_s3r3 reward=oracle seed=1
     llm-reward-train -m hydra/launcher=joblib experiment=smoke seed=0,1   # a sweep: one run directory per job
