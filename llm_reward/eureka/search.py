@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ def sample_seed(search_seed: int, iteration: int, sample: int) -> int:
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")  # one per writer thread
     tmp.write_text(json.dumps(data, indent=1, default=str))
     tmp.replace(path)  # atomic: a crash never leaves half a result.json that a rerun would trust
 
