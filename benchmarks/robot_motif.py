@@ -97,7 +97,8 @@ def main() -> None:
                                      "reward_model": metrics.get("reward_model"), "run_dir": str(run_dir)})
                     print(cell, run["eval"]["success_rate"], run["eval"]["mean_return"], file=sys.stderr, flush=True)
     # Another budget or task subset gets its own summary (the cells log is shared: each cell records its budget).
-    suffix = (f"_{args.steps}" if args.steps else "") + ("" if args.tasks == sorted(TASKS) else "_" + "_".join(args.tasks))
+    suffix = f"_{args.steps}" if args.steps else ""
+    suffix += "" if args.tasks == sorted(TASKS) else "_" + "_".join(args.tasks)
     emit(f"{name}/summary{suffix}", summarise(cells, args, seeds))
 
 

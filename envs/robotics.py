@@ -7,7 +7,7 @@ is read from the registered entry point, nothing is built)::
     >>> env = make_env("HalfCheetah-v5", seed=0)
     >>> _, info = env.reset(seed=0)
     >>> info["caption"]
-    'torso 0.0 m above the start height... '  # e.g. 'torso 0.6 m high, moving forward at 0.0 m/s, 0.0 m from the start'
+    'torso 0.7 m high, not moving, 0.0 m from the start'
 
 Captions are short and built from rounded physical quantities (:mod:`llm_reward.envs.robotics_info` puts them in
 ``info``): "torso 0.6 m high, moving forward at 1.2 m/s, 3.4 m from the start"; "gripper 4 cm from the block,

@@ -253,3 +253,13 @@ def test_docs_page_snippets_run(tmp_path):
     assert len(apps) >= 3
     for where, words in apps:
         test_docs.test_app_command_composes(where, words)
+
+
+@pytest.mark.parametrize("module", ["llm_reward.envs.task", "llm_reward.envs.robotics",
+                                    "llm_reward.envs.robotics_info"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
