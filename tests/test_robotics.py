@@ -247,9 +247,9 @@ def test_docs_page_snippets_run(tmp_path):
     """docs/robotics.md: its Python blocks run as written and its llm-reward-train lines compose."""
     import test_docs  # tests/ is on sys.path (pytest's rootdir-relative import)
 
-    for where, code, compile_only in test_docs.blocks("python", ["robotics.md"]):
+    for where, code, compile_only in test_docs.blocks("python", ["docs/robotics.md"]):
         test_docs.test_python_snippet_runs(where, code, compile_only, tmp_path)
-    apps = [(where, words) for where, words in test_docs.commands(["robotics.md"]) if words[0] in test_docs.APPS]
+    apps = [(where, words) for where, words in test_docs.commands(["docs/robotics.md"]) if words[0] in test_docs.APPS]
     assert len(apps) >= 3
     for where, words in apps:
         test_docs.test_app_command_composes(where, words)
