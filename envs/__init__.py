@@ -9,7 +9,7 @@ captions in ``info``).
 
 from __future__ import annotations
 
-from llm_reward.envs import minigrid, nethack, robotics
+from llm_reward.envs import classic, minigrid, nethack, robotics
 from llm_reward.envs.registry import (
     EnvAdapter,
     StepInfo,
@@ -31,6 +31,6 @@ register_adapter("NetHack", nethack.adapter)
 
 __all__ = [
     "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter", "make_env",
-    "make_vec_env", "register_adapter", "minigrid", "nethack",
+    "make_vec_env", "register_adapter", "classic", "minigrid", "nethack",
     "InfoCriterion", "ObsField", "TaskSpec", "robotics", "success_fn", "success_rule", "task_spec",
 ]

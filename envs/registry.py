@@ -122,6 +122,7 @@ def _detect(env_id: str) -> EnvAdapter:
     """Fallback for ids without a known prefix: build the env once and look at its unwrapped class."""
     from llm_reward.envs import minigrid as minigrid_family
     from llm_reward.envs import nethack as nethack_family
+    from llm_reward.envs import classic as classic_family
     from llm_reward.envs import robotics as robotics_family
 
     families = [minigrid_family, nethack_family, robotics_family]
@@ -132,6 +133,8 @@ def _detect(env_id: str) -> EnvAdapter:
                          f"registers it first) and has no llm_reward adapter; {_HOW_TO_REGISTER}")
     if robotics_family.owns_id(env_id):  # MuJoCo / gymnasium-robotics: known from the entry point, nothing built
         return robotics_family.adapter(env_id)
+    if classic_family.owns_id(env_id):  # classic control / Box2D: vector observations, named fields
+        return classic_family.adapter(env_id)
     env = gym.make(env_id, disable_env_checker=True)
     try:
         for family in families:
@@ -140,8 +143,8 @@ def _detect(env_id: str) -> EnvAdapter:
     finally:
         env.close()
     raise ValueError(f"env id {env_id!r} has no captioner: built-in adapters cover MiniGrid-*/BabyAI-* (any "
-                     f"MiniGridEnv), NetHack* (any NLE env) and robotic sims (any Gymnasium MuJoCo or "
-                     f"gymnasium-robotics env); {_HOW_TO_REGISTER}")
+                     f"MiniGridEnv), NetHack* (any NLE env), robotic sims (any Gymnasium MuJoCo or "
+                     f"gymnasium-robotics env) and Gymnasium's classic-control / Box2D tasks; {_HOW_TO_REGISTER}")
 
 
 def success_rule(adapter: EnvAdapter, env_id: str, success: str | SuccessFn | None = None) -> SuccessFn | None:
