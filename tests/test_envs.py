@@ -241,8 +241,8 @@ def test_nethack_success_rule_and_seeding():
 def test_unknown_env_ids_raise():
     with pytest.raises(ValueError, match=r"'NoSuchEnv-v0'.*register_adapter"):
         get_adapter("NoSuchEnv-v0")
-    with pytest.raises(ValueError, match=r"'CartPole-v1' has no captioner.*register_adapter"):
-        get_adapter("CartPole-v1")
+    with pytest.raises(ValueError, match=r"'Blackjack-v1' has no captioner.*register_adapter"):
+        get_adapter("Blackjack-v1")
     with pytest.raises(ValueError, match="MiniGrid-Nope-v0"):
         make_env("MiniGrid-Nope-v0")
     with pytest.raises(ValueError, match="NetHackNope-v0"):
