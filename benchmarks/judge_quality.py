@@ -46,10 +46,10 @@ PAIRSETS = Path(__file__).resolve().parent / "pairsets"
 FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its pair set file exists
 
 #: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
-#: conf/feedback/pointwise.yaml): the library's pointwise mode; no other strategy scored outside its 95 % interval.
-#: And the pairwise strategy with the best position consistency at no extra cost (none reaches 70 %).
-DEFAULTS = {"minigrid": "pointwise", "nethack": "pointwise", "robotics": "pointwise"}
-PAIRWISE_DEFAULTS = {"minigrid": "pairwise_diff_bc", "nethack": "pairwise_diff_bc", "robotics": "pairwise_diff_bc"}
+#: conf/feedback/pointwise.yaml): the library's pointwise mode, except robotics, where exemplar answers lifted
+#: agreement from chance to 87 %. And the pairwise strategy with the best position consistency at no extra cost.
+DEFAULTS = {"minigrid": "pointwise", "nethack": "pointwise", "robotics": "pointwise_fewshot"}
+PAIRWISE_DEFAULTS = {"minigrid": "pairwise_bc", "nethack": "pairwise_bc", "robotics": "pairwise_bc"}
 
 #: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
 #: Ordered by priority: when the time budget runs out, the later ones are skipped.
