@@ -1,5 +1,6 @@
-"""Every snippet in the README and the docs runs as written: Python blocks compile and run (unless marked compile-only), app and
-benchmark commands compose with their overrides, and the rl-baselines3-zoo configs train with the zoo itself."""
+"""Every snippet in the README and the docs runs as written: Python blocks compile and run (unless marked
+compile-only), app and benchmark commands compose with their overrides, and the rl-baselines3-zoo configs train with
+the zoo itself."""
 
 from __future__ import annotations
 
