@@ -66,6 +66,10 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     written = json.loads((tmp_path / "run" / "metrics.json").read_text(), parse_constant=pytest.fail)
     assert written["runs"]["extrinsic"]["intrinsic_return_mean"] is None
     assert set(metrics["runs"]) == {"shaped", "extrinsic"}  # the baseline trained in a second process
+    comparison = metrics["comparison"]  # the two agents side by side, on the same evaluation episodes
+    assert comparison["shaped_success_rate"] == metrics["runs"]["shaped"]["eval"]["success_rate"]
+    assert comparison["success_rate_gain"] == pytest.approx(
+        comparison["shaped_success_rate"] - metrics["runs"]["extrinsic"]["eval"]["success_rate"])
     assert metrics["runs"]["extrinsic"]["timesteps"] >= 2048 and (tmp_path / "run" / "agent_extrinsic.zip").exists()
     annotation = metrics["annotation"]  # pointwise: one prompt per distinct caption of the 6 pairs (some cached)
     assert 6 <= annotation["llm_prompts"] <= 12

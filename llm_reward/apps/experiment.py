@@ -197,6 +197,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     title=f"{cfg.env.id}: {cfg.reward.name} reward ({cfg.llm.name}) vs extrinsic only, seed {cfg.seed}")
         metrics.update(success_rate=results[first]["eval"]["success_rate"],
                        completed=not any(res["interrupted"] for res in results.values()))
+        if "extrinsic" in results and first == "shaped":
+            metrics["comparison"] = _comparison(results["shaped"]["eval"], results["extrinsic"]["eval"])
     except BaseException as err:
         if not isinstance(err, KeyboardInterrupt):
             metrics["failed"] = f"{type(err).__name__}: {err}"
@@ -204,6 +206,15 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise
     _write_metrics(run_dir, metrics, results, start, failing=False)
     return metrics
+
+
+def _comparison(shaped: dict[str, Any], extrinsic: dict[str, Any]) -> dict[str, Any]:
+    """The shaped agent against the extrinsic-only baseline of the same seed, on the same evaluation episodes."""
+    gap = float(shaped["success_rate"]) - float(extrinsic["success_rate"])
+    return {"shaped_success_rate": float(shaped["success_rate"]),
+            "extrinsic_success_rate": float(extrinsic["success_rate"]), "success_rate_gain": gap,
+            "shaped_beats_extrinsic": bool(gap > 0),
+            "mean_length": {"shaped": float(shaped["mean_length"]), "extrinsic": float(extrinsic["mean_length"])}}
 
 
 def _write_metrics(run_dir: Path, metrics: dict[str, Any], results: dict[str, dict[str, Any]], start: float, *,
