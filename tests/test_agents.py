@@ -22,13 +22,7 @@ from llm_reward.agents import (
 NETHACK_KEYS = ("glyphs", "blstats", "message")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two cores shared with other jobs: more than one torch thread makes these tiny updates much slower."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def minigrid_env() -> gym.Env:

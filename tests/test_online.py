@@ -14,16 +14,7 @@ from llm_reward.llm.errors import LLMCapabilityError
 from llm_reward.motif.online import OnlineFeedback
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Ranking refits train a reward model in the judge thread: two torch threads on a shared 2-core machine made
-    a one-second fit take a minute."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 class SlowJudge(LLM):

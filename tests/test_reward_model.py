@@ -39,13 +39,7 @@ def rule_pairs(n: int, seed: int = 0, soft: float = 1.0) -> tuple[list[str], lis
     return [captions[k] for k in i], [captions[k] for k in j], labels.astype(np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Training respects the caller's thread count; on a shared 2-core machine one thread is the steady choice."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

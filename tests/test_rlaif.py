@@ -135,12 +135,11 @@ def test_as_reward_funcs_signature_and_formats():
 # -- the real policy (SmolLM2-135M from the shipped GGUF) ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def policy():
+def policy(one_torch_thread):
     pytest.importorskip("transformers")
     pytest.importorskip("peft")
     from llm_reward.rlaif.policy import LoraSettings, load_policy
 
-    torch.set_num_threads(1)
     return load_policy("smollm2", lora=LoraSettings(r=8, alpha=64))
 
 

@@ -203,12 +203,8 @@ def test_agents_for_robots():
 
 
 @pytest.mark.slow
-def test_short_sac_run_learns_to_balance():
+def test_short_sac_run_learns_to_balance(one_torch_thread):
     """InvertedPendulum: random actions drop the pole within ~10 steps; a few thousand SAC steps balance it."""
-    import torch
-
-    torch.set_num_threads(1)
-
     def env_fn():
         return make_env("InvertedPendulum-v5", max_episode_steps=200)
 

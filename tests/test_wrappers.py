@@ -479,12 +479,10 @@ def test_cached_reward_counts_model_calls_scored_captions_and_hits():
 
 
 @pytest.mark.slow
-def test_ppo_learns_with_shaped_vecenv_and_logs_shaped_returns(tmp_path):
-    import torch
+def test_ppo_learns_with_shaped_vecenv_and_logs_shaped_returns(tmp_path, one_torch_thread):
     from stable_baselines3 import PPO
     from stable_baselines3.common.logger import configure
 
-    torch.set_num_threads(1)
     venv = LLMRewardVecEnv(DummyVecEnv([make_corridor] * 2), reward_model=LengthReward(), alpha_int=1.0, beta=1.0,
                            threshold_quantile=None)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
