@@ -27,14 +27,15 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def train_from_cold(overrides: list[str], root: Path) -> tuple[subprocess.CompletedProcess, Path, float]:
+def train_from_cold(overrides: list[str], root: Path, run_dir: Path | None = None
+                    ) -> tuple[subprocess.CompletedProcess, Path, float]:
     """``llm-reward-train <overrides>`` as a fresh machine runs it: an empty data dir and LLM result cache under
     ``root``, with the assembled GGUF judges of the real cache linked in (assembling them is a one-off install step,
-    not part of what a benchmark times). Returns the finished process, its run dir and its wall time in seconds;
-    exits with its stderr if it failed."""
+    not part of what a benchmark times). The run dir is ``run_dir`` (default: ``root/run``). Returns the finished
+    process, its run dir and its wall time in seconds; exits with its stderr if it failed."""
     from llm_reward.llm.cache import default_cache_dir
 
-    cache, models, run_dir = root / "cache", default_cache_dir() / "models", root / "run"
+    cache, models, run_dir = root / "cache", default_cache_dir() / "models", run_dir or root / "run"
     cache.mkdir(parents=True)
     if models.exists():
         (cache / "models").symlink_to(models)

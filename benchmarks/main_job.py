@@ -1,44 +1,96 @@
-"""The README's main-job command (and the smoke experiment), timed from a cold start as a fresh machine runs it.
+"""The README's main-job command (and the smoke experiment), timed from a cold start as a fresh machine runs it,
+on several seeds.
 
-    python benchmarks/main_job.py            # llm-reward-train: DoorKey-8x8, embedded judge (target <= 15 min)
-    python benchmarks/main_job.py --smoke    # llm-reward-train experiment=smoke (target <= 3 min)
+    python benchmarks/main_job.py                    # llm-reward-train, seeds 0-4 (target: <= 15 min each, the
+                                                     # shaped agent ahead of the extrinsic-only one on >= 4 of 5)
+    python benchmarks/main_job.py --seeds 0          # one seed
+    python benchmarks/main_job.py --smoke            # llm-reward-train experiment=smoke (target <= 3 min)
+    python benchmarks/main_job.py --report           # the summary of the finished seeds, running nothing
 
-Cold means a fresh data dir (no rollouts, labels or reward model) and an empty LLM result cache; the assembled GGUF
-judge is reused (linked into the temporary cache), since assembling it is a one-off install step. Prints the wall
-time and the shaped and extrinsic-only success rates; saves ``results/main_job[_smoke].json``.
+Cold means a fresh data dir (no rollouts, labels or reward model) and an empty LLM result cache for every seed; the
+assembled GGUF judge is reused (linked into the temporary cache), since assembling it is a one-off install step.
+Each seed is one ``llm-reward-train seed=<s>`` run, exactly what a user types (the seed also picks the rollouts
+the judge labels): the shaped agent and its extrinsic-only baseline train side by side and play the same
+evaluation episodes. Finished seeds are cells of ``results/main_job[_smoke]_cells.jsonl`` and are skipped on
+rerun; run directories stay in ``results/main_job[_smoke]_runs/``. The summary (``results/main_job[_smoke].json``,
+also the last stdout line) has the wall time per seed, both agents' success rates with IQM and a 95 % bootstrap
+interval, and on how many seeds the shaped agent is ahead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine, train_from_cold  # noqa: E402
+from _common import RESULTS, CellLog, emit, machine, train_from_cold  # noqa: E402
+from suite.stats import iqm, iqm_ci, prob_improvement  # noqa: E402
+
+WALL_TARGET_S = {False: 15 * 60, True: 3 * 60}
+
+
+def run_seed(seed: int, smoke: bool, overrides: list[str], runs: Path) -> dict:
+    run_dir = runs / f"seed{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a half-written run of an interrupted earlier attempt
+    command = [*(["experiment=smoke"] if smoke else []), f"seed={seed}", "progress=false", *overrides]
+    with tempfile.TemporaryDirectory() as tmp:
+        done, run_dir, wall = train_from_cold(command, Path(tmp), run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    runs_ = metrics["runs"]
+    shaped, extrinsic = runs_["shaped"]["eval"], runs_.get("extrinsic", {}).get("eval", {})
+    return {"seed": seed, "wall_time_s": wall, "env": metrics["env"],
+            "prints_run_dir_last": done.stdout.strip().splitlines()[-1] == str(run_dir),
+            "success_shaped": shaped["success_rate"], "success_extrinsic": extrinsic.get("success_rate"),
+            "mean_length_shaped": shaped.get("mean_length"), "mean_length_extrinsic": extrinsic.get("mean_length"),
+            "timesteps": runs_["shaped"]["timesteps"], "llm_calls": metrics.get("annotation", {}).get("llm_calls"),
+            "run_dir": str(run_dir), "overrides": command, "machine": machine()}
+
+
+def summarize(rows: list[dict], smoke: bool) -> dict:
+    rows = sorted(rows, key=lambda r: r["seed"])
+    shaped = [r["success_shaped"] for r in rows]
+    extrinsic = [r["success_extrinsic"] for r in rows if r["success_extrinsic"] is not None]
+    walls = [r["wall_time_s"] for r in rows]
+    out: dict = {"command": "llm-reward-train" + (" experiment=smoke" if smoke else ""),
+                 "seeds": [r["seed"] for r in rows], "env": rows[0]["env"] if rows else None, "wall_time_s": walls,
+                 "wall_time_max_s": max(walls, default=None), "wall_target_s": WALL_TARGET_S[smoke],
+                 "within_wall_target": bool(walls) and max(walls) <= WALL_TARGET_S[smoke],
+                 "success_shaped": shaped, "success_extrinsic": extrinsic,
+                 "prints_run_dir_last": all(r["prints_run_dir_last"] for r in rows), "machine": machine()}
+    for name, scores in (("shaped", shaped), ("extrinsic", extrinsic)):
+        if scores:
+            low, high = iqm_ci(scores)
+            out[f"iqm_{name}"], out[f"ci_{name}"] = iqm(scores), [low, high]
+    if len(extrinsic) == len(shaped) and shaped:
+        out["seeds_shaped_ahead"] = sum(s > e for s, e in zip(shaped, extrinsic))
+        out["prob_improvement_shaped_vs_extrinsic"] = prob_improvement(shaped, extrinsic)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="time experiment=smoke instead of the default job")
-    parser.add_argument("overrides", nargs="*", help="extra llm-reward-train overrides")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--report", action="store_true", help="summarize the finished seeds; run nothing")
+    parser.add_argument("overrides", nargs="*", help="extra llm-reward-train overrides (part of the cell key)")
     args = parser.parse_args()
-    command = ["llm-reward-train", *(["experiment=smoke"] if args.smoke else [])]
-    with tempfile.TemporaryDirectory() as tmp:
-        done, run_dir, wall = train_from_cold([*command[1:], "progress=false", *args.overrides], Path(tmp))
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        last_line = done.stdout.strip().splitlines()[-1]
-    runs = metrics["runs"]
-    emit("main_job_smoke" if args.smoke else "main_job", {
-        "command": " ".join(command), "wall_time_s": wall,
-        "prints_run_dir_last": last_line == str(run_dir), "env": metrics["env"],
-        "success_shaped": runs["shaped"]["eval"]["success_rate"],
-        "success_extrinsic": runs.get("extrinsic", {}).get("eval", {}).get("success_rate"),
-        "timesteps": runs["shaped"]["timesteps"], "llm_calls": metrics.get("annotation", {}).get("llm_calls"),
-        "machine": machine(),
-    })
+    name = "main_job_smoke" if args.smoke else "main_job"
+    cells, runs = CellLog(RESULTS / f"{name}_cells.jsonl"), RESULTS / f"{name}_runs"
+    key = "|".join(args.overrides)
+    for seed in [] if args.report else args.seeds:
+        cell = f"{key}|{seed}"
+        with cells.claim(cell) as mine:
+            if mine:
+                row = run_seed(seed, args.smoke, args.overrides, runs)
+                cells.add(cell, row)
+                print(f"seed {seed}: {row['wall_time_s']:.0f} s, shaped {row['success_shaped']:.2f} vs "
+                      f"extrinsic {row['success_extrinsic']}", flush=True)
+    rows = [row for cell, row in cells.cells.items() if cell.rsplit("|", 1)[0] == key and row["seed"] in args.seeds]
+    emit(name, summarize(rows, args.smoke))
 
 
 if __name__ == "__main__":

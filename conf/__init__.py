@@ -28,6 +28,12 @@ def goal_tag(goal: str) -> str:
     return f"_goal-{goal}"
 
 
+def strategy_tag(strategy: str | None) -> str:
+    """``""`` without a ``feedback.strategy``; else ``"_<strategy>"``, so labels asked another way get their own
+    store and reward model."""
+    return "" if strategy is None else f"_{strategy}"
+
+
 def captioner(env_id: str) -> str:
     """The caption format of ``env_id`` (``minigrid-text-nomission-v1``): rollouts, and so labels and reward models,
     are keyed on it, so a captioner change never reuses captions written in the old format."""
@@ -39,3 +45,4 @@ def captioner(env_id: str) -> str:
 OmegaConf.register_new_resolver("policy_tag", policy_tag, replace=True)
 OmegaConf.register_new_resolver("captioner", captioner, replace=True)
 OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)
+OmegaConf.register_new_resolver("strategy_tag", strategy_tag, replace=True)

@@ -145,6 +145,9 @@ class PairwiseStrategy:
         return {**self.judge.fingerprint, "difference": DIFF_VERSION if self.difference else None,
                 "calibration": self.calibration}
 
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.label(pairs).label
+
     def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
         contexts = None
         if self.difference:
@@ -176,6 +179,9 @@ class PointwiseStrategy:
     @property
     def fingerprint(self) -> dict[str, object]:
         return {"llm": self.llm.name, "kind": "pointwise", "strategy": self.name, "version": self.version}
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.label(pairs).label
 
     def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
         n = len(pairs)
@@ -226,6 +232,9 @@ class CaptionScorePrompt:
         return [messages[0], {"role": "user", "content": text}]
 
 
+#: What :func:`make_strategy` returns: a labeler like :class:`~llm_reward.feedback.labelers.LLMPreferenceLabeler`.
+Strategy = PairwiseStrategy | PointwiseStrategy
+
 #: Strategy names accepted by :func:`make_strategy`.
 STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
               "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
@@ -233,7 +242,7 @@ STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise
 
 
 def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
-                  rationale_tokens: int = 96) -> PairwiseStrategy | PointwiseStrategy:
+                  rationale_tokens: int = 96) -> Strategy:
     """The strategy called ``name`` (one of :data:`STRATEGIES`) for captions of ``domain`` with ``goal``."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown judge strategy {name!r}; choose one of {list(STRATEGIES)}")
@@ -269,5 +278,5 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
                             calibration=next((calibrated[p] for p in parts if p in calibrated), None))
 
 
-__all__ = ["make_strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy", "PointwiseStrategy",
+__all__ = ["make_strategy", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy", "PointwiseStrategy",
            "FewShotPairPrompt", "DifferencePairPrompt", "CaptionScorePrompt"]

@@ -24,6 +24,7 @@ from llm_reward.feedback.annotate import AnnotationReport, annotate, sample_pair
 from llm_reward.feedback.labelers import LLMPreferenceLabeler, oracle_labels
 from llm_reward.feedback.prompts import PairPrompt, goal_sentence
 from llm_reward.feedback.store import LabelStore
+from llm_reward.feedback.strategies import Strategy, make_strategy
 from llm_reward.llm.base import LLM
 from llm_reward.reward_model import RewardArtifact, RewardModelRecipe, build_artifact, to_targets
 from llm_reward.training.rollouts import collect_captions, load_rollouts, save_rollouts
@@ -86,8 +87,12 @@ def resolve_goal(env_id: str, variant: str = "default") -> str | None:
 
 def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = "default", both_orders: bool = True,
                  chain_of_thought: bool = True, temperature: float = 0.1, top_p: float = 0.95,
-                 max_tokens: int = 320) -> LLMPreferenceLabeler:
+                 max_tokens: int = 320, strategy: str | None = None) -> LLMPreferenceLabeler | Strategy:
     """An LLM judge for ``env_id``'s captions; the keywords are those of a ``conf/feedback/`` group.
+
+    ``strategy`` names one of the prompting strategies measured by ``benchmarks/judge_quality.py``
+    (:data:`~llm_reward.feedback.strategies.STRATEGIES`, e.g. ``"pointwise_fewshot"``); it replaces ``mode`` and the
+    sampling keywords. None: the ``mode`` labeler.
 
     Example:
         >>> from llm_reward.llm import make_llm
@@ -97,12 +102,14 @@ def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = 
         ((2,), 0.5)
     """
     adapter = get_adapter(env_id)
+    if strategy is not None:
+        return make_strategy(strategy, llm, domain=adapter.family, goal=resolve_goal(env_id, goal))
     prompt = PairPrompt(domain=adapter.family, goal=resolve_goal(env_id, goal), chain_of_thought=bool(chain_of_thought))
     return LLMPreferenceLabeler(llm, prompt, mode=mode, both_orders=bool(both_orders), temperature=float(temperature),
                                 top_p=float(top_p), max_tokens=int(max_tokens))
 
 
-def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, *, store_path: Path,
+def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler | Strategy, *, store_path: Path,
                    batch_size: int = 16, progress: bool = True) -> tuple[pd.DataFrame, AnnotationReport]:
     """Label ``pairs`` with an LLM judge into a resumable store; returns all stored labels and a report."""
     store = LabelStore(store_path, labeler.fingerprint)
@@ -113,7 +120,7 @@ def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, *, store_
         store.close()
 
 
-def load_labels(store_path: Path, labeler: LLMPreferenceLabeler) -> pd.DataFrame:
+def load_labels(store_path: Path, labeler: LLMPreferenceLabeler | Strategy) -> pd.DataFrame:
     """The labels an earlier :func:`annotate_stage` stored (refused when made under another judge config)."""
     if not Path(store_path).exists():
         raise FileNotFoundError(f"no labels at {store_path}: run llm-reward-annotate with the same overrides first")
