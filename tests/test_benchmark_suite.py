@@ -145,6 +145,20 @@ def test_results_block_from_a_summary(tmp_path: Path) -> None:
     assert "unlockpickup" not in text  # tasks without cells are left out of the headline
 
 
+def test_main_job_line_comes_from_the_main_job_cells(tmp_path: Path) -> None:
+    from benchmarks.main_job import summarize
+
+    rows = [{"seed": s, "env": "MiniGrid-DoorKey-8x8-v0", "wall_time_s": 600.0 + 60 * s, "prints_run_dir_last": True,
+             "success_shaped": shaped, "success_extrinsic": 0.0} for s, shaped in enumerate([1.0, 1.0, 0.0])]
+    summary = summarize(rows, smoke=False)
+    assert summary["seeds_shaped_ahead"] == 2 and summary["within_wall_target"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"```bash\nllm-reward-train\n```\n\n{results_block.MAIN_JOB[0]}\n{results_block.MAIN_JOB[1]}\n")
+    assert results_block.rewrite(readme, results_block.main_job_text(summary), results_block.MAIN_JOB)
+    assert "cold start on 3 seeds" in readme.read_text() and "10–12 min per run" in readme.read_text()
+    assert "ahead on 2 of 3 seeds" in readme.read_text()
+
+
 @pytest.mark.slow
 def test_a_suite_runs_its_cells_as_hydra_jobs_and_skips_them_when_run_again(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "benchmarks", "run", "suite=smoke", "seeds=[0,1]", "only_rewards=[none]",

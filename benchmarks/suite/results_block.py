@@ -75,16 +75,34 @@ def _steps(steps: int) -> str:
     return f"{steps // 1000}k" if steps % 1000 == 0 else f"{steps:,}"
 
 
-def rewrite(path: Path, text: str) -> bool:
-    """Replace the marked block of ``path`` with ``text``; False (file untouched) when the markers are absent."""
+def rewrite(path: Path, text: str, markers: tuple[str, str] = (START, END)) -> bool:
+    """Replace the block of ``path`` between ``markers`` with ``text``; False (file untouched) when they are absent."""
     if not path.is_file():
         return False
+    start, end = markers
     content = path.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(content):
         return False
-    path.write_text(pattern.sub(lambda _: f"{START}\n{text}{END}", content, count=1))
+    path.write_text(pattern.sub(lambda _: f"{start}\n{text}{end}", content, count=1))
     return True
+
+
+MAIN_JOB = ("<!-- main-job:start -->", "<!-- main-job:end -->")
+
+
+def main_job_text(summary: dict[str, Any]) -> str:
+    """The README's line under the main-job command, from ``benchmarks/main_job.py``'s summary."""
+    def success(name: str) -> str:
+        low, high = summary[f"ci_{name}"]
+        return f"{fmt(summary[f'iqm_{name}'])} [{fmt(low)}, {fmt(high)}]"
+
+    n = len(summary["seeds"])
+    minutes = [w / 60 for w in summary["wall_time_s"]]
+    return (f"Measured from a cold start on {n} seeds (`python benchmarks/main_job.py`): {min(minutes):.0f}–"
+            f"{max(minutes):.0f} min per run; evaluation success of the shaped agent {success('shaped')} against "
+            f"{success('extrinsic')} for the extrinsic-only baseline (IQM [95 % CI]); the shaped agent is ahead on "
+            f"{summary['seeds_shaped_ahead']} of {n} seeds.\n")
 
 
 def update(results_dir: Path, root: Path = ROOT) -> list[str]:
