@@ -49,8 +49,9 @@ def main(argv: list[str]) -> int:
         return 2
     failed: list[str] = []
     if command == "run":
+        started = time.perf_counter()
         try:
-            failed = run_script(cfg) if cfg.runner == "script" else run_train_cells(cfg)
+            failed, n_run = run_script(cfg) if cfg.runner == "script" else run_train_cells(cfg)
         except (HydraException, OmegaConfBaseException) as err:  # a cell's override: nothing has started
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -58,6 +59,8 @@ def main(argv: list[str]) -> int:
             print(f"interrupted: the finished cells are in {out_dir(cfg) / 'cells.jsonl'}; rerun to go on",
                   file=sys.stderr)
             return 130
+        if n_run:
+            record_run(cfg, n_run, len(failed), time.perf_counter() - started)
     start = time.perf_counter()
     summary = write_report(cfg)
     if Path(cfg.results_dir) == RESULTS_DIR:  # a suite reported elsewhere (results_dir=...) leaves the docs alone
@@ -71,7 +74,22 @@ def main(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
-def run_train_cells(cfg) -> list[str]:
+def record_run(cfg, n_run: int, n_failed: int, seconds: float) -> None:
+    """``<suite>/last_run.json``: how long the last ``run`` took for how many cells (the suite's time budget, say
+    smoke's 20 minutes, is read from here), and what ran it."""
+    import json
+    import os
+    import platform
+
+    print(f"ran {n_run} cells ({n_failed} failed) in {seconds / 60:.1f} min", flush=True)
+    out_dir(cfg).mkdir(parents=True, exist_ok=True)
+    (out_dir(cfg) / "last_run.json").write_text(json.dumps({
+        "suite": cfg.name, "cells_run": n_run, "cells_failed": n_failed, "wall_time_s": round(seconds, 1),
+        "launcher": cfg.launcher, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2) + "\n")
+
+
+def run_train_cells(cfg) -> tuple[list[str], int]:
     from benchmarks.suite.config import expand
     from benchmarks.suite.runner import check_overrides, pending_cells, run_cells, run_root
 
@@ -80,16 +98,16 @@ def run_train_cells(cfg) -> list[str]:
     print(f"suite {cfg.name}: {len(every)} cells, {len(every) - len(pending)} finished (stored or run before), "
           f"{len(pending)} to run", flush=True)
     failed = run_cells(cfg, pending) if pending else []
-    return [f"{cell.key}: {error} (job log under {out_dir(cfg) / 'hydra'})" for cell, error in failed]
+    return [f"{cell.key}: {error} (job log under {out_dir(cfg) / 'hydra'})" for cell, error in failed], len(pending)
 
 
-def run_script(cfg) -> list[str]:
+def run_script(cfg) -> tuple[list[str], int]:
     """A track's own benchmark script, which appends its cells to ``script_cells``; the suite reports them."""
     script = Path(__file__).resolve().parent / cfg.script
     if not script.is_file():
-        return [f"{cfg.script}: not in benchmarks/ yet, so suite {cfg.name} has no cells to run"]
+        return [f"{cfg.script}: not in benchmarks/ yet, so suite {cfg.name} has no cells to run"], 0
     done = subprocess.run([sys.executable, str(script), *cfg.script_args])
-    return [] if done.returncode == 0 else [f"{cfg.script} exited with code {done.returncode}"]
+    return [] if done.returncode == 0 else [f"{cfg.script} exited with code {done.returncode}"], 0
 
 
 if __name__ == "__main__":

@@ -173,6 +173,8 @@ def test_a_suite_runs_its_cells_as_hydra_jobs_and_skips_them_when_run_again(tmp_
     assert len({row["run_dir"] for row in rows}) == 2 and all(row["llm_calls"] == 0 for row in rows)
     summary = json.loads((tmp_path / "smoke" / "summary.json").read_text())
     assert summary["tasks"]["doorkey_5x5"]["rewards"]["none"]["n_seeds"] == 2
+    last_run = json.loads((tmp_path / "smoke" / "last_run.json").read_text())
+    assert last_run["cells_run"] == 2 and last_run["cells_failed"] == 0 and last_run["wall_time_s"] > 0
 
     again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
