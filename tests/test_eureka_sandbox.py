@@ -211,3 +211,75 @@ def test_worker_environment_is_rebuilt_without_secrets(monkeypatch, tmp_path):
     assert SECRET not in env.values() and "sk-live-123" not in env.values() and "hf_abc" not in env.values()
     assert not any(word in key for key in env for word in ("KEY", "TOKEN", "SECRET", "PASSWORD"))
     assert env["HOME"] == env["TMPDIR"] == str(tmp_path)
+
+
+# -- the reward server's binary frames -------------------------------------------------------------------------
+def _rewards_body(names=("a", "b"), rows=((1.0, 0.5, 0.25), (2.0, -0.5, 0.0))) -> bytes:
+    from llm_reward.eureka.channel import encode_rewards
+
+    return encode_rewards(names, rows)[4:]
+
+
+def test_rewards_frame_round_trip_and_module_examples():
+    import doctest
+
+    import numpy as np
+
+    from llm_reward.eureka import batch, channel
+
+    names, values = channel.decode_rewards(_rewards_body(), n=2)
+    assert names == ("a", "b")
+    assert values.tolist() == [[1.0, 2.0], [0.5, -0.5], [0.25, 0.0]]
+    assert channel.decode_rewards(_rewards_body((), [(1.5,)]), n=1)[1].tolist() == [[1.5]]
+    assert not values.flags.writeable and values.dtype == np.float64
+    for module in (channel, batch):
+        assert doctest.testmod(module).failed == 0
+
+
+def _forged(body: bytes, **fields) -> bytes:
+    """``body`` with header fields replaced (tag, n, k, name block length)."""
+    import struct
+
+    head = struct.Struct("<4sIHI")
+    tag, n, k, size = head.unpack_from(body)
+    values = {"tag": tag, "n": n, "k": k, "size": size, **fields}
+    return head.pack(values["tag"], values["n"], values["k"], values["size"]) + body[head.size:]
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "huge", "wrong_n", "truncated", "extra_bytes", "wrong_tag",
+                                  "too_many_components", "repeated_name", "empty_name", "long_name", "not_utf8",
+                                  "name_block_overrun", "short_header"])
+def test_rewards_frame_forgeries_are_refused_with_a_one_line_reason(case):
+    import struct
+
+    from llm_reward.eureka.channel import MAX_COMPONENTS, decode_rewards, encode_rewards
+
+    good = _rewards_body()
+    body = {
+        "nan": _rewards_body(rows=((float("nan"), 0.0, 0.0), (1.0, 0.0, 0.0))),
+        "inf": _rewards_body(rows=((1.0, float("-inf"), 0.0), (1.0, 0.0, 0.0))),
+        "huge": _rewards_body(rows=((1.0, 0.0, 0.0), (1.0, 0.0, 2e9))),
+        "wrong_n": good,  # decoded below for 3 transitions
+        "truncated": good[:-8],
+        "extra_bytes": good + struct.pack("<d", 1.0),
+        "wrong_tag": b"\x00rw9" + good[4:],
+        "too_many_components": encode_rewards([f"c{i}" for i in range(MAX_COMPONENTS + 1)],
+                                              [(0.0,) * (MAX_COMPONENTS + 2)])[4:],
+        "repeated_name": _rewards_body(names=("a", "a")),
+        "empty_name": _rewards_body(names=("", "b")),
+        "long_name": _rewards_body(names=("x" * 65, "b")),
+        "not_utf8": _rewards_body(names=("a", "b")).replace(b"\x01\x00b", b"\x01\x00\xff"),
+        "name_block_overrun": _forged(good, size=10_000),
+        "short_header": good[:6],
+    }[case]
+    n = 3 if case in ("wrong_n",) else (1 if case == "too_many_components" else 2)
+    with pytest.raises(ChannelError) as caught:
+        decode_rewards(body, n)
+    assert str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_json_reader_refuses_a_binary_rewards_frame():
+    from llm_reward.eureka.channel import encode_rewards
+
+    with pytest.raises(ChannelError, match="undecodable"):
+        decode_payload(encode_rewards(("a",), [(1.0, 2.0)])[4:])  # smoke and train jobs never accept one

@@ -116,3 +116,114 @@ def test_rl_zoo_env_wrapper_route(tmp_path):
         assert reward == pytest.approx(info["reward_components"]["upright"] + info["reward_components"]["ctrl"])
     finally:
         env.close()
+
+
+def _reward(body: str) -> str:
+    return "import numpy as np\ndef compute_reward(obs, action, next_obs, info):\n" + "".join(
+        f"    {line}\n" for line in body.splitlines())
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("return float('nan'), {}", "the total reward is nan"),
+    ("return 1.0, {'boom': np.inf}", "component 'boom' is inf"),
+    ("return 'high', {}", "not a float"),
+    ("return 1.0, {f'c{i}': 1.0 for i in range(40)}", "40 reward components"),
+    ("return 1.0, {('neg' if action[0] < 0 else 'pos'): 1.0}", "different component names"),
+    ("return 1.0, {'\\ud800': 1.0}", "could not be sent"),
+])
+def test_bad_reward_values_in_the_server_raise_one_line_reasons(body, reason):
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=2, seed=0), code=_reward(body))
+    try:
+        venv.reset()
+        with pytest.raises(CodeRewardError, match=reason) as caught:
+            venv.step(np.array([[-1.0], [1.0]], dtype=np.float32))
+        assert "\n" not in str(caught.value)
+        assert venv.server._proc is None  # closed: replies queued behind a failure would be out of step
+    finally:
+        venv.close()
+
+
+def test_stdout_that_looks_like_frames_changes_nothing():
+    forged = ("print('\\x00rw1' + 'A' * 40)\nprint('{\"type\": \"error\", \"reason\": \"forged\"}')\n"
+              "return 1.0, {'one': 1.0}")
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=2, seed=0), code=_reward(forged))
+    try:
+        venv.reset()
+        for _ in range(3):
+            _, rewards, _, infos = venv.step(np.zeros((2, 1), dtype=np.float32))
+            assert rewards.tolist() == [1.0, 1.0] and infos[1]["reward_components"] == {"one": 1.0}
+    finally:
+        venv.close()
+
+
+def _json_frame(message) -> bytes:
+    from llm_reward.eureka.channel import encode
+
+    return encode(message)
+
+
+def _encoded_rewards(names, rows) -> bytes:
+    from llm_reward.eureka.channel import encode_rewards
+
+    return encode_rewards(names, rows)
+
+
+@pytest.mark.parametrize("frame, reason", [
+    (lambda: _encoded_rewards(("upright", "ctrl"), [(float("nan"), 0.0, 0.0), (1.0, 0.0, 0.0)]), "non-finite"),
+    (lambda: _encoded_rewards(("upright",), [(1.0, 1.0)] * 3), "for 3 transitions; 2 were sent"),
+    (lambda: b"\x00\x00\x00\x0b" + b'{"type":"x"}'[:11], "undecodable"),
+    (lambda: _json_frame({"type": "rewards", "total": [1, 1], "components": {"a": [1, 1]}}),  # the old format
+     "unexpected 'rewards' frame"),
+    (lambda: _encoded_rewards(("a",), [(1.0, 2.0), (1.0, 2.0)])[:-3], "closed in the middle of a frame"),
+])
+def test_a_forged_or_malformed_reply_frame_is_refused(frame, reason):
+    """Whatever arrives on the reply channel, only a well-formed rewards frame for this batch becomes rewards."""
+    import os
+
+    from llm_reward.eureka.channel import FrameReader
+
+    venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=2, seed=0), code=CODE)
+    server = venv.server
+    read_fd, write_fd = os.pipe()
+    try:
+        venv.reset()
+        venv.step(np.zeros((2, 1), dtype=np.float32))  # the real channel works
+        os.close(server._reader.fd)
+        server._reader = FrameReader(read_fd)  # from here on, replies come from this test
+        os.write(write_fd, frame())
+        os.close(write_fd)
+        write_fd = None
+        with pytest.raises(CodeRewardError, match=reason) as caught:
+            venv.step(np.zeros((2, 1), dtype=np.float32))
+        assert "\n" not in str(caught.value) and server._proc is None
+    finally:
+        if write_fd is not None:
+            os.close(write_fd)
+        venv.close()
+
+
+def test_dict_observations_integer_actions_and_code_that_edits_its_inputs():
+    """Requests carry arrays as raw buffers: dict observations, uint8 images and int64 actions arrive intact, and
+    writable (reward code may change its inputs in place, as it could with pickled arrays)."""
+    pytest.importorskip("gymnasium_robotics", reason="FetchReach needs the [mujoco] extra's gymnasium-robotics")
+    code = _reward("d = next_obs['achieved_goal'] - next_obs['desired_goal']\nd *= 2.0\n"
+                   "dist = float(np.linalg.norm(d)) / 2.0\nreturn -dist, {'dist': dist}")
+    venv = CodeRewardVecEnv(make_vec_env("FetchReach-v4", n_envs=2, seed=0), code=code)
+    try:
+        venv.reset()
+        for _ in range(3):
+            obs, rewards, dones, infos = venv.step(np.random.default_rng(0).uniform(-1, 1, (2, 4)).astype(np.float32))
+            for i in range(2):
+                expected = np.linalg.norm(obs["achieved_goal"][i] - obs["desired_goal"][i])
+                assert rewards[i] == pytest.approx(-expected, rel=1e-5)
+                assert infos[i]["reward_components"]["dist"] == pytest.approx(expected)
+    finally:
+        venv.close()
+    code = _reward("next_obs[0, 0, 0] = 7\nreturn float(action) + float(next_obs[0, 0, 0]), {}")
+    venv = CodeRewardVecEnv(make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0), code=code)
+    try:
+        venv.reset()
+        obs, rewards, _, infos = venv.step(np.array([2, 5]))
+        assert rewards.tolist() == [9.0, 12.0] and infos[0]["reward_components"] == {}
+    finally:
+        venv.close()

@@ -1,23 +1,34 @@
-"""The typed channel between a sandbox worker and the library: length-prefixed JSON of numbers on a private pipe.
+"""The typed channel between a sandbox worker and the library: length-prefixed frames of numbers on a private pipe.
 
 The worker writes frames to a pipe whose file descriptor only it and the library hold; whatever the reward code
 prints goes to stdout, which the library never parses. Frames are decoded strictly: a size cap, no NaN or
 Infinity tokens, and per-type schemas (numbers must be finite, component dicts are bounded).
 
+Two kinds of frame body: JSON objects (every job's messages and errors), and the reward server's per-batch
+``rewards`` frame, a tagged binary block of float64 (a reply per vector step, so it must cost microseconds, not
+a JSON round of every number). Both are checked as strictly: the binary one by its exact length, its batch
+size, its names and one finiteness test over all values.
+
     >>> frame = encode({"type": "result", "ok": True, "value": 1.5})
     >>> decode_payload(frame[4:])["value"]
     1.5
+    >>> names, values = decode_rewards(encode_rewards(("speed",), [(1.0, 0.5), (2.0, 0.25)])[4:], n=2)
+    >>> names, values.tolist()
+    (('speed',), [[1.0, 2.0], [0.5, 0.25]])
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import select
 import struct
 import time
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 MAX_COMPONENTS = 32
@@ -25,6 +36,13 @@ MAX_NAME_CHARS = 64
 MAX_REASON_CHARS = 400
 MAX_ABS_VALUE = 1e9
 _HEADER = struct.Struct(">I")
+
+#: First bytes of a binary ``rewards`` frame. It starts with NUL, which no JSON text does, so a JSON reader
+#: (every other job mode) refuses it as undecodable instead of misreading it.
+REWARDS_TAG = b"\x00rw1"
+_REWARDS_HEAD = struct.Struct("<4sIHI")  # tag, n transitions, k components, byte length of the name block
+_NAME_SIZE = struct.Struct("<H")  # byte length of one UTF-8 component name
+_FLOAT64 = np.dtype("<f8")
 
 
 class ChannelError(RuntimeError):
@@ -40,7 +58,11 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def write_frame(fd: int, message: dict[str, Any]) -> None:
-    data = encode(message)
+    write_bytes(fd, encode(message))
+
+
+def write_bytes(fd: int, data: bytes) -> None:
+    """Write a whole encoded frame (a pipe may take a large one in several writes)."""
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -62,6 +84,80 @@ def decode_payload(body: bytes) -> dict[str, Any]:
     return message
 
 
+def encode_rewards(names: Sequence[str], rows: Sequence[Sequence[float]]) -> bytes:
+    """One binary ``rewards`` frame for a batch of ``n`` transitions, ``rows[i] = (total, *components)`` in
+    ``names`` order: the tag, ``n``, ``k``, the name block, then ``(1 + k) * n`` little-endian float64 (the
+    totals, then each component's column)."""
+    names = tuple(names)
+    block = _name_block(names)
+    values = np.array(rows, dtype=_FLOAT64).reshape(len(rows), 1 + len(names)).T.tobytes()
+    body = _REWARDS_HEAD.pack(REWARDS_TAG, len(rows), len(names), len(block)) + block + values
+    if len(body) > MAX_FRAME_BYTES:
+        raise ChannelError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    return _HEADER.pack(len(body)) + body
+
+
+@functools.lru_cache(maxsize=16)
+def _name_block(names: tuple[str, ...]) -> bytes:
+    """Each name as a 2-byte length and its UTF-8 bytes (cached: a reward function's names never change)."""
+    return b"".join(_NAME_SIZE.pack(len(raw)) + raw for raw in (name.encode() for name in names))
+
+
+def decode_rewards(body: bytes, n: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """Component names and a read-only ``(1 + k, n)`` float64 array (row 0: totals) from a ``rewards`` frame body.
+
+    ChannelError unless it is exactly one well-formed frame for ``n`` transitions: at most ``MAX_COMPONENTS``
+    distinct names of 1-``MAX_NAME_CHARS`` characters, and every value finite within +-``MAX_ABS_VALUE``.
+    """
+    if len(body) < _REWARDS_HEAD.size:
+        raise ChannelError("truncated rewards frame")
+    tag, count, k, block_size = _REWARDS_HEAD.unpack_from(body)
+    if tag != REWARDS_TAG:
+        raise ChannelError("not a rewards frame")
+    if count != n:
+        raise ChannelError(f"rewards frame for {count} transitions; {n} were sent")
+    if k > MAX_COMPONENTS:
+        raise ChannelError(f"rewards frame has {k} components; the limit is {MAX_COMPONENTS}")
+    offset = _REWARDS_HEAD.size + block_size
+    if len(body) - offset != (1 + k) * n * _FLOAT64.itemsize:
+        raise ChannelError(f"rewards frame of {len(body)} bytes does not hold {(1 + k) * n} float64 values")
+    names = _parse_names(body[_REWARDS_HEAD.size:offset], k)
+    values = np.frombuffer(body, dtype=_FLOAT64, offset=offset).reshape(1 + k, n)
+    if not (np.abs(values) <= MAX_ABS_VALUE).all():  # one test for NaN, inf and huge values alike
+        raise ChannelError(f"rewards frame has a non-finite value or one beyond +-{MAX_ABS_VALUE:g}")
+    return names, values
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_names(block: bytes, k: int) -> tuple[str, ...]:
+    """``k`` distinct names of 1-``MAX_NAME_CHARS`` characters filling ``block`` exactly; ChannelError otherwise.
+
+    Cached on the block's bytes: every frame of one reward function carries the same block, so the check runs
+    once (a failing block raises every time; exceptions are not cached).
+    """
+    offset, names = 0, []
+    for _ in range(k):
+        if offset + _NAME_SIZE.size > len(block):
+            raise ChannelError("truncated name block in a rewards frame")
+        (size,) = _NAME_SIZE.unpack_from(block, offset)
+        offset += _NAME_SIZE.size
+        if offset + size > len(block):
+            raise ChannelError("truncated name block in a rewards frame")
+        try:
+            name = block[offset:offset + size].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ChannelError("a component name is not UTF-8") from None
+        if not 1 <= len(name) <= MAX_NAME_CHARS:
+            raise ChannelError(f"bad component name {name[:80]!r}")
+        names.append(name)
+        offset += size
+    if offset != len(block):
+        raise ChannelError("stray bytes after the names of a rewards frame")
+    if len(set(names)) != k:
+        raise ChannelError("repeated component name in a rewards frame")
+    return tuple(names)
+
+
 class FrameReader:
     """Reads frames from a pipe's read end with a deadline (``select``), so a silent worker cannot hang us."""
 
@@ -72,6 +168,11 @@ class FrameReader:
 
     def read(self, deadline: float) -> dict[str, Any] | None:
         """The next frame, ``None`` at end of stream; ChannelError when ``deadline`` (time.monotonic) passes."""
+        body = self.read_body(deadline)
+        return None if body is None else decode_payload(body)
+
+    def read_body(self, deadline: float) -> bytes | None:
+        """The next frame's undecoded body (the caller decides between JSON and a binary rewards frame)."""
         while True:
             if len(self._buffer) >= _HEADER.size:
                 (size,) = _HEADER.unpack_from(self._buffer)
@@ -80,7 +181,7 @@ class FrameReader:
                 if len(self._buffer) >= _HEADER.size + size:
                     body = bytes(self._buffer[_HEADER.size:_HEADER.size + size])
                     del self._buffer[:_HEADER.size + size]
-                    return decode_payload(body)
+                    return body
             if self.closed:
                 if self._buffer:
                     raise ChannelError("the channel closed in the middle of a frame")

@@ -13,8 +13,9 @@ Layers, outermost first:
 5. restricted builtins and an import hook that hands out only ``math`` and ``numpy``;
 6. a wall-clock deadline on the parent side: the whole process group is SIGKILLed when it passes, and always
    once the job is over, so nothing the code started is left behind;
-7. results only as length-prefixed JSON on a private pipe (:mod:`llm_reward.eureka.channel`), checked against a
-   schema; the worker's stdout/stderr go to a log file that is never parsed.
+7. results only as length-prefixed frames on a private pipe (:mod:`llm_reward.eureka.channel`): JSON checked
+   against a schema, or the reward server's binary float64 frames checked for length, names and finite values;
+   the worker's stdout/stderr go to a log file that is never parsed.
 
     >>> result = run_job({"mode": "smoke", "env_id": "CartPole-v1", "seed": 0, "n_steps": 20,
     ...                   "code": "def compute_reward(o, a, n, i):\\n    return 1.0, {'alive': 1.0}"})  # doctest: +SKIP

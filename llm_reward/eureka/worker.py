@@ -15,13 +15,13 @@ import argparse
 import functools
 import json
 import os
-import pickle
-import struct
 import sys
 import traceback
 from typing import Any, Callable
 
-from llm_reward.eureka.channel import write_frame
+from llm_reward.eureka.batch import HEADER as REQUEST_HEADER
+from llm_reward.eureka.batch import decode_request
+from llm_reward.eureka.channel import ChannelError, encode_rewards, write_bytes, write_frame
 from llm_reward.eureka.guard import (RewardCodeError, apply_limits, call_reward, describe_exception,
                                      install_audit_hook, load_reward, plain_info)
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         elif stage == "train":
             run_train(job, send)
         elif stage == "serve":
-            serve(job, send, args.requests)
+            serve(job, args.channel, args.requests)
         else:
             raise ValueError(f"unknown mode {stage!r}")
     except RewardCodeError as exc:
@@ -215,45 +215,61 @@ def run_train(job: dict[str, Any], send: Callable[[dict], None]) -> None:
           "eval_success": evaluation.get("success_rate"), "eval_return": evaluation.get("mean_return")})
 
 
-def serve(job: dict[str, Any], send: Callable[[dict], None], requests_fd: int | None) -> None:
-    """Answer batched reward requests (pickled by the trusted library) until the request pipe closes."""
+def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
+    """Answer batched reward requests (pickled by the trusted library) until the request pipe closes.
+
+    Each batch is answered with one binary ``rewards`` frame (:func:`~llm_reward.eureka.channel.encode_rewards`)
+    or one JSON ``error`` frame with the reason; the library checks both again on its side.
+    """
     import numpy as np
 
     np.seterr(all="ignore")
     install_audit_hook(job["sandbox_dir"])
     fn = load_reward(job["code"])
-    hidden = frozenset(job.get("hidden_info_keys", ()))
+    send = functools.partial(write_frame, channel_fd)
     send({"type": "ready"})
     reader = os.fdopen(requests_fd, "rb", buffering=1 << 16)
-    header = struct.Struct(">I")
     while True:
-        size_bytes = reader.read(header.size)
-        if len(size_bytes) < header.size:
+        size_bytes = reader.read(REQUEST_HEADER.size)
+        if len(size_bytes) < REQUEST_HEADER.size:
             return
-        obs, actions, next_obs, infos = pickle.loads(reader.read(header.unpack(size_bytes)[0]))  # noqa: S301
-        totals, names, columns = [], None, []
+        obs, actions, next_obs, infos = decode_request(reader.read(REQUEST_HEADER.unpack(size_bytes)[0]))
         try:
-            for i in range(len(actions)):
-                total, components = call_reward(fn, _row(obs, i), actions[i], _row(next_obs, i),
-                                                plain_info(infos[i], hidden))
-                if names is None:
-                    names = list(components)
-                    columns = [[] for _ in names]
-                elif list(components) != names:
-                    raise RewardCodeError("compute_reward returned different component names on different calls")
-                totals.append(total)
-                for column, name in zip(columns, names):
-                    column.append(components[name])
+            frame = _reward_batch(fn, obs, actions, next_obs, infos)
         except RewardCodeError as exc:
             send({"type": "error", "reason": str(exc)})
             continue
-        send({"type": "rewards", "total": totals, "components": dict(zip(names or [], columns))})
+        write_bytes(channel_fd, frame)
 
 
-def _row(obs: Any, i: int) -> Any:
+def _reward_batch(fn: Callable, obs: Any, actions: Any, next_obs: Any, infos: list[dict] | None) -> bytes:
+    """One checked call per transition, answered as one binary rewards frame.
+
+    ``infos`` went through ``plain_info`` in the library already (the library built this batch; filtering it
+    again here would only repeat trusted work), and each transition gets its own dict; ``None`` means the code
+    reads no info key, and each call gets a fresh empty dict.
+    """
+    names: tuple[str, ...] | None = None
+    rows = []
+    n = len(actions)
+    for i, (o, a, o2) in enumerate(zip(_rows(obs, n), actions, _rows(next_obs, n))):
+        total, components = call_reward(fn, o, a, o2, {} if infos is None else infos[i])
+        if names is None:
+            names = tuple(components)
+        elif tuple(components) != names:
+            raise RewardCodeError("compute_reward returned different component names on different calls")
+        rows.append((total, *components.values()))
+    try:
+        return encode_rewards(names or (), rows)
+    except (UnicodeEncodeError, ChannelError) as exc:  # a name with lone surrogates, or a batch beyond the cap
+        raise RewardCodeError(f"the rewards could not be sent: {type(exc).__name__}") from None
+
+
+def _rows(obs: Any, n: int) -> Any:
+    """The ``n`` per-transition observations of a batch (row views; a dict observation gives dicts of rows)."""
     if isinstance(obs, dict):
-        return {key: value[i] for key, value in obs.items()}
-    return obs[i]
+        return [{key: value[i] for key, value in obs.items()} for i in range(n)]
+    return obs
 
 
 if __name__ == "__main__":

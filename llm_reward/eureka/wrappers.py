@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
-import pickle
 import shutil
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -36,23 +34,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from llm_reward.eureka import channel
 from llm_reward.eureka.allowlist import check_code
+from llm_reward.eureka.batch import encode_request
 from llm_reward.eureka.channel import ChannelError
 from llm_reward.eureka.context import ALWAYS_HIDDEN
 from llm_reward.eureka.extract import extract_reward_code, info_keys_used
 from llm_reward.eureka.guard import plain_info
 from llm_reward.eureka.sandbox import SandboxLimits, end_worker, spawn_worker
-
-_HEADER = struct.Struct(">I")
-
-
-def _numbers(values: Any, n: int, what: str) -> np.ndarray:
-    """``n`` finite floats within +-1e9 from a decoded frame (checked as one array: this runs every vector step)."""
-    if not isinstance(values, list) or len(values) != n or not all(type(v) in (int, float) for v in values):
-        raise ChannelError(f"{what} must be a list of {n} numbers")
-    array = np.asarray(values, dtype=np.float64)
-    if not np.all(np.abs(array) <= channel.MAX_ABS_VALUE):  # also false for NaN
-        raise ChannelError(f"{what} has a non-finite or huge value")
-    return array
 
 
 class CodeRewardError(RuntimeError):
@@ -76,7 +63,9 @@ def load_code(code: str | None = None, code_path: str | Path | None = None) -> s
 class RewardServer:
     """A long-lived sandbox worker that evaluates ``compute_reward`` on batches sent by this process.
 
-    Requests are pickled by us (trusted) to the worker; replies are typed JSON frames of numbers only.
+    Requests are pickled by us (trusted, :mod:`~llm_reward.eureka.batch`) to the worker; each reply is one typed
+    binary frame of float64 (or a JSON error frame), checked here for its batch size, names and finite values
+    before any number is used.
     """
 
     def __init__(self, code: str, *, hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0,
@@ -90,7 +79,7 @@ class RewardServer:
         request_read, self._requests = os.pipe()
         try:
             self._proc, self._reader, self._log = spawn_worker(
-                {"mode": "serve", "code": code, "hidden_info_keys": sorted(self.hidden)}, limits, self._dir,
+                {"mode": "serve", "code": code}, limits, self._dir,
                 extra_fds=(request_read,), extra_args=("--requests", str(request_read)))
         finally:
             os.close(request_read)
@@ -100,23 +89,35 @@ class RewardServer:
             raise CodeRewardError(f"the reward worker did not start: {channel.reason_text(frame.get('reason'))}")
 
     def _next(self, deadline: float) -> dict[str, Any]:
+        body = self._next_body(deadline)
         try:
-            frame = self._reader.read(deadline)
+            return channel.decode_payload(body)
         except ChannelError as exc:
             self.close()
             raise CodeRewardError(f"reward worker: {exc}") from None
-        if frame is None:
+
+    def _next_body(self, deadline: float) -> bytes:
+        try:
+            body = self._reader.read_body(deadline)
+        except ChannelError as exc:
+            self.close()
+            raise CodeRewardError(f"reward worker: {exc}") from None
+        if body is None:
             self.close()
             raise CodeRewardError("the reward worker exited (CPU, memory or process limit)")
-        return frame
+        return body
 
     def send(self, obs: Any, actions: Any, next_obs: Any, infos: Sequence[dict]) -> None:
         """Queue a batch of ``n`` transitions without waiting; :meth:`receive` returns the replies in order."""
-        if self.info_keys is not None:
-            infos = [{k: info[k] for k in self.info_keys if k in info} for info in infos]
-        payload = pickle.dumps((obs, actions, next_obs, [plain_info(i, self.hidden) for i in infos]), protocol=5)
+        if self.info_keys is None:
+            shown = [plain_info(info, self.hidden) for info in infos]
+        elif self.info_keys:
+            shown = [plain_info({k: info[k] for k in self.info_keys if k in info}, self.hidden) for info in infos]
+        else:
+            shown = None  # the code reads no info key: nothing to filter or send
+        request = encode_request(obs, actions, next_obs, shown)
         try:
-            os.write(self._requests, _HEADER.pack(len(payload)) + payload)
+            os.write(self._requests, request)
         except (BrokenPipeError, OSError, TypeError):
             self.close()
             raise CodeRewardError("the reward worker is gone") from None
@@ -124,23 +125,28 @@ class RewardServer:
 
     def receive(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Totals ``(n,)`` and components ``{name: (n,)}`` of the oldest batch sent; a failure closes the worker."""
+        names, values = self.receive_table()
+        values = values.copy()  # writable arrays of its own for the caller (the table is a view of the frame)
+        return values[0], dict(zip(names, values[1:]))
+
+    def receive_table(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """:meth:`receive` as the frame holds it: component names and a read-only ``(1 + k, n)`` array whose
+        row 0 is the totals and row ``1 + j`` component ``names[j]``."""
         n = self._pending.popleft()
-        frame = self._next(time.monotonic() + self.call_timeout_s)
+        body = self._next_body(time.monotonic() + self.call_timeout_s)
         try:
+            if body[:len(channel.REWARDS_TAG)] == channel.REWARDS_TAG:
+                return channel.decode_rewards(body, n)
+            frame = channel.decode_payload(body)
             if frame["type"] == "error":
                 raise CodeRewardError(channel.reason_text(frame.get("reason")))
-            totals = _numbers(frame.get("total"), n, "total")
-            parts = frame.get("components")
-            if not isinstance(parts, dict) or len(parts) > channel.MAX_COMPONENTS:
-                raise ChannelError("malformed reward frame")
-            components = {str(k)[:channel.MAX_NAME_CHARS]: _numbers(v, n, k) for k, v in parts.items()}
+            raise ChannelError(f"unexpected {frame['type'][:40]!r} frame instead of rewards")
         except ChannelError as exc:
             self.close()
             raise CodeRewardError(f"reward worker: {exc}") from None
         except CodeRewardError:
             self.close()  # the replies still queued behind it would be out of step
             raise
-        return totals, components
 
     def rewards(self, obs: Any, actions: Any, next_obs: Any,
                 infos: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -191,12 +197,16 @@ class CodeRewardVecEnv(VecEnvWrapper):
     def step_wait(self) -> Any:
         obs, env_rewards, dones, infos = self.venv.step_wait()
         next_obs = _with_terminal(obs, dones, infos)
-        totals, components = self.server.rewards(self._obs, self._actions, next_obs, infos)
-        for i, info in enumerate(infos):
-            info.setdefault("env_reward", float(env_rewards[i]))
-            info["reward_components"] = {name: float(values[i]) for name, values in components.items()}
+        self.server.send(self._obs, self._actions, next_obs, infos)
+        # What does not need the rewards is done while the worker computes them (when it has a core of its own).
+        for info, env_reward in zip(infos, np.asarray(env_rewards).tolist()):
+            info.setdefault("env_reward", env_reward)
         self._obs = obs
-        return obs, totals.astype(np.float32), dones, infos
+        names, values = self.server.receive_table()
+        # One conversion to Python floats for the whole batch, not one numpy scalar per env and component.
+        for info, parts in zip(infos, values[1:].T.tolist()):
+            info["reward_components"] = dict(zip(names, parts))
+        return obs, values[0].astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.server.close()
@@ -212,7 +222,7 @@ def _one(obs: Any) -> Any:
 
 def _with_terminal(obs: Any, dones: np.ndarray, infos: Sequence[dict]) -> Any:
     """The true next observations: SB3 puts a finished episode's last one in ``terminal_observation``."""
-    if not np.any(dones):
+    if not np.asarray(dones).any():  # the common step: no copies
         return obs
     if isinstance(obs, dict):
         out = {key: value.copy() for key, value in obs.items()}
