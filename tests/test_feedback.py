@@ -266,7 +266,7 @@ def test_feedback_strategy_key_builds_that_strategy_and_keys_its_own_store():
     assert isinstance(labeler_from_config(robot, judge), PointwiseStrategy)
     from llm_reward.apps._common import ConfigError
 
-    with pytest.raises(ConfigError, match="feedback.*unknown judge strategy 'pointwise_fewshoot'"):
+    with pytest.raises(ConfigError, match="feedback.strategy: unknown judge strategy 'pointwise_fewshoot'"):
         labeler_from_config(typo, judge)
 
 
