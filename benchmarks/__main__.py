@@ -78,15 +78,14 @@ def record_run(cfg, n_run: int, n_failed: int, seconds: float) -> None:
     """``<suite>/last_run.json``: how long the last ``run`` took for how many cells (the suite's time budget, say
     smoke's 20 minutes, is read from here), and what ran it."""
     import json
-    import os
-    import platform
+
+    from benchmarks._common import machine
 
     print(f"ran {n_run} cells ({n_failed} failed) in {seconds / 60:.1f} min", flush=True)
     out_dir(cfg).mkdir(parents=True, exist_ok=True)
     (out_dir(cfg) / "last_run.json").write_text(json.dumps({
         "suite": cfg.name, "cells_run": n_run, "cells_failed": n_failed, "wall_time_s": round(seconds, 1),
-        "launcher": cfg.launcher, "cpus": os.cpu_count(), "python": platform.python_version(),
-        "when": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2) + "\n")
+        "launcher": cfg.launcher, **machine()}, indent=2) + "\n")
 
 
 def run_train_cells(cfg) -> tuple[list[str], int]:

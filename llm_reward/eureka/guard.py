@@ -139,11 +139,16 @@ def describe_exception(exc: BaseException) -> str:
     return " ".join(text.split()) + where
 
 
-def _as_number(value: Any, what: str) -> float:
+def _as_number(value: Any, what: str, name: str | None = None) -> float:
+    """``value`` as a finite float within range; ``what`` (and ``name``, quoted after it) says what it is in the
+    error."""
     # A plain float in range (NaN fails the comparison) is by far the most common value and needs nothing else;
-    # this runs for every total and component of every transition the reward server answers.
+    # this runs for every total and component of every transition the reward server answers, so the error label
+    # is only built past this point.
     if type(value) is float and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
         return value
+    if name is not None:
+        what = f"{what} {name!r}"
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.reshape(()).item()
     if isinstance(value, (bool, np.bool_)):
@@ -180,9 +185,7 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
     for name, value in parts.items():
         if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
             raise RewardCodeError(f"component names must be strings of 1-{MAX_NAME_CHARS} characters")
-        if type(value) is not float or not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # else: nothing to check,
-            value = _as_number(value, f"component {name!r}")  # and no message built for nothing
-        components[name] = value
+        components[name] = _as_number(value, "component", name)
     return total, components
 
 
