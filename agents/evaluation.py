@@ -7,7 +7,7 @@ task's own reward even when other wrappers rescale or shape it. Success is the `
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -21,17 +21,29 @@ from tqdm.auto import tqdm
 
 
 def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_episodes: int, seed: int,
-                     deterministic: bool = False, progress: bool = False) -> dict[str, float]:
+                     deterministic: bool = False, progress: bool = False,
+                     info_keys: Sequence[str] = ()) -> dict[str, float]:
     """Run ``n_episodes`` episodes, episode ``i`` on a fresh ``env_fn()`` reset with seed ``seed + i``.
 
-    Returns ``success_rate``, ``mean_return``, ``std_return``, ``mean_length`` and ``n_episodes``. An env without a
-    ``Monitor`` gets one on the outside (then the return is whatever reward the outermost wrapper emits).
-    The default ``deterministic=False`` samples actions, which is how MiniGrid/NetHack policies are usually
-    scored: an argmax policy can loop forever against a wall.
+    Returns ``success_rate``, ``mean_return``, ``std_return``, ``mean_length`` and ``n_episodes``, plus
+    ``mean_<key>`` for each of ``info_keys``: the mean over episodes of ``info[key]`` at the episode's last step
+    (NetHack: ``gold``, ``depth``). An env without a ``Monitor`` gets one on the outside (then the return is
+    whatever reward the outermost wrapper emits). The default ``deterministic=False`` samples actions, which is how
+    MiniGrid/NetHack policies are usually scored: an argmax policy can loop forever against a wall.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from llm_reward.envs import make_env
+        >>> env_fn = lambda: make_env("MiniGrid-Empty-5x5-v0")
+        >>> model = PPO("MlpPolicy", env_fn(), n_steps=64, seed=0)
+        >>> sorted(evaluate_success(model, env_fn, n_episodes=2, seed=0, info_keys=["env_reward"]))[:3]
+        ['mean_env_reward', 'mean_length', 'mean_return']
     """
     if int(n_episodes) < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    info_keys = list(info_keys)
     returns, lengths, successes = [], [], []
+    last_values: dict[str, list[float]] = {key: [] for key in info_keys}
     for i in tqdm(range(int(n_episodes)), desc="evaluating", unit="episode", disable=not progress):
         env = env_fn()
         if not is_wrapped(env, Monitor):
@@ -42,7 +54,14 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
 
         def record(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
             if local_vars["done"]:
-                finished.append(bool(local_vars["info"].get("is_success", False)))  # noqa: B023 (called at once)
+                info = local_vars["info"]
+                finished.append(bool(info.get("is_success", False)))  # noqa: B023 (called at once)
+                missing = [key for key in info_keys if key not in info]
+                if missing:
+                    raise KeyError(f"evaluation info key(s) {missing} are not in the env's last-step info (config key "
+                                   f"env.eval_info_keys); it has {sorted(k for k in info if not k.startswith('_'))}")
+                for key in info_keys:
+                    last_values[key].append(float(info[key]))
 
         try:
             ep_returns, ep_lengths = evaluate_policy(model, venv, n_eval_episodes=1, deterministic=deterministic,
@@ -55,7 +74,7 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
     return {
         "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths)),
-        "n_episodes": int(n_episodes),
+        "n_episodes": int(n_episodes), **{f"mean_{key}": float(np.mean(v)) for key, v in last_values.items()},
     }
 
 

@@ -42,7 +42,7 @@ def adapter(env_id: str, *, status: bool = False) -> EnvAdapter:
                          f"'NetHackStaircase-v0' or 'NetHackOracle-v0'")
     captioner = functools.partial(NetHackCaptioner, status=status)
     return EnvAdapter(family="nethack", captioner_factory=captioner, captioner_name=captioner().name, goal=None,
-                      progress=progress, success=success, inner_wrapper=NetHackSeeding,
+                      progress=progress, success=success, inner_wrapper=seeded_with_stats,
                       make_kwargs={"observation_keys": OBSERVATION_KEYS, "savedir": None})
 
 
@@ -66,6 +66,32 @@ class NetHackSeeding(gym.Wrapper, gym.utils.RecordConstructorArgs):
             core, disp = (int(s) for s in self._game_seeds.integers(0, 2**63 - 1, size=2))
             self.env.unwrapped.seed(core, disp, reseed=False)
         return self.env.reset(seed=seed, options=options or None)
+
+
+class NetHackStats(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Copies the in-game ``score``, ``gold`` and dungeon ``depth`` from ``blstats`` into every step's ``info``.
+
+    Evaluation reads them at an episode's last step (``env.eval_info_keys``: how much gold an agent steered towards
+    gold collected), and success criteria such as ``"gold >= 20"`` can name them.
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        from nle import nethack
+
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        blstats = obs["blstats"]
+        info = {**info, "score": float(blstats[nethack.NLE_BL_SCORE]), "gold": float(blstats[nethack.NLE_BL_GOLD]),
+                "depth": float(blstats[nethack.NLE_BL_DEPTH])}
+        return obs, reward, terminated, truncated, info
+
+
+def seeded_with_stats(env: gym.Env) -> gym.Env:
+    """The NetHack inner wrapper: reproducible game seeding, then the status fields in ``info``."""
+    return NetHackStats(NetHackSeeding(env))
 
 
 def decode_message(message: np.ndarray) -> str:

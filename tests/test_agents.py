@@ -15,6 +15,7 @@ from nle import nethack
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from llm_reward.envs import StepInfo
 from llm_reward.agents import (
     ALGOS, MiniGridCNN, NetHackExtractor, crop_around, env_family, evaluate_success, make_agent, validate_algo,
 )
@@ -259,6 +260,12 @@ def test_evaluate_success_known_outcomes():
     assert evaluate_success(AlwaysRight(), GoalSide, n_episodes=1, seed=3)["success_rate"] == 1.0
     with pytest.raises(ValueError, match="n_episodes"):
         evaluate_success(AlwaysRight(), GoalSide, n_episodes=0, seed=0)
+    # info_keys: the mean over episodes of each key's value at the last step (the last reward here: 0, 1, 0, 1).
+    with_info = evaluate_success(AlwaysRight(), lambda: StepInfo(Monitor(GoalSide())), n_episodes=4, seed=10,
+                                 info_keys=["env_reward"])
+    assert with_info["mean_env_reward"] == 0.5 and with_info["success_rate"] == 0.5
+    with pytest.raises(KeyError, match="env.eval_info_keys"):
+        evaluate_success(AlwaysRight(), GoalSide, n_episodes=1, seed=0, info_keys=["gold"])
 
 
 def test_ctrl_c_stops_training_cleanly_and_keeps_the_agent(minigrid_venv, tmp_path):

@@ -32,7 +32,8 @@ def test_every_suite_composes_and_each_cell_is_a_valid_train_job(name: str) -> N
     if cfg.runner == "script":  # a track's own benchmark script, its results imported
         assert (ROOT / "benchmarks" / cfg.script).is_file() and cfg.imports
         return
-    assert {"none", "count"} <= set(cfg.controls)
+    if name != "nethack_gold":  # the steering suite's control is the same judge asked about the default goal
+        assert {"none", "count"} <= set(cfg.controls)
     cells = expand(cfg, Path("/tmp/runs"))
     assert len({c.key for c in cells}) == len(cells)
     # every task once and every reward once is enough to catch a bad override (unknown option, typo in a key)

@@ -199,6 +199,9 @@ def test_nethack_obs_caption_and_progress():
         assert info["caption"] == (" ".join(message.split()) or nh.NO_MESSAGE)
         blstats = obs["blstats"]
         assert info["progress"] == blstats[nethack.NLE_BL_SCORE] + nh.DEPTH_WEIGHT * blstats[nethack.NLE_BL_DEPTH]
+        assert (info["score"], info["gold"], info["depth"]) == (blstats[nethack.NLE_BL_SCORE],
+                                                                 blstats[nethack.NLE_BL_GOLD],
+                                                                 blstats[nethack.NLE_BL_DEPTH])
         seen.add(info["caption"])
         if terminated or truncated:
             break
@@ -236,6 +239,7 @@ def test_nethack_success_rule_and_seeding():
     assert trace(5) == trace(5) and trace(5) != trace(6)
     # Raw NLE 1.3 fails check_env (reset(options={}) KeyError, unseeded game); its seeding layer passes.
     check_env(nh.NetHackSeeding(gym.make(NETHACK, observation_keys=nh.OBSERVATION_KEYS)), skip_render_check=True)
+    check_env(nh.seeded_with_stats(gym.make(NETHACK, observation_keys=nh.OBSERVATION_KEYS)), skip_render_check=True)
 
 
 def test_unknown_env_ids_raise():

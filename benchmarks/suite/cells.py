@@ -99,7 +99,7 @@ def row_from_run(cell: Cell, run_dir: Path, *, metric: str, curve_column: str) -
             "steps": cell.steps, "score": run["eval"][metric], "success_rate": run["eval"]["success_rate"],
             "mean_return": run["eval"]["mean_return"], "train_success_last100": run.get("train_success_last100"),
             "steps_per_s": run.get("steps_per_s"), "wall_time_s": metrics.get("wall_time_s"),
-            "llm_calls": llm_calls, "llm_cache_hits": cache_hits,
+            "llm_calls": llm_calls, "llm_cache_hits": cache_hits, "eval": run["eval"],
             "reward_model_calls": (run.get("reward_cache") or {}).get("model_calls"),
             "curve": training_curve(run_dir, column=curve_column, steps=cell.steps), "run_dir": str(run_dir)}
 

@@ -31,7 +31,8 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "suite": cfg.name, "title": cfg.title, "description": cfg.description, "metric": cfg.metric,
         "metric_label": cfg.metric_label, "metric_range": list(cfg.metric_range) if cfg.metric_range else None,
-        "curve_column": cfg.curve_column, "rewards": rewards, "controls": [c for c in cfg.controls if c in rewards],
+        "curve_column": cfg.curve_column, "secondary_metrics": dict(cfg.get("secondary_metrics") or {}),
+        "rewards": rewards, "controls": [c for c in cfg.controls if c in rewards],
         "unavailable_rewards": missing, "headline": cfg.headline, "bootstrap_reps": cfg.bootstrap_reps,
         "confidence": 0.95, "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "tasks": {},
     }
@@ -46,12 +47,22 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
             for c in controls.keys() - versus.keys():
                 stats[f"prob_improvement_vs_{c}"] = stats[f"prob_improvement_vs_{c}_ci"] = None
             stats.update(seeds=[row["seed"] for row in cells], **_costs(cells),
-                         cells=[{k: row.get(k) for k in CELL_FIELDS} for row in cells])
+                         cells=[{k: row.get(k) for k in CELL_FIELDS} for row in cells],
+                         secondary=_secondary(cfg, cells))
             entry["rewards"][reward] = stats
         summary["tasks"][task] = entry
     summary["performance_profile"] = _profile(cfg, summary)
     summary["n_cells"] = sum(r["n_seeds"] for t in summary["tasks"].values() for r in t["rewards"].values())
     return summary
+
+
+def _secondary(cfg: DictConfig, cells: list[dict]) -> dict[str, dict[str, Any]]:
+    """IQM and interval of each ``secondary_metrics`` field over the cells whose run recorded it."""
+    out = {}
+    for field in cfg.get("secondary_metrics") or {}:
+        values = [row["eval"][field] for row in cells if (row.get("eval") or {}).get(field) is not None]
+        out[field] = reward_stats(values, {}, reps=cfg.bootstrap_reps)
+    return out
 
 
 def _costs(cells: list[dict]) -> dict[str, float | None]:
@@ -138,22 +149,23 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += [f"Not available yet (no reward config): {', '.join(summary['unavailable_rewards'])}.", ""]
     if not summary["n_cells"]:
         lines += ["No cells yet: run `python -m benchmarks run suite=" + summary["suite"] + "`.", ""]
-    controls = summary["controls"]
+    controls, secondary = summary["controls"], summary.get("secondary_metrics") or {}
     for task, row in summary["tasks"].items():
+        columns = ["reward", "IQM [95 % CI] (n)", "mean", *(f"P(> {c})" for c in controls), *secondary.values(),
+                   "LLM calls / cell", "cache hits / cell", "wall min / cell", "steps/s"]
         lines += [f"## {task}", "", f"`{row['env']}`, {row['steps']:,} steps per cell.", "",
-                  "| reward | IQM [95 % CI] (n) | mean | " + " | ".join(f"P(> {c})" for c in controls)
-                  + " | LLM calls / cell | cache hits / cell | wall min / cell | steps/s |",
-                  "|---" * (7 + len(controls)) + "|"]
+                  "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
         for reward, stats in row["rewards"].items():
             probs = []
             for c in controls:
                 p, ci = stats.get(f"prob_improvement_vs_{c}"), stats.get(f"prob_improvement_vs_{c}_ci")
                 probs.append("–" if p is None or reward == c else f"{p:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
             wall = stats["wall_time_s_per_cell"]
-            lines.append(f"| {reward} | {interval(stats, digits)} | {fmt(stats['mean'], digits)} | "
-                         + " | ".join(probs) + f" | {fmt(stats['llm_calls_per_cell'], 0)} | "
-                         f"{fmt(stats['llm_cache_hits_per_cell'], 0)} | {fmt(wall / 60 if wall else None, 1)} | "
-                         f"{fmt(stats['steps_per_s'], 0)} |")
+            cells = [reward, interval(stats, digits), fmt(stats["mean"], digits), *probs,
+                     *(interval(stats["secondary"][field], digits) for field in secondary),
+                     fmt(stats["llm_calls_per_cell"], 0), fmt(stats["llm_cache_hits_per_cell"], 0),
+                     fmt(wall / 60 if wall else None, 1), fmt(stats["steps_per_s"], 0)]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if summary.get("figures"):
         lines += ["Figures: " + ", ".join(f"[{name}]({file})" for name, file in summary["figures"].items()) + ".", ""]

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -82,8 +83,23 @@ def _dry_build_agent(cfg: DictConfig) -> None:
         if "shaping" in cfg.reward:  # the shaping exactly as training will build it, the agent's gamma included
             with config_key("reward.shaping"):
                 ShapingConfig(**_shaping_kwargs(cfg, venv))
+        _check_eval_info_keys(cfg, venv)
     finally:
         venv.close()
+
+
+def _check_eval_info_keys(cfg: DictConfig, venv: Any) -> None:
+    """One random step: every ``train.eval_info_keys`` entry must be in the env's step info, or evaluation would
+    fail only after training."""
+    keys = list(cfg.train.eval_info_keys or ())
+    if not keys:
+        return
+    venv.reset()
+    _, _, _, infos = venv.step(np.array([venv.action_space.sample()]))
+    missing = [key for key in keys if key not in infos[0]]
+    if missing:
+        raise ConfigError(f"train.eval_info_keys (env.eval_info_keys): {missing} not in the step info of "
+                          f"{cfg.env.id}; it has {sorted(k for k in infos[0] if not k.startswith('_'))}")
 
 
 def _agent_kwargs(cfg: DictConfig) -> dict[str, Any]:
@@ -155,7 +171,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
         env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps,
                                    success=cfg.env.get("success"))
         metrics["eval"] = evaluate_success(model, env_fn, n_episodes=cfg.train.eval_episodes, seed=cfg.seed + 10_000,
-                                           progress=cfg.progress)
+                                           progress=cfg.progress, info_keys=cfg.train.eval_info_keys)
     except KeyboardInterrupt:  # the trained agent is saved; report the run without its evaluation
         log.warning("interrupted during evaluation: %s is saved, its evaluation is skipped", name)
         metrics["eval"] = {key: float("nan") for key in ("success_rate", "mean_return", "std_return", "mean_length")}
