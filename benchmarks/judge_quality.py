@@ -9,12 +9,14 @@ behind the message raised score/depth, was neutral, or cost hit points). Each (s
 agreement with the oracle (decided pairs, with a bootstrap 95 % interval), the first-order-only agreement of
 pairwise strategies (the position-bias control), position consistency, unknown rate, prompts, LLM calls, prompts/s,
 and a char-CNN reward model fitted on the strategy's labels (5-fold: held-out accuracy against those labels and
-against the oracle). The same reward model fitted on the oracle's own labels is the control ("what these captions
-and this many pairs allow").
+against the oracle); for pointwise strategies also with the library's ``reward_model.dense_pairs`` (``_dense``: extra
+pairs among each training fold's captions, labelled by the judge's own scores). The same reward model fitted on the
+oracle's own labels is the control ("what these captions and this many pairs allow").
 
-The last stdout line is one JSON object: ``oracle_agreement`` / ``rm_heldout_accuracy`` (family -> value for the
-family's default strategy), ``position_consistency`` (family -> value for its default pairwise strategy),
-``strategies`` (strategy -> family -> agreement), ``prompts_per_s``, and every cell's detail under ``cells``.
+The last stdout line is one JSON object: ``oracle_agreement`` / ``rm_heldout_accuracy`` /
+``rm_heldout_accuracy_dense`` (family -> value for the family's default strategy), ``position_consistency``
+(family -> value for its default pairwise strategy), ``strategies`` (strategy -> family -> agreement),
+``prompts_per_s``, and every cell's detail under ``cells``.
 A time budget (``--budget-s``; quick default 420 s) keeps the quick run inside ten minutes on a busy machine:
 cells that would not fit are listed under ``skipped`` (defaults run first).
 """
@@ -69,6 +71,8 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
 }
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
+#: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels.
+DENSE_PAIRS = 2000
 CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot")
 
 
@@ -91,8 +95,11 @@ def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[fl
 
 
 def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds: int = 5, epochs: int = 30,
-                    seed: int = 0) -> dict[str, float]:
-    """k-fold char-CNN reward model on ``labels`` (hard targets): held-out accuracy vs the labels and vs the oracle."""
+                    seed: int = 0, caption_scores: dict[str, float] | None = None,
+                    dense_pairs: int = 0) -> dict[str, float]:
+    """k-fold char-CNN reward model on ``labels`` (hard targets): held-out accuracy vs the labels and vs the oracle.
+    With ``caption_scores`` and ``dense_pairs`` the library's ``reward_model.dense_pairs`` recipe: extra pairs among
+    each training fold's captions, labelled by the judge's scores (the test fold's pairs are never among them)."""
     import torch
 
     from llm_reward.reward_model import fit_reward_model
@@ -111,7 +118,8 @@ def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds:
         if len(test) == 0 or len(decided) == 0:
             continue
         model, _ = fit_reward_model(list(a[train]), list(b[train]), y[train], epochs=epochs, seed=seed,
-                                    progress=False, val_fraction=0.0, patience=None)
+                                    progress=False, val_fraction=0.0, patience=None, caption_scores=caption_scores,
+                                    dense_pairs=dense_pairs if caption_scores else 0)
         margin[test] = model(list(a[test])) - model(list(b[test]))
     known = ~np.isnan(margin) & ~np.isnan(y) & (y != 0.5)
     rm_labels = np.where(np.isnan(margin), np.nan, (margin > 0).astype(float))
@@ -128,6 +136,7 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
     label, forward, reverse = (np.full(n, np.nan, dtype=np.float32) for _ in range(3))
     prompts, calls_before, start = 0, llm.stats.cache_misses, time.perf_counter()
     priors: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {}  # pointwise strategies: env -> caption -> the judge's score
     for env_id in dict.fromkeys(r["env_id"] for r in rows):
         index = [i for i, r in enumerate(rows) if r["env_id"] == env_id]
         domain = rows[index[0]].get("domain", family)  # robotics: the adapter's family (fetch, mujoco)
@@ -136,6 +145,8 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
         batch = strategy.label([(rows[i][f"{column}_a"], rows[i][f"{column}_b"]) for i in index])
         label[index], forward[index], reverse[index] = batch.label, batch.forward, batch.reverse
         prompts += batch.llm_prompts
+        if batch.caption_scores:
+            scores[env_id] = batch.caption_scores
         if name in CALIBRATED and library_name != "pairwise_cot":  # a CoT verdict follows a rationale: no filler
             priors[env_id] = calibration.content_free_prior(llm, strategy.judge.template.verdict)
             prompts += len(calibration.CONTENT_FREE)
@@ -144,7 +155,7 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
     return {"strategy": name, "family": family, "column": column, "label": label.tolist(),
             "forward": forward.tolist(), "reverse": reverse.tolist(), "llm_prompts": prompts, "llm_calls": calls,
             "seconds": seconds, "prompts_per_s": calls / seconds if calls else float("nan"), "n_pairs": n,
-            "cf_prior": priors}
+            "cf_prior": priors, "caption_scores": scores}
 
 
 def measure(cell: dict, rows: list[dict]) -> dict:
@@ -167,6 +178,14 @@ def measure(cell: dict, rows: list[dict]) -> dict:
         "first_position_rate": float(np.mean(forward[both] > 0.5)) if both.any() else float("nan"),
     })
     out.update(reward_model_cv(rows, label, cell["column"]))
+    if cell.get("caption_scores"):  # a caption judged under several envs' goals: the mean of its scores
+        merged: dict[str, list[float]] = {}
+        for by_caption in cell["caption_scores"].values():
+            for caption, score in by_caption.items():
+                merged.setdefault(caption, []).append(score)
+        dense = reward_model_cv(rows, label, cell["column"], caption_scores={c: float(np.mean(s)) for c, s in
+                                                                             merged.items()}, dense_pairs=DENSE_PAIRS)
+        out.update({f"{k}_dense": v for k, v in dense.items()})
     return out
 
 
@@ -272,6 +291,7 @@ def main() -> None:
     result = {
         "oracle_agreement": pick(DEFAULTS, "oracle_agreement"),
         "rm_heldout_accuracy": pick(DEFAULTS, "rm_heldout_accuracy"),
+        "rm_heldout_accuracy_dense": pick(DEFAULTS, "rm_heldout_accuracy_dense"),
         "position_consistency": pick(PAIRWISE_DEFAULTS, "position_consistency"),
         "pairwise_oracle_agreement": pick(PAIRWISE_DEFAULTS, "oracle_agreement"),
         "strategies": {s: {f: m["oracle_agreement"] for f, m in by_family.items()} for s, by_family in detail.items()},

@@ -34,6 +34,12 @@ def strategy_tag(strategy: str | None) -> str:
     return "" if strategy is None else f"_{strategy}"
 
 
+def dense_tag(dense_pairs: int) -> str:
+    """``""`` without dense pairs; else ``"_dense<N>"``, so a reward model fitted with them never replaces one
+    fitted without."""
+    return f"_dense{int(dense_pairs)}" if int(dense_pairs) else ""
+
+
 def captioner(env_id: str) -> str:
     """The caption format of ``env_id`` (``minigrid-text-nomission-v1``): rollouts, and so labels and reward models,
     are keyed on it, so a captioner change never reuses captions written in the old format."""
@@ -46,3 +52,4 @@ OmegaConf.register_new_resolver("policy_tag", policy_tag, replace=True)
 OmegaConf.register_new_resolver("captioner", captioner, replace=True)
 OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)
 OmegaConf.register_new_resolver("strategy_tag", strategy_tag, replace=True)
+OmegaConf.register_new_resolver("dense_tag", dense_tag, replace=True)

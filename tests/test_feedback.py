@@ -133,6 +133,28 @@ def test_pointwise_mode_asks_each_caption_once_and_labels_by_bradley_terry():
         LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="pairwise")
 
 
+def test_pointwise_caption_scores_are_stored_and_shuffled_with_the_labels(tmp_path):
+    """The scores behind pointwise labels reach the store and the fit stage; the shuffled control permutes them."""
+    from llm_reward.motif.stages import annotate_stage, shuffle_labels
+
+    labeler = LLMPreferenceLabeler(PointwiseJudge(), PairPrompt("nethack", None), mode="pointwise")
+    pairs = sample_pairs(_rollouts(), 32, seed=0)
+    labelled, _ = annotate_stage(pairs, labeler, store_path=tmp_path / "labels.sqlite", batch_size=8,
+                                 progress=False)
+    scores = labelled.attrs["caption_scores"]
+    assert set(scores) == {c for a, b in zip(pairs.caption_a, pairs.caption_b) if a != b for c in (a, b)}
+    for row in labelled.itertuples():  # every label is the Bradley-Terry of the two stored scores
+        if row.caption_a != row.caption_b:
+            np.testing.assert_allclose(row.label, 1 / (1 + np.exp(scores[row.caption_b] - scores[row.caption_a])),
+                                       rtol=1e-4)
+    store = LabelStore(tmp_path / "labels.sqlite", labeler.fingerprint)
+    assert store.caption_scores() == pytest.approx(scores)
+    store.close()
+    shuffled = shuffle_labels(labelled, seed=1).attrs["caption_scores"]
+    assert set(shuffled) == set(scores) and sorted(shuffled.values()) == pytest.approx(sorted(scores.values()))
+    assert shuffled != pytest.approx(scores)
+
+
 def test_identical_captions_are_ties_without_llm_calls():
     judge = ScriptedJudge()
     labeler = LLMPreferenceLabeler(judge, PairPrompt("nethack", None), mode="rlaif")

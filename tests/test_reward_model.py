@@ -376,3 +376,37 @@ def test_caption_length_limit_comes_from_config_and_fails_before_the_judge(tmp_p
                          recipe=RewardModelRecipe(epochs=2, encoder_kwargs={"max_chars": 1024}))
     assert artifact([long]).shape == (1,)
     assert RewardArtifact.load(tmp_path / "rm")([long]).shape == (1,)  # the limit is saved with the model
+
+
+def test_dense_pairs_use_the_judges_scores_of_training_captions_only():
+    """With one pair per caption (pairs.unique_captions), comparing every scored training caption with others by
+    the judge's own scores teaches the model the judge's ranking; held-out pairs stay unseen."""
+    from llm_reward.reward_model.train import _dense_pairs
+
+    captions = [f"You find {n} gold pieces." for n in range(1, 61)] + [f"You kill the {m}!" for m in MONSTERS]
+    values = np.array(list(range(1, 61)) + [40] * len(MONSTERS), dtype=float)
+    scores = {c: v / 10 for c, v in zip(captions, values)}  # a pointwise judge's logits, agreeing with the rule
+    plain, dense = [], []
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(captions))
+        i, j = order[: len(order) // 2], order[len(order) // 2:]  # every caption in exactly one pair
+        a, b = [captions[k] for k in i], [captions[k] for k in j]
+        y = np.where(values[i] > values[j], 1.0, np.where(values[i] < values[j], 0.0, 0.5))
+        _, without = fit_reward_model(a, b, y, epochs=30, progress=False, seed=seed)
+        _, with_dense = fit_reward_model(a, b, y, epochs=30, progress=False, seed=seed, caption_scores=scores,
+                                         dense_pairs=2000)
+        assert without["n_dense_pairs"] == 0 and with_dense["n_dense_pairs"] == 2000
+        assert with_dense["n_train"] == without["n_train"]  # train accuracy: still on the judge's own pairs
+        plain.append(without["heldout_accuracy"]), dense.append(with_dense["heldout_accuracy"])
+    assert np.mean(dense) > np.mean(plain) and np.mean(dense) >= 0.85, (plain, dense)
+
+    table = ["a", "b", "c", "held out"]
+    first, second, target = _dense_pairs(np.array([0, 1]), np.array([2, 2]), table, {c: i for i, c in
+                                         enumerate(table)}, n=50, targets="hard", rng=np.random.default_rng(0))
+    assert set(first) | set(second) <= {0, 1, 2} and (first != second).all()
+    np.testing.assert_array_equal(target, (first > second).astype(float))
+    _, _, soft = _dense_pairs(np.array([0]), np.array([1]), table, {"a": 0.0, "b": 1.0}, n=4, targets="soft",
+                              rng=np.random.default_rng(0))
+    assert set(np.round(soft, 3)) <= {0.269, 0.731}
+    with pytest.raises(ValueError, match="dense_pairs"):
+        fit_reward_model(["x"], ["y"], [1.0], caption_scores={"x": 1.0}, dense_pairs=-1, progress=False)

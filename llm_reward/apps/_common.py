@@ -80,6 +80,7 @@ def recipe_from_config(cfg: DictConfig, *, seed: int | None = None) -> RewardMod
     with config_key("reward_model"):
         return RewardModelRecipe(encoder=settings.encoder, encoder_kwargs=encoder_kwargs, epochs=int(settings.epochs),
                                  n_members=int(settings.n_members), targets=settings.targets,
+                                 dense_pairs=int(settings.get("dense_pairs", 0)),
                                  seed=int(cfg.data_seed if seed is None else seed))
 
 

@@ -70,7 +70,7 @@ def annotate(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, store: LabelSto
         for lo in range(0, len(todo), batch_size):
             batch = todo.iloc[lo:lo + batch_size]
             result = labeler.label(list(zip(batch["caption_a"], batch["caption_b"])))
-            store.write(batch, result.label, result.forward, result.reverse)
+            store.write(batch, result.label, result.forward, result.reverse, result.caption_scores)
             prompts += result.llm_prompts
             identical += int((batch["caption_a"] == batch["caption_b"]).sum())
             bar.update(len(batch))

@@ -37,6 +37,9 @@ class LabelBatch:
     reverse: np.ndarray  # the same pair judged swapped, mapped back to P(first preferred)
     llm_prompts: int = 0  # prompts this batch sent to the LLM layer (cache hits included)
     retries: int = 0  # free-text verdict follow-ups (Motif style)
+    # Pointwise judges: the strength behind the labels per caption (label = sigmoid(score_a - score_b)). Any two
+    # scored captions can then be compared without asking again (reward_model.dense_pairs).
+    caption_scores: dict[str, float] | None = None
 
     @property
     def position_consistency(self) -> float:

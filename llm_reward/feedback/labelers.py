@@ -20,6 +20,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from llm_reward.feedback import calibration
 from llm_reward.feedback.judges import (LabelBatch, PairwiseJudge, PointwiseScorer, both_order_labels,
                                         bradley_terry_labels, position_consistency)
 from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, CaptionPrompt, PairPrompt, parse_verdict
@@ -86,11 +87,15 @@ class LLMPreferenceLabeler:
         forward = np.full(n, np.nan, dtype=np.float32)
         asked = [i for i, (a, b) in enumerate(pairs) if a != b]
         scorer = PointwiseScorer(self.llm, self._caption_prompt.rlaif)
+        scores: dict[str, float] = {}
         if asked:
-            yes = scorer.yes_probs([c for i in asked for c in pairs[i]])
+            captions = [c for i in asked for c in pairs[i]]
+            yes = scorer.yes_probs(captions)
             forward[asked] = bradley_terry_labels(yes[0::2], yes[1::2])
+            scores = dict(zip(captions, calibration.logit(yes).tolist()))
         label = np.where(np.isnan(forward), 0.5, forward).astype(np.float32)
-        return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32), llm_prompts=scorer.prompts_sent)
+        return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32), llm_prompts=scorer.prompts_sent,
+                          caption_scores=scores)
 
     def _motif(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
         """P(first preferred) from free-text verdicts for each ordered pair, NaN where the judge gave none."""

@@ -44,6 +44,7 @@ class LabelStore:
             CREATE TABLE IF NOT EXISTS pairs (
                 pair_id INTEGER PRIMARY KEY, caption_a TEXT NOT NULL, caption_b TEXT NOT NULL,
                 progress_a REAL, progress_b REAL, label REAL, forward REAL, reverse REAL);
+            CREATE TABLE IF NOT EXISTS caption_scores (caption TEXT PRIMARY KEY, score REAL NOT NULL);
             """
         )
         self._check_fingerprint(dict(fingerprint))
@@ -77,20 +78,28 @@ class LabelStore:
                                          "different pair sample (rollouts or seed changed). Use another store path.")
         return pairs[~pairs["pair_id"].isin(stored.index)]
 
-    def write(self, pairs: pd.DataFrame, label: np.ndarray, forward: np.ndarray, reverse: np.ndarray) -> None:
-        """Store one labelled batch atomically."""
+    def write(self, pairs: pd.DataFrame, label: np.ndarray, forward: np.ndarray, reverse: np.ndarray,
+              caption_scores: Mapping[str, float] | None = None) -> None:
+        """Store one labelled batch atomically, with the pointwise judge's per-caption scores if it has them."""
         rows = [
             (int(p.pair_id), p.caption_a, p.caption_b, _nullable(p.progress_a), _nullable(p.progress_b),
              _nullable(lab), _nullable(fwd), _nullable(rev))
             for p, lab, fwd, rev in zip(pairs.itertuples(index=False), label, forward, reverse)
         ]
+        scores = [(c, float(s)) for c, s in (caption_scores or {}).items() if np.isfinite(s)]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO pairs VALUES (?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO caption_scores VALUES (?,?)", scores)
 
     def load(self) -> pd.DataFrame:
         """All stored pairs and labels (NaN = unknown), ordered by pair id."""
         return pd.read_sql("SELECT * FROM pairs ORDER BY pair_id", self._db).astype(
             {c: "float64" for c in ["progress_a", "progress_b", *LABEL_COLUMNS]})
+
+    def caption_scores(self) -> dict[str, float]:
+        """The pointwise judge's score per caption (empty for pairwise judges and stores written before scores were
+        kept): ``label = sigmoid(score_a - score_b)`` for every stored pair of two scored captions."""
+        return dict(self._db.execute("SELECT caption, score FROM caption_scores").fetchall())
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM pairs").fetchone()[0])

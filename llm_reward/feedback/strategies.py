@@ -194,8 +194,9 @@ class PointwiseStrategy:
             gaps = np.array([table[pairs[i][0]] - table[pairs[i][1]] for i in asked])
             forward[asked] = calibration.sigmoid(gaps)
         label = np.where(np.isnan(forward), 0.5, forward).astype(np.float32)
+        scores = {c: float(table[c]) for i in asked for c in pairs[i]} if asked else {}
         return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32),
-                          llm_prompts=self.prompts_sent() - before)
+                          llm_prompts=self.prompts_sent() - before, caption_scores=scores)
 
 
 def pointwise_renders(domain: str, goal: str | None, phrasings: int = 1,

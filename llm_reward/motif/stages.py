@@ -111,11 +111,14 @@ def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = 
 
 def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler | Strategy, *, store_path: Path,
                    batch_size: int = 16, progress: bool = True) -> tuple[pd.DataFrame, AnnotationReport]:
-    """Label ``pairs`` with an LLM judge into a resumable store; returns all stored labels and a report."""
+    """Label ``pairs`` with an LLM judge into a resumable store; returns all stored labels and a report.
+
+    A pointwise judge's per-caption scores ride along in ``labels.attrs["caption_scores"]`` (for
+    ``reward_model.dense_pairs``)."""
     store = LabelStore(store_path, labeler.fingerprint)
     try:
         report = annotate(pairs, labeler, store, batch_size=batch_size, progress=progress)
-        return store.load(), report
+        return _with_scores(store), report
     finally:
         store.close()
 
@@ -126,9 +129,15 @@ def load_labels(store_path: Path, labeler: LLMPreferenceLabeler | Strategy) -> p
         raise FileNotFoundError(f"no labels at {store_path}: run llm-reward-annotate with the same overrides first")
     store = LabelStore(store_path, labeler.fingerprint)
     try:
-        return store.load()
+        return _with_scores(store)
     finally:
         store.close()
+
+
+def _with_scores(store: LabelStore) -> pd.DataFrame:
+    labelled = store.load()
+    labelled.attrs["caption_scores"] = store.caption_scores()
+    return labelled
 
 
 def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
@@ -140,7 +149,8 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
 
 def shuffle_labels(labelled: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The same pairs with their labels permuted across pairs (``reward=shuffled``, the control that keeps the
-    label distribution and every caption but breaks which caption a label belongs to).
+    label distribution and every caption but breaks which caption a label belongs to). A pointwise judge's caption
+    scores are permuted across captions the same way.
 
     Example:
         >>> frame = pd.DataFrame({"caption_a": list("abcd"), "caption_b": list("wxyz"), "label": [1.0, 0, 0, 0]})
@@ -153,6 +163,9 @@ def shuffle_labels(labelled: pd.DataFrame, seed: int) -> pd.DataFrame:
     shuffled = labelled.copy()
     for column in columns:
         shuffled[column] = labelled[column].to_numpy()[order]
+    scores = labelled.attrs.get("caption_scores") or {}
+    permuted = np.random.default_rng(seed).permutation(np.array(list(scores.values()), dtype=np.float64))
+    shuffled.attrs["caption_scores"] = dict(zip(scores, permuted.tolist()))
     return shuffled
 
 
@@ -170,7 +183,8 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
     has_oracle = labelled[["progress_a", "progress_b"]].notna().all(axis=None)
     oracle = oracle_labels(labelled["progress_a"], labelled["progress_b"]) if has_oracle else None
     model, metrics = recipe.fit(labelled["caption_a"].tolist(), labelled["caption_b"].tolist(),
-                                labelled["label"].to_numpy(dtype=np.float32), progress=progress, oracle_labels=oracle)
+                                labelled["label"].to_numpy(dtype=np.float32), progress=progress, oracle_labels=oracle,
+                                caption_scores=labelled.attrs.get("caption_scores"))
     artifact = build_artifact(model, rollouts["caption"].tolist(), captioner=captioner, metrics=metrics)
     artifact.save(path)
     return artifact

@@ -54,9 +54,13 @@ class RewardModelRecipe:
     n_members: int = 1  #: ensemble size
     seed: int = 0
     targets: Literal["hard", "soft"] = "hard"
+    #: extra training pairs among the judged captions, labelled by a pointwise judge's own scores (0: off)
+    dense_pairs: int = 0
 
     def __post_init__(self) -> None:
         to_targets(np.zeros(0), self.targets)  # validates
+        if isinstance(self.dense_pairs, bool) or not isinstance(self.dense_pairs, int) or self.dense_pairs < 0:
+            raise ValueError(f"dense_pairs must be an int >= 0, got {self.dense_pairs!r}")
         object.__setattr__(self, "encoder_kwargs", dict(self.encoder_kwargs))
 
     def check(self) -> None:
@@ -77,10 +81,14 @@ class RewardModelRecipe:
                              f"env config) to at least {longest}")
 
     def fit(self, captions_a: Sequence[str], captions_b: Sequence[str], labels: np.ndarray, *,
-            progress: bool = True, oracle_labels: np.ndarray | None = None) -> tuple[RewardModel, dict[str, Any]]:
-        """:func:`fit_reward_model` on ``to_targets(labels)`` with this recipe; metrics record the targets."""
+            progress: bool = True, oracle_labels: np.ndarray | None = None,
+            caption_scores: Mapping[str, float] | None = None) -> tuple[RewardModel, dict[str, Any]]:
+        """:func:`fit_reward_model` on ``to_targets(labels)`` with this recipe; metrics record the targets.
+        ``caption_scores`` (a pointwise label store's) feed ``dense_pairs``; without them it has no effect."""
         model, metrics = fit_reward_model(list(captions_a), list(captions_b), to_targets(labels, self.targets),
                                           encoder=self.encoder, epochs=self.epochs, n_members=self.n_members,
                                           seed=self.seed, progress=progress, oracle_labels=oracle_labels,
-                                          encoder_kwargs=self.encoder_kwargs)
+                                          encoder_kwargs=self.encoder_kwargs, caption_scores=caption_scores,
+                                          dense_pairs=self.dense_pairs if caption_scores else 0,
+                                          dense_targets=self.targets)
         return model, {**metrics, "targets": self.targets}

@@ -27,7 +27,8 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
                      encoder: str = "char_cnn", epochs: int = 30, n_members: int = 1, seed: int = 0,
                      progress: bool = True, oracle_labels: np.ndarray | None = None, val_fraction: float = 0.2,
                      batch_size: int = 256, lr: float = 1e-3, patience: int | None = 5,
-                     encoder_kwargs: Mapping[str, Any] | None = None) -> tuple[RewardModel, dict[str, Any]]:
+                     encoder_kwargs: Mapping[str, Any] | None = None, caption_scores: Mapping[str, float] | None = None,
+                     dense_pairs: int = 0, dense_targets: str = "hard") -> tuple[RewardModel, dict[str, Any]]:
     """Train a reward model on labelled caption pairs; returns the model and its metrics.
 
     ``labels``: P(first preferred) in [0, 1], 0.5 = tie, NaN = unknown (dropped, counted). A seeded
@@ -35,6 +36,12 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     better validation loss and keeps the best epoch's weights (``patience=None`` runs all ``epochs``).
     ``oracle_labels`` (same layout as ``labels``, e.g. from the game score) gives ``oracle_agreement``.
     ``encoder_kwargs`` are the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+
+    ``dense_pairs`` > 0 with ``caption_scores`` (a pointwise judge's score per caption, the store's
+    ``caption_scores()``) adds that many pairs among the *training* pairs' scored captions, each labelled by the
+    judge's own scores (``dense_targets``: ``hard`` = side of the score gap, ``soft`` = sigmoid of it). A pointwise
+    judge has already ranked every caption it saw; with one pair per caption the plain pairs keep one bit of that
+    ranking. Held-out pairs and their captions are never used, so ``heldout_accuracy`` still measures them.
 
     Example:
         >>> import numpy as np
@@ -64,6 +71,14 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     keep = rng.permutation(np.flatnonzero(known))
     n_val = min(int(round(val_fraction * len(keep))), len(keep) - 1)
     val, train = np.sort(keep[:n_val]), keep[n_val:]
+    n_dense = 0
+    if dense_pairs and caption_scores:
+        da, db, dy = _dense_pairs(inverse[: len(a)][train], inverse[len(a) :][train], table, caption_scores,
+                                  n=dense_pairs, targets=dense_targets, rng=np.random.default_rng(seed + 1))
+        n_dense = len(dy)
+        train = np.concatenate([train, len(a) + np.arange(n_dense)])
+        ia, ib = torch.cat([ia, torch.from_numpy(da)]), torch.cat([ib, torch.from_numpy(db)])
+        target = torch.cat([target, torch.from_numpy(dy).float()])
 
     bar = _progress_bar(progress, epochs * n_members)
     start, epochs_run = time.perf_counter(), []
@@ -81,22 +96,44 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     model.eval()
     reward = model.score(features).numpy().astype(np.float64)
     margin = reward[inverse[: len(a)]] - reward[inverse[len(a) :]]
+    train = train[train < len(a)]  # the judge's own pairs: what train accuracy is measured on
     metrics: dict[str, Any] = {
         "encoder": encoder, "encoder_kwargs": dict(model.encoder.config), "n_members": n_members,
         "n_pairs": len(a), "n_unique_captions": len(table), "n_train": len(train), "n_val": n_val,
+        "n_dense_pairs": n_dense,
         "n_unknown_dropped": int((~known).sum()), "n_ties": int((y[known] == 0.5).sum()),
         "epochs": epochs, "epochs_run": max(epochs_run), "epochs_run_members": epochs_run,
         "train_accuracy": _accuracy(margin[train], y[train]), "heldout_accuracy": _accuracy(margin[val], y[val]),
         "train_loss": _loss(margin[train], y[train]), "val_loss": _loss(margin[val], y[val]),
         "oracle_agreement": float("nan") if oracle is None else _accuracy(margin[val], oracle[val]),
         "oracle_agreement_all": float("nan") if oracle is None else _accuracy(margin, oracle),
-        "train_time_s": elapsed, "train_pairs_per_s": len(train) * sum(epochs_run) / max(elapsed, 1e-9),
+        "train_time_s": elapsed, "train_pairs_per_s": (len(train) + n_dense) * sum(epochs_run) / max(elapsed, 1e-9),
         "n_params": sum(p.numel() for p in model.parameters()),
     }
     log.info("reward model: held-out accuracy %.3f, train accuracy %.3f, %d epochs, %.0f pairs/s",
              metrics["heldout_accuracy"], metrics["train_accuracy"], metrics["epochs_run"],
              metrics["train_pairs_per_s"])
     return model, metrics
+
+
+def _dense_pairs(train_a: np.ndarray, train_b: np.ndarray, table: list[str], scores: Mapping[str, float], *, n: int,
+                 targets: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` random pairs of distinct scored captions among the training pairs' (indices into ``table``) and their
+    targets from the score gap; empty when fewer than two such captions have scores."""
+    if targets not in ("hard", "soft"):
+        raise ValueError(f"dense_targets must be 'hard' or 'soft', got {targets!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"dense_pairs must be an int >= 0, got {n!r}")
+    pool = np.array([i for i in np.unique(np.concatenate([train_a, train_b])) if table[i] in scores], dtype=np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    if len(pool) < 2:
+        return empty, empty, np.zeros(0)
+    first = rng.integers(0, len(pool), n)
+    second = (first + rng.integers(1, len(pool), n)) % len(pool)  # never the same caption
+    a, b = pool[first], pool[second]
+    gap = np.array([scores[table[i]] - scores[table[j]] for i, j in zip(a, b)])
+    y = 1.0 / (1.0 + np.exp(-gap)) if targets == "soft" else np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
+    return a, b, y
 
 
 def _train_member(model: RewardModel, member: torch.nn.Module, features: tuple, ia: torch.Tensor, ib: torch.Tensor,
