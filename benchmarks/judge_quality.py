@@ -68,12 +68,13 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pairwise_diff_status": ("pairwise_diff", "status_caption", ("nethack",)),
     "pointwise_ensemble": ("pointwise_ensemble", "caption", None),
     "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
+    "pairwise_ref": ("pairwise_ref", "caption", None),
 }
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
 #: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels.
 DENSE_PAIRS = 2000
-CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot")
+CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref")
 
 
 def load_pairsets(quick: bool, max_pairs: int | None) -> dict[str, list[dict]]:

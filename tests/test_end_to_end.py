@@ -195,11 +195,18 @@ def test_the_shuffled_control_fits_its_own_model_on_the_same_labels(tmp_path):
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         motif = compose("train", overrides=[*common, "reward=motif", f"run_dir={tmp_path / 'motif'}"])
         shuffled = compose("train", overrides=[*common, "reward=shuffled", f"run_dir={tmp_path / 'shuffled'}"])
+        dense = compose("train", overrides=[*common, "reward=motif", "reward_model.dense_pairs=64",
+                                            f"run_dir={tmp_path / 'dense'}"])
     first = run_experiment(motif, tmp_path / "motif")
     control = run_experiment(shuffled, tmp_path / "shuffled")
     assert first["completed"] and control["completed"] and control["reward"] == "shuffled"
     assert control["annotation"]["pairs_new"] == 0  # the same label store: no pair judged twice
     assert control["reward_model_dir"] != first["reward_model_dir"] and "-shuffled0_" in control["reward_model_dir"]
+    assert first["reward_model"]["n_dense_pairs"] == 0
+    # reward_model.dense_pairs: the same labels (and the pointwise judge's stored caption scores), its own model
+    densified = run_experiment(dense, tmp_path / "dense")
+    assert densified["annotation"]["pairs_new"] == 0 and densified["reward_model"]["n_dense_pairs"] == 64
+    assert densified["reward_model_dir"] == first["reward_model_dir"] + "_dense64"
 
 
 def test_a_config_error_is_the_last_line_printed_and_leaves_no_run_dir(tmp_path):

@@ -15,7 +15,8 @@ import pytest
 from llm_reward.feedback import calibration
 from llm_reward.feedback.caption_diff import difference_pair, round_numbers, total_steps
 from llm_reward.feedback.judges import LabelBatch
-from llm_reward.feedback.strategies import EXEMPLARS, STRATEGIES, DifferencePairPrompt, make_strategy
+from llm_reward.feedback.strategies import (EXEMPLARS, STRATEGIES, DifferencePairPrompt, ReferencePairPrompt,
+                                            make_strategy)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRSETS = ROOT / "benchmarks" / "pairsets"
@@ -50,6 +51,9 @@ class GoldJudge:
             if choices == ["1", "2"] and "Description 1:" in text:
                 first, second = re.findall(r"Description \d:\n(.*?)(?:\n\n|$)", text, re.S)[:2]
                 strength = np.sign(self._gold(first) - self._gold(second)) * 2.0
+            elif choices == ["1", "2"] and "Reference moment:" in text:  # pairwise_ref: the described vs reference
+                reference, described = re.findall(r"(?:Reference moment|Description):\n(.*?)(?:\n\n|$)", text, re.S)
+                strength = np.sign(self._gold(described) - self._gold(reference)) * 2.0 + 0.5  # leans to "yes"
             elif choices == ["1", "2"] and "bad for the player" in text:  # pointwise_harm's second question
                 strength = -2.0 + self._gold(text.split("Description:\n")[-1]) / 100.0
             elif choices == ["1", "2"]:  # pointwise: "1" = yes
@@ -127,6 +131,9 @@ def test_fewshot_and_difference_prompts():
 
     text = DifferencePairPrompt(PairPrompt("minigrid", "The goal is X.")).verdict("A.", "B.", "pick up the box")
     assert text[-1]["content"].count("pick up the box") == 1 and "Only what differs" in text[-1]["content"]
+    reference = ReferencePairPrompt(PairPrompt("nethack", "The goal is gold.")).verdict("Gold!", "A wall.")[-1]
+    assert reference["content"].index("A wall.") < reference["content"].index("Gold!")  # the reference comes first
+    assert "more progress towards the goal than the reference" in reference["content"]
     with pytest.raises(ValueError, match="unknown judge strategy"):
         make_strategy("pairwise_magic", judge, domain="nethack", goal=None)
 

@@ -11,6 +11,8 @@ shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
   ``_compact`` asks about the caption without walls and with step distances summed; ``_harm`` subtracts the
   logit of a second question ("is this moment bad for the player?");
 * ``score10`` — RLAIF's 1-10 rating per caption, pairs ordered by expected score;
+* ``pairwise_ref`` — "does this moment show more progress than the reference moment?" about each caption of
+  the pair in turn, the other shown as the reference (:class:`ReferencePairPrompt`);
 * pairwise — "which shows more progress, 1 or 2?" in both orders; with ``fewshot`` hand-written exemplar
   answers precede the question; with ``difference`` captions (:mod:`~llm_reward.feedback.caption_diff`) the judge
   sees only what differs, the mission once; ``calibration`` removes the judge's position prior
@@ -116,6 +118,31 @@ class DifferencePairPrompt:
         text = (f"{game}. {goal}{mission}Only what differs between the two moments is shown. Recall what you know "
                 "about the game. Which description shows more progress? Answer with a single digit: 1 or 2.\n\n"
                 f"Description 1:\n{first.strip()}\n\nDescription 2:\n{second.strip()}")
+        return [system, {"role": "user", "content": text}]
+
+
+@dataclass(frozen=True)
+class ReferencePairPrompt:
+    """The pointwise question about the first caption, with the second shown as the reference to beat.
+
+    "Does this moment show more progress than the reference? 1 for yes, 2 for no": P("1") is P(first preferred),
+    and the swapped order asks the same about the other caption. A small judge that answers "2" to "which of 1 or 2"
+    whatever it is shown still answers a yes/no question about one highlighted moment; its lean towards "yes" is a
+    constant that calibration removes.
+    """
+
+    base: PairPrompt
+    version: str = "pair-reference-v1"
+
+    def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
+        system, *_ = self.base.verdict(first, second)
+        game = _user_text(self.base.verdict(first, second)).split(". ", 1)[0].replace(
+            "Here are two descriptions of moments", "Here is a description of a moment")
+        goal = f" {self.base.goal}" if self.base.goal else ""
+        text = (f"{game}, and another moment for reference.{goal} Recall what you know about the game.\n\n"
+                f"Reference moment:\n{second.strip()}\n\nDescription:\n{first.strip()}\n\n"
+                "Does this moment show more progress towards the goal than the reference moment? Answer with a "
+                "single digit: 1 for yes, 2 for no.")
         return [system, {"role": "user", "content": text}]
 
 
@@ -239,7 +266,8 @@ Strategy = PairwiseStrategy | PointwiseStrategy
 #: Strategy names accepted by :func:`make_strategy`.
 STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
               "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
-              "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_cot")
+              "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_fewshot_bc", "pairwise_ref", "pairwise_ref_cf",
+              "pairwise_ref_bc", "pairwise_cot")
 
 
 def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
@@ -270,8 +298,12 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
         return PointwiseStrategy(llm, judge.expected_scores, name, lambda: judge.prompts_sent)
     parts = name.split("_")[1:]
     prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought="cot" in parts)
-    template = FewShotPairPrompt(prompt, EXEMPLARS.get(domain, ())) if "fewshot" in parts else (
-        DifferencePairPrompt(prompt) if "diff" in parts else prompt)
+    if "fewshot" in parts:
+        template = FewShotPairPrompt(prompt, EXEMPLARS.get(domain, ()))
+    elif "ref" in parts:
+        template = ReferencePairPrompt(prompt)
+    else:
+        template = DifferencePairPrompt(prompt) if "diff" in parts else prompt
     judge = PairwiseJudge(llm, template, both_orders=True, chain_of_thought="cot" in parts,
                           rationale_tokens=rationale_tokens)
     calibrated = {"cf": "content_free", "bc": "batch"}
@@ -280,4 +312,4 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
 
 
 __all__ = ["make_strategy", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy", "PointwiseStrategy",
-           "FewShotPairPrompt", "DifferencePairPrompt", "CaptionScorePrompt"]
+           "FewShotPairPrompt", "DifferencePairPrompt", "ReferencePairPrompt", "CaptionScorePrompt"]
