@@ -228,6 +228,7 @@ def main() -> None:
                         "machine two threads ran the judge 6x slower than one)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--max-pairs", type=int, default=None, help="first N pairs of each family's set")
+    parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES, help="only these pair sets")
     parser.add_argument("--cot-pairs", type=int, default=None, help="pairs judged with chain of thought "
                         "(default: 2 quick, 4 full)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop starting cells after this many seconds "
@@ -237,7 +238,8 @@ def main() -> None:
     start = time.perf_counter()
     cot_pairs = args.cot_pairs or (2 if args.quick else 4)
     budget = args.budget_s if args.budget_s is not None else (420.0 if args.quick else float("inf"))
-    sets = load_pairsets(args.quick, args.max_pairs)
+    sets = {f: rows for f, rows in load_pairsets(args.quick, args.max_pairs).items()
+            if args.families is None or f in args.families}
     if not sets:
         sys.exit(f"no pair sets under {PAIRSETS}: run benchmarks/pairsets/build.py")
     name = "judge_quality_quick" if args.quick else "judge_quality"
