@@ -72,21 +72,33 @@ class NetHackStats(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Copies the in-game ``score``, ``gold`` and dungeon ``depth`` from ``blstats`` into every step's ``info``.
 
     Evaluation reads them at an episode's last step (``env.eval_info_keys``: how much gold an agent steered towards
-    gold collected), and success criteria such as ``"gold >= 20"`` can name them.
+    gold collected), and success criteria such as ``"gold >= 20"`` can name them. NLE's observation after the game
+    ends (death) is blank, so a step without a live status line reports the last one seen.
     """
 
     def __init__(self, env: gym.Env):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
+        self._last: dict[str, float] = {}
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._last = self._stats(obs["blstats"]) or {"score": 0.0, "gold": 0.0, "depth": 1.0}
+        return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._last = self._stats(obs["blstats"]) or self._last
+        return obs, reward, terminated, truncated, {**info, **self._last}
+
+    @staticmethod
+    def _stats(blstats: np.ndarray) -> dict[str, float] | None:
         from nle import nethack
 
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        blstats = obs["blstats"]
-        info = {**info, "score": float(blstats[nethack.NLE_BL_SCORE]), "gold": float(blstats[nethack.NLE_BL_GOLD]),
+        if blstats[nethack.NLE_BL_DEPTH] < 1:  # the blank observation of a finished game
+            return None
+        return {"score": float(blstats[nethack.NLE_BL_SCORE]), "gold": float(blstats[nethack.NLE_BL_GOLD]),
                 "depth": float(blstats[nethack.NLE_BL_DEPTH])}
-        return obs, reward, terminated, truncated, info
 
 
 def seeded_with_stats(env: gym.Env) -> gym.Env:

@@ -210,6 +210,35 @@ def test_nethack_obs_caption_and_progress():
     assert nh.decode_message(np.frombuffer(b"  It's  a wall.\0junk".ljust(256, b"\0"), np.uint8)) == "It's a wall."
 
 
+def test_nethack_stats_survive_the_blank_observation_of_a_finished_game():
+    """NLE's observation after death is all zeros: the last step's info keeps the last live gold, depth, score."""
+    from nle import nethack
+
+    class Game(gym.Env):
+        observation_space = gym.spaces.Dict({"blstats": gym.spaces.Box(0, 10**6, (27,), np.int64)})
+        action_space = gym.spaces.Discrete(2)
+
+        def _obs(self, gold, depth, score):
+            blstats = np.zeros(27, np.int64)
+            blstats[[nethack.NLE_BL_GOLD, nethack.NLE_BL_DEPTH, nethack.NLE_BL_SCORE]] = gold, depth, score
+            return {"blstats": blstats}
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return self._obs(0, 1, 0), {}
+
+        def step(self, action):
+            self.t += 1
+            dead = self.t == 3
+            return (self._obs(0, 0, 0) if dead else self._obs(5 * self.t, 2, 10 * self.t)), 0.0, dead, False, {}
+
+    env = nh.NetHackStats(Game())
+    env.reset()
+    infos = [env.step(0)[4] for _ in range(3)]
+    assert [i["gold"] for i in infos] == [5.0, 10.0, 10.0] and infos[-1]["depth"] == 2.0
+    assert infos[-1]["score"] == 20.0
+
+
 def test_nethack_adapter_status_variant(clean_registry):
     adapter = get_adapter(NETHACK)
     assert (adapter.family, adapter.goal, adapter.captioner_name) == ("nethack", None, "nethack-message-v1")
