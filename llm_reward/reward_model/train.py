@@ -41,7 +41,8 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     ``caption_scores()``) adds that many pairs among the *training* pairs' scored captions, each labelled by the
     judge's own scores (``dense_targets``: ``hard`` = side of the score gap, ``soft`` = sigmoid of it). A pointwise
     judge has already ranked every caption it saw; with one pair per caption the plain pairs keep one bit of that
-    ranking. Held-out pairs and their captions are never used, so ``heldout_accuracy`` still measures them.
+    ranking. Only the training pairs' captions are drawn and no held-out pair is added, so ``heldout_accuracy``
+    still measures pairs the model was not trained on.
 
     Example:
         >>> import numpy as np
