@@ -95,6 +95,20 @@ def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[fl
     return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
 
 
+def paired_difference(cell: dict, default: dict, rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
+    """Agreement of ``cell`` minus that of the family's default strategy on the same pairs (both decided), with a
+    paired bootstrap 95 % interval: a strategy is better than the default when the interval is above zero."""
+    oracle = np.array([r["oracle"] for r in rows[: cell["n_pairs"]]]) > 0.5
+    x, y = (np.array(c["label"], dtype=np.float64) for c in (cell, default))
+    both = ~np.isnan(x) & ~np.isnan(y) & (x != 0.5) & (y != 0.5)
+    diff = (((x > 0.5) == oracle).astype(float) - ((y > 0.5) == oracle).astype(float))[both]
+    if len(diff) == 0:
+        return {"difference": float("nan"), "ci95": [float("nan")] * 2, "n_pairs": 0}
+    means = np.random.default_rng(seed).choice(diff, size=(n_boot, len(diff))).mean(axis=1)
+    return {"difference": float(diff.mean()), "ci95": [float(np.quantile(means, q)) for q in (0.025, 0.975)],
+            "n_pairs": int(len(diff))}
+
+
 def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds: int = 5, epochs: int = 30,
                     seed: int = 0, caption_scores: dict[str, float] | None = None,
                     dense_pairs: int = 0) -> dict[str, float]:
@@ -279,6 +293,11 @@ def main() -> None:
                 if (calibrated := derive(cell, sets[family], kind)) is not None:
                     cells.setdefault(f"{source}_{kind}", {})[family] = calibrated
     detail = {s: {f: measure(c, sets[f]) for f, c in by_family.items()} for s, by_family in cells.items()}
+    for strategy, by_family in cells.items():
+        for family, cell in by_family.items():
+            default = cells.get(DEFAULTS[family], {}).get(family)
+            if default is not None and strategy != DEFAULTS[family] and default["n_pairs"] == cell["n_pairs"]:
+                detail[strategy][family]["vs_default"] = paired_difference(cell, default, sets[family])
     for strategy in detail:
         for family, metrics in detail[strategy].items():
             print(f"{strategy:>26} {family:>9}: agree {metrics['oracle_agreement']:.2f} "

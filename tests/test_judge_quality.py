@@ -170,6 +170,14 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     calibrated = judge_quality.measure(judge_quality.derive(cell, rows, "cf"), rows)
     assert calibrated["position_consistency"] == 1.0 and calibrated["llm_calls"] == 0
     assert 0.0 <= metrics["rm_heldout_accuracy"] <= 1.0
+    # A pointwise cell keeps the judge's caption scores, and its reward model is also measured with dense pairs.
+    pointwise = judge_quality.run_cell("pointwise", "nethack", rows, GoldJudge(), cot_pairs=2)
+    assert set(pointwise["caption_scores"]["NetHackScore-v0"]) == {c for pair in PAIRS for c in pair}
+    assert 0.0 <= judge_quality.measure(pointwise, rows)["rm_heldout_accuracy_dense"] <= 1.0
+    # Paired difference against the default on the same pairs: right on 12 pairs vs wrong on the same 12.
+    wrong = {**pointwise, "label": (1.0 - np.array(pointwise["label"])).tolist()}
+    versus = judge_quality.paired_difference(pointwise, wrong, rows)
+    assert versus["difference"] == 1.0 and versus["ci95"] == [1.0, 1.0] and versus["n_pairs"] == 12
 
 
 @pytest.mark.slow
