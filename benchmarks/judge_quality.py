@@ -2,6 +2,10 @@
 
     python benchmarks/judge_quality.py --quick    # the quick subset of every pair set, <= 10 minutes
     python benchmarks/judge_quality.py            # all pairs; resumable (finished cells are skipped on rerun)
+    python benchmarks/judge_quality.py --report --max-pairs 30   # stored cells only, no LLM call
+
+Results: ``results/judge_quality.json`` (every strategy, every pair), ``judge_quality_quick.json``, and for a slice
+(``--max-pairs``, ``--families`` or ``--strategies``) ``judge_quality_<N|all>pairs.json``.
 
 Pair sets are committed files under ``benchmarks/pairsets/`` (built by ``benchmarks/pairsets/build.py``): caption
 pairs with an oracle label (MiniGrid/BabyAI: milestone of the task-progress oracle; NetHack: whether the step
@@ -96,8 +100,8 @@ def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[fl
 
 
 def paired_difference(cell: dict, default: dict, rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
-    """Agreement of ``cell`` minus that of the family's default strategy on the same pairs (both decided), with a
-    paired bootstrap 95 % interval: a strategy is better than the default when the interval is above zero."""
+    """Agreement of ``cell`` minus that of ``default`` (the library's plain pointwise) on the same pairs (both
+    decided), with a paired bootstrap 95 % interval: a strategy is better when the interval is above zero."""
     oracle = np.array([r["oracle"] for r in rows[: cell["n_pairs"]]]) > 0.5
     x, y = (np.array(c["label"], dtype=np.float64) for c in (cell, default))
     both = ~np.isnan(x) & ~np.isnan(y) & (x != 0.5) & (y != 0.5)
@@ -295,9 +299,9 @@ def main() -> None:
     detail = {s: {f: measure(c, sets[f]) for f, c in by_family.items()} for s, by_family in cells.items()}
     for strategy, by_family in cells.items():
         for family, cell in by_family.items():
-            default = cells.get(DEFAULTS[family], {}).get(family)
-            if default is not None and strategy != DEFAULTS[family] and default["n_pairs"] == cell["n_pairs"]:
-                detail[strategy][family]["vs_default"] = paired_difference(cell, default, sets[family])
+            plain = cells.get("pointwise", {}).get(family)
+            if plain is not None and strategy != "pointwise" and plain["n_pairs"] == cell["n_pairs"]:
+                detail[strategy][family]["vs_pointwise"] = paired_difference(cell, plain, sets[family])
     for strategy in detail:
         for family, metrics in detail[strategy].items():
             print(f"{strategy:>26} {family:>9}: agree {metrics['oracle_agreement']:.2f} "
@@ -324,7 +328,9 @@ def main() -> None:
         "elapsed_s": time.perf_counter() - start, "machine": machine(), "load_average": os.getloadavg(),
         "quick": args.quick,
     }
-    emit(name, result)
+    # A slice (--max-pairs, --families, --strategies) is saved apart, so it never replaces the full run's file.
+    sliced = args.max_pairs or args.families or args.strategies != list(STRATEGIES)
+    emit(f"{name}_{args.max_pairs or 'all'}pairs" if sliced and not args.quick else name, result)
 
 
 if __name__ == "__main__":
