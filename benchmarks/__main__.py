@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from benchmarks.suite import results_block
@@ -62,7 +63,9 @@ def main(argv: list[str]) -> int:
         if n_run:
             record_run(cfg, n_run, len(failed), time.perf_counter() - started)
     start = time.perf_counter()
-    summary = write_report(cfg)
+    # only_tasks / only_rewards choose what to run; the suite's summary and the docs always cover all of it, so a
+    # partial run never replaces them with its subset.
+    summary = write_report(OmegaConf.merge(cfg, {"only_tasks": None, "only_rewards": None}))
     if Path(cfg.results_dir) == RESULTS_DIR:  # a suite reported elsewhere (results_dir=...) leaves the docs alone
         for notice in results_block.update(RESULTS_DIR):
             print(f"notice: {notice}", file=sys.stderr)
