@@ -223,3 +223,17 @@ def test_a_finished_run_is_adopted_and_an_unfinished_one_is_kept_aside(tmp_path:
     _set_aside_partial(_run_dir(stopped))
     assert not _run_dir(stopped).exists()
     assert [p.name.split(".partial-")[0] for p in _run_dir(stopped).parent.glob("*.partial-*")] == ["none_seed1"]
+
+
+def test_a_partial_run_or_report_keeps_the_whole_suite_in_its_summary(tmp_path: Path) -> None:
+    """only_tasks / only_rewards choose what runs; summary.json still covers every task and reward."""
+    from benchmarks.__main__ import main
+
+    _write_jsonl(tmp_path / "minigrid" / "cells.jsonl", [
+        {"cell": "minigrid/doorkey_8x8|motif|0|300000", "env": "minigrid/doorkey_8x8", "label": "motif", "seed": 0,
+         "steps": 300000, "score": 0.6}])
+    assert main(["report", "suite=minigrid", f"results_dir={tmp_path}", "only_tasks=[unlockpickup]",
+                 "only_rewards=[none]", "bootstrap_reps=200"]) == 0
+    saved = json.loads((tmp_path / "minigrid" / "summary.json").read_text())
+    assert set(saved["tasks"]) == set(load_suite("minigrid").tasks) and "motif" in saved["rewards"]
+    assert saved["tasks"]["doorkey_8x8"]["rewards"]["motif"]["n_seeds"] == 1
