@@ -50,6 +50,7 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
     the run context it is built from."""
     with config_key("env.id"):
         adapter = get_adapter(cfg.env.id)
+    with config_key("paths"):
         run = run_context(cfg)  # resolves the stage paths, keyed on the env's caption format
     with config_key("env.success"):  # a robot env without a success flag needs a criterion
         success_rule(adapter, cfg.env.id, cfg.env.get("success"))
