@@ -50,18 +50,11 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
             env = Monitor(env)
         venv = DummyVecEnv([lambda env=env: env])
         venv.seed(seed + i)
-        finished: list[bool] = []
+        finished: list[dict[str, Any]] = []  # the info of each done signal; the episode's own is the last
 
         def record(local_vars: dict[str, Any], _globals: dict[str, Any]) -> None:
             if local_vars["done"]:
-                info = local_vars["info"]
-                finished.append(bool(info.get("is_success", False)))  # noqa: B023 (called at once)
-                missing = [key for key in info_keys if key not in info]
-                if missing:
-                    raise KeyError(f"evaluation info key(s) {missing} are not in the env's last-step info (config key "
-                                   f"env.eval_info_keys); it has {sorted(k for k in info if not k.startswith('_'))}")
-                for key in info_keys:
-                    last_values[key].append(float(info[key]))
+                finished.append(local_vars["info"])  # noqa: B023 (called at once)
 
         try:
             ep_returns, ep_lengths = evaluate_policy(model, venv, n_eval_episodes=1, deterministic=deterministic,
@@ -70,7 +63,14 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
             venv.close()
         returns.append(float(ep_returns[0]))
         lengths.append(int(ep_lengths[0]))
-        successes.append(finished[-1])
+        last = finished[-1]
+        successes.append(bool(last.get("is_success", False)))
+        missing = [key for key in info_keys if key not in last]
+        if missing:
+            raise KeyError(f"evaluation info key(s) {missing} are not in the env's last-step info (config key "
+                           f"env.eval_info_keys); it has {sorted(k for k in last if not k.startswith('_'))}")
+        for key in info_keys:
+            last_values[key].append(float(last[key]))
     return {
         "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths)),

@@ -4,8 +4,9 @@
     python benchmarks/judge_quality.py            # all pairs; resumable (finished cells are skipped on rerun)
     python benchmarks/judge_quality.py --report --max-pairs 30   # stored cells only, no LLM call
 
-Results: ``results/judge_quality.json`` (every strategy, every pair), ``judge_quality_quick.json``, and for a slice
-(``--max-pairs``, ``--families`` or ``--strategies``) ``judge_quality_<N|all>pairs.json``.
+Results: ``results/judge_quality.json`` (every strategy's stored cells on every pair; strategies not run yet are
+listed under ``skipped``), ``judge_quality_quick.json``, and for a slice (``--max-pairs``, ``--families`` or
+``--strategies``) a file named after it (:func:`slice_suffix`).
 
 Pair sets are committed files under ``benchmarks/pairsets/`` (built by ``benchmarks/pairsets/build.py``): caption
 pairs with an oracle label (MiniGrid/BabyAI: milestone of the task-progress oracle; NetHack: whether the step
@@ -28,6 +29,7 @@ cells that would not fit are listed under ``skipped`` (defaults run first).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -74,10 +76,10 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
     "pairwise_ref": ("pairwise_ref", "caption", None),
 }
-#: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
-#: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
 #: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels.
 DENSE_PAIRS = 2000
+#: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
+#: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
 CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref")
 
 
@@ -102,9 +104,10 @@ def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[fl
 def paired_difference(cell: dict, default: dict, rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     """Agreement of ``cell`` minus that of ``default`` (the library's plain pointwise) on the same pairs (both
     decided), with a paired bootstrap 95 % interval: a strategy is better when the interval is above zero."""
-    oracle = np.array([r["oracle"] for r in rows[: cell["n_pairs"]]]) > 0.5
+    truth = np.array([r["oracle"] for r in rows[: cell["n_pairs"]]])
+    oracle = truth > 0.5
     x, y = (np.array(c["label"], dtype=np.float64) for c in (cell, default))
-    both = ~np.isnan(x) & ~np.isnan(y) & (x != 0.5) & (y != 0.5)
+    both = ~np.isnan(x) & ~np.isnan(y) & (x != 0.5) & (y != 0.5) & (truth != 0.5)
     diff = (((x > 0.5) == oracle).astype(float) - ((y > 0.5) == oracle).astype(float))[both]
     if len(diff) == 0:
         return {"difference": float("nan"), "ci95": [float("nan")] * 2, "n_pairs": 0}
@@ -118,7 +121,9 @@ def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds:
                     dense_pairs: int = 0) -> dict[str, float]:
     """k-fold char-CNN reward model on ``labels`` (hard targets): held-out accuracy vs the labels and vs the oracle.
     With ``caption_scores`` and ``dense_pairs`` the library's ``reward_model.dense_pairs`` recipe: extra pairs among
-    each training fold's captions, labelled by the judge's scores (the test fold's pairs are never among them)."""
+    each training fold's captions, labelled by the judge's scores; no test-fold pair is drawn (in either order), but
+    a test pair's captions may each have been compared with others. The scores of a family's envs share one pool
+    (each a logit of P(yes) under its env's goal), so some dense pairs compare captions of two envs."""
     import torch
 
     from llm_reward.reward_model import fit_reward_model
@@ -138,7 +143,8 @@ def reward_model_cv(rows: list[dict], labels: np.ndarray, column: str, *, folds:
             continue
         model, _ = fit_reward_model(list(a[train]), list(b[train]), y[train], epochs=epochs, seed=seed,
                                     progress=False, val_fraction=0.0, patience=None, caption_scores=caption_scores,
-                                    dense_pairs=dense_pairs if caption_scores else 0)
+                                    dense_pairs=dense_pairs if caption_scores else 0,
+                                    exclude_pairs=list(zip(a[test], b[test])))
         margin[test] = model(list(a[test])) - model(list(b[test]))
     known = ~np.isnan(margin) & ~np.isnan(y) & (y != 0.5)
     rm_labels = np.where(np.isnan(margin), np.nan, (margin > 0).astype(float))
@@ -201,7 +207,8 @@ def measure(cell: dict, rows: list[dict]) -> dict:
         merged: dict[str, list[float]] = {}
         for by_caption in cell["caption_scores"].values():
             for caption, score in by_caption.items():
-                merged.setdefault(caption, []).append(score)
+                if np.isfinite(score):
+                    merged.setdefault(caption, []).append(score)
         dense = reward_model_cv(rows, label, cell["column"], caption_scores={c: float(np.mean(s)) for c, s in
                                                                              merged.items()}, dense_pairs=DENSE_PAIRS)
         out.update({f"{k}_dense": v for k, v in dense.items()})
@@ -236,6 +243,18 @@ def estimated_prompts(name: str, rows: list[dict], column: str, cot_pairs: int) 
     if library_name == "pairwise_cot":
         return 2 * min(cot_pairs, len(rows)) * 25  # a 96-token rationale costs about 25 choice prompts
     return 2 * len(rows) + (len(calibration.CONTENT_FREE) if name in CALIBRATED else 0)
+
+
+def slice_suffix(args: argparse.Namespace) -> str:
+    """``""`` for every strategy on every pair of every family; else what the slice is, so slices never overwrite
+    the full run's file or each other's: ``_30pairs``, ``_allpairs_nethack``, ``_30pairs_3strategies-1a2b3c``."""
+    suffix = f"_{args.max_pairs}pairs" if args.max_pairs else ""
+    if args.families and set(args.families) != set(FAMILIES):
+        suffix += "_" + "-".join(sorted(args.families))
+    if set(args.strategies) != set(STRATEGIES):
+        digest = hashlib.sha256(",".join(sorted(args.strategies)).encode()).hexdigest()[:6]
+        suffix += f"_{len(args.strategies)}strategies-{digest}"
+    return suffix if not suffix or args.max_pairs else "_allpairs" + suffix
 
 
 def main() -> None:
@@ -328,9 +347,7 @@ def main() -> None:
         "elapsed_s": time.perf_counter() - start, "machine": machine(), "load_average": os.getloadavg(),
         "quick": args.quick,
     }
-    # A slice (--max-pairs, --families, --strategies) is saved apart, so it never replaces the full run's file.
-    sliced = args.max_pairs or args.families or args.strategies != list(STRATEGIES)
-    emit(f"{name}_{args.max_pairs or 'all'}pairs" if sliced and not args.quick else name, result)
+    emit(name + slice_suffix(args), result)
 
 
 if __name__ == "__main__":

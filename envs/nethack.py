@@ -84,7 +84,7 @@ class NetHackStats(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
         self._last = self._stats(obs["blstats"]) or {"score": 0.0, "gold": 0.0, "depth": 1.0}
-        return obs, info
+        return obs, {**info, **self._last}
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)

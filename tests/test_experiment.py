@@ -83,6 +83,9 @@ def test_stage_identity_names_its_labels_in_one_place():
     (["reward=oracle", "+agent.kwargs.bogus=1"], "agent.kwargs"),
     (["reward=oracle", "reward_model.targets=sharp"], "reward_model"),
     (["reward=none", "train.eval_info_keys=[gold]"], "train.eval_info_keys"),
+    (["reward=oracle", "reward_model.dense_pairs=100"], "reward_model.dense_pairs"),
+    (["reward=motif", "feedback=rlaif", "llm=tiny", "reward_model.dense_pairs=100"], "reward_model.dense_pairs"),
+    (["reward=oni", "llm=tiny", "reward_model.dense_pairs=100"], "reward_model.dense_pairs"),
 ])
 def test_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
     cfg = config(*overrides, f"data_dir={tmp_path}")

@@ -408,5 +408,12 @@ def test_dense_pairs_use_the_judges_scores_of_training_captions_only():
     _, _, soft = _dense_pairs(np.array([0]), np.array([1]), table, {"a": 0.0, "b": 1.0}, n=4, targets="soft",
                               rng=np.random.default_rng(0))
     assert set(np.round(soft, 3)) <= {0.269, 0.731}
+    excluded = _dense_pairs(np.array([0, 1]), np.array([2, 2]), table, {c: i for i, c in enumerate(table)}, n=50,
+                            targets="hard", rng=np.random.default_rng(0), exclude={(0, 1)})
+    assert len(excluded[0]) == 50 and not any({i, j} == {0, 1} for i, j in zip(*excluded[:2]))  # either order
     with pytest.raises(ValueError, match="dense_pairs"):
         fit_reward_model(["x"], ["y"], [1.0], caption_scores={"x": 1.0}, dense_pairs=-1, progress=False)
+    from llm_reward.reward_model import RewardModelRecipe
+
+    with pytest.raises(ValueError, match="reward_model.dense_pairs=10 needs the pointwise judge's caption scores"):
+        RewardModelRecipe(dense_pairs=10).fit(["x"], ["y"], np.ones(1), caption_scores={}, progress=False)

@@ -57,10 +57,10 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _secondary(cfg: DictConfig, cells: list[dict]) -> dict[str, dict[str, Any]]:
-    """IQM and interval of each ``secondary_metrics`` field over the cells whose run recorded it."""
+    """IQM and interval of each ``secondary_metrics`` field over the cells whose run recorded it (finite)."""
     out = {}
     for field in cfg.get("secondary_metrics") or {}:
-        values = [row["eval"][field] for row in cells if (row.get("eval") or {}).get(field) is not None]
+        values = [v for row in cells if (v := (row.get("eval") or {}).get(field)) is not None and np.isfinite(v)]
         out[field] = reward_stats(values, {}, reps=cfg.bootstrap_reps)
     return out
 

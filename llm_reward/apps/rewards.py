@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llm_reward.apps._common import (collect_from_config, config_key, fit_from_config, labeler_from_config,
-                                     recipe_from_config)
+from llm_reward.apps._common import (ConfigError, collect_from_config, config_key, fit_from_config,
+                                     labeler_from_config, recipe_from_config)
 from llm_reward.envs import get_adapter
+from llm_reward.feedback.strategies import PointwiseStrategy
 from llm_reward.motif.online import VARIANTS, OnlineFeedback
 from llm_reward.motif.stages import annotate_stage, oracle_stage, resolve_goal, sample_pairs, \
     shuffle_labels
@@ -70,9 +71,15 @@ class OfflineReward:
             if int(cfg.pairs.n) < 1:
                 raise ValueError(f"the number of caption pairs to label must be >= 1, got {cfg.pairs.n}")
         with config_key("reward_model"):
-            recipe_from_config(cfg).check()
+            recipe = recipe_from_config(cfg)
+            recipe.check()
+        labeler = None
         if self.labels != "oracle":  # a bad model spec, option or missing API key fails now, not after rollouts
-            labeler_from_config(cfg, run.llm())
+            labeler = labeler_from_config(cfg, run.llm())
+        if recipe.dense_pairs and not gives_caption_scores(labeler):
+            raise ConfigError(f"reward_model.dense_pairs={recipe.dense_pairs} needs a pointwise judge's caption scores "
+                              "(feedback=pointwise, or a pointwise feedback.strategy); these labels come from "
+                              f"{'the progress oracle' if labeler is None else 'a pairwise judge'}: set it to 0")
 
     def build(self, run: RunContext) -> BuiltReward:
         cfg = run.config
@@ -98,6 +105,11 @@ class OfflineReward:
                            counters={"annotation": report.as_dict})
 
 
+def gives_caption_scores(labeler: object) -> bool:
+    """Whether ``labeler`` scores each caption (its store keeps them: what ``reward_model.dense_pairs`` draws on)."""
+    return isinstance(labeler, PointwiseStrategy) or getattr(labeler, "mode", None) == "pointwise"
+
+
 @dataclass
 class OnlineReward:
     """``reward=oni``: the judge labels captions in a background thread while the agent trains (ONI)."""
@@ -115,7 +127,11 @@ class OnlineReward:
 
     def check(self, run: RunContext) -> None:
         with config_key("reward_model"):
-            recipe_from_config(run.config).check()
+            recipe = recipe_from_config(run.config)
+            recipe.check()
+        if recipe.dense_pairs:
+            raise ConfigError(f"reward_model.dense_pairs={recipe.dense_pairs} applies to offline labels (reward=motif, "
+                              "shuffled); reward=oni refits on the pairs it labels online: set it to 0")
         run.llm()
 
     def build(self, run: RunContext) -> BuiltReward:

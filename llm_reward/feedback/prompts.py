@@ -81,16 +81,17 @@ class PairPrompt:
     version: str = "pair-v2"
 
     @property
-    def _game(self) -> str:
+    def game(self) -> str:
+        """The game's name as the prompts say it ("NetHack", "a MiniGrid gridworld")."""
         return _DOMAIN_NAMES.get(self.domain, self.domain)
 
     def _system(self) -> dict[str, str]:
-        return {"role": "system", "content": f"You are an honest judge of good play and progress in {self._game}."}
+        return {"role": "system", "content": f"You are an honest judge of good play and progress in {self.game}."}
 
     def _pair_text(self, first: str, second: str) -> str:
         goal = f"{self.goal}\n" if self.goal else ""
         return (
-            f"Here are two descriptions of moments while playing {self._game}. {goal}"
+            f"Here are two descriptions of moments while playing {self.game}. {goal}"
             f"Recall what you know about the game and decide which moment shows more progress.\n\n"
             f"Description 1:\n{first.strip()}\n\nDescription 2:\n{second.strip()}\n\n"
         )
@@ -111,7 +112,7 @@ class PairPrompt:
         # after both-order averaging (11/12 vs 9/12 with the question last).
         goal = f"{self.goal}\n" if self.goal else ""
         text = (
-            f"Here are two descriptions of moments while playing {self._game}. {goal}"
+            f"Here are two descriptions of moments while playing {self.game}. {goal}"
             "Recall what you know about the game. Which description shows more progress? "
             "Answer with a single digit: 1 or 2.\n\n"
             f"Description 1:\n{first.strip()}\n\nDescription 2:\n{second.strip()}"

@@ -132,14 +132,16 @@ class ReferencePairPrompt:
     """
 
     base: PairPrompt
-    version: str = "pair-reference-v1"
+
+    @property
+    def version(self) -> str:
+        return f"{self.base.version}+reference-v1"
 
     def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
         system, *_ = self.base.verdict(first, second)
-        game = _user_text(self.base.verdict(first, second)).split(". ", 1)[0].replace(
-            "Here are two descriptions of moments", "Here is a description of a moment")
         goal = f" {self.base.goal}" if self.base.goal else ""
-        text = (f"{game}, and another moment for reference.{goal} Recall what you know about the game.\n\n"
+        text = (f"Here is a description of a moment while playing {self.base.game}, and another moment for "
+                f"reference.{goal} Recall what you know about the game.\n\n"
                 f"Reference moment:\n{second.strip()}\n\nDescription:\n{first.strip()}\n\n"
                 "Does this moment show more progress towards the goal than the reference moment? Answer with a "
                 "single digit: 1 for yes, 2 for no.")

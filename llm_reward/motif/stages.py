@@ -150,7 +150,8 @@ def oracle_stage(pairs: pd.DataFrame) -> tuple[pd.DataFrame, AnnotationReport]:
 def shuffle_labels(labelled: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The same pairs with their labels permuted across pairs (``reward=shuffled``, the control that keeps the
     label distribution and every caption but breaks which caption a label belongs to). A pointwise judge's caption
-    scores are permuted across captions the same way.
+    scores (``reward_model.dense_pairs``) are permuted across captions too, so the control's dense pairs carry no
+    more of the judge's knowledge than its labels.
 
     Example:
         >>> frame = pd.DataFrame({"caption_a": list("abcd"), "caption_b": list("wxyz"), "label": [1.0, 0, 0, 0]})

@@ -84,11 +84,16 @@ class RewardModelRecipe:
             progress: bool = True, oracle_labels: np.ndarray | None = None,
             caption_scores: Mapping[str, float] | None = None) -> tuple[RewardModel, dict[str, Any]]:
         """:func:`fit_reward_model` on ``to_targets(labels)`` with this recipe; metrics record the targets.
-        ``caption_scores`` (a pointwise label store's) feed ``dense_pairs``; without them it has no effect."""
+        ``caption_scores`` (a pointwise label store's) feed ``dense_pairs``, which fails without them (a store
+        written before scores were kept, or labels of a pairwise judge or the oracle)."""
+        if self.dense_pairs and not caption_scores:
+            raise ValueError(f"reward_model.dense_pairs={self.dense_pairs} needs the pointwise judge's caption scores, "
+                             "and these labels have none (a label store written before scores were kept, or labels "
+                             "of a pairwise judge or the oracle): relabel into a new store, or set it to 0")
         model, metrics = fit_reward_model(list(captions_a), list(captions_b), to_targets(labels, self.targets),
                                           encoder=self.encoder, epochs=self.epochs, n_members=self.n_members,
                                           seed=self.seed, progress=progress, oracle_labels=oracle_labels,
                                           encoder_kwargs=self.encoder_kwargs, caption_scores=caption_scores,
-                                          dense_pairs=self.dense_pairs if caption_scores else 0,
+                                          dense_pairs=self.dense_pairs,
                                           dense_targets=self.targets)
         return model, {**metrics, "targets": self.targets}

@@ -28,7 +28,8 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
                      progress: bool = True, oracle_labels: np.ndarray | None = None, val_fraction: float = 0.2,
                      batch_size: int = 256, lr: float = 1e-3, patience: int | None = 5,
                      encoder_kwargs: Mapping[str, Any] | None = None, caption_scores: Mapping[str, float] | None = None,
-                     dense_pairs: int = 0, dense_targets: str = "hard") -> tuple[RewardModel, dict[str, Any]]:
+                     dense_pairs: int = 0, dense_targets: str = "hard",
+                     exclude_pairs: Sequence[tuple[str, str]] = ()) -> tuple[RewardModel, dict[str, Any]]:
     """Train a reward model on labelled caption pairs; returns the model and its metrics.
 
     ``labels``: P(first preferred) in [0, 1], 0.5 = tie, NaN = unknown (dropped, counted). A seeded
@@ -41,8 +42,9 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     ``caption_scores()``) adds that many pairs among the *training* pairs' scored captions, each labelled by the
     judge's own scores (``dense_targets``: ``hard`` = side of the score gap, ``soft`` = sigmoid of it). A pointwise
     judge has already ranked every caption it saw; with one pair per caption the plain pairs keep one bit of that
-    ranking. Only the training pairs' captions are drawn and no held-out pair is added, so ``heldout_accuracy``
-    still measures pairs the model was not trained on.
+    ranking. No held-out pair (in either order), nor any of ``exclude_pairs`` (e.g. a test fold fitted apart), is
+    drawn: ``heldout_accuracy`` measures pairs the model was not trained on, though their captions may have been
+    compared with others (as they may be without dense pairs when captions repeat).
 
     Example:
         >>> import numpy as np
@@ -74,8 +76,11 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     val, train = np.sort(keep[:n_val]), keep[n_val:]
     n_dense = 0
     if dense_pairs and caption_scores:
+        held_out = {(int(i), int(j)) for i, j in zip(inverse[: len(a)][val], inverse[len(a) :][val])}
+        held_out |= {(ids[x], ids[y]) for x, y in exclude_pairs if x in ids and y in ids}
         da, db, dy = _dense_pairs(inverse[: len(a)][train], inverse[len(a) :][train], table, caption_scores,
-                                  n=dense_pairs, targets=dense_targets, rng=np.random.default_rng(seed + 1))
+                                  n=dense_pairs, targets=dense_targets, rng=np.random.default_rng(seed + 1),
+                                  exclude=held_out)
         n_dense = len(dy)
         train = np.concatenate([train, len(a) + np.arange(n_dense)])
         ia, ib = torch.cat([ia, torch.from_numpy(da)]), torch.cat([ib, torch.from_numpy(db)])
@@ -118,20 +123,28 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
 
 
 def _dense_pairs(train_a: np.ndarray, train_b: np.ndarray, table: list[str], scores: Mapping[str, float], *, n: int,
-                 targets: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` random pairs of distinct scored captions among the training pairs' (indices into ``table``) and their
-    targets from the score gap; empty when fewer than two such captions have scores."""
+                 targets: str, rng: np.random.Generator,
+                 exclude: set[tuple[int, int]] = frozenset()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Up to ``n`` random pairs of distinct scored captions among the training pairs' (indices into ``table``), none
+    of ``exclude`` in either order, and their targets from the score gap; empty when fewer than two captions have
+    scores."""
     if targets not in ("hard", "soft"):
         raise ValueError(f"dense_targets must be 'hard' or 'soft', got {targets!r}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"dense_pairs must be an int >= 0, got {n!r}")
     pool = np.array([i for i in np.unique(np.concatenate([train_a, train_b])) if table[i] in scores], dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)
+    unscored = len(np.unique(np.concatenate([train_a, train_b]))) - len(pool)
+    if unscored:
+        log.warning("dense pairs: %d training captions have no judge score (labelled before scores were kept); "
+                    "drawing among the %d that have one", unscored, len(pool))
     if len(pool) < 2:
         return empty, empty, np.zeros(0)
-    first = rng.integers(0, len(pool), n)
-    second = (first + rng.integers(1, len(pool), n)) % len(pool)  # never the same caption
+    first = rng.integers(0, len(pool), 2 * n)  # twice as many: some are held-out pairs, dropped below
+    second = (first + rng.integers(1, len(pool), 2 * n)) % len(pool)  # never the same caption
     a, b = pool[first], pool[second]
+    kept = np.array([(i, j) not in exclude and (j, i) not in exclude for i, j in zip(a, b)], dtype=bool)
+    a, b = a[kept][:n], b[kept][:n]
     gap = np.array([scores[table[i]] - scores[table[j]] for i, j in zip(a, b)])
     y = 1.0 / (1.0 + np.exp(-gap)) if targets == "soft" else np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
     return a, b, y
