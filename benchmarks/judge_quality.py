@@ -183,7 +183,7 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
             "cf_prior": priors, "caption_scores": scores}
 
 
-def measure(cell: dict, rows: list[dict]) -> dict:
+def measure(cell: dict, rows: list[dict], *, dense: bool = True) -> dict:
     """Agreement and friends from a cell's stored labels (recomputed on every run: cheap, no LLM)."""
     rows = rows[: cell["n_pairs"]]
     label, forward, reverse = (np.array(cell[k], dtype=np.float64) for k in ("label", "forward", "reverse"))
@@ -203,7 +203,7 @@ def measure(cell: dict, rows: list[dict]) -> dict:
         "first_position_rate": float(np.mean(forward[both] > 0.5)) if both.any() else float("nan"),
     })
     out.update(reward_model_cv(rows, label, cell["column"]))
-    if cell.get("caption_scores"):  # a caption judged under several envs' goals: the mean of its scores
+    if dense and cell.get("caption_scores"):  # a caption judged under several envs' goals: the mean of its scores
         merged: dict[str, list[float]] = {}
         for by_caption in cell["caption_scores"].values():
             for caption, score in by_caption.items():
@@ -315,7 +315,9 @@ def main() -> None:
             for kind in ("cf", "bc"):
                 if (calibrated := derive(cell, sets[family], kind)) is not None:
                     cells.setdefault(f"{source}_{kind}", {})[family] = calibrated
-    detail = {s: {f: measure(c, sets[f]) for f, c in by_family.items()} for s, by_family in cells.items()}
+    # --quick fits the dense reward model (~40 s a cell) for the defaults only, to stay inside ten minutes.
+    detail = {s: {f: measure(c, sets[f], dense=not args.quick or s == DEFAULTS[f]) for f, c in by_family.items()}
+              for s, by_family in cells.items()}
     for strategy, by_family in cells.items():
         for family, cell in by_family.items():
             plain = cells.get("pointwise", {}).get(family)
