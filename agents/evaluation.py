@@ -65,10 +65,8 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
         lengths.append(int(ep_lengths[0]))
         last = finished[-1]
         successes.append(bool(last.get("is_success", False)))
-        missing = [key for key in info_keys if key not in last]
-        if missing:
-            raise KeyError(f"evaluation info key(s) {missing} are not in the env's last-step info (config key "
-                           f"env.eval_info_keys); it has {sorted(k for k in last if not k.startswith('_'))}")
+        if problem := missing_info_keys(last, info_keys):
+            raise KeyError(f"evaluation: {problem}")
         for key in info_keys:
             last_values[key].append(float(last[key]))
     return {
@@ -76,6 +74,15 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
         "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths)),
         "n_episodes": int(n_episodes), **{f"mean_{key}": float(np.mean(v)) for key, v in last_values.items()},
     }
+
+
+def missing_info_keys(info: dict[str, Any], keys: Sequence[str]) -> str | None:
+    """What is wrong when some of ``keys`` are not in ``info`` (naming the config key), else None."""
+    missing = [key for key in keys if key not in info]
+    if not missing:
+        return None
+    return (f"info key(s) {missing} are not in the env's step info (config key env.eval_info_keys); it has "
+            f"{sorted(k for k in info if not k.startswith('_'))}")
 
 
 def make_eval_callback(model: BaseAlgorithm, eval_env: VecEnv, *, every_steps: int, n_episodes: int,

@@ -77,8 +77,11 @@ class NetHackStats(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env):
+        from nle import nethack
+
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
+        self._fields = {"score": nethack.NLE_BL_SCORE, "gold": nethack.NLE_BL_GOLD, "depth": nethack.NLE_BL_DEPTH}
         self._last: dict[str, float] = {}
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -91,14 +94,10 @@ class NetHackStats(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._last = self._stats(obs["blstats"]) or self._last
         return obs, reward, terminated, truncated, {**info, **self._last}
 
-    @staticmethod
-    def _stats(blstats: np.ndarray) -> dict[str, float] | None:
-        from nle import nethack
-
-        if blstats[nethack.NLE_BL_DEPTH] < 1:  # the blank observation of a finished game
+    def _stats(self, blstats: np.ndarray) -> dict[str, float] | None:
+        if blstats[self._fields["depth"]] < 1:  # the blank observation of a finished game
             return None
-        return {"score": float(blstats[nethack.NLE_BL_SCORE]), "gold": float(blstats[nethack.NLE_BL_GOLD]),
-                "depth": float(blstats[nethack.NLE_BL_DEPTH])}
+        return {name: float(blstats[index]) for name, index in self._fields.items()}
 
 
 def seeded_with_stats(env: gym.Env) -> gym.Env:

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from llm_reward.agents import agent_defaults, evaluate_success, make_agent, make_eval_callback, validate_algo
+from llm_reward.agents.evaluation import missing_info_keys
 from llm_reward.apps._common import ConfigError, config_key, run_context
 from llm_reward.apps.baseline import baseline_runner
 from llm_reward.envs import get_adapter, make_env, make_vec_env, success_rule
@@ -97,10 +98,8 @@ def _check_eval_info_keys(cfg: DictConfig, venv: Any) -> None:
         return
     venv.reset()
     _, _, _, infos = venv.step(np.array([venv.action_space.sample()]))
-    missing = [key for key in keys if key not in infos[0]]
-    if missing:
-        raise ConfigError(f"train.eval_info_keys (env.eval_info_keys): {missing} not in the step info of "
-                          f"{cfg.env.id}; it has {sorted(k for k in infos[0] if not k.startswith('_'))}")
+    if problem := missing_info_keys(infos[0], keys):
+        raise ConfigError(f"train.eval_info_keys: {cfg.env.id}: {problem}")
 
 
 def _agent_kwargs(cfg: DictConfig) -> dict[str, Any]:

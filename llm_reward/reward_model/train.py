@@ -61,7 +61,8 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
     if not (known & (y != 0.5)).any():
         raise ValueError(f"nothing to learn: all {len(y)} labels are ties ({int((y == 0.5).sum())}) or unknown "
                          f"({int((~known).sum())}); a reward model needs pairs with a preferred side")
-    _check_hyper(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience)
+    _check_hyper(epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction, patience=patience,
+                 dense_pairs=dense_pairs)
     model = RewardModel(encoder, n_members, seed=seed, **dict(encoder_kwargs or {}))
 
     ids: dict[str, int] = {}
@@ -130,8 +131,6 @@ def _dense_pairs(train_a: np.ndarray, train_b: np.ndarray, table: list[str], sco
     scores."""
     if targets not in ("hard", "soft"):
         raise ValueError(f"dense_targets must be 'hard' or 'soft', got {targets!r}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"dense_pairs must be an int >= 0, got {n!r}")
     pool = np.array([i for i in np.unique(np.concatenate([train_a, train_b])) if table[i] in scores], dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)
     unscored = len(np.unique(np.concatenate([train_a, train_b]))) - len(pool)
@@ -228,7 +227,10 @@ def _check_labels(labels: Any, name: str, n_a: int, n_b: int) -> np.ndarray:
     return y
 
 
-def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None) -> None:
+def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None,
+                 dense_pairs: int = 0) -> None:
+    if isinstance(dense_pairs, bool) or not isinstance(dense_pairs, (int, np.integer)) or dense_pairs < 0:
+        raise ValueError(f"dense_pairs must be an int >= 0, got {dense_pairs!r}")
     checked = [("epochs", epochs), ("batch_size", batch_size)]
     if patience is not None:
         checked.append(("patience", patience))
