@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The labelling and reward-model recipe the stored MiniGrid, NetHack and robot cells were measured with (plain
+#: pointwise question, no dense pairs): scripts pass it so that a rerun extends those cells on the same recipe.
+PLAIN_RECIPE = ["feedback.strategy=null", "reward_model.dense_pairs=0"]
 
 
 def machine() -> dict[str, Any]:

@@ -18,8 +18,9 @@ against the oracle); for pointwise strategies also with the library's ``reward_m
 pairs among each training fold's captions, labelled by the judge's own scores). The same reward model fitted on the
 oracle's own labels is the control ("what these captions and this many pairs allow").
 
-The last stdout line is one JSON object: ``oracle_agreement`` / ``rm_heldout_accuracy`` /
-``rm_heldout_accuracy_dense`` (family -> value for the family's default strategy), ``position_consistency``
+The last stdout line is one JSON object: ``oracle_agreement`` / ``rm_heldout_accuracy`` (the default recipe, with
+dense pairs) / ``rm_heldout_accuracy_plain`` (family -> value for the family's default strategy),
+``position_consistency``
 (family -> value for its default pairwise strategy), ``strategies`` (strategy -> family -> agreement),
 ``prompts_per_s``, and every cell's detail under ``cells``.
 A time budget (``--budget-s``; quick default 420 s) keeps the quick run inside ten minutes on a busy machine:
@@ -54,9 +55,9 @@ PAIRSETS = Path(__file__).resolve().parent / "pairsets"
 FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its pair set file exists
 
 #: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
-#: conf/feedback/pointwise.yaml): the library's pointwise mode, except robotics, where exemplar answers lifted
-#: agreement from chance to 87 %. And the pairwise strategy with the best position consistency at no extra cost.
-DEFAULTS = {"minigrid": "pointwise", "nethack": "pointwise", "robotics": "pointwise_fewshot"}
+#: conf/feedback/pointwise.yaml): exemplar answers before the pointwise question, ahead of the plain question on every
+#: family. And the pairwise strategy with the best position consistency at no extra cost.
+DEFAULTS = {"minigrid": "pointwise_fewshot", "nethack": "pointwise_fewshot", "robotics": "pointwise_fewshot"}
 PAIRWISE_DEFAULTS = {"minigrid": "pairwise_bc", "nethack": "pairwise_bc", "robotics": "pairwise_bc"}
 
 #: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
@@ -76,7 +77,8 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
     "pairwise_ref": ("pairwise_ref", "caption", None),
 }
-#: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels.
+#: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels: the library's
+#: default for pointwise feedback (conf/feedback/pointwise.yaml).
 DENSE_PAIRS = 2000
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
@@ -183,7 +185,7 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
             "cf_prior": priors, "caption_scores": scores}
 
 
-def measure(cell: dict, rows: list[dict], *, dense: bool = True) -> dict:
+def measure(cell: dict, rows: list[dict], *, dense: bool = True, dense_pairs: int = DENSE_PAIRS) -> dict:
     """Agreement and friends from a cell's stored labels (recomputed on every run: cheap, no LLM)."""
     rows = rows[: cell["n_pairs"]]
     label, forward, reverse = (np.array(cell[k], dtype=np.float64) for k in ("label", "forward", "reverse"))
@@ -210,7 +212,7 @@ def measure(cell: dict, rows: list[dict], *, dense: bool = True) -> dict:
                 if np.isfinite(score):
                     merged.setdefault(caption, []).append(score)
         dense = reward_model_cv(rows, label, cell["column"], caption_scores={c: float(np.mean(s)) for c, s in
-                                                                             merged.items()}, dense_pairs=DENSE_PAIRS)
+                                                                             merged.items()}, dense_pairs=dense_pairs)
         out.update({f"{k}_dense": v for k, v in dense.items()})
     return out
 
@@ -254,6 +256,8 @@ def slice_suffix(args: argparse.Namespace) -> str:
     if set(args.strategies) != set(STRATEGIES):
         digest = hashlib.sha256(",".join(sorted(args.strategies)).encode()).hexdigest()[:6]
         suffix += f"_{len(args.strategies)}strategies-{digest}"
+    if args.dense_pairs != DENSE_PAIRS:
+        suffix += f"_dense{args.dense_pairs}"
     return suffix if not suffix or args.max_pairs else "_allpairs" + suffix
 
 
@@ -270,6 +274,8 @@ def main() -> None:
                         "(default: 2 quick, 4 full)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop starting cells after this many seconds "
                         "(default: 420 quick, none full)")
+    parser.add_argument("--dense-pairs", type=int, default=DENSE_PAIRS, help="reward_model.dense_pairs of the _dense "
+                        f"reward-model measurement (default {DENSE_PAIRS}, the library's)")
     parser.add_argument("--report", action="store_true", help="summarise the stored cells only (no LLM calls)")
     args = parser.parse_args()
     start = time.perf_counter()
@@ -292,7 +298,9 @@ def main() -> None:
                                                  for f in sets}
     todo.sort(key=lambda cell: cell not in first)
     for strategy, family in todo:
-        key = f"{strategy}|{family}|{len(sets[family])}|{llm.name}"
+        # keyed on the pairs actually judged: chain of thought judges only the first --cot-pairs of the set
+        judged = min(cot_pairs, len(sets[family])) if STRATEGIES[strategy][0] == "pairwise_cot" else len(sets[family])
+        key = f"{strategy}|{family}|{judged}|{llm.name}"
         rows = sets[family]
         if key not in log:
             need = estimated_prompts(strategy, rows, STRATEGIES[strategy][1], cot_pairs) / rate
@@ -316,8 +324,8 @@ def main() -> None:
                 if (calibrated := derive(cell, sets[family], kind)) is not None:
                     cells.setdefault(f"{source}_{kind}", {})[family] = calibrated
     # --quick fits the dense reward model (~40 s a cell) for the defaults only, to stay inside ten minutes.
-    detail = {s: {f: measure(c, sets[f], dense=not args.quick or s == DEFAULTS[f]) for f, c in by_family.items()}
-              for s, by_family in cells.items()}
+    detail = {s: {f: measure(c, sets[f], dense=not args.quick or s == DEFAULTS[f], dense_pairs=args.dense_pairs)
+                  for f, c in by_family.items()} for s, by_family in cells.items()}
     for strategy, by_family in cells.items():
         for family, cell in by_family.items():
             plain = cells.get("pointwise", {}).get(family)
@@ -337,8 +345,9 @@ def main() -> None:
 
     result = {
         "oracle_agreement": pick(DEFAULTS, "oracle_agreement"),
-        "rm_heldout_accuracy": pick(DEFAULTS, "rm_heldout_accuracy"),
-        "rm_heldout_accuracy_dense": pick(DEFAULTS, "rm_heldout_accuracy_dense"),
+        # the default recipe fits with dense pairs; _plain: the same labels without them
+        "rm_heldout_accuracy": pick(DEFAULTS, "rm_heldout_accuracy_dense"),
+        "rm_heldout_accuracy_plain": pick(DEFAULTS, "rm_heldout_accuracy"),
         "position_consistency": pick(PAIRWISE_DEFAULTS, "position_consistency"),
         "pairwise_oracle_agreement": pick(PAIRWISE_DEFAULTS, "oracle_agreement"),
         "strategies": {s: {f: m["oracle_agreement"] for f, m in by_family.items()} for s, by_family in detail.items()},

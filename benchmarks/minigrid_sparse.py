@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
+from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 TASKS = ["minigrid/doorkey_8x8", "minigrid/unlockpickup", "minigrid/multiroom_n4_s5"]
@@ -77,7 +77,7 @@ def main() -> None:
                         continue
                     overrides = [f"env={task}", f"reward={reward}", f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                                  f"train.total_timesteps={steps}", "train.baseline=false", "progress=false", *sizes,
-                                 f"data_dir={data_dir.resolve()}", *extra]
+                                 f"data_dir={data_dir.resolve()}", *PLAIN_RECIPE, *extra]
                     budget = "" if steps == DEFAULT_STEPS or args.quick else f"_{steps}"  # runs never overwrite
                     run_name = f"{label.replace(':', '-')}_seed{seed}{budget}"
                     run_dir = RESULTS / f"{name}_runs" / task.replace("/", "_") / run_name

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
+from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 ARMS = {
@@ -81,7 +81,7 @@ def main() -> None:
                     continue
                 overrides = ["env=nethack/score", *ARMS[arm], f"llm={args.llm}", f"seed={seed}", "data_seed=0",
                              "agent=ppo", f"train.total_timesteps={steps}", "train.baseline=false", "progress=false",
-                             *sizes, f"data_dir={RESULTS / (name + '_data')}"]
+                             *sizes, f"data_dir={RESULTS / (name + '_data')}", *PLAIN_RECIPE]
                 if args.llm_threads is not None:
                     overrides.append(f"+llm.options.n_threads={args.llm_threads}")
                 run_path = run_dir(name, arm, seed, steps, args.quick)

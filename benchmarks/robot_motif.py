@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 from suite.stats import iqm, iqm_ci, prob_improvement  # noqa: E402
 
@@ -54,10 +54,11 @@ TASKS = {
         },
     },
 }
-#: Every cell: the embedded judge, small stage sizes (the judge is the slow part on 2 cores), 2 envs, one thread.
+#: Every cell: the embedded judge, small stage sizes (the judge is the slow part on 2 cores), 2 envs, one thread,
+#: and the plain recipe the stored cells were measured with.
 COMMON = ["llm=local", "data_seed=0", "train.baseline=false", "progress=false", "train.n_envs=2",
           "train.eval_episodes=10", "rollouts.n_steps=1000", "rollouts.n_envs=2", "pairs.n=12",
-          "reward_model.epochs=30", *SAC_SMALL]
+          "reward_model.epochs=30", *PLAIN_RECIPE, *SAC_SMALL]
 QUICK = ["rollouts.n_steps=200", "pairs.n=4", "reward_model.epochs=5", "train.eval_episodes=2"]
 
 

@@ -193,8 +193,10 @@ def test_the_shuffled_control_fits_its_own_model_on_the_same_labels(tmp_path):
     common = ["experiment=smoke", "llm=tiny", "pairs.n=8", "rollouts.n_steps=300", "train.total_timesteps=512",
               "train.baseline=false", "train.eval_episodes=1", f"data_dir={tmp_path / 'data'}", "progress=false"]
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
-        motif = compose("train", overrides=[*common, "reward=motif", f"run_dir={tmp_path / 'motif'}"])
-        shuffled = compose("train", overrides=[*common, "reward=shuffled", f"run_dir={tmp_path / 'shuffled'}"])
+        motif = compose("train", overrides=[*common, "reward=motif", "reward_model.dense_pairs=0",
+                                            f"run_dir={tmp_path / 'motif'}"])
+        shuffled = compose("train", overrides=[*common, "reward=shuffled", "reward_model.dense_pairs=0",
+                                               f"run_dir={tmp_path / 'shuffled'}"])
         dense = compose("train", overrides=[*common, "reward=motif", "reward_model.dense_pairs=64",
                                             f"run_dir={tmp_path / 'dense'}"])
     first = run_experiment(motif, tmp_path / "motif")

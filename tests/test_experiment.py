@@ -95,6 +95,19 @@ def test_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
     assert not any(tmp_path.iterdir())  # nothing collected, nothing written
 
 
+@pytest.mark.parametrize("overrides, dense_pairs", [
+    ([], 2000),                                      # pointwise feedback recommends dense pairs to offline rewards
+    (["reward=shuffled"], 2000),
+    (["feedback=rlaif", "llm=tiny"], 0),             # pairwise labels have no caption scores to draw them from
+    (["reward=oni", "llm=tiny"], 0),                 # online labels refit as they come
+    (["reward=oracle"], 0),
+])
+def test_dense_pairs_default_to_what_the_labels_allow(overrides, dense_pairs, tmp_path):
+    cfg = config(*overrides, f"data_dir={tmp_path}")
+    assert cfg.reward_model.dense_pairs == dense_pairs
+    validate(cfg)  # a default never trips the key's own checks
+
+
 def test_two_jobs_never_share_a_run_dir(tmp_path):
     first, second, third = (claim_run_dir(tmp_path / "runs" / "motif-seed0-20261202") for _ in range(3))
     assert len({first, second, third}) == 3 and all(p.is_dir() for p in (first, second, third))

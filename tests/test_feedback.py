@@ -255,32 +255,36 @@ def test_each_goal_variant_gets_its_own_label_store_and_reward_model():
         assert len({str(cfg.paths[kind]) for cfg in configs.values()}) == 4, kind
     # reward=oracle swaps the labeler part of the path for "oracle": it must be there whatever the goal.
     assert all(f"_{cfg.paths.labeler}_" in cfg.paths.reward_model for cfg in configs.values())
-    assert goal_tag("default") == "" and "_pointwise_local_" in configs["default"].paths.labels
-    assert goal_tag("gold") == "_goal-gold" and "_pointwise_goal-gold_local_" in configs["gold"].paths.reward_model
+    assert goal_tag("default") == "" and "_pointwise_pointwise_fewshot_local_" in configs["default"].paths.labels
+    assert goal_tag("gold") == "_goal-gold" and "_fewshot_goal-gold_local_" in configs["gold"].paths.reward_model
     assert goal_tag(sentence).startswith("_goal-") and goal_tag(sentence) != goal_tag(sentence + " Fast.")
 
 
 def test_feedback_strategy_key_builds_that_strategy_and_keys_its_own_store():
-    """``feedback.strategy`` swaps the labeler for a measured prompting strategy; robot env configs default to the
-    few-shot one. Labels asked another way never share a store with the plain labeler's."""
+    """``feedback.strategy`` swaps the labeler for a measured prompting strategy; pointwise feedback defaults to the
+    few-shot one, and null asks the plain question. Labels asked another way never share a store."""
     from hydra import compose, initialize_config_module
 
     from llm_reward.apps._common import labeler_from_config
     from llm_reward.feedback.strategies import PairwiseStrategy, PointwiseStrategy
 
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
-        plain = compose("train", overrides=["env=minigrid/doorkey_5x5"])
+        default = compose("train", overrides=["env=minigrid/doorkey_5x5"])
+        plain = compose("train", overrides=["env=minigrid/doorkey_5x5", "feedback.strategy=null"])
         chosen = compose("train", overrides=["env=minigrid/doorkey_5x5", "feedback.strategy=pairwise_diff_bc"])
         robot = compose("train", overrides=["env=robotics/fetch_reach"])
         robot_plain = compose("train", overrides=["env=robotics/fetch_reach", "feedback.strategy=null"])
         typo = compose("train", overrides=["env=minigrid/doorkey_5x5", "feedback.strategy=pointwise_fewshoot"])
-    assert plain.feedback.strategy is None and robot.feedback.strategy == "pointwise_fewshot"
+    assert plain.feedback.strategy is None
+    assert default.feedback.strategy == robot.feedback.strategy == "pointwise_fewshot"
+    assert "_pointwise_pointwise_fewshot_local_" in default.paths.labels
     assert "_pointwise_local_" in plain.paths.labels and "_pointwise_pairwise_diff_bc_local_" in chosen.paths.labels
     assert "_pointwise_pointwise_fewshot_local_" in robot.paths.reward_model
     assert robot_plain.paths.labels != robot.paths.labels
 
     judge = ScriptedJudge()
     assert isinstance(labeler_from_config(plain, judge), LLMPreferenceLabeler)
+    assert isinstance(labeler_from_config(default, judge), PointwiseStrategy)
     pairwise = labeler_from_config(chosen, judge)
     assert isinstance(pairwise, PairwiseStrategy) and pairwise.calibration == "batch"
     labels = pairwise([("You see 3 gold.", "You see 1 gold."), ("You see 1 gold.", "You see 5 gold.")])

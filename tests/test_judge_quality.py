@@ -180,6 +180,23 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     assert versus["difference"] == 1.0 and versus["ci95"] == [1.0, 1.0] and versus["n_pairs"] == 12
 
 
+def test_slices_never_overwrite_the_full_run_or_each_other():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import argparse
+
+    import judge_quality
+
+    def suffix(**changes) -> str:
+        args = {"max_pairs": None, "families": None, "strategies": list(judge_quality.STRATEGIES),
+                "dense_pairs": judge_quality.DENSE_PAIRS, **changes}
+        return judge_quality.slice_suffix(argparse.Namespace(**args))
+
+    assert suffix() == ""
+    assert suffix(max_pairs=30) == "_30pairs" and suffix(families=["nethack"]) == "_allpairs_nethack"
+    assert suffix(dense_pairs=4000) == "_allpairs_dense4000"
+    assert len({suffix(strategies=["pointwise"]), suffix(strategies=["pairwise"])}) == 2
+
+
 @pytest.mark.slow
 def test_strategies_on_the_embedded_tiny_model(tmp_path):
     from llm_reward.llm import make_llm
