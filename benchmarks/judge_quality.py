@@ -57,7 +57,7 @@ FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its 
 #: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
 #: conf/feedback/pointwise.yaml): exemplar answers before the pointwise question, ahead of the plain question on every
 #: family. And the pairwise strategy with the best position consistency at no extra cost.
-DEFAULTS = {"minigrid": "pointwise_fewshot", "nethack": "pointwise_fewshot", "robotics": "pointwise_fewshot"}
+DEFAULTS = {"minigrid": "pointwise_fewshot", "nethack": "pointwise_fewshot", "robotics": "pointwise_fewshot"}  # tested
 PAIRWISE_DEFAULTS = {"minigrid": "pairwise_bc", "nethack": "pairwise_bc", "robotics": "pairwise_bc"}
 
 #: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
@@ -79,7 +79,7 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
 }
 #: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels: the library's
 #: default for pointwise feedback (conf/feedback/pointwise.yaml).
-DENSE_PAIRS = 2000
+DENSE_PAIRS = 2000  # tested against the config
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
 CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref")
@@ -298,7 +298,8 @@ def main() -> None:
                                                  for f in sets}
     todo.sort(key=lambda cell: cell not in first)
     for strategy, family in todo:
-        # keyed on the pairs actually judged: chain of thought judges only the first --cot-pairs of the set
+        # keyed on the pairs actually judged: chain of thought judges only the first --cot-pairs of the set (every
+        # slice of a set starts with the same pairs; --quick keeps its cells apart)
         judged = min(cot_pairs, len(sets[family])) if STRATEGIES[strategy][0] == "pairwise_cot" else len(sets[family])
         key = f"{strategy}|{family}|{judged}|{llm.name}"
         rows = sets[family]
@@ -335,6 +336,7 @@ def main() -> None:
         for family, metrics in detail[strategy].items():
             print(f"{strategy:>26} {family:>9}: agree {metrics['oracle_agreement']:.2f} "
                   f"pc {metrics['position_consistency']:.2f} rm {metrics['rm_heldout_accuracy']:.2f} "
+                  f"dense {metrics.get('rm_heldout_accuracy_dense', float('nan')):.2f} "
                   f"calls {metrics['llm_calls']}", file=sys.stderr)
     control = {f: reward_model_cv(rows, np.array([r["oracle"] for r in rows]), "caption") for f, rows in sets.items()}
     made = [c for by_family in cells.values() for c in by_family.values() if c["llm_calls"]]

@@ -40,6 +40,19 @@ def dense_tag(dense_pairs: int) -> str:
     return f"_dense{int(dense_pairs)}" if int(dense_pairs) else ""
 
 
+#: Rewards whose reward model is fitted offline on the judge's labels (llm-reward-fit fits like motif).
+OFFLINE_JUDGE_REWARDS = ("motif", "shuffled")
+
+
+def dense_default(pairs: int, reward: str, mode: str, strategy: str | None) -> int:
+    """``reward_model.dense_pairs``' default: ``pairs`` where a reward model is fitted offline on judge labels that
+    score each caption (pointwise feedback, reward=motif or shuffled, llm-reward-fit), else 0 (pairwise or oracle
+    labels, online feedback), so no default asks for scores the labels do not have."""
+    from llm_reward.feedback.strategies import scores_captions
+
+    return int(pairs) if reward in OFFLINE_JUDGE_REWARDS and scores_captions(mode, strategy) else 0
+
+
 def captioner(env_id: str) -> str:
     """The caption format of ``env_id`` (``minigrid-text-nomission-v1``): rollouts, and so labels and reward models,
     are keyed on it, so a captioner change never reuses captions written in the old format."""
@@ -53,3 +66,4 @@ OmegaConf.register_new_resolver("captioner", captioner, replace=True)
 OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)
 OmegaConf.register_new_resolver("strategy_tag", strategy_tag, replace=True)
 OmegaConf.register_new_resolver("dense_tag", dense_tag, replace=True)
+OmegaConf.register_new_resolver("dense_default", dense_default, replace=True)

@@ -101,6 +101,8 @@ def test_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
     (["feedback=rlaif", "llm=tiny"], 0),             # pairwise labels have no caption scores to draw them from
     (["reward=oni", "llm=tiny"], 0),                 # online labels refit as they come
     (["reward=oracle"], 0),
+    (["feedback.strategy=pairwise_bc", "llm=tiny"], 0),
+    (["feedback=rlaif", "feedback.strategy=pointwise_fewshot", "llm=tiny"], 2000),
 ])
 def test_dense_pairs_default_to_what_the_labels_allow(overrides, dense_pairs, tmp_path):
     cfg = config(*overrides, f"data_dir={tmp_path}")

@@ -180,6 +180,29 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     assert versus["difference"] == 1.0 and versus["ci95"] == [1.0, 1.0] and versus["n_pairs"] == 12
 
 
+def test_benchmark_defaults_are_the_library_defaults():
+    """The strategy and dense pairs the benchmark's headline keys report are what a run of each family uses."""
+    from hydra import compose, initialize_config_module
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import judge_quality
+
+    envs = {"minigrid": "minigrid/doorkey_8x8", "nethack": "nethack/score", "robotics": "robotics/fetch_reach"}
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        for family, env in envs.items():
+            cfg = compose("train", overrides=[f"env={env}"])
+            assert cfg.feedback.strategy == judge_quality.DEFAULTS[family], family
+            assert cfg.reward_model.dense_pairs == judge_quality.DENSE_PAIRS, family
+
+
+def test_fewshot_without_exemplars_asks_the_plain_question_and_says_so(caplog):
+    plain = make_strategy("pointwise", GoldJudge(), domain="adroit", goal="The goal is to open the door.")
+    with caplog.at_level("WARNING"):
+        fewshot = make_strategy("pointwise_fewshot", GoldJudge(), domain="adroit", goal="The goal is to open the door.")
+    assert "no exemplars for 'adroit'" in caplog.text
+    np.testing.assert_array_equal(fewshot(PAIRS), plain(PAIRS))
+
+
 def test_slices_never_overwrite_the_full_run_or_each_other():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import argparse

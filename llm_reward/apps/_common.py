@@ -68,9 +68,7 @@ def make_llm_from_config(cfg: DictConfig) -> LLM:
 
 def labeler_from_config(cfg: DictConfig, llm: LLM) -> LLMPreferenceLabeler:
     """The feedback style of ``cfg.feedback`` (``conf/feedback/``) for ``cfg.env.id``."""
-    # dense_pairs is the feedback style's advice to the reward model (read through reward_model.dense_pairs).
-    options = {k: v for k, v in OmegaConf.to_container(cfg.feedback, resolve=True).items()
-               if k not in ("name", "dense_pairs")}
+    options = {k: v for k, v in OmegaConf.to_container(cfg.feedback, resolve=True).items() if k != "name"}
     with config_key("feedback.strategy" if options.get("strategy") is not None else "feedback"):
         return make_labeler(llm, env_id=cfg.env.id, **options)
 

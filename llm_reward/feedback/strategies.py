@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -40,7 +41,10 @@ from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
 from llm_reward.llm.base import LLM
 from llm_reward.types import Messages
 
-#: Hand-written exemplars per domain (first, second, better side); answers balanced between "1" and "2".
+log = logging.getLogger(__name__)
+
+#: Hand-written exemplars per domain (first, second, better side); answers balanced between "1" and "2". A domain
+#: without any gets the few-shot strategies' question without exemplars (a warning says so).
 EXEMPLARS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "minigrid": (
         ("You see a wall 1 step forward.", "You see a locked purple door 2 steps forward. You carry a purple key.",
@@ -59,6 +63,14 @@ EXEMPLARS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("gripper 30 cm from the target", "gripper 5 cm from the target", "2"),
         ("gripper 3 cm from the block, block 8 cm from the target", "gripper 25 cm from the block, block 20 cm from "
          "the target", "1"),
+    ),
+    "maze": (
+        ("ball 240 cm from the goal", "ball 35 cm from the goal", "2"),
+        ("ball 12 cm from the goal, reached it", "ball 90 cm from the goal", "1"),
+    ),
+    "kitchen": (
+        ("2 kitchen tasks left", "4 kitchen tasks left", "1"),
+        ("3 kitchen tasks left", "0 kitchen tasks left", "2"),
     ),
     "mujoco": (
         ("torso 0.6 m high, moving forward at 2.1 m/s, 6.0 m from the start", "torso 0.5 m high, moving backward at "
@@ -272,11 +284,27 @@ STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise
               "pairwise_ref_bc", "pairwise_cot")
 
 
+def scores_captions(mode: str, strategy: str | None = None) -> bool:
+    """Whether labels asked with feedback ``mode`` (or ``strategy``, which replaces it) carry the judge's score of
+    each caption, which ``reward_model.dense_pairs`` draws on: the pointwise mode and strategies do, pairs do not.
+
+    Example:
+        >>> scores_captions("pointwise"), scores_captions("rlaif"), scores_captions("pointwise", "pairwise_bc")
+        (True, False, False)
+    """
+    if strategy is None:
+        return mode == "pointwise"
+    return strategy.startswith("pointwise") or strategy == "score10"
+
+
 def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
                   rationale_tokens: int = 96) -> Strategy:
     """The strategy called ``name`` (one of :data:`STRATEGIES`) for captions of ``domain`` with ``goal``."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown judge strategy {name!r}; choose one of {list(STRATEGIES)}")
+    if "fewshot" in name and domain not in EXEMPLARS:
+        log.warning("judge strategy %s: no exemplars for %r captions (exemplars exist for %s), so the question is "
+                    "asked without them", name, domain, ", ".join(EXEMPLARS))
     if name.startswith("pointwise"):
         renders = pointwise_renders(domain, goal, phrasings=3 if name == "pointwise_ensemble" else 1,
                                     fewshot=name == "pointwise_fewshot")
@@ -313,5 +341,6 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
                             calibration=next((calibrated[p] for p in parts if p in calibrated), None))
 
 
-__all__ = ["make_strategy", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy", "PointwiseStrategy",
-           "FewShotPairPrompt", "DifferencePairPrompt", "ReferencePairPrompt", "CaptionScorePrompt"]
+__all__ = ["make_strategy", "scores_captions", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy",
+           "PointwiseStrategy", "FewShotPairPrompt", "DifferencePairPrompt", "ReferencePairPrompt",
+           "CaptionScorePrompt"]
