@@ -68,7 +68,10 @@ def test_stage_identity_names_its_labels_in_one_place():
     assert len({motif.reward_model, oracle.reward_model, shuffled.reward_model}) == 3  # ...but fits its own model
     assert f"_{motif.labeler}_" in motif.reward_model and "_oracle_" in oracle.reward_model
     assert f"_{motif.labeler}-shuffled0_" in shuffled.reward_model
-    assert oracle.reward_model == motif.reward_model.replace(f"_{motif.labeler}_", "_oracle_")  # old caches stay valid
+    # old caches stay valid: the oracle's path is the judge's with its labeler swapped (oracle labels: no dense pairs)
+    plain = config("reward=motif", "reward_model.dense_pairs=0").paths
+    assert oracle.reward_model == plain.reward_model.replace(f"_{motif.labeler}_", "_oracle_")
+    assert motif.reward_model == plain.reward_model + "_dense2000"
     assert "shuffled3_" in config("reward=shuffled", "reward.shuffle_seed=3").paths.reward_model
 
 
