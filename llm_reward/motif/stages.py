@@ -92,7 +92,8 @@ def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = 
 
     ``strategy`` names one of the prompting strategies measured by ``benchmarks/judge_quality.py``
     (:data:`~llm_reward.feedback.strategies.STRATEGIES`, e.g. ``"pointwise_fewshot"``); it replaces ``mode`` and the
-    sampling keywords. None: the ``mode`` labeler.
+    sampling keywords. None: the ``mode`` labeler. The apps ask with ``"pointwise_fewshot"`` by default
+    (``conf/feedback/pointwise.yaml``), the best strategy of that benchmark on every env family.
 
     Example:
         >>> from llm_reward.llm import make_llm
