@@ -18,7 +18,7 @@ import numpy as np
 from llm_reward.apps._common import (ConfigError, collect_from_config, config_key, fit_from_config,
                                      labeler_from_config, recipe_from_config)
 from llm_reward.envs import get_adapter
-from llm_reward.feedback.strategies import PointwiseStrategy
+from llm_reward.feedback.strategies import scores_captions
 from llm_reward.motif.online import VARIANTS, OnlineFeedback
 from llm_reward.motif.stages import annotate_stage, oracle_stage, resolve_goal, sample_pairs, \
     shuffle_labels
@@ -73,13 +73,13 @@ class OfflineReward:
         with config_key("reward_model"):
             recipe = recipe_from_config(cfg)
             recipe.check()
-        labeler = None
         if self.labels != "oracle":  # a bad model spec, option or missing API key fails now, not after rollouts
-            labeler = labeler_from_config(cfg, run.llm())
-        if recipe.dense_pairs and not gives_caption_scores(labeler):
+            labeler_from_config(cfg, run.llm())
+        judged = self.labels != "oracle"
+        if recipe.dense_pairs and not (judged and scores_captions(cfg.feedback.mode, cfg.feedback.get("strategy"))):
             raise ConfigError(f"reward_model.dense_pairs={recipe.dense_pairs} needs a pointwise judge's caption scores "
                               "(feedback=pointwise, or a pointwise feedback.strategy); these labels come from "
-                              f"{'the progress oracle' if labeler is None else 'a pairwise judge'}: set it to 0")
+                              f"{'a pairwise judge' if judged else 'the progress oracle'}: set it to 0")
 
     def build(self, run: RunContext) -> BuiltReward:
         cfg = run.config
@@ -103,11 +103,6 @@ class OfflineReward:
         # hits) go to TensorBoard beside the reward-model calls.
         return BuiltReward(artifact, metrics, keep=lambda run_dir: artifact.save(run_dir / "reward_model"),
                            counters={"annotation": report.as_dict})
-
-
-def gives_caption_scores(labeler: object) -> bool:
-    """Whether ``labeler`` scores each caption (its store keeps them: what ``reward_model.dense_pairs`` draws on)."""
-    return isinstance(labeler, PointwiseStrategy) or getattr(labeler, "mode", None) == "pointwise"
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 
 from llm_reward.reward_model.encoders import make_encoder
 from llm_reward.reward_model.model import RewardModel
-from llm_reward.reward_model.train import fit_reward_model
+from llm_reward.reward_model.train import check_dense_pairs, fit_reward_model
 
 TARGETS = ("hard", "soft")
 
@@ -59,8 +59,7 @@ class RewardModelRecipe:
 
     def __post_init__(self) -> None:
         to_targets(np.zeros(0), self.targets)  # validates
-        if isinstance(self.dense_pairs, bool) or not isinstance(self.dense_pairs, int) or self.dense_pairs < 0:
-            raise ValueError(f"dense_pairs must be an int >= 0, got {self.dense_pairs!r}")
+        check_dense_pairs(self.dense_pairs)
         object.__setattr__(self, "encoder_kwargs", dict(self.encoder_kwargs))
 
     def check(self) -> None:

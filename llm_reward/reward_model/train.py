@@ -131,9 +131,10 @@ def _dense_pairs(train_a: np.ndarray, train_b: np.ndarray, table: list[str], sco
     scores."""
     if targets not in ("hard", "soft"):
         raise ValueError(f"dense_targets must be 'hard' or 'soft', got {targets!r}")
-    pool = np.array([i for i in np.unique(np.concatenate([train_a, train_b])) if table[i] in scores], dtype=np.int64)
+    captions = np.unique(np.concatenate([train_a, train_b]))
+    pool = np.array([i for i in captions if table[i] in scores], dtype=np.int64)
     empty = np.zeros(0, dtype=np.int64)
-    unscored = len(np.unique(np.concatenate([train_a, train_b]))) - len(pool)
+    unscored = len(captions) - len(pool)
     if unscored:
         log.warning("dense pairs: %d training captions have no judge score (labelled before scores were kept); "
                     "drawing among the %d that have one", unscored, len(pool))
@@ -227,10 +228,15 @@ def _check_labels(labels: Any, name: str, n_a: int, n_b: int) -> np.ndarray:
     return y
 
 
-def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None,
-                 dense_pairs: int = 0) -> None:
+def check_dense_pairs(dense_pairs: int) -> None:
+    """Raise unless ``dense_pairs`` is an int >= 0 (the recipe checks it at config time, the fit again)."""
     if isinstance(dense_pairs, bool) or not isinstance(dense_pairs, (int, np.integer)) or dense_pairs < 0:
         raise ValueError(f"dense_pairs must be an int >= 0, got {dense_pairs!r}")
+
+
+def _check_hyper(*, epochs: int, batch_size: int, lr: float, val_fraction: float, patience: int | None,
+                 dense_pairs: int = 0) -> None:
+    check_dense_pairs(dense_pairs)
     checked = [("epochs", epochs), ("batch_size", batch_size)]
     if patience is not None:
         checked.append(("patience", patience))
