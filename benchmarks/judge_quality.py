@@ -48,7 +48,7 @@ from llm_reward.feedback import calibration  # noqa: E402
 from llm_reward.feedback.judges import LabelBatch, position_consistency  # noqa: E402
 from llm_reward.feedback.labelers import agreement  # noqa: E402
 from llm_reward.feedback.prompts import goal_sentence  # noqa: E402
-from llm_reward.feedback.strategies import make_strategy  # noqa: E402
+from llm_reward.feedback.strategies import PairwiseStrategy, make_strategy  # noqa: E402
 from llm_reward.llm import make_llm  # noqa: E402
 
 PAIRSETS = Path(__file__).resolve().parent / "pairsets"
@@ -76,13 +76,17 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pointwise_ensemble": ("pointwise_ensemble", "caption", None),
     "pairwise_fewshot": ("pairwise_fewshot", "caption", None),
     "pairwise_ref": ("pairwise_ref", "caption", None),
+    "pairwise_copy": ("pairwise_copy", "caption", None),
+    "pairwise_copy_pmi": ("pairwise_copy_pmi", "caption", None),
 }
 #: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels: the library's
 #: default for pointwise feedback (conf/feedback/pointwise.yaml).
 DENSE_PAIRS = 2000  # tested against the config
 #: Pairwise cells also yield calibrated variants at (almost) no cost: "<name>_cf" divides out the judge's answer to
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
-CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref")
+#: Copy answers have no position label to give a content-free pair, so only "_bc".
+CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref",
+              "pairwise_copy", "pairwise_copy_pmi")
 
 
 def load_pairsets(quick: bool, max_pairs: int | None) -> dict[str, list[dict]]:
@@ -174,7 +178,8 @@ def run_cell(name: str, family: str, rows: list[dict], llm, *, cot_pairs: int) -
         prompts += batch.llm_prompts
         if batch.caption_scores:
             scores[env_id] = batch.caption_scores
-        if name in CALIBRATED and library_name != "pairwise_cot":  # a CoT verdict follows a rationale: no filler
+        # a CoT verdict follows a rationale, a copy answer names no position: no content-free prior for either
+        if name in CALIBRATED and library_name != "pairwise_cot" and isinstance(strategy, PairwiseStrategy):
             priors[env_id] = calibration.content_free_prior(llm, strategy.judge.template.verdict)
             prompts += len(calibration.CONTENT_FREE)
     seconds = time.perf_counter() - start
@@ -244,6 +249,8 @@ def estimated_prompts(name: str, rows: list[dict], column: str, cot_pairs: int) 
         return per * len({r[f"{column}_{s}"] for r in rows for s in "ab"})
     if library_name == "pairwise_cot":
         return 2 * min(cot_pairs, len(rows)) * 25  # a 96-token rationale costs about 25 choice prompts
+    if library_name.startswith("pairwise_copy"):  # a whole description scored per prompt: ~4 choice prompts' time
+        return 2 * len(rows) * 4 * (2 if library_name.endswith("pmi") else 1)
     return 2 * len(rows) + (len(calibration.CONTENT_FREE) if name in CALIBRATED else 0)
 
 

@@ -36,6 +36,7 @@ class GoldJudge:
     name: str = "gold-judge"
     stats: _Stats = field(default_factory=_Stats)
     seen: list = field(default_factory=list)
+    copy_bias: float = 0.5  # pairwise_copy: extra logit of copying the description shown last, whatever is asked
 
     @staticmethod
     def _gold(text: str) -> int:
@@ -46,6 +47,15 @@ class GoldJudge:
         self.stats.cache_misses += len(conversations)
         out = []
         for messages in conversations:
+            if not set(choices) <= {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}:  # pairwise_copy: a copy
+                first, second = choices
+                shown_last = messages[-1]["content"].rsplit("Description:\n", 1)[1]
+                strength = (self.copy_bias if shown_last == second else -self.copy_bias) + (
+                    0.0 if "more progress" not in messages[-1]["content"] else np.sign(
+                        self._gold(first) - self._gold(second)))
+                p1 = float(calibration.sigmoid(strength))
+                out.append({first: p1, second: 1 - p1})
+                continue
             pair_turns = [m["content"] for m in messages if m["role"] == "user" and "Description 1:" in m["content"]]
             text = pair_turns[-1] if pair_turns else messages[-1]["content"]  # after a rationale: the pair turn
             if choices == ["1", "2"] and "Description 1:" in text:
@@ -118,6 +128,27 @@ def test_every_strategy_ranks_gold(name):
     batch = make_strategy(name, GoldJudge(), domain="nethack", goal="The goal is gold.").label(PAIRS + [("a", "a")])
     assert np.array_equal(batch.label[:3] > 0.5, TRUTH > 0.5), name
     assert batch.label[3] == 0.5 and batch.llm_prompts > 0
+
+
+def test_copy_answers_lose_the_position_bias_with_pmi():
+    strong = GoldJudge(copy_bias=1.5)  # the description shown last is copied whatever it says
+    raw = make_strategy("pairwise_copy", strong, domain="nethack", goal=None).label(PAIRS)
+    assert raw.position_consistency == 0.0
+    pmi = make_strategy("pairwise_copy_pmi", strong, domain="nethack", goal=None).label(PAIRS)
+    assert pmi.position_consistency == 1.0 and np.array_equal(pmi.label > 0.5, TRUTH > 0.5)
+    assert pmi.llm_prompts == 4 * len(PAIRS) and raw.llm_prompts == 2 * len(PAIRS)
+    texts = [m[-1]["content"] for m in strong.seen]
+    assert not any("Description 1" in t for t in texts) and sum("more progress" in t for t in texts) == 3 * 2 * 2
+
+
+def test_copy_answers_refuse_a_provider_without_sequence_probabilities():
+    @dataclass
+    class Provider:
+        backend: str = "litellm"
+        name: str = "gpt"
+
+    with pytest.raises(ValueError, match="local backend"):
+        make_strategy("pairwise_copy", Provider(), domain="nethack", goal=None)
 
 
 def test_fewshot_and_difference_prompts():
@@ -226,7 +257,7 @@ def test_strategies_on_the_embedded_tiny_model(tmp_path):
 
     llm = make_llm("local:tiny", cache=tmp_path / "cache.sqlite", n_threads=1)
     pairs = [("You kill the newt!", "It's a wall.")]
-    for name in ("pointwise", "pairwise_diff_cf"):
+    for name in ("pointwise", "pairwise_diff_cf", "pairwise_copy_pmi"):
         batch = make_strategy(name, llm, domain="nethack", goal=None).label(pairs)
         assert 0.0 <= float(batch.label[0]) <= 1.0, name
-    assert llm.stats.cache_misses == 2 + 2 + len(calibration.CONTENT_FREE)
+    assert llm.stats.cache_misses == 2 + 2 + len(calibration.CONTENT_FREE) + 4

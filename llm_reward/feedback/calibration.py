@@ -65,6 +65,12 @@ def batch_prior(batch: LabelBatch) -> float:
     return float(np.mean(logit(answers)))
 
 
+def batch_calibrated(batch: LabelBatch) -> LabelBatch:
+    """``batch`` with its own :func:`batch_prior` removed (unchanged when nothing was judged in both orders)."""
+    prior = batch_prior(batch)
+    return calibrate(batch, prior) if np.isfinite(prior) else batch
+
+
 def calibrate(batch: LabelBatch, prior_logit: float) -> LabelBatch:
     """Both orders shifted by the prior (``logit P("1") - prior_logit``) and averaged again; NaN stays NaN."""
     if not np.isfinite(prior_logit):

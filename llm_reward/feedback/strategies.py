@@ -16,7 +16,10 @@ shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
 * pairwise — "which shows more progress, 1 or 2?" in both orders; with ``fewshot`` hand-written exemplar
   answers precede the question; with ``difference`` captions (:mod:`~llm_reward.feedback.caption_diff`) the judge
   sees only what differs, the mission once; ``calibration`` removes the judge's position prior
-  (:mod:`~llm_reward.feedback.calibration`); ``chain_of_thought`` decodes a short comparison first.
+  (:mod:`~llm_reward.feedback.calibration`); ``chain_of_thought`` decodes a short comparison first;
+* ``pairwise_copy`` — the judge answers by copying the description it prefers, not by naming a position (no "1"
+  or "2" to be biased towards); ``_pmi`` divides out how likely each copy is when the question asks for either
+  description (:class:`ContentPairStrategy`); ``_bc`` removes the batch's position prior as above.
 
 Example:
     >>> from llm_reward.llm import make_llm
@@ -160,6 +163,78 @@ class ReferencePairPrompt:
         return [system, {"role": "user", "content": text}]
 
 
+@dataclass(frozen=True)
+class ContentPairPrompt:
+    """Two unnumbered descriptions; the reply is a copy of one. ``verdict`` asks for the one that shows more
+    progress, ``neutral`` for either (the denominator of the domain-conditional PMI)."""
+
+    base: PairPrompt
+    version: str = "pair-content-v1"
+
+    def _ask(self, first: str, second: str, question: str, goal: bool) -> Messages:
+        system, *_ = self.base.verdict(first, second)
+        goal_text = f"{self.base.goal}\n" if goal and self.base.goal else ""
+        text = (f"Here are two descriptions of moments while playing {self.base.game}. {goal_text}{question}\n\n"
+                f"Description:\n{first}\n\nDescription:\n{second}")
+        return [system, {"role": "user", "content": text}]
+
+    def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
+        return self._ask(first, second, "Recall what you know about the game. Which description shows more "
+                         "progress? Reply by copying that description exactly.", goal=True)
+
+    def neutral(self, first: str, second: str) -> Messages:
+        return self._ask(first, second, "Reply by copying one of the descriptions exactly.", goal=False)
+
+
+@dataclass
+class ContentPairStrategy:
+    """Pairwise without position labels: P(first preferred) is the probability that the reply *is* the first
+    description (the whole token sequence of each), asked in both orders.
+
+    A small judge asked "1 or 2?" answers the position it favours; answering with the content leaves no position
+    label to favour, but a copy's probability also depends on the description's length and wording. ``pmi``
+    divides that out (Holtzman et al. 2021, domain-conditional PMI): the same two probabilities under a question
+    that asks for either description, in the same order, so what favours a description or a position whatever the
+    question cancels. Needs whole-sequence probabilities, which only the local backend gives.
+    """
+
+    llm: LLM
+    template: ContentPairPrompt
+    pmi: bool = False
+    batch_calibration: bool = False  # the batch's mean answer removed, as in PairwiseStrategy(calibration="batch")
+
+    def __post_init__(self) -> None:
+        if getattr(self.llm, "backend", None) == "litellm":
+            raise ValueError("judge strategy pairwise_copy needs the probability of whole descriptions, which a "
+                             "litellm provider does not return (only its first tokens'); use the local backend")
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {"llm": self.llm.name, "kind": "pairwise", "template": self.template.version, "pmi": self.pmi,
+                "calibration": "batch" if self.batch_calibration else None}
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.label(pairs).label
+
+    def _first_logit(self, render: Callable[[str, str], Messages], first: str, second: str) -> float:
+        probs = self.llm.choice_probs_batch([render(first, second)], [first, second])[0]
+        return float(calibration.logit(probs[first]))
+
+    def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        n = len(pairs)
+        forward, reverse = np.full(n, np.nan, dtype=np.float32), np.full(n, np.nan, dtype=np.float32)
+        renders = [(self.template.verdict, 1.0)] + ([(self.template.neutral, -1.0)] if self.pmi else [])
+        asked = [i for i, (a, b) in enumerate(pairs) if a.strip() != b.strip()]
+        for i in asked:
+            a, b = (c.strip() for c in pairs[i])
+            ahead = sum(sign * self._first_logit(render, a, b) for render, sign in renders)
+            behind = sum(sign * self._first_logit(render, b, a) for render, sign in renders)  # logit P(b | b first)
+            forward[i], reverse[i] = calibration.sigmoid(ahead), calibration.sigmoid(-behind)
+        label = np.where(np.isnan(forward), 0.5, (forward + reverse) / 2).astype(np.float32)
+        batch = LabelBatch(label, forward, reverse, llm_prompts=2 * len(renders) * len(asked))
+        return calibration.batch_calibrated(batch) if self.batch_calibration else batch
+
+
 @dataclass
 class PairwiseStrategy:
     """A pairwise judge over (optionally difference) captions, optionally calibrated against its position prior.
@@ -201,10 +276,7 @@ class PairwiseStrategy:
                 template = self.judge.template
                 self.prior_logit = calibration.content_free_prior(self.judge.llm, lambda a, b: template.verdict(a, b))
             return calibration.calibrate(batch, self.prior_logit)
-        if self.calibration == "batch":
-            prior = calibration.batch_prior(batch)
-            return batch if not np.isfinite(prior) else calibration.calibrate(batch, prior)
-        return batch
+        return calibration.batch_calibrated(batch) if self.calibration == "batch" else batch
 
 
 @dataclass
@@ -275,13 +347,14 @@ class CaptionScorePrompt:
 
 
 #: What :func:`make_strategy` returns: a labeler like :class:`~llm_reward.feedback.labelers.LLMPreferenceLabeler`.
-Strategy = PairwiseStrategy | PointwiseStrategy
+Strategy = PairwiseStrategy | PointwiseStrategy | ContentPairStrategy
 
 #: Strategy names accepted by :func:`make_strategy`.
 STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
               "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
               "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_fewshot_bc", "pairwise_ref", "pairwise_ref_cf",
-              "pairwise_ref_bc", "pairwise_cot")
+              "pairwise_ref_bc", "pairwise_cot", "pairwise_copy", "pairwise_copy_bc", "pairwise_copy_pmi",
+              "pairwise_copy_pmi_bc")
 
 
 def scores_captions(mode: str, strategy: str | None = None) -> bool:
@@ -326,6 +399,9 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
     if name == "score10":
         judge = ScoreJudge(llm, CaptionScorePrompt(domain, goal))
         return PointwiseStrategy(llm, judge.expected_scores, name, lambda: judge.prompts_sent)
+    if name.startswith("pairwise_copy"):
+        template = ContentPairPrompt(PairPrompt(domain=domain, goal=goal))
+        return ContentPairStrategy(llm, template, pmi="_pmi" in name, batch_calibration=name.endswith("_bc"))
     parts = name.split("_")[1:]
     prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought="cot" in parts)
     if "fewshot" in parts:
@@ -342,5 +418,5 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
 
 
 __all__ = ["make_strategy", "scores_captions", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy",
-           "PointwiseStrategy", "FewShotPairPrompt", "DifferencePairPrompt", "ReferencePairPrompt",
-           "CaptionScorePrompt"]
+           "PointwiseStrategy", "ContentPairStrategy", "ContentPairPrompt", "FewShotPairPrompt", "DifferencePairPrompt",
+           "ReferencePairPrompt", "CaptionScorePrompt"]
