@@ -78,6 +78,8 @@ STRATEGIES: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "pairwise_ref": ("pairwise_ref", "caption", None),
     "pairwise_copy": ("pairwise_copy", "caption", None),
     "pairwise_copy_pmi": ("pairwise_copy_pmi", "caption", None),
+    "pairwise_copy_fewshot": ("pairwise_copy_fewshot", "caption", None),
+    "pairwise_copy_fewshot_pmi": ("pairwise_copy_fewshot_pmi", "caption", None),
 }
 #: reward_model.dense_pairs of the dense reward-model measurement on pointwise strategies' labels: the library's
 #: default for pointwise feedback (conf/feedback/pointwise.yaml).
@@ -86,7 +88,7 @@ DENSE_PAIRS = 2000  # tested against the config
 #: content-free pairs (3 extra prompts per env), "<name>_bc" the batch's own mean answer (no extra prompt).
 #: Copy answers have no position label to give a content-free pair, so only "_bc".
 CALIBRATED = ("pairwise", "pairwise_diff", "pairwise_diff_status", "pairwise_fewshot", "pairwise_cot", "pairwise_ref",
-              "pairwise_copy", "pairwise_copy_pmi")
+              "pairwise_copy", "pairwise_copy_pmi", "pairwise_copy_fewshot", "pairwise_copy_fewshot_pmi")
 
 
 def load_pairsets(quick: bool, max_pairs: int | None) -> dict[str, list[dict]]:

@@ -201,6 +201,10 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     calibrated = judge_quality.measure(judge_quality.derive(cell, rows, "cf"), rows)
     assert calibrated["position_consistency"] == 1.0 and calibrated["llm_calls"] == 0
     assert 0.0 <= metrics["rm_heldout_accuracy"] <= 1.0
+    # Copy answers name no position: no content-free prior, only the batch calibration.
+    copy = judge_quality.run_cell("pairwise_copy", "nethack", rows, GoldJudge(copy_bias=1.5), cot_pairs=2)
+    assert copy["cf_prior"] == {} and judge_quality.derive(copy, rows, "cf") is None
+    assert judge_quality.measure(judge_quality.derive(copy, rows, "bc"), rows)["position_consistency"] == 1.0
     # A pointwise cell keeps the judge's caption scores, and its reward model is also measured with dense pairs.
     pointwise = judge_quality.run_cell("pointwise", "nethack", rows, GoldJudge(), cot_pairs=2)
     assert set(pointwise["caption_scores"]["NetHackScore-v0"]) == {c for pair in PAIRS for c in pair}

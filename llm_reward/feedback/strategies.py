@@ -19,7 +19,8 @@ shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
   (:mod:`~llm_reward.feedback.calibration`); ``chain_of_thought`` decodes a short comparison first;
 * ``pairwise_copy`` — the judge answers by copying the description it prefers, not by naming a position (no "1"
   or "2" to be biased towards); ``_pmi`` divides out how likely each copy is when the question asks for either
-  description (:class:`ContentPairStrategy`); ``_bc`` removes the batch's position prior as above.
+  description (:class:`ContentPairStrategy`); ``_fewshot`` answers exemplar pairs by copying first; ``_bc``
+  removes the batch's position prior as above.
 
 Example:
     >>> from llm_reward.llm import make_llm
@@ -169,21 +170,31 @@ class ContentPairPrompt:
     progress, ``neutral`` for either (the denominator of the domain-conditional PMI)."""
 
     base: PairPrompt
-    version: str = "pair-content-v1"
+    exemplars: tuple[tuple[str, str, str], ...] = ()  # (first, second, better side): answered by copying
 
-    def _ask(self, first: str, second: str, question: str, goal: bool) -> Messages:
-        system, *_ = self.base.verdict(first, second)
+    @property
+    def version(self) -> str:
+        return "pair-content-v1" + (f"+fewshot{len(self.exemplars)}" if self.exemplars else "")
+
+    def _ask(self, first: str, second: str, question: str, goal: bool) -> str:
         goal_text = f"{self.base.goal}\n" if goal and self.base.goal else ""
-        text = (f"Here are two descriptions of moments while playing {self.base.game}. {goal_text}{question}\n\n"
+        return (f"Here are two descriptions of moments while playing {self.base.game}. {goal_text}{question}\n\n"
                 f"Description:\n{first}\n\nDescription:\n{second}")
-        return [system, {"role": "user", "content": text}]
 
     def verdict(self, first: str, second: str, context: str | None = None) -> Messages:
-        return self._ask(first, second, "Recall what you know about the game. Which description shows more "
-                         "progress? Reply by copying that description exactly.", goal=True)
+        system, *_ = self.base.verdict(first, second)
+        question = ("Recall what you know about the game. Which description shows more progress? Reply by copying "
+                    "that description exactly.")
+        shots: Messages = []
+        for a, b, better in self.exemplars:
+            shots += [{"role": "user", "content": self._ask(a, b, question, goal=True)},
+                      {"role": "assistant", "content": a if better == "1" else b}]
+        return [system, *shots, {"role": "user", "content": self._ask(first, second, question, goal=True)}]
 
     def neutral(self, first: str, second: str) -> Messages:
-        return self._ask(first, second, "Reply by copying one of the descriptions exactly.", goal=False)
+        system, *_ = self.base.verdict(first, second)  # no exemplars: they would say which copy is wanted
+        return [system, {"role": "user", "content": self._ask(first, second, "Reply by copying one of the "
+                                                              "descriptions exactly.", goal=False)}]
 
 
 @dataclass
@@ -211,7 +222,7 @@ class ContentPairStrategy:
     @property
     def fingerprint(self) -> dict[str, object]:
         return {"llm": self.llm.name, "kind": "pairwise", "template": self.template.version, "pmi": self.pmi,
-                "calibration": "batch" if self.batch_calibration else None}
+                "calibration": "batch" if self.batch_calibration else None}  # version names the exemplars
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         return self.label(pairs).label
@@ -354,7 +365,8 @@ STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise
               "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
               "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_fewshot_bc", "pairwise_ref", "pairwise_ref_cf",
               "pairwise_ref_bc", "pairwise_cot", "pairwise_copy", "pairwise_copy_bc", "pairwise_copy_pmi",
-              "pairwise_copy_pmi_bc")
+              "pairwise_copy_pmi_bc", "pairwise_copy_fewshot", "pairwise_copy_fewshot_bc", "pairwise_copy_fewshot_pmi",
+              "pairwise_copy_fewshot_pmi_bc")
 
 
 def scores_captions(mode: str, strategy: str | None = None) -> bool:
@@ -400,7 +412,8 @@ def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
         judge = ScoreJudge(llm, CaptionScorePrompt(domain, goal))
         return PointwiseStrategy(llm, judge.expected_scores, name, lambda: judge.prompts_sent)
     if name.startswith("pairwise_copy"):
-        template = ContentPairPrompt(PairPrompt(domain=domain, goal=goal))
+        exemplars = EXEMPLARS.get(domain, ()) if "_fewshot" in name else ()
+        template = ContentPairPrompt(PairPrompt(domain=domain, goal=goal), exemplars)
         return ContentPairStrategy(llm, template, pmi="_pmi" in name, batch_calibration=name.endswith("_bc"))
     parts = name.split("_")[1:]
     prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought="cot" in parts)
