@@ -57,10 +57,12 @@ FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its 
 #: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
 #: conf/feedback/pointwise.yaml): exemplar answers before the pointwise question, ahead of the plain question on every
 #: family. And the pairwise strategy measured on all pairs that agrees best with the oracle while keeping its side in
-#: both orders on >= 70 % of pairs, else the most position-consistent one; ties go to fewer prompts. Copy answers with
-#: batch calibration won on every family (on MiniGrid and robotics as the most consistent, below chance agreement).
+#: both orders on >= 70 % of pairs, else the most position-consistent one. Copy answers, batch-calibrated, won on
+#: every family: plain on NetHack, and on MiniGrid as the most consistent (below chance agreement); on robotics after
+#: exemplar pairs and with the neutral question divided out.
 DEFAULTS = {"minigrid": "pointwise_fewshot", "nethack": "pointwise_fewshot", "robotics": "pointwise_fewshot"}  # tested
-PAIRWISE_DEFAULTS = {"minigrid": "pairwise_copy_bc", "nethack": "pairwise_copy_bc", "robotics": "pairwise_copy_bc"}
+PAIRWISE_DEFAULTS = {"minigrid": "pairwise_copy_bc", "nethack": "pairwise_copy_bc",
+                     "robotics": "pairwise_copy_fewshot_pmi_bc"}
 
 #: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
 #: Ordered by priority: when the time budget runs out, the later ones are skipped.
