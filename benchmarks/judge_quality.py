@@ -23,8 +23,8 @@ dense pairs) / ``rm_heldout_accuracy_plain`` (family -> value for the family's d
 ``position_consistency``
 (family -> value for its default pairwise strategy), ``strategies`` (strategy -> family -> agreement),
 ``prompts_per_s``, and every cell's detail under ``cells``.
-A time budget (``--budget-s``; quick default 420 s) keeps the quick run inside ten minutes on a busy machine:
-cells that would not fit are listed under ``skipped`` (defaults run first).
+A time budget (``--budget-s``; quick default 420 s) keeps the quick run inside ten minutes: the headline cells (each
+family's defaults) run first and always; other cells that would not fit are listed under ``skipped``.
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ FAMILIES = ("minigrid", "nethack", "robotics")  # a family is measured when its 
 
 #: The strategy each family's labels should come from, chosen on the full run (docs/judge_quality.md; recorded in
 #: conf/feedback/pointwise.yaml): exemplar answers before the pointwise question, ahead of the plain question on every
-#: family. And the pairwise strategy measured on all pairs that agrees best with the oracle while keeping its side in
-#: both orders on >= 70 % of pairs, else the most position-consistent one. Copy answers, batch-calibrated, won on
-#: every family: plain on NetHack, and on MiniGrid as the most consistent (below chance agreement); on robotics after
-#: exemplar pairs and with the neutral question divided out.
+#: family. And the pairwise strategy measured on all pairs that agrees best with the oracle among those keeping their
+#: side in both orders on >= 70 % of pairs, else the one that agrees best: copy answers, batch-calibrated, on NetHack;
+#: the same after exemplar pairs and with the neutral question divided out on robotics; none is consistent enough on
+#: MiniGrid, where digit answers agree best.
 DEFAULTS = {"minigrid": "pointwise_fewshot", "nethack": "pointwise_fewshot", "robotics": "pointwise_fewshot"}  # tested
-PAIRWISE_DEFAULTS = {"minigrid": "pairwise_copy_bc", "nethack": "pairwise_copy_bc",
+PAIRWISE_DEFAULTS = {"minigrid": "pairwise_bc", "nethack": "pairwise_copy_bc",
                      "robotics": "pairwise_copy_fewshot_pmi_bc"}
 
 #: Benchmark strategy -> (library strategy of llm_reward.feedback.strategies, caption columns, families or None=all).
@@ -303,13 +303,13 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="llm_reward_judge_quality_")) if args.quick else RESULTS / f"{name}_data"
     log = CellLog((data if args.quick else RESULTS) / f"{name}_cells.jsonl")
     llm = make_llm(args.llm, cache=data / "llm_cache.sqlite", n_threads=args.llm_threads)
-    rate = 1.0  # prompts/s guess until the first cell has measured one
+    rate = 1.0  # estimated prompts (estimated_prompts) per second, a guess until the first cell has measured one
     cells, skipped = {}, []
     todo = [(s, f) for s in args.strategies for f in sets if STRATEGIES[s][2] is None or f in STRATEGIES[s][2]]
-    # Defaults first, so the headline numbers exist even when the budget runs out.
-    first = {(DEFAULTS[f], f) for f in sets} | {(PAIRWISE_DEFAULTS[f].removesuffix("_cf").removesuffix("_bc"), f)
-                                                 for f in sets}
-    todo.sort(key=lambda cell: cell not in first)
+    # The headline cells (each family's defaults) run first and whatever the budget: the rest fills what is left.
+    headline = {(DEFAULTS[f], f) for f in sets} | {(PAIRWISE_DEFAULTS[f].removesuffix("_cf").removesuffix("_bc"), f)
+                                                    for f in sets}
+    todo.sort(key=lambda cell: cell not in headline)
     for strategy, family in todo:
         # keyed on the pairs actually judged: chain of thought judges only the first --cot-pairs of the set (every
         # slice of a set starts with the same pairs; --quick keeps its cells apart)
@@ -322,15 +322,15 @@ def main() -> None:
             if args.report:
                 skipped.append({"strategy": strategy, "family": family, "reason": "not run yet"})
                 continue
-            if need > left:
+            if need > left and (strategy, family) not in headline:
                 skipped.append({"strategy": strategy, "family": family, "reason": f"needs ~{need:.0f}s, {left:.0f}s "
                                 "of the time budget left"})
                 continue
             print(f"{strategy} on {family} ({len(rows)} pairs)...", file=sys.stderr, flush=True)
             cell = run_cell(strategy, family, rows, llm, cot_pairs=cot_pairs)
             log.add(key, cell)
-            if cell["llm_calls"] and cell["seconds"] > 1:
-                rate = cell["llm_calls"] / cell["seconds"] if cell["llm_calls"] > 3 else rate
+            if cell["llm_calls"] > 3 and cell["seconds"] > 1:  # in the estimate's units, which weigh copy answers
+                rate = estimated_prompts(strategy, rows, STRATEGIES[strategy][1], cot_pairs) / cell["seconds"]
         cells.setdefault(strategy, {})[family] = log.cells[key]
     for source in CALIBRATED:
         for family, cell in list(cells.get(source, {}).items()):
