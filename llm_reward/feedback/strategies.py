@@ -207,6 +207,15 @@ class ContentPairStrategy:
     divides that out (Holtzman et al. 2021, domain-conditional PMI): the same two probabilities under a question
     that asks for either description, in the same order, so what favours a description or a position whatever the
     question cancels. Needs whole-sequence probabilities, which only the local backend gives.
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> judge = make_strategy("pairwise_copy_pmi_bc", make_llm("local"), domain="nethack",
+        ...                       goal=None)  # doctest: +SKIP
+        >>> batch = judge.label([("You kill the newt!", "It's a wall."),
+        ...                      ("You see here 5 gold pieces.", "Ouch! That hurts!")])  # doctest: +SKIP
+        >>> batch.label.round(2), batch.position_consistency  # doctest: +SKIP
+        (array([0.67, 0.74], dtype=float32), 1.0)
     """
 
     llm: LLM
