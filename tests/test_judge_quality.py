@@ -47,7 +47,7 @@ class GoldJudge:
         self.stats.cache_misses += len(conversations)
         out = []
         for messages in conversations:
-            if not set(choices) <= {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}:  # pairwise_copy: a copy
+            if not all(c.isdigit() for c in choices):  # pairwise_copy: the reply is a copy of a description
                 first, second = choices
                 shown_last = messages[-1]["content"].rsplit("Description:\n", 1)[1]
                 strength = (self.copy_bias if shown_last == second else -self.copy_bias) + (

@@ -32,7 +32,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -40,7 +40,7 @@ import numpy as np
 from llm_reward.feedback import calibration
 from llm_reward.feedback.caption_diff import VERSION as DIFF_VERSION
 from llm_reward.feedback.caption_diff import compact, difference_pair
-from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, PointwiseScorer, ScoreJudge
+from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, PointwiseScorer, ScoreJudge, both_order_labels
 from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
 from llm_reward.llm.base import LLM
 from llm_reward.types import Messages
@@ -241,17 +241,15 @@ class ContentPairStrategy:
         return float(calibration.logit(probs[first]))
 
     def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
-        n = len(pairs)
-        forward, reverse = np.full(n, np.nan, dtype=np.float32), np.full(n, np.nan, dtype=np.float32)
         renders = [(self.template.verdict, 1.0)] + ([(self.template.neutral, -1.0)] if self.pmi else [])
-        asked = [i for i, (a, b) in enumerate(pairs) if a.strip() != b.strip()]
-        for i in asked:
-            a, b = (c.strip() for c in pairs[i])
-            ahead = sum(sign * self._first_logit(render, a, b) for render, sign in renders)
-            behind = sum(sign * self._first_logit(render, b, a) for render, sign in renders)  # logit P(b | b first)
-            forward[i], reverse[i] = calibration.sigmoid(ahead), calibration.sigmoid(-behind)
-        label = np.where(np.isnan(forward), 0.5, (forward + reverse) / 2).astype(np.float32)
-        batch = LabelBatch(label, forward, reverse, llm_prompts=2 * len(renders) * len(asked))
+
+        def judge_ordered(_: list[int], ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+            logits = [sum(sign * self._first_logit(render, a, b) for render, sign in renders) for a, b in ordered]
+            return calibration.sigmoid(np.array(logits)), 0
+
+        # The reply is compared as text, so captions that differ only in surrounding space are a tie.
+        batch = both_order_labels([(a.strip(), b.strip()) for a, b in pairs], judge_ordered)
+        batch = replace(batch, llm_prompts=batch.llm_prompts * len(renders))
         return calibration.batch_calibrated(batch) if self.batch_calibration else batch
 
 
