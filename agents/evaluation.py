@@ -25,7 +25,8 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
                      info_keys: Sequence[str] = ()) -> dict[str, float]:
     """Run ``n_episodes`` episodes, episode ``i`` on a fresh ``env_fn()`` reset with seed ``seed + i``.
 
-    Returns ``success_rate``, ``mean_return``, ``std_return``, ``mean_length`` and ``n_episodes``, plus
+    Returns ``success_rate``, ``mean_return``, ``std_return``, ``mean_length`` and ``n_episodes``, the raw
+    outcomes behind them as ``per_episode`` (``success``, ``return``, ``length`` lists, episode by episode), plus
     ``mean_<key>`` for each of ``info_keys``: the mean over episodes of ``info[key]`` at the episode's last step
     (NetHack: ``gold``, ``depth``). An env without a ``Monitor`` gets one on the outside (then the return is
     whatever reward the outermost wrapper emits). The default ``deterministic=False`` samples actions, which is how
@@ -73,6 +74,7 @@ def evaluate_success(model: BaseAlgorithm, env_fn: Callable[[], gym.Env], *, n_e
         "success_rate": float(np.mean(successes)), "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths)),
         "n_episodes": int(n_episodes), **{f"mean_{key}": float(np.mean(v)) for key, v in last_values.items()},
+        "per_episode": {"success": successes, "return": returns, "length": lengths},
     }
 
 

@@ -1,9 +1,15 @@
 """Shared plumbing of the benchmark scripts: results land in ``benchmarks/results/`` and the last stdout line is
-the JSON result. Long sweeps record each finished cell in a JSON-lines file and skip it on rerun."""
+the JSON result. Long sweeps record each finished cell in a JSON-lines file and skip it on rerun.
+
+Every cell is stamped (:func:`stamp`) with the code version that computed it, a hash of its resolved config, the
+machine and its load: a reader can then tell which cells of a row are comparable (``benchmarks/suite/report.py``
+marks the others stale).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -26,8 +32,98 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PLAIN_RECIPE = ["feedback.strategy=null", "reward_model.dense_pairs=0"]
 
 
+#: What a cell's code version covers: a change anywhere else (docs, stored results) does not touch the measured path.
+MEASURED_PATHS = ("llm_reward", "benchmarks", "pyproject.toml", ":(exclude)benchmarks/results")
+#: Config keys that name where a run writes or which seed it runs, not what it computes; left out of config_hash so
+#: the seeds of one arm share a hash.
+UNHASHED_KEYS = ("run_dir", "data_dir", "seed", "progress")
+
+
 def machine() -> dict[str, Any]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    """The machine a cell ran on: cores, Python, the 1/5/15-minute load averages at the time, and the date."""
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "load": load,
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(root: Path | None = None) -> dict[str, Any]:
+    """The commit of the checkout whose ``llm_reward`` this process imports, and whether its measured paths
+    (:data:`MEASURED_PATHS`) differ from that commit. Read once per process: the code a process runs is the code it
+    imported at the start, whatever happens to the tree afterwards.
+
+    Returns ``{"commit": None, "dirty": None}`` outside a git checkout (an installed wheel): such a cell is stale.
+
+    Example:
+        >>> sorted(code_version())
+        ['commit', 'dirty']
+    """
+    import llm_reward
+
+    root = root or Path(llm_reward.__file__).resolve().parents[1]
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", *MEASURED_PATHS).strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def version_label(version: dict[str, Any] | None) -> str | None:
+    """A short name of a cell's code version (``abc1234`` or ``abc1234+dirty``); None for an unstamped cell.
+
+    Example:
+        >>> version_label({"commit": "0123456789abcdef", "dirty": True})
+        '0123456789ab+dirty'
+    """
+    if not version or not version.get("commit"):
+        return None
+    return version["commit"][:12] + ("+dirty" if version.get("dirty") else "")
+
+
+def config_hash(config: Any) -> str:
+    """A short hash of a run's resolved config (a dict, a DictConfig or a YAML/JSON file's path), without the keys
+    that only say where it writes or which seed it is (:data:`UNHASHED_KEYS`).
+
+    Example:
+        >>> config_hash({"env": "a", "seed": 1}) == config_hash({"env": "a", "seed": 2})
+        True
+    """
+    if isinstance(config, (str, Path)):
+        import yaml
+
+        config = yaml.safe_load(Path(config).read_text())
+    else:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(config, DictConfig):
+            config = OmegaConf.to_container(config, resolve=True)
+    kept = {k: v for k, v in dict(config).items() if k not in UNHASHED_KEYS}
+    return hashlib.sha256(json.dumps(json_safe(kept), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stamp(*, config: Any = None, wall_time_s: float | None = None,
+          episodes: dict[str, list] | None = None) -> dict[str, Any]:
+    """The fields every cell carries: ``code_version``, ``machine`` (cores, load), and where known
+    ``config_hash``, ``wall_time_s`` and ``episodes`` (the raw per-episode outcomes behind its score, e.g.
+    ``{"success": [...], "return": [...]}`` of its evaluation episodes). :meth:`CellLog.add` adds the first two to
+    every cell; a script passes the others.
+
+    Example:
+        >>> sorted(stamp(config={"env": "a"}, wall_time_s=1.0))
+        ['code_version', 'config_hash', 'machine', 'wall_time_s']
+    """
+    out: dict[str, Any] = {"code_version": code_version(), "machine": machine()}
+    if config is not None:
+        out["config_hash"] = config_hash(config)
+    if wall_time_s is not None:
+        out["wall_time_s"] = float(wall_time_s)
+    if episodes is not None:
+        out["episodes"] = episodes
+    return out
 
 
 def train_from_cold(overrides: list[str], root: Path, run_dir: Path | None = None
@@ -64,7 +160,9 @@ class CellLog:
     """Finished benchmark cells, appended one JSON line at a time so an interrupted sweep resumes where it was.
 
     The file is re-read before each membership test, so two processes sharing a sweep (say, one per core) skip each
-    other's finished cells, and :meth:`claim` keeps them from starting the same unfinished one.
+    other's finished cells, and :meth:`claim` keeps them from starting the same unfinished one. A cell counts as
+    finished only when it is stamped with a code version: an older unstamped record is stale and is run again
+    (the new record replaces it; the last record of a cell wins).
     """
 
     def __init__(self, path: Path):
@@ -81,9 +179,13 @@ class CellLog:
                     self.cells[row["cell"]] = row
 
     def __contains__(self, cell: str) -> bool:
-        if cell not in self.cells:
+        if not self.finished(cell):
             self._read()
-        return cell in self.cells
+        return self.finished(cell)
+
+    def finished(self, cell: str) -> bool:
+        """Whether ``cell`` has a stamped record (unstamped ones are stale: they do not count as finished)."""
+        return bool(((self.cells.get(cell) or {}).get("code_version") or {}).get("commit"))
 
     @contextlib.contextmanager
     def claim(self, cell: str) -> Iterator[bool]:
@@ -118,7 +220,9 @@ class CellLog:
             path.unlink(missing_ok=True)
 
     def add(self, cell: str, row: dict[str, Any]) -> None:
-        row = json_safe({"cell": cell, **row})
+        """Append ``cell``'s record, stamped (:func:`stamp`) with the code version and machine unless ``row`` has
+        them already."""
+        row = json_safe({"cell": cell, **stamp(), **row})
         with self.path.open("a") as fh:
             fh.write(json.dumps(row, sort_keys=True) + "\n")
         self.cells[cell] = row

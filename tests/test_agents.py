@@ -250,7 +250,8 @@ def test_evaluate_success_known_outcomes():
     # Seeds 10..13: goal right for 11 and 13 only -> half the episodes succeed, each two steps long.
     result = evaluate_success(AlwaysRight(), lambda: Monitor(GoalSide()), n_episodes=4, seed=10)
     assert result == {"success_rate": 0.5, "mean_return": 0.5, "std_return": 0.5, "mean_length": 2.0,
-                      "n_episodes": 4}
+                      "n_episodes": 4, "per_episode": {"success": [False, True, False, True],
+                                                       "return": [0.0, 1.0, 0.0, 1.0], "length": [2, 2, 2, 2]}}
     # A reward-scaling wrapper outside Monitor does not leak into the reported (true) return.
     def scaled():
         return gym.wrappers.TransformReward(Monitor(GoalSide()), lambda r: 100 * r)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import CellLog  # noqa: E402
+from _common import CellLog, code_version  # noqa: E402
 
 
 def test_a_cell_runs_in_one_process_and_a_dead_owner_is_taken_over(tmp_path: Path) -> None:
@@ -23,6 +25,15 @@ def test_a_cell_runs_in_one_process_and_a_dead_owner_is_taken_over(tmp_path: Pat
     assert not list((tmp_path / "cells.jsonl.claims").iterdir())  # released on exit
     with CellLog(tmp_path / "cells.jsonl").claim("a|0") as mine:
         assert not mine  # finished
+    # every cell names the code that computed it; a record without one (written before cells were stamped) is stale
+    # and does not count as finished
+    (record,) = [json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines()]
+    assert record["code_version"] == code_version() and len(record["code_version"]["commit"]) == 40
+    assert record["machine"]["cpus"] == os.cpu_count() and len(record["machine"]["load"]) == 3
+    with (tmp_path / "cells.jsonl").open("a") as fh:
+        fh.write(json.dumps({"cell": "old|0", "success_rate": 1.0}) + "\n")
+    stale = CellLog(tmp_path / "cells.jsonl")
+    assert "old|0" in stale.cells and "old|0" not in stale
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,7 +1,8 @@
 """Finished cells: the suite's own log, cells imported from the older benchmark scripts, and rows read from runs.
 
 Every row, whatever its source, is normalized to the same fields: ``env``, ``label`` (reward, or reward:variant),
-``seed``, ``steps``, ``score`` (the suite's metric), and where the source has them ``llm_calls``,
+``seed``, ``steps``, ``score`` (the suite's metric), ``code_version`` (None for a cell stamped before cells carried
+one: a stale cell), and where the source has them ``llm_calls``,
 ``llm_cache_hits``, ``wall_time_s``, ``steps_per_s`` and ``curve`` (the training curve on a 51-point step grid).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from benchmarks._common import CellLog, read_episodes
+from benchmarks._common import CellLog, read_episodes, stamp
 from benchmarks.suite.config import Cell, cell_key, out_dir, reward_label, task_names
 
 CURVE_POINTS = 51
@@ -47,20 +48,25 @@ def imported_rows(cfg: DictConfig) -> dict[str, dict[str, Any]]:
             steps = int(row["steps"]) if "steps" in row else int(spec.steps)
             found.append({"env": env, "label": rename.get(row[spec.reward_field], row[spec.reward_field]),
                           "seed": int(row["seed"]), "steps": steps, "score": row.get(spec.score_field),
-                          "steps_per_s": row.get("steps_per_s"), "wall_time_s": row.get("wall_s")})
+                          "steps_per_s": row.get("steps_per_s"), "wall_time_s": row.get("wall_s"),
+                          "code_version": row.get("code_version")})
         for row in found:  # the last record of a cell wins, as in the scripts
             rows[cell_key(row["env"], row["label"], row["seed"], row["steps"])] = {**row, "source": spec.file}
     return rows
 
 
 def _final_scores(path: Path, rename: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows of a script's JSON result; their code version is the task's ``code_version``, else the file's."""
+    result = json.loads(path.read_text())
     rows = []
-    for task in json.loads(path.read_text()).get("tasks", {}).values():
+    for task in result.get("tasks", {}).values():
+        version = task.get("code_version", result.get("code_version"))
         for arm, scores in task.get("final_scores", {}).items():
             for seed, score in zip(task["final_seeds"], scores):
                 if score is not None:
                     rows.append({"env": task["task"], "label": rename.get(arm, arm), "seed": int(seed),
-                                 "steps": int(task["total_timesteps"]), "score": float(score)})
+                                 "steps": int(task["total_timesteps"]), "score": float(score),
+                                 "code_version": version})
     return rows
 
 
@@ -92,6 +98,9 @@ def row_from_run(cell: Cell, run_dir: Path, *, metric: str, curve_column: str) -
     if not metrics.get("completed") or not metrics.get("runs"):
         return None
     run = next(iter(metrics["runs"].values()))
+    evaluation = dict(run["eval"])
+    episodes = evaluation.pop("per_episode", None)  # the raw outcomes go to the cell's ``episodes``
+    config = run_dir / "config.yaml"
     annotation, online = metrics.get("annotation") or {}, (run.get("online_feedback") or {}).get("llm") or {}
     llm_calls = annotation.get("llm_calls", 0) + online.get("cache_misses", 0)
     cache_hits = annotation.get("cache_hits", 0) + online.get("cache_hits", 0)
@@ -99,9 +108,10 @@ def row_from_run(cell: Cell, run_dir: Path, *, metric: str, curve_column: str) -
             "steps": cell.steps, "score": run["eval"][metric], "success_rate": run["eval"]["success_rate"],
             "mean_return": run["eval"]["mean_return"], "train_success_last100": run.get("train_success_last100"),
             "steps_per_s": run.get("steps_per_s"), "wall_time_s": metrics.get("wall_time_s"),
-            "llm_calls": llm_calls, "llm_cache_hits": cache_hits, "eval": run["eval"],
+            "llm_calls": llm_calls, "llm_cache_hits": cache_hits, "eval": evaluation,
             "reward_model_calls": (run.get("reward_cache") or {}).get("model_calls"),
-            "curve": training_curve(run_dir, column=curve_column, steps=cell.steps), "run_dir": str(run_dir)}
+            "curve": training_curve(run_dir, column=curve_column, steps=cell.steps), "run_dir": str(run_dir),
+            **stamp(config=config if config.is_file() else None, episodes=episodes)}
 
 
 def training_curve(run_dir: Path, *, column: str, steps: int, window: int = 100,

@@ -38,19 +38,12 @@ def run_root(cfg: DictConfig) -> Path:
 
 
 def pending_cells(cfg: DictConfig) -> list[Cell]:
-    """The suite's cells not yet finished: not in its cells log, nor imported, nor a completed run dir (a run
-    finished by a job whose runner was stopped before recording it is recorded now)."""
+    """The suite's cells not yet finished: without a stamped record (``code_version``) in its cells log or among
+    the imported rows. An unstamped record is stale and is run again; a run dir left without a record (its runner
+    was stopped before recording it) is set aside and run again too, since nothing says which code produced it."""
     log_, imported = cell_log(cfg), imported_rows(cfg)
-    pending = []
-    for cell in expand(cfg, run_root(cfg)):
-        if cell.key in log_ or cell.key in imported:
-            continue
-        row = row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column)
-        if row is not None:
-            log_.add(cell.key, row)
-            continue
-        pending.append(cell)
-    return pending
+    return [cell for cell in expand(cfg, run_root(cfg))
+            if cell.key not in log_ and not (imported.get(cell.key) or {}).get("code_version")]
 
 
 def waves(cells: Sequence[Cell]) -> list[list[Cell]]:
