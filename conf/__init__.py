@@ -40,8 +40,9 @@ def dense_tag(dense_pairs: int) -> str:
     return f"_dense{int(dense_pairs)}" if int(dense_pairs) else ""
 
 
-#: Rewards whose reward model is fitted offline on the judge's labels (llm-reward-fit fits like motif).
-OFFLINE_JUDGE_REWARDS = ("motif", "shuffled")
+#: Rewards whose reward model is fitted offline on the judge's labels (llm-reward-fit fits like motif); the
+#: ``+novelty`` variants fit the very same model (one stage cache entry for motif and motif_e3b).
+OFFLINE_JUDGE_REWARDS = ("motif", "shuffled", "motif_e3b", "shuffled_e3b")
 
 
 def dense_default(pairs: int, reward: str, mode: str, strategy: str | None) -> int:

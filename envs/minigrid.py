@@ -21,6 +21,10 @@ import minigrid  # noqa: F401  (importing registers the MiniGrid-* and BabyAI-* 
 import numpy as np
 from minigrid.core.actions import Actions
 from minigrid.core.constants import DIR_TO_VEC, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
+from minigrid.core.roomgrid import RoomGrid
+from minigrid.envs.keycorridor import KeyCorridorEnv
+from minigrid.envs.multiroom import MultiRoomEnv
+from minigrid.envs.obstructedmaze import ObstructedMazeEnv
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.wrappers import ImgObsWrapper
 
@@ -72,7 +76,10 @@ def adapter(env_id: str) -> EnvAdapter:
     # A fixed mission that orders doors (RedBlueDoors: "open the red door then the blue door") needs captions that
     # recall the doors already opened: without them the judge sees the same scene before and after the first one.
     remember_doors = not with_mission and ORDERED_DOORS.search(goal) is not None
-    captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission, remember_doors=remember_doors)
+    # Multi-room exploration tasks: a view of 7x7 cells cannot tell the first room from the last, so their captions
+    # say which room the agent is in and how many it has been in (what a judge needs to rank progress there).
+    captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission, remember_doors=remember_doors,
+                                  rooms=has_rooms(env_id))
     return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
                       goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper)
 
@@ -86,6 +93,20 @@ def env_goal(env_id: str, n_resets: int = 3) -> str:
     finally:
         env.close()
     return missions.pop().strip().rstrip(".") if len(missions) == 1 else VARYING_MISSION_GOAL
+
+
+#: Env classes whose captions carry the room structure (``MiniGridCaptioner(rooms=True)``).
+ROOM_TASKS = (MultiRoomEnv, KeyCorridorEnv, ObstructedMazeEnv)
+
+
+@functools.lru_cache(maxsize=None)
+def has_rooms(env_id: str) -> bool:
+    """Whether ``env_id`` is a multi-room exploration task (MultiRoom, KeyCorridor, ObstructedMaze)."""
+    env = gym.make(env_id, disable_env_checker=True)
+    try:
+        return isinstance(env.unwrapped, ROOM_TASKS)
+    finally:
+        env.close()
 
 
 def success(env: gym.Env, reward: SupportsFloat, terminated: bool, truncated: bool, info: dict[str, Any]) -> bool:
@@ -138,13 +159,17 @@ class MiniGridCaptioner:
     ``with_mission=False`` leaves the mission out, for envs whose mission is fixed and given to the judge as its goal.
     ``remember_doors=True`` adds the doors the agent opened earlier in the episode and that are still open ("Earlier
     you opened the red door."): an ordered mission (red door, then blue) cannot be judged from the view alone once
-    the first door is behind the agent.
+    the first door is behind the agent. ``rooms=True`` adds the room structure of multi-room tasks: which room the
+    agent is in and how many it has been in this episode ("You are in room 2 of 4." for MultiRoom, whose rooms run
+    from the start to the goal; "You are in the middle left room; you have been in 3 of the 9 rooms." for a grid
+    of rooms), and "You entered a new room." on the step it first enters one.
     """
 
-    def __init__(self, with_mission: bool = True, remember_doors: bool = False) -> None:
-        self.with_mission, self.remember_doors = with_mission, remember_doors
+    def __init__(self, with_mission: bool = True, remember_doors: bool = False, rooms: bool = False) -> None:
+        self.with_mission, self.remember_doors, self.rooms = with_mission, remember_doors, rooms
         base, version = CAPTIONER_NAME.rsplit("-", 1)
-        options = ("" if with_mission else "-nomission") + ("-doormemory" if remember_doors else "")
+        options = ("" if with_mission else "-nomission") + ("-doormemory" if remember_doors else "") + \
+            ("-rooms" if rooms else "")
         self.name = f"{base}{options}-{version}"
         self.reset()
 
@@ -152,6 +177,7 @@ class MiniGridCaptioner:
         self._carrying: Any = None
         self._front: tuple[tuple[int, int], Any, tuple[bool, bool] | None] | None = None
         self._opened: list[Any] = []  # door objects, in the order the agent opened them
+        self._visited: set[int] = set()  # rooms the agent has been in this episode
 
     def __call__(self, env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
         base = env.unwrapped
@@ -165,9 +191,28 @@ class MiniGridCaptioner:
             parts.append(f"You carry {_a(_noun(base.carrying.type, base.carrying.color))}.")
         earlier = [door for door in self._opened if door.is_open] if self.remember_doors else []
         parts.extend(self._events(base, info))
+        if self.rooms:
+            parts.extend(self._room_parts(base))
         if earlier:
             parts.append("Earlier you opened " + " and ".join(f"the {door.color} door" for door in earlier) + ".")
         return " ".join(parts)
+
+    def _room_parts(self, base: Any) -> list[str]:
+        here = room_index(base, tuple(int(v) for v in base.agent_pos))
+        been_somewhere = bool(self._visited)  # the start room is not "entered"
+        new = here is not None and here not in self._visited
+        if here is not None:
+            self._visited.add(here)
+        n_rooms = len(base.rooms) if isinstance(base, MultiRoomEnv) else base.num_rows * base.num_cols
+        if here is None:
+            where = "You are in a doorway."
+        elif isinstance(base, MultiRoomEnv):
+            where = f"You are in room {here + 1} of {n_rooms}."
+        else:
+            where = f"You are in the {_grid_room_name(base, here)} room."
+        if not isinstance(base, MultiRoomEnv):
+            where = where[:-1] + f"; you have been in {len(self._visited)} of the {n_rooms} rooms."
+        return [where, "You entered a new room."] if new and been_somewhere else [where]
 
     def _events(self, base: Any, info: dict[str, Any]) -> list[str]:
         events = []
@@ -199,6 +244,48 @@ class MiniGridCaptioner:
         self._carrying = carrying
         self._front = (front_pos, front, _door_state(front))
         return events
+
+
+def room_index(base: Any, pos: tuple[int, int]) -> int | None:
+    """The room ``pos`` is in (MultiRoom: its place from the start room; a grid of rooms: row-major index), or
+    None in a doorway. A wall line a grid task removed (KeyCorridor's corridor) belongs to the room below or right.
+
+    Example:
+        >>> env = gym.make("MiniGrid-KeyCorridorS3R3-v0")
+        >>> _ = env.reset(seed=0)
+        >>> base = env.unwrapped
+        >>> room_index(base, tuple(int(v) for v in base.agent_pos)) == (base.num_rows // 2) * base.num_cols + 1
+        True
+    """
+    x, y = pos
+    if isinstance(base, MultiRoomEnv):
+        for k, room in enumerate(base.rooms):
+            (left, top), (width, height) = room.top, room.size
+            if left < x < left + width - 1 and top < y < top + height - 1:
+                return k
+        return None
+    if isinstance(base, RoomGrid):
+        cell = _cell(base, pos)
+        if cell is not None and cell.type == "door":
+            return None
+        step = base.room_size - 1
+        return min(y // step, base.num_rows - 1) * base.num_cols + min(x // step, base.num_cols - 1)
+    return None
+
+
+_ROW_NAMES = {1: ("",), 2: ("top", "bottom"), 3: ("top", "middle", "bottom")}
+_COLUMN_NAMES = {1: ("",), 2: ("left", "right"), 3: ("left", "middle", "right")}
+
+
+def _grid_room_name(base: Any, index: int) -> str:
+    """'top left', 'middle' (for the centre of a 3x3 grid), 'right', or 'row 2, column 4' past 3x3."""
+    row, column = divmod(index, base.num_cols)
+    if base.num_rows in _ROW_NAMES and base.num_cols in _COLUMN_NAMES:
+        words = [_ROW_NAMES[base.num_rows][row], _COLUMN_NAMES[base.num_cols][column]]
+        if words == ["middle", "middle"]:
+            return "middle"
+        return " ".join(w for w in words if w)
+    return f"row {row + 1}, column {column + 1}"
 
 
 def _door_events(door: Any, before: tuple[bool, bool] | None, toggled: bool) -> list[str]:

@@ -22,10 +22,12 @@ MODULES = [
     "llm_reward.shaping.captions",
     "llm_reward.shaping.formula",
     "llm_reward.shaping.wrappers",
+    "llm_reward.shaping.novelty",
     "llm_reward.training.context",
     "llm_reward.training.loop",
     "llm_reward.training.rollouts",
     "llm_reward.envs.registry",
+    "llm_reward.envs.minigrid",
     "llm_reward.agents.factory",
 ]
 

@@ -372,3 +372,26 @@ def test_varying_missions_stay_in_every_caption():
     _, info = env.reset(seed=3)
     assert info["caption"].startswith("Mission: go to ")
     assert captioner_name(env_id) == mg.CAPTIONER_NAME != captioner_name("MiniGrid-DoorKey-5x5-v0")
+
+
+def test_multiroom_captions_say_which_room_and_when_a_new_one_is_entered():
+    env_id = "MiniGrid-MultiRoom-N4-S5-v0"
+    env = make_env(env_id, seed=0)
+    _, info = env.reset(seed=0)
+    base = env.unwrapped
+    n_rooms = len(base.rooms)
+    assert info["caption"].endswith(f"You are in room 1 of {n_rooms}.")
+    door = tuple(int(v) for v in base.rooms[0].exitDoorPos)
+    captions = [env.step(a)[-1]["caption"] for a in [*plan(base, facing(door)), int(Actions.toggle)]]
+    captions += [env.step(int(Actions.forward))[-1]["caption"] for _ in range(2)]
+    assert captions[-2].endswith("You are in a doorway.")
+    assert captions[-1].endswith(f"You are in room 2 of {n_rooms}. You entered a new room.")
+    assert captioner_name(env_id) == "minigrid-text-nomission-rooms-v1"
+    assert "-rooms" not in captioner_name("MiniGrid-DoorKey-16x16-v0")  # one room: nothing to tell
+
+
+def test_grid_of_rooms_captions_count_the_rooms_explored():
+    env = make_env("MiniGrid-KeyCorridorS3R3-v0", seed=0)
+    _, info = env.reset(seed=0)
+    assert info["caption"].endswith("You are in the middle room; you have been in 1 of the 9 rooms.")
+    assert mg.room_index(env.unwrapped, (1, 1)) == 0 and mg.room_index(env.unwrapped, (14, 14)) == 8

@@ -7,6 +7,7 @@ and handed a :class:`~llm_reward.training.context.RunContext`; the floors below 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -26,6 +27,7 @@ from llm_reward.apps.baseline import baseline_runner
 from llm_reward.envs import get_adapter, make_env, make_vec_env, success_rule
 from llm_reward.jsonio import write_json
 from llm_reward.shaping.formula import ShapingConfig
+from llm_reward.shaping.novelty import NoveltyTerm
 from llm_reward.shaping.wrappers import LLMRewardVecEnv
 from llm_reward.training.context import BuiltReward, RunContext
 from llm_reward.training.loop import CounterLogger, plot_curves, train_agent
@@ -44,6 +46,22 @@ def reward_kind(cfg: DictConfig) -> Any:
         except Exception as err:  # Hydra wraps the constructor's own error: show that one
             cause = err.__cause__ if err.__cause__ is not None else err
             raise ValueError(str(cause)) from cause
+
+
+def novelty_term(cfg: DictConfig) -> NoveltyTerm | None:
+    """``reward.novelty`` (E3B, RND: :mod:`llm_reward.shaping.novelty`) as an object, or None when the reward
+    config has none. Any reward kind can carry one; the runner adds it outermost."""
+    if cfg.reward.get("novelty") is None:
+        return None
+    with config_key("reward.novelty"):
+        try:
+            term = instantiate(cfg.reward.novelty)
+        except Exception as err:  # Hydra wraps the constructor's own error: show that one
+            cause = err.__cause__ if err.__cause__ is not None else err
+            raise ValueError(str(cause)) from cause
+        if not isinstance(term, NoveltyTerm):
+            raise TypeError(f"_target_ must build a llm_reward.shaping.novelty.NoveltyTerm, got {type(term).__name__}")
+    return term
 
 
 def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
@@ -67,13 +85,13 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
     check = getattr(kind, "check", None)
     if check is not None:
         check(run)
-    _dry_build_agent(cfg)
+    _dry_build_agent(cfg, novelty_term(cfg))
     return kind, run
 
 
-def _dry_build_agent(cfg: DictConfig) -> None:
-    """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches in a
-    second, instead of after minutes of annotation."""
+def _dry_build_agent(cfg: DictConfig, novelty: NoveltyTerm | None = None) -> None:
+    """Build the agent once on a single env: catches bad agent kwargs and observation/policy mismatches (and a
+    novelty bonus on an observation space it cannot embed) in a second, instead of after minutes of annotation."""
     with config_key("env.id"):  # an id the family's adapter accepts may still be unknown to Gymnasium
         venv = make_vec_env(cfg.env.id, n_envs=1, seed=cfg.seed, max_episode_steps=cfg.env.max_episode_steps,
                             success=cfg.env.get("success"))
@@ -84,7 +102,13 @@ def _dry_build_agent(cfg: DictConfig) -> None:
                 make_agent(cfg.agent.algo, venv, seed=cfg.seed, **_agent_kwargs(cfg))
         if "shaping" in cfg.reward:  # the shaping exactly as training will build it, the agent's gamma included
             with config_key("reward.shaping"):
-                ShapingConfig(**_shaping_kwargs(cfg, venv))
+                shaping = ShapingConfig(**_shaping_kwargs(cfg, venv))
+                if shaping.alpha_ext == 0 and shaping.alpha_int == 0 and novelty is None:
+                    raise ValueError("alpha_ext and alpha_int are both 0, and there is no reward.novelty: the "
+                                     "agent's reward would be 0 on every step")
+        if novelty is not None:
+            with config_key("reward.novelty.bonus"):
+                novelty.check(venv.observation_space, venv.action_space)
         _check_eval_info_keys(cfg, venv)
     finally:
         venv.close()
@@ -129,14 +153,19 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
                        on_interrupt: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train one agent (shaped by ``built.reward``, or on the env reward alone), then evaluate it unshaped."""
     reward = built.reward if built is not None else None
+    novelty = built.novelty if built is not None else None
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,
                         max_episode_steps=cfg.env.max_episode_steps, success=cfg.env.get("success"))
     if built is not None and built.wrap_venv is not None:  # reward code (reward=eureka) replaces the env reward
         venv = built.wrap_venv(venv)
     counters: dict[str, Callable[[], Any]] = {}
+    shaped_venv = None
     if reward is not None:
-        venv = LLMRewardVecEnv(venv, reward_model=reward, **_shaping_kwargs(cfg, venv))
+        venv = shaped_venv = LLMRewardVecEnv(venv, reward_model=reward, **_shaping_kwargs(cfg, venv))
         counters = {"reward_model": venv.shaper.reward.stats, **built.counters}
+    if novelty is not None:  # outermost: r = (the kind's reward) + weight * bonus
+        venv = novelty.wrap(venv, seed=cfg.seed)
+        counters["novelty"] = venv.stats
     model = make_agent(cfg.agent.algo, venv, seed=cfg.seed, tensorboard_log=str(run_dir / "tb"), **_agent_kwargs(cfg))
     callbacks, eval_venv, extra = ([CounterLogger(counters)] if counters else []), None, {}
     try:
@@ -157,8 +186,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltRe
                 extra.update(built.finish(run_dir))
             except Exception as err:  # must not hide why training stopped
                 log.error("could not finish the %s reward (%s: %s)", name, type(err).__name__, err)
-    if reward is not None:
-        extra["reward_cache"] = venv.shaper.reward.stats()
+    if shaped_venv is not None:
+        extra["reward_cache"] = shaped_venv.shaper.reward.stats()
     episodes = result.episodes
     metrics = {
         "steps_per_s": result.steps_per_s, "interrupted": result.interrupted,
@@ -197,10 +226,12 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     try:
         built = build_reward(kind, run)
+        if (novelty := novelty_term(cfg)) is not None:  # judged (or coded) reward + novelty, in one VecEnv stack
+            built = dataclasses.replace(built, novelty=novelty)
         metrics.update(built.metrics)
         if built.keep is not None:
             built.keep(run_dir)
-        shapes = built.reward is not None or built.wrap_venv is not None
+        shapes = built.reward is not None or built.wrap_venv is not None or built.novelty is not None
         first = "shaped" if shapes else "extrinsic"
         wanted = bool(cfg.train.baseline) and shapes
         with baseline_runner(cfg, run_dir, train_and_evaluate, wanted=wanted, parallel=not built.needs_core) as base:

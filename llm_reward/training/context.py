@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from llm_reward.llm.base import LLM
+from llm_reward.shaping.novelty import NoveltyTerm
 from llm_reward.training.loop import EnvFactory
 from llm_reward.types import CaptionRewardFn
 
@@ -92,3 +93,6 @@ class BuiltReward:
     needs_core: bool = False
     #: ``wrap_venv(venv) -> venv`` replaces the env reward inside the training VecEnv (reward code: reward=eureka)
     wrap_venv: Callable[[Any], Any] | None = None
+    #: a novelty bonus added outermost, to whatever reward the kind gives (``reward.novelty``: E3B, RND); set by
+    #: the runner, so any kind's reward joins it (:class:`~llm_reward.shaping.novelty.NoveltyTerm`)
+    novelty: NoveltyTerm | None = None

@@ -1,0 +1,169 @@
+"""Novelty bonuses against their papers' definitions (E3B: elliptical episodic bonus on an inverse-dynamics
+embedding; RND: normalised prediction error against a fixed random target), their composition with a judged reward
+in one VecEnv stack, and the config errors that name the key before any training."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from hydra import compose, initialize_config_module
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+from llm_reward.apps._common import ConfigError
+from llm_reward.apps.experiment import novelty_term, validate
+from llm_reward.shaping.novelty import E3B, RND, NoveltyTerm
+
+BOX = spaces.Box(-3.0, 3.0, (5,), np.float32)
+
+
+def elliptical_reference(phis: np.ndarray, ridge: float) -> list[float]:
+    """E3B's bonus by its definition: b_t = phi_t^T (lambda I + sum_{i<t} phi_i phi_i^T)^-1 phi_t, for t >= 1 (the
+    episode's first state phi_0 is counted, not rewarded)."""
+    d = phis.shape[1]
+    out = []
+    for t in range(1, len(phis)):
+        cov = ridge * np.eye(d) + phis[:t].T @ phis[:t]
+        out.append(float(phis[t] @ np.linalg.solve(cov, phis[t])))
+    return out
+
+
+def test_e3b_is_the_elliptical_bonus_reset_every_episode():
+    rng = np.random.default_rng(0)
+    e3b = E3B(BOX, spaces.Discrete(3), n_envs=2, latent_dim=6, ridge=0.1, train_every=10_000)  # encoder fixed
+    episode = rng.normal(size=(8, 2, 5)).astype(np.float32)
+    e3b.reset(episode[0])
+    got = []
+    for t in range(1, 8):
+        dones = np.array([t == 7, False])  # env 0's episode ends on its last step
+        new = episode[t].copy()
+        new[0] = rng.normal(size=5)  # env 0 starts over here
+        got.append(e3b.step(episode[t - 1], np.array([0, 1]), episode[t], dones, new))
+    got = np.array(got)
+    for env in range(2):
+        expected = elliptical_reference(e3b.embed(episode[:, env]), ridge=0.1)
+        np.testing.assert_allclose(got[:, env], expected, rtol=1e-6)
+    # env 0 restarted at C_0 = lambda I, counting only its new first state
+    fresh = rng.normal(size=(1, 5)).astype(np.float32)
+    phis = e3b.embed(np.concatenate([new[:1], fresh]))
+    bonus = e3b.step(new, np.array([0, 0]), np.concatenate([fresh, episode[7, 1:]]), np.array([False, False]),
+                     np.concatenate([fresh, episode[7, 1:]]))
+    assert bonus[0] == pytest.approx(elliptical_reference(phis, 0.1)[0], rel=1e-6)
+    # a state seen before in the episode is worth less than it was the first time
+    again = e3b.step(fresh, np.array([0, 0]), np.concatenate([fresh, episode[7, 1:]]), np.array([False, False]),
+                     np.concatenate([fresh, episode[7, 1:]]))
+    assert again[0] < bonus[0]
+
+
+def test_e3b_encoder_learns_inverse_dynamics():
+    """phi is trained to tell which action led from s to s': on transitions where each action moves a different
+    coordinate, the inverse model goes from chance (1/4) to nearly always right."""
+    rng = np.random.default_rng(1)
+    e3b = E3B(spaces.Box(-10, 10, (4,), np.float32), spaces.Discrete(4), n_envs=8, latent_dim=16,
+              train_every=256, epochs=4, batch_size=64, lr=3e-3, seed=0)
+    obs = rng.normal(size=(8, 4)).astype(np.float32)
+    e3b.reset(obs)
+    for _ in range(600):
+        actions = rng.integers(0, 4, size=8)
+        nxt = obs + np.eye(4, dtype=np.float32)[actions]
+        e3b.step(obs, actions, nxt, np.zeros(8, bool), nxt)
+        obs = np.where(np.abs(nxt) > 5, rng.normal(size=(8, 4)), nxt).astype(np.float32)
+    test_obs = rng.normal(size=(500, 4)).astype(np.float32)
+    test_actions = rng.integers(0, 4, size=500)
+    with torch.no_grad():
+        phi = e3b.encoder(e3b.whiten(test_obs))
+        phi_next = e3b.encoder(e3b.whiten(test_obs + np.eye(4, dtype=np.float32)[test_actions]))
+        predicted = e3b.inverse(torch.cat([phi, phi_next], dim=1)).argmax(dim=1).numpy()
+    assert e3b.stats()["updates"] >= 10
+    assert (predicted == test_actions).mean() > 0.9
+
+
+def test_rnd_predictor_learns_seen_states_against_a_fixed_target():
+    rng = np.random.default_rng(2)
+    rnd = RND(BOX, spaces.Discrete(2), n_envs=4, normalize=False, train_every=64, epochs=8, batch_size=32,
+              lr=3e-3, seed=0)
+    seen = rng.normal(size=(4, 5)).astype(np.float32)
+    unseen = rng.normal(size=(4, 5)).astype(np.float32) + 2.0
+    target = [p.clone() for p in rnd.target.parameters()]
+    rnd.reset(seen)
+    before = rnd.error(seen)
+    for _ in range(200):
+        rnd.step(seen, np.zeros(4), seen, np.zeros(4, bool), seen)
+    assert all(torch.equal(a, b) for a, b in zip(target, rnd.target.parameters()))  # the target never trains
+    assert rnd.error(seen).mean() < 0.2 * before.mean()
+    assert rnd.error(seen).mean() < 0.2 * rnd.error(unseen).mean()  # novel states keep a large error
+
+
+def test_rnd_bonus_is_the_error_over_the_spread_of_the_intrinsic_return():
+    rng = np.random.default_rng(3)
+    rnd = RND(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, train_every=10_000)  # predictor fixed
+    returns, rms = np.zeros(2), RunningMeanStd(shape=())
+    obs = rng.normal(size=(2, 5)).astype(np.float32)
+    rnd.reset(obs)
+    for _ in range(20):
+        nxt = rng.normal(size=(2, 5)).astype(np.float32)
+        raw = rnd.error(nxt)
+        returns = 0.9 * returns + raw
+        rms.update(returns)
+        np.testing.assert_allclose(rnd.step(obs, np.zeros(2), nxt, np.zeros(2, bool), nxt),
+                                   raw / np.sqrt(rms.var + 1e-8), rtol=1e-6)
+        obs = nxt
+
+
+def test_novelty_joins_a_judged_reward_in_one_vecenv_stack():
+    from llm_reward.envs import make_vec_env
+    from llm_reward.shaping.wrappers import LLMRewardVecEnv
+
+    judged = LLMRewardVecEnv(make_vec_env("MiniGrid-Empty-5x5-v0", n_envs=2, seed=0),
+                             reward_model=lambda captions: np.full(len(captions), 2.0), alpha_int=0.5, beta=1.0,
+                             threshold_quantile=None)
+    venv = NoveltyTerm(bonus=functools.partial(E3B, latent_dim=8), weight=0.25).wrap(judged, seed=0)
+    venv.reset()
+    finished = None
+    for _ in range(200):
+        _, rewards, dones, infos = venv.step(np.array([2, 1]))  # forward / turn: both episodes end by time limit
+        for i in range(2):  # r = r_env + alpha_int * judged + weight * b, each part in the info
+            expected = infos[i]["r_extrinsic"] + 0.5 * infos[i]["r_intrinsic"] + 0.25 * infos[i]["r_novelty"]
+            assert rewards[i] == pytest.approx(expected, rel=1e-5)
+            if dones[i]:
+                finished = infos[i]
+    assert finished is not None and finished["episode_novelty"]["r_novelty"] > 0
+    shaped = finished["episode_shaped"]
+    assert shaped["r_shaped"] == pytest.approx(shaped["r_extrinsic"] + 0.5 * shaped["r_intrinsic"]
+                                               + 0.25 * shaped["r_novelty"], rel=1e-6)
+    venv.close()
+
+
+def config(*overrides: str):
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        return compose("train", overrides=["experiment=smoke", *overrides])
+
+
+def test_novelty_reward_configs_compose_with_any_kind():
+    e3b, motif_e3b, rnd = (config(f"reward={r}") for r in ("e3b", "motif_e3b", "rnd"))
+    assert e3b.reward.builder._target_.endswith("ExtrinsicOnly")
+    assert motif_e3b.reward.builder._target_.endswith("OfflineReward") and "shaping" in motif_e3b.reward
+    # motif_e3b fits the very same reward model as motif (one stage cache entry)
+    assert motif_e3b.paths.reward_model == config("reward=motif").paths.reward_model
+    assert isinstance(novelty_term(e3b).bonus.func, type) and novelty_term(e3b).bonus.func is E3B
+    assert novelty_term(rnd).bonus.func is RND
+    assert novelty_term(config("reward=motif")) is None
+    eureka = config("reward=eureka", "+novelty@reward.novelty=e3b")  # any kind's reward can join
+    assert novelty_term(eureka).weight == e3b.reward.novelty.weight
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["env=nethack/score", "reward=e3b"], "reward.novelty.bonus"),   # Dict observations: nothing to embed
+    (["reward=e3b", "reward.novelty.weight=0"], "reward.novelty"),    # the bonus switched off
+    (["reward=rnd", "reward.novelty.bonus.gamma=2"], "reward.novelty"),
+    (["reward=motif", "reward.shaping.alpha_ext=0", "reward.shaping.alpha_int=0"], "reward.shaping"),  # all zero
+])
+def test_novelty_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
+    cfg = config(*overrides, f"data_dir={tmp_path}")
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    assert str(error.value).startswith(key), str(error.value)
+    assert not any(tmp_path.iterdir())
