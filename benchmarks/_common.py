@@ -148,6 +148,39 @@ def train_from_cold(overrides: list[str], root: Path, run_dir: Path | None = Non
     return done, run_dir, wall
 
 
+def oracle_reward_model(env_id: str) -> Any:
+    """A real char-CNN reward model (5 epochs) fitted on 1,000 oracle-labelled pairs of 2,000 x 4 random-policy
+    captioned steps of ``env_id``: what the speed benchmarks put in the shaping wrapper."""
+    import tempfile
+
+    from llm_reward.envs import captioner_name
+    from llm_reward.motif.stages import collect_stage, fit_stage, oracle_stage, sample_pairs
+    from llm_reward.reward_model import RewardModelRecipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rollouts = collect_stage(env_id, n_steps=2000, n_envs=4, seed=0, path=Path(tmp) / "r.parquet", progress=False)
+        labelled, _ = oracle_stage(sample_pairs(rollouts, 1000, seed=0))
+        return fit_stage(labelled, rollouts, captioner=captioner_name(env_id), path=Path(tmp) / "rm",
+                         recipe=RewardModelRecipe(epochs=5), progress=False)
+
+
+def interleaved_learning_times(agents: dict[str, Any], *, reps: int, chunk: int, seed: int = 0
+                               ) -> dict[str, list[float]]:
+    """Seconds per ``learn(chunk)`` of each SB3 agent, ``reps`` rounds, the agents in a shuffled order each round,
+    so the load of a shared machine (which moves steps/s by 30 % within a minute) hits all alike: compare them as
+    ratios of their sums."""
+    import numpy as np
+
+    times: dict[str, list[float]] = {name: [] for name in agents}
+    rng = np.random.default_rng(seed)
+    for _ in range(reps):
+        for name in rng.permutation(list(agents)):
+            start = time.perf_counter()
+            agents[name].learn(chunk, reset_num_timesteps=False)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def emit(name: str, result: dict[str, Any]) -> None:
     """Save ``result`` as ``results/<name>.json`` and print it as one JSON line (the last line of stdout)."""
     result = json_safe(result)

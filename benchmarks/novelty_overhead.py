@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +30,10 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine  # noqa: E402
+from _common import emit, interleaved_learning_times, machine, oracle_reward_model  # noqa: E402
 
 from llm_reward.agents import make_agent  # noqa: E402
-from llm_reward.envs import captioner_name, make_vec_env  # noqa: E402
-from llm_reward.motif.stages import collect_stage, fit_stage, oracle_stage, sample_pairs  # noqa: E402
-from llm_reward.reward_model import RewardModelRecipe  # noqa: E402
+from llm_reward.envs import make_vec_env  # noqa: E402
 from llm_reward.shaping.novelty import E3B, RND, NoveltyVecEnv  # noqa: E402
 from llm_reward.shaping.wrappers import LLMRewardVecEnv  # noqa: E402
 
@@ -56,13 +52,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    reps, chunk = (8, 2048) if args.quick else (24, 4096)
+    reps, chunk = (6, 2048) if args.quick else (12, 4096)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        rollouts = collect_stage(ENV_ID, n_steps=2000, n_envs=4, seed=0, path=Path(tmp) / "r.parquet", progress=False)
-        labelled, _ = oracle_stage(sample_pairs(rollouts, 1000, seed=0))
-        artifact = fit_stage(labelled, rollouts, captioner=captioner_name(ENV_ID), path=Path(tmp) / "rm",
-                             recipe=RewardModelRecipe(epochs=5), progress=False)
+    artifact = oracle_reward_model(ENV_ID)
     e3b, e3b_weight = bonus_settings("e3b")
     rnd, _ = bonus_settings("rnd")
     # (alpha_int, bonus class, bonus options, novelty weight) per agent; None: no wrapper at all
@@ -79,13 +71,7 @@ def main() -> None:
                                  weight=weight, seed=0)
         agents[name] = make_agent("ppo", venv, seed=0)
         agents[name].learn(1024)  # warm-up: buffers allocated, first captions scored
-    times: dict[str, list[float]] = {name: [] for name in agents}
-    rng = np.random.default_rng(0)
-    for _ in range(reps):
-        for name in rng.permutation(list(agents)):
-            start = time.perf_counter()
-            agents[name].learn(chunk, reset_num_timesteps=False)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_learning_times(agents, reps=reps, chunk=chunk)
     sps = {name: reps * chunk / sum(times[name]) for name in agents}
     per_round = {name: np.array(times["unshaped"]) / np.array(times[name]) for name in agents if name != "unshaped"}
     bonus_updates = {name: agents[name].get_env().stats()["updates"] for name in per_round}

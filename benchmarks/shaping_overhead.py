@@ -23,22 +23,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine  # noqa: E402
+from _common import emit, interleaved_learning_times, machine, oracle_reward_model  # noqa: E402
 
 from llm_reward import LLMRewardVecEnv  # noqa: E402
 from llm_reward.agents import make_agent  # noqa: E402
-from llm_reward.envs import captioner_name  # noqa: E402
-from llm_reward.motif.stages import collect_stage, fit_stage, oracle_stage, sample_pairs  # noqa: E402
 from llm_reward.envs import make_vec_env  # noqa: E402
-from llm_reward.reward_model import RewardModelRecipe  # noqa: E402
 
 ENV_ID = "MiniGrid-DoorKey-8x8-v0"
 
@@ -49,11 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     reps, chunk = (12, 2048) if args.quick else (48, 4096)
-    with tempfile.TemporaryDirectory() as tmp:
-        rollouts = collect_stage(ENV_ID, n_steps=2000, n_envs=4, seed=0, path=Path(tmp) / "r.parquet", progress=False)
-        labelled, _ = oracle_stage(sample_pairs(rollouts, 1000, seed=0))
-        artifact = fit_stage(labelled, rollouts, captioner=captioner_name(ENV_ID), path=Path(tmp) / "rm",
-                             recipe=RewardModelRecipe(epochs=5), progress=False)
+    artifact = oracle_reward_model(ENV_ID)
     agents = {}
     for name, alpha_int in (("unshaped", None), ("shaped", 0.0), ("shaped_learning", 0.1)):
         venv = make_vec_env(ENV_ID, n_envs=8, seed=0)
@@ -61,13 +52,7 @@ def main() -> None:
             venv = LLMRewardVecEnv(venv, reward_model=artifact, alpha_int=alpha_int, beta=3.0, threshold_quantile=0.5)
         agents[name] = make_agent("ppo", venv, seed=0)
         agents[name].learn(1024)  # warm-up: allocate buffers, fill the caption reward cache with first captions
-    times: dict[str, list[float]] = {name: [] for name in agents}
-    rng = np.random.default_rng(0)
-    for _ in range(reps):
-        for name in rng.permutation(list(agents)):
-            start = time.perf_counter()
-            agents[name].learn(chunk, reset_num_timesteps=False)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_learning_times(agents, reps=reps, chunk=chunk)
     sps = {name: reps * chunk / sum(times[name]) for name in agents}
     per_round = np.array(times["unshaped"]) / np.array(times["shaped"])
     wrappers = {name: agents[name].get_env() for name in ("shaped", "shaped_learning")}
