@@ -1,16 +1,21 @@
 """Text RLAIF on CPU: SmolLM2-135M trained from the embedded Qwen2.5-Coder-1.5B judge, direct and distilled modes.
 
-Each cell is one ``llm-reward-rlaif`` run (same config, composed in-process) on the shipped prompts; evaluation is
-the win rate of the trained policy against its start on the held-out prompts, judged in both orders by the
-training judge and by Qwen2.5-Coder-0.5B (a different model), with a length-controlled win rate and the judges'
-preference for longer answers beside it, and the KL to the start. Also reported: where the time goes (policy
-answers/s, judge prompts/s, optimizer steps/s).
+Each cell is one ``llm-reward-rlaif`` run (same config, composed in-process) on the shipped questions with
+verifiable instructions (``shipped_instructions``). The judges are probed first (32 stored clear-cut pairs, both
+orders); the held-out judge must pass (>= 80 % right, >= 70 % position-consistent) or the run stops. Reported per
+cell: the programmatic checker's instruction success of the start and the trained policy on held-out prompts (and
+their paired difference with a bootstrap interval), the win rate against the start under the training judge and
+under the held-out judge, the null control (start vs start, other sampling seeds), a length-controlled win rate,
+the KL to the start, the judges' agreement with the checker, and where the time goes (policy tokens/s, judge
+prompts/s, optimiser steps/s; our sampling against transformers' own batched ``generate`` on the same batch).
 
-    python benchmarks/rlaif_text.py --quick          # one short direct run (<= 10 min here)
-    nice -n 10 python benchmarks/rlaif_text.py       # direct + distilled, 2 seeds (<= 60 min here); resumable
+    python benchmarks/rlaif_text.py --quick             # one short direct run (<= 10 min here)
+    python benchmarks/rlaif_text.py --probe-judges      # which shipped model passes which judge form
+    nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 1 2   # resumable cells
+    nice -n 15 python benchmarks/rlaif_text.py --modes distilled shuffled --seeds 0 1 2
 
 Finished cells are kept in ``results/rlaif_text_cells.jsonl`` and skipped on rerun; an interrupted cell resumes
-from its checkpoint. The last stdout line is the JSON summary (headline = direct mode).
+from its checkpoint. The last stdout line is the JSON summary.
 """
 
 from __future__ import annotations
@@ -29,20 +34,25 @@ from hydra import compose, initialize_config_module  # noqa: E402
 
 from benchmarks._common import RESULTS, CellLog, emit, machine  # noqa: E402
 
-RUNS = Path(__file__).resolve().parent / "runs" / "rlaif_text"
-HEADLINE = ("win_rate_vs_start", "win_rate_heldout_judge", "length_controlled_win_rate",
-            "length_controlled_win_rate_heldout_judge", "judge_longer_preference", "kl_to_start",
-            "judge_position_consistency", "heldout_judge_position_consistency", "final_reward", "first_reward")
+def _machine() -> dict:
+    """The machine, with its load average when the cell was written (2 cores shared by several jobs)."""
+    return {**machine(), "load": list(os.getloadavg())}
 
-# Sized for a shared 2-core machine: the judge (Qwen2.5-Coder-1.5B) dominates, so direct mode gets fewer steps
-# than distilled (whose reward model costs nothing per step after its labels).
-COMMON = ["train.prompts_per_step=2", "train.samples_per_prompt=2", "train.max_new_tokens=16", "train.lr=5e-5",
-          "+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1"]
-FULL = {"direct": COMMON + ["train.steps=4", "train.checkpoint_every=2", "eval.max_prompts=8"],
-        "distilled": COMMON + ["train.steps=8", "train.checkpoint_every=4", "distilled.pairs=16",
-                               "eval.max_prompts=8"]}
-QUICK = {"direct": COMMON + ["train.steps=2", "train.max_new_tokens=12", "train.checkpoint_every=2",
-                             "eval.max_prompts=4"]}
+
+RUNS = Path(__file__).resolve().parent / "runs" / "rlaif_text"
+HEADLINE = ("checker_success_start", "checker_success_trained", "checker_success_difference",
+            "win_rate_vs_start", "win_rate_heldout_judge", "null_win_rate", "length_controlled_win_rate",
+            "length_controlled_win_rate_heldout_judge", "judge_longer_preference", "kl_to_start", "mean_length",
+            "start_mean_length", "judge_position_consistency", "policy_tokens_per_s", "judge_prompts_per_s",
+            "optimizer_steps_per_s", "final_reward", "first_reward")
+
+COMMON = ["+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1"]
+FULL = COMMON + ["train.steps=120", "train.prompts_per_step=4", "train.samples_per_prompt=4",
+                 "train.max_new_tokens=48", "train.lr=2e-5", "train.checkpoint_every=10", "eval.max_prompts=30"]
+MODES = {"direct": ["mode=direct"], "distilled": ["mode=distilled"],
+         "shuffled": ["mode=distilled", "distilled.shuffle_labels=true"]}
+QUICK = COMMON + ["train.steps=3", "train.prompts_per_step=2", "train.samples_per_prompt=2",
+                  "train.max_new_tokens=32", "train.lr=2e-5", "train.checkpoint_every=3", "eval.max_prompts=8"]
 
 
 def run_cell(mode: str, seed: int, overrides: list[str], tag: str) -> dict:
@@ -50,7 +60,7 @@ def run_cell(mode: str, seed: int, overrides: list[str], tag: str) -> dict:
 
     out_dir = RUNS / f"{tag}_{mode}_seed{seed}"
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
-        cfg = compose("rlaif", overrides=[f"mode={mode}", f"seed={seed}", "threads=1", "progress=false",
+        cfg = compose("rlaif", overrides=[*MODES[mode], f"seed={seed}", "threads=1", "progress=false",
                                           f"out_dir={out_dir}", *overrides])
     start = time.perf_counter()
     metrics = run_rlaif(cfg)
@@ -58,31 +68,65 @@ def run_cell(mode: str, seed: int, overrides: list[str], tag: str) -> dict:
     return metrics
 
 
-PROBE = [  # (question, a clearly useful answer, a useless one)
-    ("I am playing NetHack. HP:2(12). What should I do?",
-     "Drink a healing potion or pray: at 2 HP you are about to die.", "System: True"),
-    ("A gridworld agent sees a yellow key and a locked yellow door. What next?",
-     "Pick up the yellow key, then go to the door and toggle it.", "I like the color of the sky."),
-    ("How do I boil an egg so the yolk stays soft?", "Put the egg in boiling water for about 6 minutes, then cool it.",
-     "\U0001F468\U0001F468"),
-    ("How do bees help plants?", "Bees carry pollen between flowers, which fertilises them.",
-     "The answer is 42 42 42 42."),
-]
+def sampling_speed(rounds: int = 2, prompts_n: int = 4, k: int = 2, max_new_tokens: int = 32) -> dict:
+    """Our ``Policy.sample`` against transformers' own batched ``generate`` on the same batch, alternating rounds."""
+    import torch
+
+    from llm_reward.rlaif import load_prompts
+    from llm_reward.rlaif.policy import load_policy
+
+    torch.set_num_threads(1)
+    policy = load_policy()
+    prompts = list(load_prompts("shipped_instructions").heldout[:prompts_n])
+    ids, mask = policy._batch([p for p in prompts for _ in range(k)])
+    policy.sample(prompts[:1], k=1, max_new_tokens=4, seed=0)  # warm up
+    ours, theirs, tokens = [], [], []
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        samples = policy.sample(prompts, k=k, max_new_tokens=max_new_tokens, temperature=0.9, seed=r)
+        ours.append(time.perf_counter() - t0)
+        tokens.append(float(samples.lengths.sum()))
+        t0 = time.perf_counter()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(r)
+            out = policy.model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=0.9, top_k=0,
+                                        top_p=1.0, max_new_tokens=max_new_tokens,
+                                        pad_token_id=policy.tokenizer.pad_token_id)
+        theirs.append(time.perf_counter() - t0)
+        del out
+    return {"ours_s": ours, "generate_s": theirs, "ours_over_generate": float(np.sum(ours) / np.sum(theirs)),
+            "answers": len(prompts) * k, "max_new_tokens": max_new_tokens, "ours_tokens_per_s":
+            float(np.sum(tokens) / np.sum(ours)), "rounds": rounds, "load": list(os.getloadavg())}
 
 
-def probe_judges(specs: tuple[str, ...] = ("local", "local:small")) -> dict:
-    """The pairwise answer prompt on clear-cut pairs, both orders: is the judge more than position bias?"""
-    from llm_reward.feedback.judges import PairwiseJudge
-    from llm_reward.feedback.text_prompts import ResponsePairPrompt
+PROBE_MODELS = ("local", "local:small", "local:tiny")
+
+
+def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS) -> dict:
+    """The stored probe (32 pairs, both orders) for each shipped model in both forms, one resumable cell each."""
+    from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
+    from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
     from llm_reward.llm import make_llm
+    from llm_reward.rlaif.judging import PositionFreeJudge, probe_judge
+    from llm_reward.rlaif.pipeline import INSTRUCTIONS_CONSTITUTION
 
     out = {}
     for spec in specs:
-        judge = PairwiseJudge(make_llm(spec, n_threads=1), ResponsePairPrompt())
-        batch = judge.label([(good, bad) for _, good, bad in PROBE], contexts=[q for q, _, _ in PROBE])
-        out[spec] = {"right": float(np.mean(batch.label > 0.5)), "labels": batch.label.tolist(),
-                     "first_order_p1": batch.forward.tolist(), "position_consistency": batch.position_consistency}
-    return {"pairs": len(PROBE), "judges": out, "machine": machine()}
+        for form in ("pairwise", "score"):
+            key = f"probe|{spec}|{form}"
+            with cells.claim(key) as mine:
+                if mine:
+                    llm = make_llm(spec, n_threads=1)
+                    judge = (PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)) if form == "pairwise"
+                             else PositionFreeJudge(ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION))))
+                    try:
+                        result = probe_judge(judge, name=spec, form=form).as_dict()
+                    except Exception as err:  # a model that gives no probabilities over the choices
+                        result = {"judge": spec, "form": form, "error": str(err)[:300], "passed": False}
+                    cells.add(key, {**result, "machine": _machine()})
+            if key in cells:
+                out[f"{spec}|{form}"] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
+    return {"probes": out, "passing": sorted(k for k, v in out.items() if v.get("passed"))}
 
 
 class _ShortAnswers:
@@ -124,79 +168,168 @@ def compare_trl(steps: int = 2, prompts_per_step: int = 2, k: int = 4, max_new_t
     trl.train()
     theirs = (time.perf_counter() - start) / steps
     return {"ours_s_per_step": ours, "trl_grpo_s_per_step": theirs, "steps": steps,
-            "answers_per_step": prompts_per_step * k, "max_new_tokens": max_new_tokens, "machine": machine()}
+            "answers_per_step": prompts_per_step * k, "max_new_tokens": max_new_tokens, "machine": _machine()}
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def _stats(values: list[float]) -> dict:
+    """Mean, spread and a bootstrap interval of the mean over seeds (n is small: read the values)."""
+    from llm_reward.rlaif.evaluate import bootstrap_ci
+
     v = np.array([x for x in values if x is not None and not np.isnan(x)], dtype=np.float64)
     if v.size == 0:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    out = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size),
-           "values": v.tolist()}
-    try:  # IQM with a bootstrap CI (rliable); with two seeds the IQM is the mean
-        from rliable import library as rly
-        from rliable import metrics as rlm
-
-        iqm = lambda x: np.array([rlm.aggregate_iqm(x)])  # noqa: E731
-        point, ci = rly.get_interval_estimates({"m": v[:, None]}, iqm, reps=2000)
-        out.update(iqm=float(point["m"][0]), iqm_ci=[float(ci["m"][0][0]), float(ci["m"][1][0])])
-    except Exception:  # rliable not installed (or too few runs for a CI)
-        pass
-    return out
+        return {"mean": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size),
+            "values": v.tolist(), "ci_over_seeds": bootstrap_ci(v) if v.size > 1 else [float("nan")] * 2}
 
 
 def summarise(rows: list[dict]) -> dict:
-    summary = {}
-    for key in HEADLINE:
-        summary[key] = _stats([r.get(key, float("nan")) for r in rows])
-    timing = [r["timing"] for r in rows if r.get("timing")]
-    summary["timing"] = {k: float(np.mean([t[k] for t in timing])) for k in timing[0]} if timing else {}
+    """One mode over its seeds: per-metric means, and intervals pooled over (seed, prompt) for the key numbers."""
+    from llm_reward.rlaif.evaluate import bootstrap_ci
+
+    summary: dict = {key: _stats([r.get(key, float("nan")) for r in rows]) for key in HEADLINE}
     evals = [r["eval"] for r in rows if r.get("eval")]
-    summary["judge_prompts_per_s"] = float(np.mean([
-        (e["judge"]["judge_prompts"] + e.get("heldout_judge", {}).get("judge_prompts", 0)) / max(e["eval_s"], 1e-9)
-        for e in evals])) if evals else float("nan")
-    summary["mean_length"] = _stats([r["eval"]["mean_length"] for r in rows if r.get("eval")])
-    summary["start_mean_length"] = _stats([r["eval"]["start_mean_length"] for r in rows if r.get("eval")])
+    pooled = lambda get: [x for e in evals for x in get(e)]  # noqa: E731
+    diffs = pooled(lambda e: e.get("checker", {}).get("differences", []))
+    held = pooled(lambda e: e.get("heldout_judge", {}).get("preferences", []))
+    null = pooled(lambda e: e.get("null", {}).get("heldout_judge", {}).get("preferences", []))
+    summary["pooled"] = {
+        "checker_success_difference": float(np.mean(diffs)) if diffs else float("nan"),
+        "checker_success_difference_ci": bootstrap_ci(diffs), "checker_answers": len(diffs),
+        "win_rate_heldout_judge": float(np.nanmean(held)) if held else float("nan"),
+        "win_rate_heldout_judge_ci": bootstrap_ci(held),
+        "null_win_rate": float(np.nanmean(null)) if null else float("nan"), "null_win_rate_ci": bootstrap_ci(null)}
+    summary["distilled"] = [r["distilled"] for r in rows if r.get("distilled")]
+    agreement = [r.get("judge_checker_agreement", {}) for r in rows]
+    summary["judge_checker_agreement"] = {name: float(np.nanmean([a.get(name, np.nan) for a in agreement]))
+                                          for name in ("judge", "heldout_judge")}
     summary["wall_s"] = _stats([r.get("wall_s", float("nan")) for r in rows])
     summary["seeds"] = [r["seed"] for r in rows]
     return summary
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "rlaif.md"
+MARKERS = ("<!-- rlaif-results:start -->", "<!-- rlaif-results:end -->")
+
+
+def _f(x, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _ci(pair) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]" if pair and None not in pair else "[n/a]"
+
+
+def results_markdown() -> str:
+    """The docs' results block, from the stored result files only (regenerate with ``--write-docs``)."""
+    import json
+
+    lines = ["*Generated by `python benchmarks/rlaif_text.py --write-docs` from `benchmarks/results/rlaif_*.json`.*",
+             ""]
+    probe_file = RESULTS / "rlaif_judge_probe.json"
+    if probe_file.exists():
+        probes = json.loads(probe_file.read_text())["probes"]
+        lines += ["**Judge probe** (32 stored pairs, both orders; pass: >= 80 % right, >= 70 % position-consistent):",
+                  "", "| model | form | right | position consistency | constraint pairs right | quality pairs right "
+                  "| prompts/s | passes |", "|---|---|---|---|---|---|---|---|"]
+        for r in probes.values():
+            if "error" in r:
+                lines.append(f"| {r['judge']} | {r['form']} | error: {r['error'][:60]} | | | | | no |")
+                continue
+            lines.append(f"| {r['judge']} | {r['form']} | {_f(r['accuracy'])} | {_f(r['position_consistency'])} | "
+                         f"{_f(r['constraint_accuracy'])} | {_f(r['quality_accuracy'])} | {_f(r['prompts_per_s'])} | "
+                         f"{'yes' if r['passed'] else 'no'} |")
+        lines.append("")
+    for name, title in (("rlaif_text_quick", "`--quick`"), ("rlaif_text", "Full cells")):
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        lines += [f"**{title}** (overrides: `{' '.join(r['overrides'])}`; seeds {r['seeds']}; held-out judge "
+                  f"{r['judges']['heldout']}):", "",
+                  "| mode | n | checker success, start -> trained | difference [95 % CI, pooled] | win rate, held-out "
+                  "judge [CI] | null [CI] | win rate, training judge | length-controlled (held-out) | KL to start "
+                  "| answer tokens, start -> trained | judge-checker agreement (training / held-out) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for mode, m in r["per_mode"].items():
+            mean = lambda k, m=m: m.get(k, {}).get("mean")  # noqa: E731
+            pooled = m["pooled"]
+            lines.append(
+                f"| {mode} | {m['checker_success_start']['n']} | {_f(mean('checker_success_start'))} -> "
+                f"{_f(mean('checker_success_trained'))} | {_f(pooled['checker_success_difference'])} "
+                f"{_ci(pooled['checker_success_difference_ci'])} | {_f(pooled['win_rate_heldout_judge'])} "
+                f"{_ci(pooled['win_rate_heldout_judge_ci'])} | {_f(pooled['null_win_rate'])} "
+                f"{_ci(pooled['null_win_rate_ci'])} | {_f(mean('win_rate_vs_start'))} | "
+                f"{_f(mean('length_controlled_win_rate_heldout_judge'))} | {_f(mean('kl_to_start'))} | "
+                f"{_f(mean('start_mean_length'), 1)} -> {_f(mean('mean_length'), 1)} | "
+                f"{_f(m.get('judge_checker_agreement', {}).get('judge'))} / "
+                f"{_f(m.get('judge_checker_agreement', {}).get('heldout_judge'))} |")
+        lines.append("")
+        for mode, m in r["per_mode"].items():
+            for d in m.get("distilled", []):
+                lines.append(f"- {mode}: reward model on {d.get('pairs')} judge-labelled pairs (both orders); held-out "
+                             f"agreement with its labels {_f(d.get('heldout_accuracy'))}, with the checker "
+                             f"{_f(d.get('oracle_agreement'))}; the judge's own agreement with the checker "
+                             f"{_f(d.get('judge_checker_agreement'))}.")
+        speed = r.get("sampling_vs_generate")
+        lines.append(f"- Speed: policy {_f(r.get('policy_tokens_per_s'), 1)} tokens/s while training, judge "
+                     f"{_f(r.get('judge_prompts_per_s'))} prompts/s in evaluation, "
+                     f"{_f(r.get('optimizer_steps_per_s'))} optimiser steps/s; machine load "
+                     f"{_f(r['machine'].get('load', [float('nan')])[0], 1)}."
+                     + (f" Our sampling took {_f(speed['ours_over_generate'])}x the time of transformers' own "
+                        f"batched `generate` on the same batch ({speed['answers']} answers, {speed['rounds']} "
+                        "alternating rounds)." if speed else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_docs() -> None:
+    text = DOCS.read_text()
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    DOCS.write_text(text[:start] + "\n" + results_markdown() + "\n" + text[end:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short direct-mode run (<= 10 min)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--modes", nargs="+", default=None, choices=["direct", "distilled"])
+    parser.add_argument("--modes", nargs="+", default=None, choices=list(MODES))
     parser.add_argument("--compare-trl", action="store_true",
                         help="only time TRL's GRPOTrainer against our loop (same model, batch and reward)")
     parser.add_argument("--probe-judges", action="store_true",
-                        help="only check the judges on clear-cut answer pairs (both orders)")
+                        help="only run the judge probe for every shipped model in both forms")
+    parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
+    parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
     args = parser.parse_args()
+    if args.write_docs:
+        write_docs()
+        return
     if args.probe_judges:
-        emit("rlaif_text_probe_judges", probe_judges())
+        emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl")),
+                                   "machine": _machine()})
         return
     if args.compare_trl:
         emit("rlaif_text_compare_trl", compare_trl())
         return
     quick = args.quick
-    modes = args.modes or (["direct"] if quick else ["direct", "distilled"])
-    seeds = args.seeds or ([0] if quick else [0, 1])
-    tag = "quick" if quick else "full"
-    settings = {mode: (QUICK if quick else FULL).get(mode, FULL[mode]) + list(args.overrides) for mode in modes}
+    modes = args.modes or (["direct"] if quick else ["direct", "distilled", "shuffled"])
+    seeds = args.seeds or ([0] if quick else [0, 1, 2])
+    tag = args.tag or ("quick" if quick else "full")
+    settings = (QUICK if quick else FULL) + list(args.overrides)
     cells = CellLog(RESULTS / f"rlaif_text{'_quick' if quick else ''}_cells.jsonl")
     started = time.perf_counter()
-    key = lambda mode, seed: f"{tag}|{mode}|seed{seed}|{' '.join(settings[mode])}"  # noqa: E731
+    key = lambda mode, seed: f"{tag}|{mode}|seed{seed}|{' '.join(settings)}"  # noqa: E731
     for seed in seeds:  # seed-major: an interrupted sweep still has every mode on its first seed
         for mode in modes:
             with cells.claim(key(mode, seed)) as mine:
                 if not mine:
                     continue
-                metrics = run_cell(mode, seed, settings[mode], tag)
-                cells.add(key(mode, seed), {"mode": mode, "seed": seed, **metrics})
-                print(f"{mode} seed {seed}: win rate {metrics.get('win_rate_vs_start'):.3f} (training judge), "
-                      f"{metrics.get('win_rate_heldout_judge'):.3f} (held-out judge), "
-                      f"KL {metrics.get('kl_to_start'):.3f}, {metrics['wall_s']:.0f} s", flush=True)
+                metrics = run_cell(mode, seed, settings, tag)
+                cells.add(key(mode, seed), {"mode": mode, "seed": seed, **metrics, "machine": _machine()})
+                print(f"{mode} seed {seed}: checker {metrics.get('checker_success_start', float('nan')):.3f} -> "
+                      f"{metrics.get('checker_success_trained', float('nan')):.3f}, held-out win rate "
+                      f"{metrics.get('win_rate_heldout_judge', float('nan')):.3f}, null "
+                      f"{metrics.get('null_win_rate', float('nan')):.3f}, {metrics['wall_s']:.0f} s", flush=True)
     per_mode = {}
     for mode in modes:
         rows = [cells.cells[key(mode, seed)] for seed in seeds if key(mode, seed) in cells.cells]
@@ -204,16 +337,19 @@ def main() -> None:
             per_mode[mode] = summarise(rows)
     head_mode = "direct" if "direct" in per_mode else next(iter(per_mode))
     head = per_mode[head_mode]
+    first = next(cells.cells[key(head_mode, s)] for s in seeds if key(head_mode, s) in cells.cells)
     result = {
-        "mode": head_mode, **{k: head[k]["mean"] for k in HEADLINE},
-        "win_rate_heldout_judge_std": head["win_rate_heldout_judge"]["std"],
-        "win_rate_vs_start_std": head["win_rate_vs_start"]["std"],
-        "goal_heldout_win_rate": 0.60, "goal_met": bool(head["win_rate_heldout_judge"]["mean"] >= 0.60),
+        "mode": head_mode, **{k: head[k]["mean"] for k in HEADLINE}, "pooled": head["pooled"],
+        "heldout_judge_probe": first.get("heldout_judge_probe", {}), "judge_probe": first.get("judge_probe", {}),
+        "judge_checker_agreement": first.get("judge_checker_agreement", {}),
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
-        "judges": {"training": "qwen2.5-coder-1.5b-instruct (local)", "heldout": "qwen2.5-coder-0.5b-instruct"},
-        "policy": "smollm2-135m-instruct (full fine-tune)", "machine": machine(),
+        "judges": {"training": "qwen2.5-coder-1.5b-instruct (local), score form",
+                   "heldout": first.get("heldout_judge_probe", {}).get("judge")},
+        "policy": "smollm2-135m-instruct (full fine-tune)", "machine": _machine(),
         "wall_s_this_invocation": time.perf_counter() - started,
     }
+    if quick:
+        result["sampling_vs_generate"] = sampling_speed()
     emit("rlaif_text_quick" if quick else "rlaif_text", result)
 
 

@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
+from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
 from llm_reward.rlaif import as_reward_funcs, exact_kl, load_prompts, penalised_advantages, rloo_advantages, sampled_kl
+from llm_reward.rlaif.constraints import ConstraintError, checker_success, parse_constraint
 from llm_reward.rlaif.data import PromptFileError
-from llm_reward.rlaif.evaluate import length_controlled_win_rate
+from llm_reward.rlaif.evaluate import Answers, judge_answers, length_controlled_win_rate
+from llm_reward.rlaif.judging import JudgeProbeError, PositionFreeJudge, load_probe_pairs, probe_judge, require_probe
 from llm_reward.rlaif.rloo import RunningBaseline, policy_gradient_loss
 
 
@@ -47,6 +51,126 @@ def test_file_without_splits_is_split_by_seed(tmp_path):
     path.write_text("".join(json.dumps({"prompt": f"q{i}"}) + "\n" for i in range(8)))
     a, b = load_prompts(path, heldout_fraction=0.25, seed=3), load_prompts(path, heldout_fraction=0.25, seed=3)
     assert a == b and len(a.heldout) == 2 and len(a.train) == 6
+
+
+# -- verifiable instructions and their checker ----------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, meets, breaks", [
+    ("max_words:4", "Drink the potion now.", "Drink the healing potion right now."),
+    ("min_words:3", "Go down the stairs.", "Descend."),
+    ("include_word:key", "Pick up the Key first.", "Pick up the keys first."),
+    ("bullets:2", "- Eat.\n- Rest.", "- Eat.\n- Rest.\n- Pray."),
+    ("end_question", "Pray now. Did it work?", "Pray now? Then rest."),
+    ("no_commas", "Eat and rest.", "Eat, rest."),
+    ("lowercase", "eat the apple.", "Eat the apple."),
+    ("one_sentence", "Eat the apple now.", "Eat the apple. Then rest."),
+])
+def test_checker_tells_met_from_broken(spec, meets, breaks):
+    rule = parse_constraint(spec)
+    assert rule.check(meets) and not rule.check(breaks) and not rule.check("   ")
+    assert rule.spec == spec and rule.instruction.endswith(".")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("shout", "unknown constraint 'shout'"), ("max_words:lots", "positive whole number"),
+    ("include_word:two words", "one word"), ("lowercase:yes", "takes no argument"), ("", "non-empty")])
+def test_bad_constraints_fail_naming_the_key(spec, message):
+    with pytest.raises(ConstraintError, match="constraints") as err:
+        parse_constraint(spec)
+    assert message in str(err.value)
+
+
+def test_prompt_file_constraints_checked_before_anything_runs(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a", "split": "train", "constraints": ["no_commas"]}\n'
+                    '{"prompt": "b", "split": "heldout", "constraints": ["rhyme"]}\n')
+    with pytest.raises(PromptFileError, match=r"data.prompts .*:2.*unknown constraint 'rhyme'"):
+        load_prompts(path)
+    path.write_text('{"prompt": "a", "split": "train", "constraints": ["no_commas"]}\n'
+                    '{"prompt": "b", "split": "heldout", "constraints": ["max_words:3"]}\n')
+    prompts = load_prompts(path)
+    assert prompts.train == ("a\n\nDo not use any commas.",)
+    assert [c.spec for c in prompts.constraints_of(prompts.heldout[0])] == ["max_words:3"]
+
+
+def test_shipped_instruction_prompts_carry_two_checkable_constraints():
+    plain, ruled = load_prompts("shipped"), load_prompts("shipped_instructions")
+    assert len(ruled.train) == len(plain.train) and len(ruled.heldout) == len(plain.heldout)
+    for prompt in ruled.heldout:
+        rules = ruled.constraints_of(prompt)
+        assert len(rules) == 2 and len({r.kind for r in rules}) == 2
+        assert all(r.instruction in prompt for r in rules)
+    assert not plain.constraints and checker_success("x", ()) != checker_success("x", ())  # NaN without rules
+    kinds = {r.kind for rules in ruled.constraints.values() for r in rules}
+    assert kinds == {"max_words", "include_word", "end_question", "no_commas", "lowercase", "one_sentence"}
+
+
+# -- judges checked before they are trusted -------------------------------------------------------------------
+
+class FirstAlways:
+    """A scripted judge LLM that answers "1" (and scores 7) whatever it reads: pure position bias."""
+
+    name, cache = "first-always", None
+
+    def choice_probs_batch(self, conversations, choices):
+        return [{c: (0.8 if c in ("1", "7") else 0.2 / (len(choices) - 1)) for c in choices} for _ in conversations]
+
+
+class Prefers:
+    """A scripted judge LLM that prefers the answers in ``good`` (pairwise: that side; scores: 9 vs 2)."""
+
+    cache = None
+
+    def __init__(self, good):
+        self.name, self.good = "prefers", {" ".join(g.split()) for g in good}
+
+    def choice_probs_batch(self, conversations, choices):
+        out = []
+        for messages in conversations:
+            text = messages[-1]["content"]
+            if "Answer 1: " in text:
+                first = text.rsplit("Answer 1: ", 1)[1].split("\n")[0]
+                p1 = 0.9 if " ".join(first.split()) in self.good else 0.1
+                out.append({"1": p1, "2": 1 - p1})
+            else:
+                answer = text.rsplit("Answer:\n", 1)[1].split("\n\nReply")[0]
+                best = "9" if " ".join(answer.split()) in self.good else "2"
+                out.append({c: (1.0 if c == best else 0.0) for c in choices})
+        return out
+
+
+def test_probe_pairs_are_clear_cut_and_refuse_a_position_only_judge():
+    pairs = load_probe_pairs()
+    assert len(pairs) >= 30 and {p.kind for p in pairs} == {"quality", "constraint"}
+    assert sum(p.kind == "constraint" for p in pairs) >= 10
+    biased = probe_judge(PairwiseJudge(FirstAlways(), ResponsePairPrompt()), pairs, name="local:small")
+    assert biased.accuracy == 0.0 and biased.position_consistency == 0.0 and biased.first_order_accuracy == 0.5
+    assert biased.prompts == 2 * len(pairs) and not biased.passed
+    with pytest.raises(JudgeProbeError, match=r"heldout_judge.spec='local:small' \(form pairwise\).* 0% right, "
+                                              r"0% position-consistent"):
+        require_probe(biased, "heldout_judge")
+    good = [p.better for p in pairs]
+    for judge in (PairwiseJudge(Prefers(good), ResponsePairPrompt()),
+                  PositionFreeJudge(ScoreJudge(Prefers(good), ResponseScorePrompt()))):
+        result = probe_judge(judge, pairs)
+        assert result.accuracy == 1.0 and result.position_consistency == 1.0 and result.constraint_accuracy == 1.0
+        require_probe(result, "heldout_judge")
+    # Position-free scoring of a position-only judge: every answer gets the same score, so every pair is a tie.
+    flat = probe_judge(PositionFreeJudge(ScoreJudge(FirstAlways(), ResponseScorePrompt())), pairs)
+    assert flat.accuracy == 0.0 and not flat.passed
+
+
+def test_win_rate_of_a_position_only_judge_is_half_and_a_preferring_judge_is_above():
+    trained = Answers(["q1", "q2", "q3"], ["Drink it.", "Pray.", "Same."], np.array([2.0, 1.0, 1.0]))
+    start = Answers(["q1", "q2", "q3"], ["Run away.", "Eat the lichen corpse.", "Same."], np.array([2.0, 4.0, 1.0]))
+    biased = judge_answers(PairwiseJudge(FirstAlways(), ResponsePairPrompt()), trained, start)
+    assert biased["win_rate"] == 0.5 and biased["position_consistency"] == 0.0 and biased["identical_pairs"] == 1
+    for judge in (PairwiseJudge(Prefers(trained.texts), ResponsePairPrompt()),
+                  PositionFreeJudge(ScoreJudge(Prefers(trained.texts), ResponseScorePrompt()))):
+        out = judge_answers(judge, trained, start)
+        assert out["win_rate"] == pytest.approx((0.9 + 0.9 + 0.5) / 3 if isinstance(judge, PairwiseJudge)
+                                                else (1 + 1 + 0.5) / 3, abs=1e-6)
+        assert out["win_rate_ci"][0] > 0.5 - 1e-9 and out["position_consistency"] == 1.0
 
 
 # -- RLOO, KL ----------------------------------------------------------------------------------------------------
@@ -202,10 +326,40 @@ def test_real_steps_change_the_policy_and_resume(policy, tmp_path):
 
 
 @pytest.mark.slow
-def test_trl_grpo_trainer_takes_our_reward_funcs(policy, tmp_path):
-    """TRL's own GRPOTrainer runs a step on the real policy with as_reward_funcs as its reward."""
+def test_evaluate_reads_half_under_a_position_only_judge_and_more_under_a_preferring_one(policy):
+    """rlaif.evaluate on the real policy against a perturbed start: a judge that answers by position alone gives
+    0.5 and zero position consistency (trained answers and null control alike); a judge that prefers the trained
+    policy's answers gives more than 0.5; the checker scores both policies on the constrained prompts."""
+    from llm_reward.rlaif.evaluate import evaluate, generate_answers
+
+    prompts = load_prompts("shipped_instructions")
+    held = list(prompts.heldout[:3])
+    start = __import__("copy").deepcopy(policy.model).eval()
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    settings = dict(samples_per_prompt=1, max_new_tokens=6, temperature=0.9, seed=11)
+    trained, _ = generate_answers(policy, held, **settings)
+    result, start_answers = evaluate(policy, start, held, {
+        "biased": PairwiseJudge(FirstAlways(), ResponsePairPrompt()),
+        "prefers": PairwiseJudge(Prefers(trained.texts), ResponsePairPrompt())},
+        constraints=prompts.constraints, null_seed=12, **settings)
+    assert trained.texts != start_answers.texts
+    assert result["biased"]["win_rate"] == 0.5 and result["biased"]["position_consistency"] == 0.0
+    assert result["null"]["biased"]["win_rate"] == 0.5
+    assert result["prefers"]["win_rate"] > 0.5 and result["kl_to_start"] > 0
+    checker = result["checker"]
+    assert checker["checker_prompts"] == 3 and 0.0 <= checker["checker_success_start"] <= 1.0
+    assert len(checker["differences"]) == 3
+
+
+@pytest.mark.slow
+def test_trl_grpo_trainer_takes_our_reward_funcs_and_win_rate_callback(policy, tmp_path):
+    """TRL's own GRPOTrainer runs a step on the real policy with as_reward_funcs as its reward, and our
+    WinRateCallback logs a win rate against the policy at train start."""
     trl = pytest.importorskip("trl")
     datasets = pytest.importorskip("datasets")
+    from llm_reward.rlaif import WinRateCallback
     calls = []
     inner = as_reward_funcs(LengthReward())
 
@@ -218,13 +372,17 @@ def test_trl_grpo_trainer_takes_our_reward_funcs(policy, tmp_path):
                           max_completion_length=6, max_steps=1, learning_rate=1e-4, beta=0.05, report_to=[],
                           use_cpu=True, save_strategy="no", logging_steps=1, bf16=False)
     model = policy.model.get_base_model() if hasattr(policy.model, "get_base_model") else policy.model
+    judge = PairwiseJudge(FirstAlways(), ResponsePairPrompt())
+    callback = WinRateCallback(judge, list(load_prompts().heldout[:2]), max_new_tokens=4, every_n_steps=1)
     trainer = trl.GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=data,
-                              processing_class=policy.tokenizer)
+                              processing_class=policy.tokenizer, callbacks=[callback])
     trainer.train()
     assert calls and calls[0] == (2, 2)
+    assert [h["step"] for h in callback.history] == [1] and callback.history[0]["win_rate"] == 0.5
+    assert any("eval_win_rate" in row for row in trainer.state.log_history)
 
 
-def test_distilled_reward_learns_the_judges_preference():
+def test_distilled_reward_learns_the_judges_preference(tmp_path):
     """Pairwise labels (both orders) -> Bradley-Terry on MiniLM embeddings -> a reward that ranks like the judge."""
     pytest.importorskip("sentence_transformers")
     from llm_reward.feedback.judges import PairwiseJudge
@@ -252,3 +410,29 @@ def test_distilled_reward_learns_the_judges_preference():
     scores = reward.score(["HP 1/20. Help?"] * 2, ["Drink the purple potion now.", "Look at the purple wall."])
     assert scores[0] > scores[1]
     assert reward.metrics["judge_position_consistency"] == 1.0 and reward.metrics["judge_prompts"] == 16
+    # Stored as a reward-model artifact (strict JSON + weights-only tensors), reloaded to the same scores.
+    from llm_reward.rlaif.rewards import DistilledReward
+
+    again = DistilledReward.load(reward.save(tmp_path / "rm"))
+    np.testing.assert_allclose(again.score(["HP 1/20. Help?"] * 2, ["Drink the purple potion now.",
+                                                                    "Look at the purple wall."]), scores, atol=1e-5)
+    assert json.loads((tmp_path / "rm" / "config.json").read_text())["captioner"] == "rlaif_prompt_answer"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("heldout_judge.form=vote", "heldout_judge.form must be one of"),
+    ("eval.judge_form=vote", "eval.judge_form must be one of"),
+    ("mode=dpo", "mode must be one of"),
+    ("distilled.pairs=2", "distilled.pairs must be >= 4"),
+    ("train.max_new_tokens=0", "train.max_new_tokens must be a positive integer"),
+])
+def test_bad_rlaif_settings_fail_before_any_model_loads(override, message):
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.rlaif.pipeline import check_config
+
+    overrides = [override] + (["mode=distilled"] if override.startswith("distilled") else [])
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("rlaif", overrides=overrides)
+    with pytest.raises(ValueError, match=message):
+        check_config(cfg)

@@ -1,19 +1,28 @@
-"""Prompt sets for text RLAIF: a JSONL file, one ``{"prompt": "...", "split": "train"|"heldout"}`` per line.
+"""Prompt sets for text RLAIF: a JSONL file, one ``{"prompt": "...", "split": "train"|"heldout"}`` per line,
+with an optional ``"constraints": ["max_words:20", "no_commas"]`` (verifiable instructions,
+:mod:`llm_reward.rlaif.constraints`).
 
 The shipped set (``shipped``) is our own: NetHack and MiniGrid situations written in the style of the env
 captions, each asking for short, useful advice, plus general instructions; every fourth prompt of each source is
-held out for evaluation. A user file without ``split`` fields is split by a seeded ``heldout_fraction``.
+held out for evaluation. ``shipped_instructions`` is the same questions, each followed by two verifiable
+instructions (IFEval-style) that the checker scores. A user file without ``split`` fields is split by a seeded
+``heldout_fraction``.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Mapping
+
+from llm_reward.rlaif.constraints import Constraint, ConstraintError, assign_constraints, parse_constraint, \
+    render_prompt
 
 SHIPPED = "shipped"
+SHIPPED_INSTRUCTIONS = "shipped_instructions"
 
 
 class PromptFileError(ValueError):
@@ -28,11 +37,19 @@ class PromptSet:
         >>> prompts = load_prompts("shipped")
         >>> len(prompts.train) > len(prompts.heldout) > 0
         True
+        >>> with_rules = load_prompts("shipped_instructions")
+        >>> [c.spec for c in with_rules.constraints_of(with_rules.heldout[0])]  # doctest: +SKIP
+        ['no_commas', 'max_words:20']
     """
 
     train: tuple[str, ...]
     heldout: tuple[str, ...]
     source: str
+    constraints: Mapping[str, tuple[Constraint, ...]] = field(default_factory=dict)  # rendered prompt -> its rules
+
+    def constraints_of(self, prompt: str) -> tuple[Constraint, ...]:
+        """The verifiable instructions of ``prompt`` (empty for an open-ended prompt)."""
+        return tuple(self.constraints.get(prompt, ()))
 
 
 def shipped_path() -> Path:
@@ -42,11 +59,13 @@ def shipped_path() -> Path:
 
 def load_prompts(path: str | Path = SHIPPED, *, heldout_fraction: float = 0.25, seed: int = 0,
                  key: str = "data.prompts") -> PromptSet:
-    """Read and validate a prompt file; ``key`` names the config entry in error messages."""
-    file = shipped_path() if str(path) == SHIPPED else Path(path).expanduser()
+    """Read and validate a prompt file (``shipped``, ``shipped_instructions`` or a path); ``key`` names the config
+    entry in error messages. Unknown constraints raise :class:`PromptFileError` before anything else runs."""
+    with_rules = str(path) == SHIPPED_INSTRUCTIONS
+    file = shipped_path() if str(path) in (SHIPPED, SHIPPED_INSTRUCTIONS) else Path(path).expanduser()
     if not file.is_file():
         raise PromptFileError(f"{key}: prompt file not found: {file}")
-    rows = []
+    rows, table = [], {}
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -59,7 +78,19 @@ def load_prompts(path: str | Path = SHIPPED, *, heldout_fraction: float = 0.25, 
         split = row.get("split")
         if split not in (None, "train", "heldout"):
             raise PromptFileError(f'{key}: {file}:{number} has split {split!r}; use "train" or "heldout"')
-        rows.append((row["prompt"].strip(), split))
+        specs = row.get("constraints", [])
+        if not isinstance(specs, list):
+            raise PromptFileError(f'{key}: {file}:{number} "constraints" must be a list of specs like "no_commas"')
+        try:
+            rules = tuple(parse_constraint(s, key=f"{key} ({file}:{number})") for s in specs)
+        except ConstraintError as err:
+            raise PromptFileError(str(err)) from None
+        question = row["prompt"].strip()
+        if with_rules:
+            rules = assign_constraints(question)
+        text = render_prompt(question, rules)
+        table[text] = rules
+        rows.append((text, split))
     if not rows:
         raise PromptFileError(f"{key}: prompt file {file} holds no prompts")
     if any(split is None for _, split in rows):
@@ -75,4 +106,5 @@ def load_prompts(path: str | Path = SHIPPED, *, heldout_fraction: float = 0.25, 
     if not train or not heldout:
         raise PromptFileError(f"{key}: {file} needs both train and held-out prompts "
                               f"(got {len(train)} train, {len(heldout)} held-out)")
-    return PromptSet(train, heldout, str(file))
+    source = f"{file}#instructions" if with_rules else str(file)
+    return PromptSet(train, heldout, source, {p: r for p, r in table.items() if r})

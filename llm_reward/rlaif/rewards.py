@@ -8,13 +8,16 @@ as ``reward_funcs``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
 from llm_reward.reward_model import RewardModel, fit_reward_model
+from llm_reward.reward_model.artifact import RewardArtifact, build_artifact
+
+CAPTIONER = "rlaif_prompt_answer"  # the artifact's input format: reward_text(prompt, answer)
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +54,82 @@ def reward_text(prompt: str, completion: str) -> str:
 
 @dataclass
 class DistilledReward:
-    """Distilled RLAIF: a Bradley-Terry reward model over (prompt, answer) text, z-normalised on its training texts."""
+    """Distilled RLAIF: a Bradley-Terry reward model over (prompt, answer) text, stored as a
+    :class:`~llm_reward.reward_model.artifact.RewardArtifact` (weights-only load, strict JSON, normalised once over
+    the texts it was trained on).
 
-    model: RewardModel
-    mean: float = 0.0
-    std: float = 1.0
-    metrics: dict[str, Any] = field(default_factory=dict)
+    Example:
+        >>> import tempfile
+        >>> from llm_reward.reward_model import RewardModel
+        >>> from llm_reward.reward_model.artifact import build_artifact
+        >>> texts = [reward_text("q", "yes"), reward_text("q", "no")]
+        >>> reward = DistilledReward(build_artifact(RewardModel("char_cnn", seed=0), texts, captioner=CAPTIONER,
+        ...                                         metrics={}))
+        >>> again = DistilledReward.load(reward.save(tempfile.mkdtemp() + "/rm"))
+        >>> bool(abs(again.score(["q"], ["yes"])[0] - reward.score(["q"], ["yes"])[0]) < 1e-5)
+        True
+    """
+
+    artifact: RewardArtifact
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.artifact.metrics
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
-        raw = self.model([reward_text(p, c) for p, c in zip(prompts, completions)]).astype(np.float64)
-        return (raw - self.mean) / self.std
+        return self.artifact([reward_text(p, c) for p, c in zip(prompts, completions)]).astype(np.float64)
+
+    def save(self, path: str | Any) -> Any:
+        return self.artifact.save(path)
+
+    @classmethod
+    def load(cls, path: str | Any) -> "DistilledReward":
+        artifact = RewardArtifact.load(path)
+        artifact.check_captioner(CAPTIONER)
+        return cls(artifact)
 
 
-def fit_distilled_reward(judge: PairwiseJudge, prompts: Sequence[str], first: Sequence[str], second: Sequence[str],
+def checker_labels(first: Sequence[float], second: Sequence[float]) -> np.ndarray:
+    """P(first better) by the checker: 1, 0, 0.5 for equal success, NaN for prompts without constraints.
+
+    Example:
+        >>> checker_labels([1.0, 0.5, 0.5, float("nan")], [0.5, 1.0, 0.5, float("nan")]).tolist()
+        [1.0, 0.0, 0.5, nan]
+    """
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    return np.where(np.isnan(a) | np.isnan(b), np.nan, np.sign(a - b) / 2 + 0.5)
+
+
+def fit_distilled_reward(judge: Any, prompts: Sequence[str], first: Sequence[str], second: Sequence[str],
                          *, encoder: str = "sentence_embedding", epochs: int = 40, seed: int = 0,
-                         progress: bool = False) -> DistilledReward:
-    """Label answer pairs with the pairwise judge (both orders) and distil them into a reward model.
+                         progress: bool = False, shuffle_labels: bool = False,
+                         checker: np.ndarray | None = None) -> DistilledReward:
+    """Label answer pairs with a comparing judge (both orders) and distil them into a reward model.
 
     ``first[i]`` and ``second[i]`` are two answers to ``prompts[i]``; labels are the judge's soft P(first better).
+    ``shuffle_labels`` permutes the labels across pairs (the control: same pairs, same label distribution, no
+    information); ``checker`` (P(first better) by the instruction checker, :func:`checker_labels`) adds the reward
+    model's agreement with the checker (``oracle_agreement`` on its held-out pairs) and the judge's own.
     """
     batch = judge.label(list(zip(first, second)), contexts=list(prompts))
+    labels = batch.label.astype(np.float64)
+    if shuffle_labels:
+        labels = np.random.default_rng(seed + 99).permutation(labels)
     texts_a = [reward_text(p, c) for p, c in zip(prompts, first)]
     texts_b = [reward_text(p, c) for p, c in zip(prompts, second)]
-    model, metrics = fit_reward_model(texts_a, texts_b, batch.label, encoder=encoder, epochs=epochs, seed=seed,
-                                      progress=progress, patience=None)
-    raw = model(texts_a + texts_b).astype(np.float64)
+    oracle = None if checker is None else np.asarray(checker, dtype=np.float64)
+    model, metrics = fit_reward_model(texts_a, texts_b, labels, encoder=encoder, epochs=epochs, seed=seed,
+                                      progress=progress, patience=None, oracle_labels=oracle)
     metrics.update(judge_position_consistency=batch.position_consistency, judge_prompts=batch.llm_prompts,
-                   label_mean=float(np.nanmean(batch.label)))
+                   label_mean=float(np.nanmean(batch.label)), shuffled_labels=shuffle_labels, pairs=len(texts_a))
+    if oracle is not None:
+        use = ~np.isnan(oracle) & (oracle != 0.5) & (batch.label != 0.5)
+        metrics["judge_checker_agreement"] = (float(np.mean((batch.label[use] > 0.5) == (oracle[use] > 0.5)))
+                                              if use.any() else float("nan"))
+        metrics["checker_pairs"] = int(use.sum())
     log.info("distilled reward: %d pairs, held-out accuracy %.3f, judge position consistency %.2f",
              len(texts_a), metrics["heldout_accuracy"], metrics["judge_position_consistency"])
-    return DistilledReward(model, float(raw.mean()), float(raw.std() + 1e-8), metrics)
+    return DistilledReward(build_artifact(model, texts_a + texts_b, captioner=CAPTIONER, metrics=metrics))
 
 
 def _text(item: Any) -> str:
@@ -94,7 +143,7 @@ def _text(item: Any) -> str:
     raise TypeError(f"expected a string or a chat message list, got {type(item).__name__}: {item!r}")
 
 
-def as_reward_funcs(reward: TextReward | ScoreJudge | RewardModel) -> Callable[..., list[float]]:
+def as_reward_funcs(reward: TextReward | ScoreJudge | RewardModel | RewardArtifact) -> Callable[..., list[float]]:
     """A TRL ``reward_funcs`` callable ``(prompts, completions, **kwargs) -> list[float]`` for a judge or reward model.
 
     Example:
@@ -103,8 +152,12 @@ def as_reward_funcs(reward: TextReward | ScoreJudge | RewardModel) -> Callable[.
     """
     if isinstance(reward, ScoreJudge):
         reward = DirectReward(reward)
-    elif isinstance(reward, RewardModel):
+    elif isinstance(reward, RewardArtifact):
+        reward.check_captioner(CAPTIONER)
         reward = DistilledReward(reward)
+    elif isinstance(reward, RewardModel):  # raw, un-normalised scores
+        reward = DistilledReward(RewardArtifact(reward, captioner=CAPTIONER, metrics={}, mean=0.0, std=1.0,
+                                                quantiles=[0.0, 1.0]))
     elif isinstance(reward, PairwiseJudge):
         raise TypeError("a pairwise judge compares two answers and gives no reward for one: use a ScoreJudge "
                         "(direct RLAIF) or a reward model distilled from the pairwise judge (fit_distilled_reward)")

@@ -1,0 +1,202 @@
+"""Judges checked before they are trusted: a stored probe of clear-cut answer pairs, and position-free comparison.
+
+A small judge asked "which answer is better, 1 or 2?" often answers by position alone; averaged over both orders
+that judge reads 0.5 whatever the answers are, so a win rate under it is forced. Two tools here:
+
+* :func:`probe_judge` runs the stored probe (``data/probe_pairs.jsonl``: clear-cut quality pairs and constraint
+  pairs where the checker knows the better answer) in both orders and reports accuracy and position consistency;
+  :func:`require_probe` refuses a judge below the bar with an error naming its config key.
+* :class:`PositionFreeJudge` compares two answers without showing them together: each answer is scored alone by a
+  :class:`ScoreJudge` and the one with the higher expected score wins (ties 0.5). It cannot be position-biased, so a
+  judge that fails the pairwise form may still pass this one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, ScoreJudge
+from llm_reward.rlaif.constraints import checker_success, parse_constraint, render_prompt
+
+MIN_ACCURACY = 0.8
+MIN_POSITION_CONSISTENCY = 0.7
+FORMS = ("pairwise", "score")
+
+
+class JudgeProbeError(ValueError):
+    """A judge failed its probe and is not trusted for the role it was given."""
+
+
+class ComparingJudge(Protocol):
+    """Anything giving P(first answer better) for answer pairs: :class:`PairwiseJudge`, :class:`PositionFreeJudge`."""
+
+    def label(self, pairs: Sequence[tuple[str, str]], contexts: Sequence[str | None] | None = None) -> LabelBatch:
+        ...
+
+
+@dataclass
+class PositionFreeJudge:
+    """P(first better) from two separate 1-10 scores: 1 if the first answer's expected score is higher, 0 if lower,
+    0.5 if equal or the two answers are identical. Both "orders" are the same call, so position consistency is 1.
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> from llm_reward.feedback.text_prompts import ResponseScorePrompt
+        >>> judge = PositionFreeJudge(ScoreJudge(make_llm("local:small"), ResponseScorePrompt()))  # doctest: +SKIP
+        >>> judge.label([("Paris.", "Berlin.")], contexts=["Capital of France?"]).label  # doctest: +SKIP
+        array([1.], dtype=float32)
+    """
+
+    scorer: ScoreJudge
+
+    @property
+    def llm(self) -> Any:
+        return self.scorer.llm
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {**self.scorer.fingerprint, "kind": "position_free_score"}
+
+    def label(self, pairs: Sequence[tuple[str, str]], contexts: Sequence[str | None] | None = None) -> LabelBatch:
+        if contexts is not None and len(contexts) != len(pairs):
+            raise ValueError(f"{len(contexts)} contexts for {len(pairs)} pairs")
+        contexts = list(contexts) if contexts is not None else [None] * len(pairs)
+        items = list(dict.fromkeys((c, a) for (a, b), c in zip(pairs, contexts) for a in (a, b)))
+        scores = self.scorer.expected_scores([a for _, a in items], [c for c, _ in items]) if items else []
+        table = dict(zip(items, scores))
+        label = np.array([0.5 if a == b else float(np.sign(table[(c, a)] - table[(c, b)]) / 2 + 0.5)
+                          for (a, b), c in zip(pairs, contexts)], dtype=np.float32)
+        asked = np.array([a != b for a, b in pairs], dtype=bool)
+        forward = np.where(asked, label, np.nan).astype(np.float32)
+        return LabelBatch(label, forward, forward.copy(), llm_prompts=len(items))
+
+    def check(self) -> None:
+        self.scorer.check()
+
+
+# -- the probe --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProbePair:
+    """A clear-cut pair: ``better`` answers ``prompt`` (with its constraints) plainly better than ``worse``."""
+
+    prompt: str
+    better: str
+    worse: str
+    kind: str  # "quality" (a useful answer vs a useless or wrong one) | "constraint" (the checker decides)
+    constraints: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """What the judge reads as the question: the prompt with its instruction sentences."""
+        return render_prompt(self.prompt, [parse_constraint(s) for s in self.constraints])
+
+
+def probe_pairs_path() -> Path:
+    return Path(str(resources.files("llm_reward.rlaif") / "data" / "probe_pairs.jsonl"))
+
+
+def load_probe_pairs(path: str | Path | None = None) -> list[ProbePair]:
+    """The stored probe (32 pairs: 16 quality, 16 constraint), checked against the checker as it loads."""
+    pairs = []
+    for line in Path(path or probe_pairs_path()).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            pairs.append(ProbePair(row["prompt"], row["better"], row["worse"], row["kind"],
+                                   tuple(row.get("constraints", ()))))
+    for pair in pairs:
+        if pair.kind == "constraint":
+            rules = [parse_constraint(s) for s in pair.constraints]
+            if not checker_success(pair.better, rules) > checker_success(pair.worse, rules):
+                raise ValueError(f"probe pair {pair.prompt[:40]!r}: the checker does not prefer its better answer")
+    return pairs
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """How a judge did on the probe (every pair in both orders; ``accuracy`` counts a 0.5 as wrong)."""
+
+    judge: str
+    form: str
+    pairs: int
+    accuracy: float
+    position_consistency: float
+    first_order_accuracy: float
+    quality_accuracy: float
+    constraint_accuracy: float  # agreement with the checker on constraint pairs
+    prompts: int
+    prompts_per_s: float
+
+    @property
+    def passed(self) -> bool:
+        return (self.accuracy >= MIN_ACCURACY
+                and np.nan_to_num(self.position_consistency, nan=0.0) >= MIN_POSITION_CONSISTENCY)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed, "min_accuracy": MIN_ACCURACY,
+                "min_position_consistency": MIN_POSITION_CONSISTENCY}
+
+
+def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None, *, name: str | None = None,
+                form: str | None = None) -> ProbeResult:
+    """Run the probe: half the pairs shown better-first, half worse-first, each also judged swapped.
+
+    Example:
+        >>> result = probe_judge(PositionFreeJudge(score_judge))  # doctest: +SKIP
+        >>> result.accuracy, result.position_consistency  # doctest: +SKIP
+        (0.91, 1.0)
+    """
+    pairs = list(pairs) if pairs is not None else load_probe_pairs()
+    flip = np.arange(len(pairs)) % 2 == 1  # better answer second on odd pairs
+    shown = [(p.worse, p.better) if f else (p.better, p.worse) for p, f in zip(pairs, flip)]
+    start = time.perf_counter()
+    batch = judge.label(shown, contexts=[p.text for p in pairs])
+    seconds = time.perf_counter() - start
+    p_better = np.where(flip, 1.0 - batch.label, batch.label)
+    first = np.where(flip, 1.0 - batch.forward, batch.forward)
+    right = p_better > 0.5
+    kinds = np.array([p.kind for p in pairs])
+    part = lambda k: float(right[kinds == k].mean()) if (kinds == k).any() else float("nan")  # noqa: E731
+    return ProbeResult(
+        judge=name or str(getattr(getattr(judge, "llm", None), "name", type(judge).__name__)),
+        form=form or ("score" if isinstance(judge, PositionFreeJudge) else "pairwise"),
+        pairs=len(pairs), accuracy=float(right.mean()), position_consistency=float(batch.position_consistency),
+        first_order_accuracy=float(np.mean(first > 0.5)), quality_accuracy=part("quality"),
+        constraint_accuracy=part("constraint"), prompts=int(batch.llm_prompts),
+        prompts_per_s=batch.llm_prompts / max(seconds, 1e-9))
+
+
+def require_probe(result: ProbeResult, key: str) -> None:
+    """Raise :class:`JudgeProbeError` naming ``<key>.spec`` if ``result`` is below 80 % right or 70 % consistent.
+
+    Example:
+        >>> bad = ProbeResult("local:small", "pairwise", 32, 0.5, 0.0, 0.5, 0.5, 0.5, 64, 2.0)
+        >>> try:
+        ...     require_probe(bad, "heldout_judge")
+        ... except JudgeProbeError as err:
+        ...     print(str(err)[:95])
+        heldout_judge.spec='local:small' (form pairwise) failed the judge probe: 50% right, 0% position
+    """
+    if result.passed:
+        return
+    other = "score" if result.form == "pairwise" else "pairwise"
+    consistency = "n/a" if np.isnan(result.position_consistency) else f"{result.position_consistency:.0%}"
+    raise JudgeProbeError(
+        f"{key}.spec={result.judge!r} (form {result.form}) failed the judge probe: {result.accuracy:.0%} right, "
+        f"{consistency} position-consistent on {result.pairs} clear-cut pairs in both orders (needs >= "
+        f"{MIN_ACCURACY:.0%} and >= {MIN_POSITION_CONSISTENCY:.0%}); try {key}.form={other}"
+        f"{' (each answer scored alone)' if other == 'score' else ''} or a stronger model")
+
+
+def comparing_judge(pairwise: PairwiseJudge, scorer: ScoreJudge, form: str, key: str) -> ComparingJudge:
+    """The judge of one ``form``: the pairwise prompt (both orders) or position-free scores."""
+    if form not in FORMS:
+        raise ValueError(f"{key}.form must be one of {list(FORMS)}, got {form!r}")
+    return pairwise if form == "pairwise" else PositionFreeJudge(scorer)
