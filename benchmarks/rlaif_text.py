@@ -34,11 +34,6 @@ from hydra import compose, initialize_config_module  # noqa: E402
 
 from benchmarks._common import RESULTS, CellLog, emit, machine  # noqa: E402
 
-def _machine() -> dict:
-    """The machine, with its load average when the cell was written (2 cores shared by several jobs)."""
-    return {**machine(), "load": list(os.getloadavg())}
-
-
 RUNS = Path(__file__).resolve().parent / "runs" / "rlaif_text"
 HEADLINE = ("checker_success_start", "checker_success_trained", "checker_success_difference",
             "win_rate_vs_start", "win_rate_heldout_judge", "null_win_rate", "length_controlled_win_rate",
@@ -123,7 +118,7 @@ def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS) -> dict:
                         result = probe_judge(judge, name=spec, form=form).as_dict()
                     except Exception as err:  # a model that gives no probabilities over the choices
                         result = {"judge": spec, "form": form, "error": str(err)[:300], "passed": False}
-                    cells.add(key, {**result, "machine": _machine()})
+                    cells.add(key, {**result, "machine": machine()})
             if key in cells:
                 out[f"{spec}|{form}"] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
     return {"probes": out, "passing": sorted(k for k, v in out.items() if v.get("passed"))}
@@ -168,7 +163,7 @@ def compare_trl(steps: int = 2, prompts_per_step: int = 2, k: int = 4, max_new_t
     trl.train()
     theirs = (time.perf_counter() - start) / steps
     return {"ours_s_per_step": ours, "trl_grpo_s_per_step": theirs, "steps": steps,
-            "answers_per_step": prompts_per_step * k, "max_new_tokens": max_new_tokens, "machine": _machine()}
+            "answers_per_step": prompts_per_step * k, "max_new_tokens": max_new_tokens, "machine": machine()}
 
 
 def _stats(values: list[float]) -> dict:
@@ -306,7 +301,7 @@ def main() -> None:
         return
     if args.probe_judges:
         emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl")),
-                                   "machine": _machine()})
+                                   "machine": machine()})
         return
     if args.compare_trl:
         emit("rlaif_text_compare_trl", compare_trl())
@@ -325,7 +320,7 @@ def main() -> None:
                 if not mine:
                     continue
                 metrics = run_cell(mode, seed, settings, tag)
-                cells.add(key(mode, seed), {"mode": mode, "seed": seed, **metrics, "machine": _machine()})
+                cells.add(key(mode, seed), {"mode": mode, "seed": seed, **metrics, "machine": machine()})
                 print(f"{mode} seed {seed}: checker {metrics.get('checker_success_start', float('nan')):.3f} -> "
                       f"{metrics.get('checker_success_trained', float('nan')):.3f}, held-out win rate "
                       f"{metrics.get('win_rate_heldout_judge', float('nan')):.3f}, null "
@@ -345,7 +340,7 @@ def main() -> None:
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
         "judges": {"training": "qwen2.5-coder-1.5b-instruct (local), score form",
                    "heldout": first.get("heldout_judge_probe", {}).get("judge")},
-        "policy": "smollm2-135m-instruct (full fine-tune)", "machine": _machine(),
+        "policy": "smollm2-135m-instruct (full fine-tune)", "machine": machine(),
         "wall_s_this_invocation": time.perf_counter() - started,
     }
     if quick:
