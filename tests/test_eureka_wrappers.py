@@ -129,7 +129,7 @@ def _reward(body: str) -> str:
     ("return 'high', {}", "not a float"),
     ("return 1.0, {f'c{i}': 1.0 for i in range(40)}", "40 reward components"),
     ("return 1.0, {('neg' if action[0] < 0 else 'pos'): 1.0}", "different component names"),
-    ("return 1.0, {'\\ud800': 1.0}", "could not be sent"),
+    ("return 1.0, {'\\ud800': 1.0}", "component names must be"),
 ])
 def test_bad_reward_values_in_the_server_raise_one_line_reasons(body, reason):
     venv = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=2, seed=0), code=_reward(body))
@@ -138,7 +138,7 @@ def test_bad_reward_values_in_the_server_raise_one_line_reasons(body, reason):
         with pytest.raises(CodeRewardError, match=reason) as caught:
             venv.step(np.array([[-1.0], [1.0]], dtype=np.float32))
         assert "\n" not in str(caught.value)
-        assert venv.server._proc is None  # closed: replies queued behind a failure would be out of step
+        assert venv.server._worker is None  # closed: replies queued behind a failure would be out of step
     finally:
         venv.close()
 
@@ -188,14 +188,14 @@ def test_a_forged_or_malformed_reply_frame_is_refused(frame, reason):
     try:
         venv.reset()
         venv.step(np.zeros((2, 1), dtype=np.float32))  # the real channel works
-        os.close(server._reader.fd)
-        server._reader = FrameReader(read_fd)  # from here on, replies come from this test
+        os.close(server._worker.reader.fd)
+        server._worker.reader = FrameReader(read_fd)  # from here on, replies come from this test
         os.write(write_fd, frame())
         os.close(write_fd)
         write_fd = None
         with pytest.raises(CodeRewardError, match=reason) as caught:
             venv.step(np.zeros((2, 1), dtype=np.float32))
-        assert "\n" not in str(caught.value) and server._proc is None
+        assert "\n" not in str(caught.value) and server._worker is None
     finally:
         if write_fd is not None:
             os.close(write_fd)

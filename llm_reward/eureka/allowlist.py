@@ -1,21 +1,30 @@
 """The AST allow-list every piece of reward code passes before it reaches a sandbox worker.
 
-The check runs on the source text only (``ast.parse`` executes nothing). It admits plain arithmetic Python over
-``math`` and ``numpy``: no other imports, no ``open``/``exec``/``eval``/``compile``/``__import__``/``getattr``/
-``globals`` and friends, no dunder names or attributes, no numpy file or FFI helpers, no ``global``/``nonlocal``,
-no ``str.format`` (its field syntax reaches attributes). The worker enforces the same limits a second time with
-restricted builtins and an audit hook, so a gap here is not an escape by itself.
+The check runs on the source text only (``ast.parse`` executes nothing). It allows rather than forbids: plain
+arithmetic Python over ``math`` and ``numpy`` where every attribute is named here. ``np.<name>`` and
+``math.<name>`` must be one of the listed numerical callables, types or constants (``np.linalg.<name>`` likewise);
+a module may only appear as the left side of such an attribute (never stored, passed or returned, so no chain of
+attributes reaches another module); any other attribute must be a listed ndarray, dict, list, str or float
+method or property. Dunder and private names, ``open``/``exec``/``eval``/``getattr``/``type`` and friends,
+classes, ``global``/``nonlocal`` and ``with`` are refused. The worker enforces limits a second time (restricted
+builtins, an audit hook) and the operating system a third (:mod:`llm_reward.eureka.jail`), so a gap here is not
+an escape by itself.
 
     >>> check_code("import numpy as np\\ndef compute_reward(obs, action, next_obs, info):\\n    return 0.0, {}")
     >>> check_code("import os")
     Traceback (most recent call last):
     ...
     llm_reward.eureka.allowlist.CodeRejected: line 1: import of 'os' is not allowed (only math, numpy)
+    >>> check_code("import numpy as np\\nb = np.ma")
+    Traceback (most recent call last):
+    ...
+    llm_reward.eureka.allowlist.CodeRejected: line 2: 'np.ma' is not an allowed numpy name
 """
 
 from __future__ import annotations
 
 import ast
+import math
 
 ALLOWED_MODULES = frozenset({"math", "numpy"})
 MAX_SOURCE_CHARS = 20_000
@@ -37,15 +46,62 @@ FORBIDDEN_NAMES = frozenset({
     "socket", "ctypes", "pickle", "shutil", "signal", "importlib", "builtins", "io", "pathlib",
 })
 
-#: Attributes that are never allowed on anything (numpy I/O, FFI, pickling, frames, formatting escapes).
-FORBIDDEN_ATTRIBUTES = frozenset({
-    "load", "loads", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
-    "tofile", "fromregex", "memmap", "open_memmap", "dump", "dumps", "ctypeslib", "ctypes", "lib", "f2py",
-    "distutils", "testing", "DataSource", "format", "format_map", "os", "sys", "system", "popen", "gi_frame",
-    "gi_code", "f_globals", "f_locals", "f_back", "f_builtins", "cr_frame", "tb_frame", "func_globals",
-    "mro", "show_config", "show_runtime", "char", "rec", "polynomial", "exceptions",
+#: ``np.<name>``: numerical callables, types and constants (no I/O, FFI, pickling, submodules but linalg).
+NUMPY_NAMES = frozenset({
+    # elementwise math
+    "abs", "absolute", "fabs", "sign", "sqrt", "cbrt", "square", "exp", "exp2", "expm1", "log", "log2", "log10",
+    "log1p", "power", "float_power", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh",
+    "tanh", "arcsinh", "arccosh", "arctanh", "hypot", "deg2rad", "rad2deg", "degrees", "radians", "floor", "ceil",
+    "trunc", "rint", "round", "around", "fix", "mod", "fmod", "remainder", "divmod", "floor_divide", "true_divide",
+    "divide", "multiply", "add", "subtract", "negative", "positive", "reciprocal", "maximum", "minimum", "fmax",
+    "fmin", "clip", "heaviside", "copysign", "logaddexp", "logaddexp2", "sinc", "nan_to_num", "interp",
+    "isfinite", "isnan", "isinf", "isclose", "allclose", "array_equal", "equal", "not_equal", "less",
+    "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_not", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "left_shift", "right_shift", "where", "select",
+    "piecewise", "signbit",
+    # reductions and statistics
+    "sum", "prod", "mean", "median", "std", "var", "min", "max", "amin", "amax", "ptp", "average", "cumsum",
+    "cumprod", "nansum", "nanmean", "nanmax", "nanmin", "nanstd", "nanmedian", "percentile", "quantile",
+    "argmax", "argmin", "argsort", "sort", "all", "any", "count_nonzero", "nonzero", "argwhere", "flatnonzero",
+    "unique", "bincount", "histogram", "digitize", "searchsorted", "diff", "gradient", "trapezoid", "convolve",
+    "correlate", "corrcoef", "cov",
+    # construction and shape
+    "array", "asarray", "asanyarray", "ascontiguousarray", "copy", "zeros", "ones", "full", "empty", "zeros_like",
+    "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace", "geomspace", "eye", "identity",
+    "diag", "diagonal", "trace", "tri", "tril", "triu", "meshgrid", "reshape", "ravel", "squeeze",
+    "expand_dims", "transpose", "swapaxes", "moveaxis", "flip", "fliplr", "flipud", "roll", "rot90",
+    "concatenate", "stack", "vstack", "hstack", "dstack", "column_stack", "split", "array_split", "tile",
+    "repeat", "broadcast_to", "atleast_1d", "atleast_2d", "atleast_3d", "take", "take_along_axis", "unravel_index",
+    "ravel_multi_index", "indices", "shape", "ndim", "size", "isscalar", "isin", "in1d", "intersect1d",
+    "union1d", "setdiff1d", "pad",
+    # linear algebra at the top level
+    "dot", "vdot", "inner", "outer", "matmul", "cross", "tensordot", "einsum", "kron", "linalg",
+    # types and their limits
+    "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "bool_", "intp", "ndarray", "number", "integer", "floating", "generic", "finfo", "iinfo",
+    # constants
+    "pi", "e", "inf", "nan", "newaxis", "euler_gamma",
 })
-
+#: ``np.linalg.<name>``.
+LINALG_NAMES = frozenset({"norm", "det", "inv", "pinv", "solve", "eig", "eigh", "eigvals", "eigvalsh", "svd",
+                          "qr", "cholesky", "lstsq", "matrix_rank", "matrix_power", "cond", "slogdet"})
+#: ``math.<name>``: everything public in math (functions and float constants only).
+MATH_NAMES = frozenset(name for name in dir(math) if not name.startswith("_"))
+#: Submodule names reachable from a module alias, with what they allow.
+_MODULE_NAMES = {"numpy": NUMPY_NAMES, "math": MATH_NAMES, "numpy.linalg": LINALG_NAMES}
+#: Any other ``x.<name>``: ndarray methods and properties, dict/list/str/float methods, finfo fields.
+OBJECT_ATTRIBUTES = frozenset({
+    "all", "any", "argmax", "argmin", "argsort", "astype", "clip", "copy", "cumprod", "cumsum", "diagonal", "dot",
+    "fill", "flatten", "item", "max", "mean", "min", "nonzero", "prod", "ravel", "repeat", "reshape", "round",
+    "sort", "squeeze", "std", "sum", "swapaxes", "take", "tolist", "trace", "transpose", "var", "T", "shape",
+    "ndim", "size", "dtype", "real", "imag", "flat", "nbytes", "itemsize", "kind",
+    "get", "items", "keys", "values", "update", "pop", "setdefault", "append", "extend", "insert", "index",
+    "count", "reverse", "remove", "clear", "lower", "upper", "strip", "lstrip", "rstrip", "startswith",
+    "endswith", "split", "join", "replace", "isdigit", "isalpha", "is_integer", "conjugate",
+    "eps", "tiny", "resolution", "bits",
+    # ufunc methods (np.add.reduce, np.maximum.accumulate)
+    "reduce", "accumulate", "outer",
+})
 _FORBIDDEN_NODES: dict[type, str] = {
     ast.Global: "'global' statements", ast.Nonlocal: "'nonlocal' statements", ast.ClassDef: "class definitions",
     ast.AsyncFunctionDef: "async functions", ast.Await: "await", ast.AsyncFor: "async for",
@@ -79,10 +135,58 @@ def check_code(source: str) -> None:
         raise CodeRejected(f"line {exc.lineno}: syntax error: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise CodeRejected(f"unparsable reward code: {type(exc).__name__}") from None
+    modules = _module_aliases(tree)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     for node in ast.walk(tree):
-        reason = _node_reason(node)
+        reason = _node_reason(node) or _attribute_reason(node, modules, parents)
         if reason is not None:
             raise CodeRejected(f"line {getattr(node, 'lineno', '?')}: {reason}")
+
+
+def _module_aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> module for ``np``/``math`` (bound in the worker) and every import of numpy, math, linalg."""
+    aliases = {"np": "numpy", "numpy": "numpy", "math": "math"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                aliases[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module == "numpy":
+            for alias in node.names:
+                if alias.name == "linalg":
+                    aliases[alias.asname or alias.name] = "numpy.linalg"
+    return aliases
+
+
+def _module_of(node: ast.AST, modules: dict[str, str]) -> str | None:
+    """The module ``node`` evaluates to (``np``, ``np.linalg``), or None if it is not a module expression."""
+    if isinstance(node, ast.Name):
+        return modules.get(node.id)
+    if isinstance(node, ast.Attribute) and _module_of(node.value, modules) == "numpy" and node.attr == "linalg":
+        return "numpy.linalg"
+    return None
+
+
+def _attribute_reason(node: ast.AST, modules: dict[str, str], parents: dict[ast.AST, ast.AST]) -> str | None:
+    """Modules only as the base of an allowed attribute; every other attribute from OBJECT_ATTRIBUTES."""
+    if isinstance(node, ast.Name) and node.id in modules:
+        parent = parents.get(node)
+        if not isinstance(node.ctx, ast.Load):
+            return f"the module name {node.id!r} cannot be assigned"
+        if not (isinstance(parent, ast.Attribute) and parent.value is node):
+            return f"the module {node.id!r} may only be used as {node.id}.<name>"
+    elif isinstance(node, ast.Attribute):
+        module = _module_of(node.value, modules)
+        if module is not None:
+            if node.attr not in _MODULE_NAMES[module]:
+                base = ast.unparse(node.value)
+                return f"'{base}.{node.attr}' is not an allowed {module.split('.')[0]} name"
+            if module == "numpy" and node.attr == "linalg":
+                parent = parents.get(node)
+                if not (isinstance(parent, ast.Attribute) and parent.value is node):
+                    return "numpy.linalg may only be used as np.linalg.<name>"
+        elif node.attr not in OBJECT_ATTRIBUTES and not node.attr.startswith("_"):
+            return f"attribute {node.attr!r} is not allowed (not an ndarray, dict, list or str method)"
+    return None
 
 
 def _node_reason(node: ast.AST) -> str | None:
@@ -94,10 +198,10 @@ def _node_reason(node: ast.AST) -> str | None:
             if alias.name.split(".")[0] not in ALLOWED_MODULES or "." in alias.name:
                 return f"import of {alias.name!r} is not allowed (only math, numpy)"
     elif isinstance(node, ast.ImportFrom):
-        if node.level or node.module is None or node.module not in ALLOWED_MODULES:
-            return f"import from {node.module!r} is not allowed (only math, numpy)"
+        if node.level or node.module not in _MODULE_NAMES:
+            return f"import from {node.module!r} is not allowed (only math, numpy, numpy.linalg)"
         for alias in node.names:
-            if alias.name == "*" or alias.name.startswith("_") or alias.name in FORBIDDEN_ATTRIBUTES:
+            if alias.name not in _MODULE_NAMES[node.module]:
                 return f"'from {node.module} import {alias.name}' is not allowed"
     elif isinstance(node, ast.Name):
         if node.id.startswith("__") or node.id in FORBIDDEN_NAMES:
@@ -105,8 +209,6 @@ def _node_reason(node: ast.AST) -> str | None:
     elif isinstance(node, ast.Attribute):
         if node.attr.startswith("_"):
             return f"{'dunder' if node.attr.startswith('__') else 'private'} attribute {node.attr!r} is not allowed"
-        if node.attr in FORBIDDEN_ATTRIBUTES:
-            return f"attribute {node.attr!r} is not allowed"
     elif isinstance(node, (ast.FunctionDef, ast.Lambda)):
         name = getattr(node, "name", "lambda")
         if name.startswith("__") or name in FORBIDDEN_NAMES:

@@ -27,8 +27,11 @@ SMOKE_TIMEOUT_S = 45.0
 def validate_reward_code(code: str, env_id: str, *, smoke_steps: int = 100, seed: int = 0) -> tuple[bool, str]:
     """The full pre-training check of ``code`` (plain source or an LLM reply) on ``env_id``: ``(ok, reason)``.
 
-    Extraction by name, signature, allow-list, then a sandboxed smoke test on ``smoke_steps`` random-action steps.
-    Returns within about 50 s whatever the code does; never raises for bad code.
+    Extraction by name, signature, allow-list, then a sandboxed smoke test on ``smoke_steps`` random-action steps
+    (the code in a jailed reward server, the rollout and its statistics in a runner that never runs the code).
+    Returns within about 55 s whatever the code does; never raises for bad code. Raises
+    :class:`~llm_reward.eureka.jail.SandboxUnavailable` (naming ``sandbox.isolation``) where the OS sandbox cannot
+    start on this machine.
     """
     try:
         source = extract_reward_code(code)

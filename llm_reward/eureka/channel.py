@@ -23,6 +23,7 @@ import functools
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -35,6 +36,12 @@ MAX_COMPONENTS = 32
 MAX_NAME_CHARS = 64
 MAX_REASON_CHARS = 400
 MAX_ABS_VALUE = 1e9
+#: Largest |reward| (total or component) of one transition, checked on every call at run time, not only in the
+#: smoke test: a reward beyond it is a bug or an attack on the training run, never a useful signal.
+MAX_ABS_REWARD = 1e4
+#: A component name: letters, digits and ``_ . : - + / ( ) [ ]`` or spaces (no control characters, no newlines:
+#: names reach the reflection prompt).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:+\-/()\[\] ]{1,%d}" % MAX_NAME_CHARS)
 _HEADER = struct.Struct(">I")
 
 #: First bytes of a binary ``rewards`` frame. It starts with NUL, which no JSON text does, so a JSON reader
@@ -123,8 +130,8 @@ def decode_rewards(body: bytes, n: int) -> tuple[tuple[str, ...], np.ndarray]:
         raise ChannelError(f"rewards frame of {len(body)} bytes does not hold {(1 + k) * n} float64 values")
     names = _parse_names(body[_REWARDS_HEAD.size:offset], k)
     values = np.frombuffer(body, dtype=_FLOAT64, offset=offset).reshape(1 + k, n)
-    if not (np.abs(values) <= MAX_ABS_VALUE).all():  # one test for NaN, inf and huge values alike
-        raise ChannelError(f"rewards frame has a non-finite value or one beyond +-{MAX_ABS_VALUE:g}")
+    if not (np.abs(values) <= MAX_ABS_REWARD).all():  # one test for NaN, inf and huge values alike
+        raise ChannelError(f"a reward is non-finite or beyond +-{MAX_ABS_REWARD:g}")
     return names, values
 
 
@@ -147,8 +154,8 @@ def _parse_names(block: bytes, k: int) -> tuple[str, ...]:
             name = block[offset:offset + size].decode("utf-8")
         except UnicodeDecodeError:
             raise ChannelError("a component name is not UTF-8") from None
-        if not 1 <= len(name) <= MAX_NAME_CHARS:
-            raise ChannelError(f"bad component name {name[:80]!r}")
+        if not valid_name(name):
+            raise ChannelError(f"bad component name {name[:80]!r} (letters, digits, _.:+-/()[] and spaces)")
         names.append(name)
         offset += size
     if offset != len(block):
@@ -221,7 +228,7 @@ def component_means(value: Any, what: str = "components") -> dict[str, float]:
         raise ChannelError(f"{what} has {len(value)} entries; the limit is {MAX_COMPONENTS}")
     out = {}
     for name, number in value.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
+        if not valid_name(name):
             raise ChannelError(f"{what} has a bad name {str(name)[:80]!r}")
         out[name] = finite_number(number, f"{what}[{name!r}]")
     return out
@@ -233,8 +240,15 @@ def number_list(value: Any, what: str, max_len: int = 100_000) -> list[float]:
     return [finite_number(v, f"{what}[{i}]") for i, v in enumerate(value)]
 
 
+def valid_name(name: Any) -> bool:
+    """Whether ``name`` may name a reward component (see ``NAME_PATTERN``)."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
 def reason_text(value: Any) -> str:
-    """A worker's one-line failure reason, flattened and truncated (it may quote the reward code's own message)."""
+    """A worker's one-line failure reason, flattened, truncated and always encodable as UTF-8 (it may quote the
+    reward code's own message, lone surrogates included)."""
     text = value if isinstance(value, str) else repr(value)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = " ".join(text.split())
     return text[:MAX_REASON_CHARS] or "unknown error"

@@ -25,6 +25,10 @@ FUNCTION_NAME = "compute_reward"
 SIGNATURE = "compute_reward(obs, action, next_obs, info) -> (float, dict[str, float])"
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Assign, ast.AnnAssign)
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends ast counts (not str.splitlines' \f, \v, \x1c...)
+#: Longest LLM reply looked at; checked before any parsing (a reply is a few KB; the code itself is capped at
+#: 20,000 characters by the allow-list).
+MAX_REPLY_CHARS = 200_000
 
 
 class ExtractionError(ValueError):
@@ -44,6 +48,8 @@ def extract_reward_code(text: str) -> str:
     """
     if not isinstance(text, str) or not text.strip():
         raise ExtractionError("the response is empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise ExtractionError(f"the response is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
     last_error = f"no function named {FUNCTION_NAME} found; write {SIGNATURE}"
     for block in reversed(code_blocks(text)):
         tree = _parse(block)
@@ -58,8 +64,22 @@ def extract_reward_code(text: str) -> str:
         chosen = functions[-1]
         kept = [node for node in tree.body if isinstance(node, _KEPT)
                 and not (isinstance(node, ast.FunctionDef) and node.name == FUNCTION_NAME and node is not chosen)]
-        return "\n".join(ast.get_source_segment(block, node) or ast.unparse(node) for node in kept) + "\n"
+        return "\n".join(_segments(block, kept)) + "\n"
     raise ExtractionError(last_error)
+
+
+def _segments(source: str, nodes: list[ast.stmt]) -> list[str]:
+    """The source text of each node, in time linear in ``len(source)`` (``ast.get_source_segment`` splits the
+    whole source again for every node: quadratic in a long reply)."""
+    starts = [0, *(match.end() for match in _NEWLINE.finditer(source))]
+
+    def offset(line: int, column: int) -> int:  # ast columns count UTF-8 bytes
+        begin = starts[line - 1]
+        end = starts[line] if line < len(starts) else len(source)
+        return begin + len(source[begin:end].encode()[:column].decode(errors="replace"))
+
+    return [source[offset(node.lineno, node.col_offset):offset(node.end_lineno, node.end_col_offset)]
+            for node in nodes]
 
 
 def check_signature(function: ast.FunctionDef) -> None:

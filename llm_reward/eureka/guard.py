@@ -1,7 +1,9 @@
 """Inside a sandbox worker: resource limits, an audit hook, and loading reward code with restricted builtins.
 
 This module runs in the child process only (``llm_reward.eureka.worker``). The library process never calls
-:func:`load_reward`.
+:func:`load_reward`. The audit hook and the restricted builtins live in the same process as the reward code, so
+code that gets past the allow-list could tamper with them: they are defence in depth. The wall is the operating
+system's (:mod:`llm_reward.eureka.jail`), and every number is checked again by the library.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from llm_reward.eureka.allowlist import ALLOWED_MODULES, SAFE_BUILTINS, check_code
-from llm_reward.eureka.channel import MAX_ABS_VALUE, MAX_COMPONENTS, MAX_NAME_CHARS
+from llm_reward.eureka.channel import MAX_ABS_REWARD, MAX_COMPONENTS, MAX_NAME_CHARS, valid_name
 from llm_reward.eureka.extract import FUNCTION_NAME
 
 CODE_FILENAME = "<reward_code>"
@@ -29,15 +31,20 @@ class RewardCodeError(Exception):
 
 
 def apply_limits(*, cpu_seconds: int, memory_mb: int, max_file_mb: int, max_processes: int | None) -> None:
-    """Lower this process's rlimits (hard limits too, so the code cannot raise them again)."""
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-    memory = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    size = max_file_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    """Lower this process's rlimits (hard limits too, so the code cannot raise them again; a limit inherited lower
+    from the parent stays)."""
+
+    def lower(kind: int, value: int, hard_margin: int = 0) -> None:
+        _, hard = resource.getrlimit(kind)
+        cap = hard if hard != resource.RLIM_INFINITY else value + hard_margin
+        resource.setrlimit(kind, (min(value, cap), min(value + hard_margin, cap)))
+
+    lower(resource.RLIMIT_CPU, cpu_seconds, 5)
+    lower(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    lower(resource.RLIMIT_FSIZE, max_file_mb * 1024 * 1024)
+    lower(resource.RLIMIT_CORE, 0)
     if max_processes is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
+        lower(resource.RLIMIT_NPROC, max_processes)
 
 
 _BLOCKED_EVENTS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
@@ -145,7 +152,7 @@ def _as_number(value: Any, what: str, name: str | None = None) -> float:
     # A plain float in range (NaN fails the comparison) is by far the most common value and needs nothing else;
     # this runs for every total and component of every transition the reward server answers, so the error label
     # is only built past this point.
-    if type(value) is float and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+    if type(value) is float and -MAX_ABS_REWARD <= value <= MAX_ABS_REWARD:
         return value
     if name is not None:
         what = f"{what} {name!r}"
@@ -158,8 +165,8 @@ def _as_number(value: Any, what: str, name: str | None = None) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise RewardCodeError(f"{what} is {number}; rewards must be finite")
-    if abs(number) > MAX_ABS_VALUE:
-        raise RewardCodeError(f"{what} = {number:g} exceeds +-{MAX_ABS_VALUE:g}")
+    if abs(number) > MAX_ABS_REWARD:
+        raise RewardCodeError(f"{what} = {number:g} exceeds +-{MAX_ABS_REWARD:g}")
     return number
 
 
@@ -183,8 +190,8 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
         raise RewardCodeError(f"{len(parts)} reward components; at most {MAX_COMPONENTS}")
     components = {}
     for name, value in parts.items():
-        if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
-            raise RewardCodeError(f"component names must be strings of 1-{MAX_NAME_CHARS} characters")
+        if not valid_name(name):
+            raise RewardCodeError(f"component names must be 1-{MAX_NAME_CHARS} letters, digits, spaces or _.:+-/()[]")
         components[name] = _as_number(value, "component", name)
     return total, components
 

@@ -1,17 +1,23 @@
-"""The sandbox worker: a fresh ``python -I`` that runs one job on untrusted reward code and reports numbers.
+"""The sandbox children: a trusted runner (``smoke``, ``train``) and the jailed reward server (``serve``).
 
-Started only by :mod:`llm_reward.eureka.sandbox`; never imported by the library process for execution. The job
-arrives as JSON on stdin; results leave as frames on the private channel fd given with ``--channel``. Modes:
+Started only by :mod:`llm_reward.eureka.sandbox`. The job arrives as JSON on stdin; results leave as frames on
+the private channel fd given with ``--channel``. Modes:
 
-- ``smoke``: a short random-action rollout of the env, the reward called on every step;
-- ``train``: a whole short SB3 training run on the reward (``code``, the env's own ``env`` reward, or the
-  ``sparse`` success reward), with ~``n_points`` progress frames for reward reflection;
-- ``serve``: a long-lived reward server for :class:`~llm_reward.eureka.wrappers.CodeRewardVecEnv`.
+- ``smoke``: a short random-action rollout of the env; the rewards come from a reward server, the statistics are
+  computed here;
+- ``train``: a whole short SB3 training run on the reward (``code`` through a reward server, the env's own
+  ``env`` reward, or the ``sparse`` success reward), with ~``n_points`` progress frames for reward reflection;
+- ``serve``: the reward server, the only mode that loads reward code. Before it does, the process is in the OS
+  jail, has dropped every privilege and installed the seccomp filter and the audit hook.
+
+The runner modes never execute reward code, so nothing the code does can reach their env, trainer, statistics or
+channel.
 """
 
 from __future__ import annotations
 
 import argparse
+import builtins
 import functools
 import json
 import os
@@ -23,7 +29,7 @@ from llm_reward.eureka.batch import HEADER as REQUEST_HEADER
 from llm_reward.eureka.batch import decode_request
 from llm_reward.eureka.channel import ChannelError, encode_rewards, write_bytes, write_frame
 from llm_reward.eureka.guard import (RewardCodeError, apply_limits, call_reward, describe_exception,
-                                     install_audit_hook, load_reward, plain_info)
+                                     install_audit_hook, load_reward)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     send = functools.partial(write_frame, args.channel)
     limits = job["limits"]
     apply_limits(cpu_seconds=limits["cpu_seconds"], memory_mb=limits["memory_mb"],
-                 max_file_mb=limits["max_file_mb"], max_processes=limits.get("max_processes"))
-    os.chdir(job["sandbox_dir"])
+                 max_file_mb=limits["max_file_mb"], max_processes=None)
+    os.chdir(job["work_dir"])
     stage = job["mode"]
     try:
         if stage == "smoke":
@@ -53,7 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as exc:  # noqa: BLE001 - report, then exit non-zero
         traceback.print_exc()
         send({"type": "error", "reason": describe_exception(exc)})
-        sys.exit(1)
+        _exit(1)
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Exit now: everything is reported and every child closed; an interpreter shutdown that unloads torch can
+    take seconds on a loaded machine, and the caller would wait for it or kill it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _setup_numerics() -> None:
@@ -92,83 +107,114 @@ class _Stats:
         return {name: [s / n, lo, hi] for name, (s, lo, hi, n) in self.sums.items()}
 
 
+def _reward_server(job: dict[str, Any]) -> Any:
+    """The job's reward server (the caller checked that its isolation can run here)."""
+    from llm_reward.eureka.sandbox import SandboxLimits
+    from llm_reward.eureka.server import RewardServer
+
+    limits = job["limits"]
+    return RewardServer(job["code"], hidden_info_keys=job.get("hidden_info_keys", ()),
+                        call_timeout_s=float(job.get("call_timeout_s", 10.0)),
+                        startup_timeout_s=min(60.0, float(limits["timeout_s"])),
+                        limits=SandboxLimits(memory_mb=int(job.get("server_memory_mb", 2048)),
+                                             writable_mb=int(limits["writable_mb"]),
+                                             max_file_mb=int(limits["max_file_mb"]),
+                                             isolation=limits["isolation"]),
+                        cpu_s_per_call=float(job.get("cpu_s_per_call", 0.005)),
+                        _inner_layers=bool(job.get("inner_layers", True)), _jailed=bool(job["jail"]))
+
+
 def run_smoke(job: dict[str, Any], send: Callable[[dict], None]) -> None:
-    """A random-action rollout of ``n_steps`` with ``compute_reward`` checked on every step."""
+    """A random-action rollout of ``n_steps``; ``compute_reward`` answered and checked on every step."""
     _setup_numerics()
+    from llm_reward.eureka.server import CodeRewardError
+    from llm_reward.eureka.wrappers import _one
+
     env = _make_env(job, job["seed"])
     env.action_space.seed(job["seed"])
     obs, _ = env.reset(seed=job["seed"])
-    install_audit_hook(job["sandbox_dir"])
-    fn = load_reward(job["code"])
-    hidden = frozenset(job.get("hidden_info_keys", ()))
+    server = _reward_server(job)
     stats = _Stats()
-    for step in range(int(job["n_steps"])):
-        action = env.action_space.sample()
-        next_obs, _, terminated, truncated, info = env.step(action)
-        try:
-            total, components = call_reward(fn, obs, action, next_obs, plain_info(info, hidden))
-        except RewardCodeError as exc:
-            raise RewardCodeError(f"smoke test step {step}: {exc}") from None
-        stats.add(total, components)
-        obs = env.reset()[0] if terminated or truncated else next_obs
+    try:
+        for step in range(int(job["n_steps"])):
+            action = env.action_space.sample()
+            next_obs, _, terminated, truncated, info = env.step(action)
+            try:
+                totals, components = server.rewards(_one(obs), [action], _one(next_obs), [info])
+            except CodeRewardError as exc:
+                raise RewardCodeError(f"smoke test step {step}: {exc}") from None
+            stats.add(float(totals[0]), {name: float(values[0]) for name, values in components.items()})
+            obs = env.reset()[0] if terminated or truncated else next_obs
+    finally:
+        server.close()
     summary = stats.summary()
-    send({"type": "result", "steps": int(job["n_steps"]), "total": summary.pop("__total__"),
+    send({"type": "result", "steps": int(job["n_steps"]), "total": summary.pop("__total__", [0.0, 0.0, 0.0]),
           "components": summary})
 
 
-def _reward_wrapper_class() -> type:
+def _sparse_reward(env: Any) -> Any:
+    """``env`` rewarded 1 at the end of a successful episode, else 0."""
     import gymnasium as gym
 
-    class _Reward(gym.Wrapper):
-        def __init__(self, env: Any, kind: str, stats: _Stats, hidden: frozenset[str]):
-            super().__init__(env)
-            self.kind, self.stats, self.fn, self.hidden = kind, stats, None, hidden
-            self._obs: Any = None
-
-        def reset(self, **kwargs: Any) -> Any:
-            obs, info = self.env.reset(**kwargs)
-            self._obs = obs
-            return obs, info
-
+    class _Sparse(gym.Wrapper):
         def step(self, action: Any) -> Any:
-            next_obs, reward, terminated, truncated, info = self.env.step(action)
-            if self.kind == "code":
-                reward, components = call_reward(self.fn, self._obs, action, next_obs,
-                                                 plain_info(info, self.hidden))
-                self.stats.add(reward, components)
-            elif self.kind == "sparse":
-                reward = float(bool(info.get("is_success", False))) if terminated or truncated else 0.0
-                self.stats.add(reward, {})
-            else:
-                self.stats.add(float(reward), {})
-            self._obs = next_obs
+            next_obs, _, terminated, truncated, info = self.env.step(action)
+            reward = float(bool(info.get("is_success", False))) if terminated or truncated else 0.0
             return next_obs, reward, terminated, truncated, info
 
-    return _Reward
+    return _Sparse(env)
+
+
+def _stats_vec_env(venv: Any, stats: _Stats) -> Any:
+    """``venv`` with every training reward (and its components, if any) added to ``stats``."""
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class _Recorder(VecEnvWrapper):
+        def reset(self) -> Any:
+            return self.venv.reset()
+
+        def step_wait(self) -> Any:
+            obs, rewards, dones, infos = self.venv.step_wait()
+            for reward, info in zip(rewards.tolist(), infos):
+                stats.add(float(reward), info.get("reward_components", {}))
+            return obs, rewards, dones, infos
+
+    return _Recorder(venv)
 
 
 def run_train(job: dict[str, Any], send: Callable[[dict], None]) -> None:
     """Train ``job["algo"]`` for ``total_timesteps`` on the chosen reward; one progress frame per training chunk."""
     _setup_numerics()
-    from stable_baselines3.common.callbacks import BaseCallback
-
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from llm_reward.agents import evaluate_success, make_agent
+    from llm_reward.agents import make_agent
+    from llm_reward.eureka.wrappers import CodeRewardVecEnv
 
     kind, seed, n_points = job["reward"], int(job["seed"]), int(job["n_points"])
     stats = _Stats()
-    wrapper = _reward_wrapper_class()
-    hidden = frozenset(job.get("hidden_info_keys", ()))
-    venv = DummyVecEnv([functools.partial(lambda i: wrapper(_make_env(job, seed + i), kind, stats, hidden), i)
-                        for i in range(int(job["n_envs"]))])
+
+    def make(i: int) -> Any:
+        env = _make_env(job, seed + i)
+        return _sparse_reward(env) if kind == "sparse" else env
+
+    venv = DummyVecEnv([functools.partial(make, i) for i in range(int(job["n_envs"]))])
     venv.seed(seed)
-    model = make_agent(job["algo"], venv, seed=seed, **job.get("agent_kwargs", {}))
-    install_audit_hook(job["sandbox_dir"])
     if kind == "code":
-        fn = load_reward(job["code"])
-        for env in venv.envs:
-            env.fn = fn
+        venv = CodeRewardVecEnv(venv, server=_reward_server(job))
+    venv = _stats_vec_env(venv, stats)
+    model = make_agent(job["algo"], venv, seed=seed, **job.get("agent_kwargs", {}))
+    try:
+        _train(job, model, stats, send, n_points)
+    finally:
+        venv.close()
+
+
+def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict], None], n_points: int) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from llm_reward.agents import evaluate_success
+
+    seed = int(job["seed"])
     total = int(job["total_timesteps"])
     chunk = max(1, total // n_points)
 
@@ -223,9 +269,22 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
     """
     import numpy as np
 
+    from llm_reward.eureka import jail
+
     np.seterr(all="ignore")
-    install_audit_hook(job["sandbox_dir"])
-    fn = load_reward(job["code"])
+    import pickle  # noqa: F401 - decode_request's, imported before the audit hook and the filter
+
+    jail.drop_privileges()
+    # After the uid change (which clears it): die with the parent, and exit if it died before this line.
+    jail.die_with_parent(1 if job["jailed"] else int(job["parent_pid"]), lifeline_fd=requests_fd)
+    jail.install_syscall_filter()
+    if job.get("inner_layers", True):
+        install_audit_hook(job["work_dir"])
+        fn = load_reward(job["code"])
+    else:  # tests only: the OS layers on their own, as if the code had got past the allow-list and the hook
+        namespace: dict[str, Any] = {"__builtins__": builtins, "__name__": "reward_code", "np": np}
+        exec(compile(job["code"], "<reward_code>", "exec"), namespace)  # noqa: S102 - in the jail
+        fn = namespace["compute_reward"]
     send = functools.partial(write_frame, channel_fd)
     send({"type": "ready"})
     reader = os.fdopen(requests_fd, "rb", buffering=1 << 16)

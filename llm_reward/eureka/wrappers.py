@@ -20,11 +20,6 @@ rl-baselines3-zoo (hyperparameter YAML)::
 
 from __future__ import annotations
 
-import collections
-import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,18 +27,13 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from llm_reward.eureka import channel
 from llm_reward.eureka.allowlist import check_code
-from llm_reward.eureka.batch import encode_request
-from llm_reward.eureka.channel import ChannelError
 from llm_reward.eureka.context import ALWAYS_HIDDEN
-from llm_reward.eureka.extract import extract_reward_code, info_keys_used
-from llm_reward.eureka.guard import plain_info
-from llm_reward.eureka.sandbox import SandboxLimits, end_worker, spawn_worker
+from llm_reward.eureka.extract import extract_reward_code
+from llm_reward.eureka.server import CodeRewardError, RewardServer
 
-
-class CodeRewardError(RuntimeError):
-    """The reward code failed on a request (raised in the caller's process with the worker's one-line reason)."""
+__all__ = ["CodeRewardError", "CodeRewardVecEnv", "CodeRewardWrapper", "RewardServer", "code_reward_vec_env",
+           "load_code"]
 
 
 def load_code(code: str | None = None, code_path: str | Path | None = None) -> str:
@@ -60,129 +50,22 @@ def load_code(code: str | None = None, code_path: str | Path | None = None) -> s
     return source
 
 
-class RewardServer:
-    """A long-lived sandbox worker that evaluates ``compute_reward`` on batches sent by this process.
-
-    Requests are pickled by us (trusted, :mod:`~llm_reward.eureka.batch`) to the worker; each reply is one typed
-    binary frame of float64 (or a JSON error frame), checked here for its batch size, names and finite values
-    before any number is used.
-    """
-
-    def __init__(self, code: str, *, hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0,
-                 startup_timeout_s: float = 60.0, memory_mb: int = 2048):
-        self.code, self.call_timeout_s = code, call_timeout_s
-        self.hidden = frozenset(hidden_info_keys)
-        self.info_keys = info_keys_used(code)  # send only what the code reads (None: all of it)
-        self._pending: collections.deque[int] = collections.deque()
-        self._dir = tempfile.mkdtemp(prefix="eureka-serve-")
-        limits = SandboxLimits(timeout_s=startup_timeout_s, memory_mb=memory_mb, cpu_seconds=10 ** 7)
-        request_read, self._requests = os.pipe()
-        try:
-            self._proc, self._reader, self._log = spawn_worker(
-                {"mode": "serve", "code": code}, limits, self._dir,
-                extra_fds=(request_read,), extra_args=("--requests", str(request_read)))
-        finally:
-            os.close(request_read)
-        frame = self._next(time.monotonic() + startup_timeout_s)
-        if frame["type"] != "ready":
-            self.close()
-            raise CodeRewardError(f"the reward worker did not start: {channel.reason_text(frame.get('reason'))}")
-
-    def _next(self, deadline: float) -> dict[str, Any]:
-        body = self._next_body(deadline)
-        try:
-            return channel.decode_payload(body)
-        except ChannelError as exc:
-            self.close()
-            raise CodeRewardError(f"reward worker: {exc}") from None
-
-    def _next_body(self, deadline: float) -> bytes:
-        try:
-            body = self._reader.read_body(deadline)
-        except ChannelError as exc:
-            self.close()
-            raise CodeRewardError(f"reward worker: {exc}") from None
-        if body is None:
-            self.close()
-            raise CodeRewardError("the reward worker exited (CPU, memory or process limit)")
-        return body
-
-    def send(self, obs: Any, actions: Any, next_obs: Any, infos: Sequence[dict]) -> None:
-        """Queue a batch of ``n`` transitions without waiting; :meth:`receive` returns the replies in order."""
-        if self.info_keys is None:
-            shown = [plain_info(info, self.hidden) for info in infos]
-        elif self.info_keys:
-            shown = [plain_info({k: info[k] for k in self.info_keys if k in info}, self.hidden) for info in infos]
-        else:
-            shown = None  # the code reads no info key: nothing to filter or send
-        request = encode_request(obs, actions, next_obs, shown)
-        try:
-            os.write(self._requests, request)
-        except (BrokenPipeError, OSError, TypeError):
-            self.close()
-            raise CodeRewardError("the reward worker is gone") from None
-        self._pending.append(len(actions))
-
-    def receive(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Totals ``(n,)`` and components ``{name: (n,)}`` of the oldest batch sent; a failure closes the worker."""
-        names, values = self.receive_table()
-        values = values.copy()  # writable arrays of its own for the caller (the table is a view of the frame)
-        return values[0], dict(zip(names, values[1:]))
-
-    def receive_table(self) -> tuple[tuple[str, ...], np.ndarray]:
-        """:meth:`receive` as the frame holds it: component names and a read-only ``(1 + k, n)`` array whose
-        row 0 is the totals and row ``1 + j`` component ``names[j]``."""
-        n = self._pending.popleft()
-        body = self._next_body(time.monotonic() + self.call_timeout_s)
-        try:
-            if body[:len(channel.REWARDS_TAG)] == channel.REWARDS_TAG:
-                return channel.decode_rewards(body, n)
-            frame = channel.decode_payload(body)
-            if frame["type"] == "error":
-                raise CodeRewardError(channel.reason_text(frame.get("reason")))
-            raise ChannelError(f"unexpected {frame['type'][:40]!r} frame instead of rewards")
-        except ChannelError as exc:
-            self.close()
-            raise CodeRewardError(f"reward worker: {exc}") from None
-        except CodeRewardError:
-            self.close()  # the replies still queued behind it would be out of step
-            raise
-
-    def rewards(self, obs: Any, actions: Any, next_obs: Any,
-                infos: Sequence[dict]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Totals ``(n,)`` and components ``{name: (n,)}`` for a batch of ``n`` transitions."""
-        self.send(obs, actions, next_obs, infos)
-        return self.receive()
-
-    def close(self) -> None:
-        if getattr(self, "_proc", None) is None:
-            return
-        try:
-            os.close(self._requests)
-        except OSError:
-            pass
-        end_worker(self._proc, grace_s=1.0)
-        os.close(self._reader.fd)
-        self._log.close()
-        self._proc = None
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __del__(self) -> None:
-        self.close()
-
-
 class CodeRewardVecEnv(VecEnvWrapper):
     """Replaces a VecEnv's rewards by ``compute_reward``'s totals: one batched request per vector step to one
     sandbox worker.
 
-    ``code`` or ``code_path`` (a ``best_reward.py`` of a search); ``call_timeout_s`` bounds every batch.
+    ``code`` or ``code_path`` (a ``best_reward.py`` of a search); ``call_timeout_s`` bounds every batch; further
+    keywords (``limits``, ``cpu_s_per_call``, ``memory_mb``) go to :class:`~llm_reward.eureka.server.RewardServer`.
+    ``server`` hands over a reward server started already (the candidate runner's).
     """
 
     def __init__(self, venv: VecEnv, code: str | None = None, code_path: str | Path | None = None, *,
-                 hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0):
+                 hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0,
+                 server: RewardServer | None = None, **server_kwargs: Any):
         super().__init__(venv)
-        self.server = RewardServer(load_code(code, code_path), hidden_info_keys=hidden_info_keys,
-                                   call_timeout_s=call_timeout_s)
+        self.server = server if server is not None else RewardServer(
+            load_code(code, code_path), hidden_info_keys=hidden_info_keys, call_timeout_s=call_timeout_s,
+            **server_kwargs)
         self._obs: Any = None
         self._actions: Any = None
 
@@ -240,11 +123,12 @@ class CodeRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Gymnasium twin of :class:`CodeRewardVecEnv` for one env (and the rl-baselines3-zoo ``env_wrapper`` route)."""
 
     def __init__(self, env: gym.Env, code: str | None = None, code_path: str | Path | None = None, *,
-                 hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0):
+                 hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0,
+                 **server_kwargs: Any):
         gym.utils.RecordConstructorArgs.__init__(self, code=code, code_path=str(code_path) if code_path else None)
         gym.Wrapper.__init__(self, env)
         self.server = RewardServer(load_code(code, code_path), hidden_info_keys=hidden_info_keys,
-                                   call_timeout_s=call_timeout_s)
+                                   call_timeout_s=call_timeout_s, **server_kwargs)
         self._obs: Any = None
 
     def reset(self, **kwargs: Any) -> Any:
