@@ -1,24 +1,37 @@
-"""Eureka with the embedded coder (Qwen2.5-Coder-1.5B): execute rate, best fitness per iteration, HNS.
+"""Eureka with the embedded coder (Qwen2.5-Coder-1.5B): executable rate, pre-screening, and the retrained policies'
+success on fresh episodes beside the env's own reward ("human") and its success reward ("sparse").
 
-    python benchmarks/eureka.py --quick            # InvertedPendulum, 2 samples x 1 iteration, 1 seed: < 10 min
-    nice -n 10 python benchmarks/eureka.py         # 3 tasks, 4 x 2, final retraining on 3 seeds (hours here)
+    python benchmarks/eureka.py --quick                       # InvertedPendulum, 3 samples x 1 iteration: < 10 min
+    nice -n 15 python benchmarks/eureka.py --tasks mountaincar_continuous --seeds 5
+    nice -n 15 python benchmarks/eureka.py --tasks mountaincar_continuous --blind --no-reflection
 
-Per task: the search's execute rate per iteration (candidates whose code passed extraction, the allow-list, the
-smoke test and a training run), the best fitness (success rate, max over training) per iteration, wall time per
-candidate; then the best reward retrained on ``--seeds`` seeds beside the same budget with the env's own dense
-reward ("human") and with its success reward ("sparse"), and HNS = (eureka - sparse) / |human - sparse| per seed
-(undefined when human equals sparse). IQM with 95 % bootstrap CIs (rliable's metrics) of the three arms.
-Every search lives in ``benchmarks/results/eureka_runs/<task>/``: a rerun resumes (finished candidates, LLM
-replies and final runs are kept). The last stdout line is the JSON result (also ``results/eureka[_quick].json``).
+Per task, one search (:class:`llm_reward.eureka.EurekaSearch`): each candidate whose reply fails extraction, the
+allow-list or the smoke test goes back to the coder with its one-line reason (``--repairs`` times), so the result
+has the executable rate on the first try and after repair; each executable candidate is scored on stored random
+rollouts against the env's progress oracle before training (``prescreen_spearman``: rank correlation of that score
+with the search's selection order, training fitness with ties broken by env return). The search selects on training
+fitness (best training-window success); the reported metric is ``eval_success``: the success rate of each final
+policy (the best code, and each control, retrained on ``--seeds`` seeds at the same budget) on ``--eval-episodes``
+fresh episodes. Controls: ``human`` (the env's own reward), ``sparse`` (its success reward), with ``--blind`` a
+blind candidate (code written without the task description and observation layout); ``--no-reflection`` runs the
+search without feedback (every iteration starts from the first prompt). P(eureka > control) with its bootstrap
+interval where a task has >= 2 seeds. HNS only where the human reward is dense.
+
+Every search lives in ``benchmarks/results/eureka_runs/<task>_<setting>/`` and resumes on rerun (finished candidates,
+LLM replies and final runs are kept); each final run is also a cell in ``results/eureka_cells.jsonl`` (code
+version, run identity, machine and load, wall time). The last stdout line is the JSON result (also
+``results/eureka[_quick].json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,74 +39,134 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, emit, machine  # noqa: E402
 
+from llm_reward.eureka.context import env_context  # noqa: E402
+from llm_reward.eureka.rundir import identity_hash, search_identity  # noqa: E402
 from llm_reward.eureka.search import EurekaSearch, SearchConfig  # noqa: E402
 from llm_reward.llm import make_llm  # noqa: E402
 
-#: name -> (env id, settings). Short episodes and success thresholds a few thousand steps can reach.
+#: name -> (env id, settings). ``dense_human``: the env's own reward is dense, so HNS is meaningful.
 TASKS: dict[str, dict[str, Any]] = {
-    # A pole on a cart, 100-step episodes; success: not fallen when time runs out.
+    # Drive an underpowered car up a hill (999-step episodes); the env's reward pays for reaching the top and
+    # charges for effort, so PPO on it learns to stand still. Success: reached the flag.
+    "mountaincar_continuous": {"env_id": "MountainCarContinuous-v0", "max_episode_steps": None, "success": None,
+                               "algo": "ppo", "total_timesteps": 50_000, "dense_human": False},
+    # Sparse: pick up the key, open the door, reach the goal; PPO on the env's reward reads 0.016 at 300k steps
+    # (benchmarks/results/minigrid_sparse.json, arm none).
+    "doorkey_8x8": {"env_id": "MiniGrid-DoorKey-8x8-v0", "max_episode_steps": None, "success": None,
+                    "algo": "ppo", "total_timesteps": 300_000, "dense_human": False},
+    "keycorridor_s3r3": {"env_id": "MiniGrid-KeyCorridorS3R3-v0", "max_episode_steps": None, "success": None,
+                         "algo": "ppo", "total_timesteps": 600_000, "dense_human": False},
+    # Push a block to a target (sparse success, 50-step episodes).
+    "fetch_push": {"env_id": "FetchPush-v4", "max_episode_steps": None, "success": None, "algo": "sac",
+                   "total_timesteps": 200_000, "dense_human": False},
+    # Locomotion with a dense human reward: mean forward velocity >= 1 m/s without falling.
+    "hopper": {"env_id": "Hopper-v5", "max_episode_steps": None, "success": None, "algo": "sac",
+               "total_timesteps": 100_000, "dense_human": True},
+    # A pole on a cart, 100-step episodes; success: not fallen when time runs out (the --quick task).
     "inverted_pendulum": {"env_id": "InvertedPendulum-v5", "max_episode_steps": 100, "success": None,
-                          "algo": "ppo", "total_timesteps": 6000},
-    # Locomotion: 200-step episodes; success: mean forward velocity >= 0.5 m/s over the episode.
-    "halfcheetah": {"env_id": "HalfCheetah-v5", "max_episode_steps": 200,
-                    "success": "mean_forward_velocity >= 0.5", "algo": "ppo", "total_timesteps": 20000},
-    # Manipulation: reach a 3-D target with the Fetch arm (50-step episodes); success: within 5 cm at the end.
-    "fetch_reach": {"env_id": "FetchReach-v4", "max_episode_steps": None, "success": None, "algo": "ppo",
-                    "total_timesteps": 20000},
+                          "algo": "ppo", "total_timesteps": 6000, "dense_human": True},
 }
-QUICK = {"task": "inverted_pendulum", "samples": 2, "iterations": 1, "seeds": 1, "total_timesteps": 4000,
-         "max_tokens": 380}
+QUICK = {"tasks": ["inverted_pendulum"], "samples": 3, "iterations": 1, "seeds": 1, "total_timesteps": 4000,
+         "max_tokens": 380, "prescreen_steps": 1000, "repairs": 1}
+ARMS = {"eureka": "eureka", "env": "human", "sparse": "sparse", "blind": "blind"}
 
 
-def iqm_summary(scores: list[float]) -> dict[str, float] | None:
-    """IQM and its 95 % percentile-bootstrap CI over seeds (the suite's rliable-based statistics); None without
-    rliable or scores."""
-    try:
-        from suite.stats import iqm, iqm_ci
-    except ImportError:
+def prob_improvement(method: list[float], control: list[float]) -> dict[str, Any] | None:
+    """P(method > control) over seed pairs with a 95 % percentile-bootstrap interval (the suite's statistics)."""
+    method, control = [v for v in method if v is not None], [v for v in control if v is not None]
+    if len(method) < 2 or len(control) < 2:
         return None
-    if not scores:
-        return None
-    low, high = iqm_ci(scores) if len(scores) > 1 else (scores[0], scores[0])
-    return {"iqm": float(iqm(scores)), "ci_low": float(low), "ci_high": float(high), "n": len(scores)}
+    from suite.stats import prob_improvement as prob, prob_improvement_ci
+
+    low, high = prob_improvement_ci(method, control)
+    return {"p": float(prob(method, control)), "ci": [float(low), float(high)], "n": [len(method), len(control)]}
 
 
 def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
     task = TASKS[name]
     config = SearchConfig(samples=args.samples, iterations=args.iterations, algo=task["algo"],
                           total_timesteps=args.total_timesteps or task["total_timesteps"], n_envs=4, n_points=10,
-                          eval_episodes=args.eval_episodes, final_seeds=args.seeds, baselines=True,
+                          final_seeds=args.seeds, final_eval_episodes=args.eval_episodes, baselines=True,
+                          blind=args.blind, reflection=not args.no_reflection, repairs=args.repairs,
+                          prescreen_steps=args.prescreen_steps, prescreen_top=args.prescreen_top,
                           workers=args.workers, max_tokens=args.max_tokens, temperature=0.8, seed=args.seed,
                           success=task["success"], max_episode_steps=task["max_episode_steps"], timeout_s=3600)
-    run_dir = Path(args.runs) / f"{name}_{config.samples}x{config.iterations}_{config.total_timesteps}_seed{args.seed}"
+    context = env_context(task["env_id"], success=config.success, seed=config.seed)
+    identity = search_identity(task["env_id"], llm.name, asdict(config), context.as_dict())
+    run_dir = Path(args.runs) / f"{name}_{identity_hash(identity)}"  # one directory per search setting
+    search = EurekaSearch(task["env_id"], llm, config, run_dir, context=context, progress=not args.no_progress)
     start = time.monotonic()
-    summary = EurekaSearch(task["env_id"], llm, config, run_dir, progress=not args.no_progress).run()
+    summary = search.run()
     final = summary["final"]
-    return {
+    arms = {ARMS[kind]: arm for kind, arm in final.items()}
+    result = {
         "task": task["env_id"], "success": task["success"] or "the adapter's default",
         "max_episode_steps": task["max_episode_steps"], "algo": task["algo"],
         "total_timesteps": config.total_timesteps, "samples": config.samples, "iterations": config.iterations,
-        "candidates": summary["candidates"], "execute_rate": summary["execute_rate"],
+        "reflection": config.reflection, "repairs": config.repairs, "candidates": summary["candidates"],
+        "execute_rate": summary["execute_rate"], "execute_rate_first_try": summary["execute_rate_first_try"],
         "execute_rate_per_iteration": summary["execute_rate_per_iteration"],
-        "best_fitness_per_iteration": summary["best_fitness_per_iteration"],
+        "best_training_fitness_per_iteration": summary["best_training_fitness_per_iteration"],
         "failures_by_stage": summary["failures_by_stage"],
+        "prescreen_spearman": summary["prescreen_spearman"], "prescreen_pairs": summary["prescreen_pairs"],
         "wall_s_per_candidate": summary["wall_s_per_candidate"],
-        "final_scores": final, "final_seeds": [config.seed + 100 + s for s in range(config.final_seeds)],
-        "final_iqm": {arm: iqm_summary([v for v in vals if v is not None]) for arm, vals in final.items()},
-        "hns": summary["hns"], "run_dir": str(run_dir), "wall_s": time.monotonic() - start,
+        "eval_episodes": summary["eval_episodes"],
+        "eval_success": {ARMS[k]: v for k, v in summary["eval_success"].items()},
+        "eval_return": {ARMS[k]: v for k, v in summary["eval_return"].items()},
+        # one fresh-episode success per final seed and arm: what the eureka suite's report reads
+        "final_scores": {arm: runs["eval_success"] for arm, runs in arms.items()},
+        "training_fitness": {arm: runs["training_fitness"] for arm, runs in arms.items()},
+        "final_seeds": [config.seed + 100 + s for s in range(config.final_seeds)],
+        "prob_improvement": {control: prob_improvement(arms["eureka"]["eval_success"], arms[control]["eval_success"])
+                             for control in arms if control != "eureka" and "eureka" in arms},
+        "hns": summary["hns"] if task["dense_human"] else None,
+        "run_dir": str(search.run_dir), "run_identity": identity_hash(search.identity),
+        "wall_s": time.monotonic() - start,
     }
+    write_cells(result, search.run_dir)
+    return result
+
+
+def write_cells(result: dict[str, Any], run_dir: Path) -> None:
+    """One JSONL cell per final run (task, arm, seed): its fresh-episode success and return, training fitness."""
+    cells = RESULTS / "eureka_cells.jsonl"
+    cells.parent.mkdir(parents=True, exist_ok=True)
+    with cells.open("a") as f:
+        for kind, arm in ARMS.items():
+            for s, seed in enumerate(result["final_seeds"]):
+                path = run_dir / "final" / f"{kind}_seed{s}.json"
+                if not path.is_file():
+                    continue
+                record = json.loads(path.read_text())
+                f.write(json.dumps({
+                    "task": result["task"], "arm": arm, "seed": seed, "steps": result["total_timesteps"],
+                    "eval_success": record.get("eval_success"), "eval_return": record.get("eval_return"),
+                    "eval_episodes": record.get("eval_episodes"), "training_fitness": record.get("fitness"),
+                    "status": record.get("status"), "wall_s": record.get("elapsed_s"),
+                    "run_identity": result["run_identity"], "machine": machine(),
+                    "load": [round(x, 2) for x in os.getloadavg()]}) + "\n")
+
+
+def _mean(values: list[float | None]) -> float | None:
+    valid = [v for v in values if v is not None]
+    return statistics.mean(valid) if valid else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one task, 2 x 1, one seed, tiny budget (< 10 min)")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--quick", action="store_true", help="InvertedPendulum, 3 x 1, one seed, tiny budget")
+    parser.add_argument("--tasks", nargs="+", default=["mountaincar_continuous"], choices=list(TASKS))
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=3, help="final retraining seeds per arm")
+    parser.add_argument("--seeds", type=int, default=5, help="final retraining seeds per arm")
     parser.add_argument("--seed", type=int, default=0, help="search seed (LLM sampling seeds derive from it)")
     parser.add_argument("--total-timesteps", type=int, default=None, help="training budget per run (task default)")
-    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--eval-episodes", type=int, default=20, help="fresh episodes per final policy")
+    parser.add_argument("--repairs", type=int, default=2, help="repairs per failed candidate")
+    parser.add_argument("--prescreen-steps", type=int, default=2000, help="stored transitions to pre-screen on")
+    parser.add_argument("--prescreen-top", type=int, default=0, help="train only the best-scoring N (0: all)")
+    parser.add_argument("--blind", action="store_true", help="add the blind-candidate control")
+    parser.add_argument("--no-reflection", action="store_true", help="the reflection-off control")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=500)
     parser.add_argument("--llm", default="local")
@@ -103,26 +176,31 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.tasks, args.samples, args.iterations, args.seeds = [QUICK["task"]], QUICK["samples"], \
-            QUICK["iterations"], QUICK["seeds"]
-        args.total_timesteps, args.max_tokens, args.eval_episodes = QUICK["total_timesteps"], QUICK["max_tokens"], 3
+        args.tasks, args.samples, args.iterations, args.seeds = (QUICK["tasks"], QUICK["samples"],
+                                                                 QUICK["iterations"], QUICK["seeds"])
+        args.total_timesteps, args.max_tokens = QUICK["total_timesteps"], QUICK["max_tokens"]
+        args.prescreen_steps, args.repairs = QUICK["prescreen_steps"], QUICK["repairs"]
+    if args.eval_episodes < 20:
+        parser.error("--eval-episodes must be >= 20: fewer fresh episodes cannot tell success rates apart")
     start = time.monotonic()
     llm = make_llm(args.llm, n_threads=args.llm_threads) if args.llm.startswith("local") else make_llm(args.llm)
     results = {name: run_task(name, args, llm) for name in args.tasks}
     first = results[args.tasks[0]]
-    hns_means = [r["hns"]["mean"] for r in results.values() if r["hns"]["mean"] is not None]
+    arms = sorted({arm for r in results.values() for arm in r["eval_success"]})
+    total = sum(r["candidates"] for r in results.values())
     result: dict[str, Any] = {
-        "task": first["task"] if len(results) == 1 else ",".join(r["task"] for r in results.values()),
-        "candidates": sum(r["candidates"] for r in results.values()),
-        "execute_rate": statistics.mean(r["execute_rate"] for r in results.values()),
-        "execute_rate_per_iteration": first["execute_rate_per_iteration"] if len(results) == 1 else
-        {name: r["execute_rate_per_iteration"] for name, r in results.items()},
-        "best_fitness_per_iteration": first["best_fitness_per_iteration"],
-        "hns": first["hns"] if len(results) == 1 else {
-            "per_task_mean": {name: r["hns"]["mean"] for name, r in results.items()},
-            "tasks_with_hns_at_least_1": sum(v >= 1 for v in hns_means), "tasks": len(results)},
+        "task": ",".join(r["task"] for r in results.values()), "candidates": total,
+        "execute_rate": sum(r["execute_rate"] * r["candidates"] for r in results.values()) / total,
+        "execute_rate_first_try": sum(r["execute_rate_first_try"] * r["candidates"] for r in results.values()) / total,
+        # fresh-episode success of the final policies per arm (the mean over tasks when there are several)
+        "eval_success": {arm: _mean([r["eval_success"].get(arm) for r in results.values()]) for arm in arms},
+        "eval_episodes": args.eval_episodes,
+        "prescreen_spearman": first["prescreen_spearman"] if len(results) == 1 else
+        {name: r["prescreen_spearman"] for name, r in results.items()},
+        "best_training_fitness_per_iteration": {name: r["best_training_fitness_per_iteration"]
+                                                for name, r in results.items()},
         "tasks": results, "llm": llm.name, "llm_stats": llm.stats.as_dict(), "wall_s": time.monotonic() - start,
-        "machine": machine(), "quick": args.quick,
+        "machine": machine(), "load": [round(x, 2) for x in os.getloadavg()], "quick": args.quick,
     }
     emit("eureka_quick" if args.quick else "eureka", result)
 

@@ -77,4 +77,18 @@ def adapter(env_id: str) -> EnvAdapter:
     description = robotics_tasks.description(cls, cls.__doc__ or "")
     return EnvAdapter(family="classic", captioner_factory=functools.partial(VectorCaptioner, names),
                       captioner_name=CAPTIONER_NAME, goal=description[0].lower() + description[1:],
-                      success=success_fn(env_id))
+                      success=success_fn(env_id),
+                      progress=mountain_car_progress if env_id.startswith("MountainCar") else None)
+
+
+def mountain_car_progress(env: gym.Env, obs: Any, info: dict[str, Any]) -> float:
+    """MountainCar's progress oracle (higher is better): the car's position; the goal is the right hilltop.
+
+    Example:
+        >>> from llm_reward.envs import make_env
+        >>> env = make_env("MountainCarContinuous-v0", seed=0)
+        >>> _, _, _, _, info = env.step(env.action_space.sample())
+        >>> -1.2 <= info["progress"] <= 0.6
+        True
+    """
+    return float(env.unwrapped.state[0])

@@ -38,6 +38,10 @@ def _compose(*overrides: str):
 @pytest.mark.parametrize("overrides, fragment", [
     (["env.id=NoSuchEnv-v0"], "unknown env id"),
     (["search.samples=0"], "search.samples"),
+    (["search.total_timesteps=0"], "search.total_timesteps"),
+    (["search.final_eval_episodes=0"], "search.final_eval_episodes"),
+    (["env.id=Pendulum-v1"], "success"),
+    (["llm.spec=local:/no/such/coder.gguf"], "llm.spec"),
     (["search.executor=slurm"], "search.executor"),
     (["+search.sample=3"], "search.sample"),
     (["env=robotics/inverted_pendulum", "+context.descripton=typo"], "context.descripton"),

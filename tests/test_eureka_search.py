@@ -55,7 +55,8 @@ class ScriptedLLM:
 
 def tiny_config(**overrides) -> SearchConfig:
     settings = dict(samples=4, iterations=2, total_timesteps=512, n_envs=2, n_points=2, eval_episodes=0,
-                    final_seeds=1, baselines=True, workers=2, smoke_steps=20, timeout_s=300, memory_mb=4096)
+                    final_seeds=1, final_eval_episodes=3, baselines=True, workers=2, smoke_steps=20, timeout_s=300,
+                    memory_mb=4096, repairs=0, prescreen_steps=200)
     return SearchConfig(**{**settings, **overrides})
 
 
@@ -110,6 +111,7 @@ def test_reflection_lists_every_component_with_max_mean_min():
 
 def test_fitness_modes():
     assert fitness(CURVE, mode="max") == 0.5
+    assert fitness(CURVE, mode="max", evaluation=0.9) == 0.5  # training fitness: never mixed with an evaluation
     assert fitness(CURVE, mode="final") == 0.25
     assert fitness(CURVE, mode="final", evaluation=0.9) == 0.9
     assert fitness([], mode="max") == 0.0
@@ -188,13 +190,21 @@ def test_search_records_every_stage_of_every_candidate(finished_search):
     good = json.loads((run_dir / "iter_00" / "cand_00" / "result.json").read_text())
     assert good["status"] == "ok" and good["curve"] and set(good["curve"][0]["components"]) == {
         "key_visible", "door_visible"}
-    assert summary["hns"]["per_seed"] and len(summary["final"]["eureka"]) == 1
+    assert summary["hns"]["per_seed"] and summary["final"]["eureka"]["seeds"] == [100]
+    # the reported metric: each final policy on fresh episodes, beside the training fitness that selected the code
+    assert summary["eval_episodes"] == 3 and set(summary["eval_success"]) == {"eureka", "env", "sparse"}
+    final = json.loads((run_dir / "final" / "env_seed0.json").read_text())
+    assert final["eval_episodes"] == 3 and final["eval_success"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert summary["final"]["env"]["eval_success"] == [final["eval_success"]]
+    assert summary["final"]["env"]["training_fitness"] == [final["fitness"]]
+    assert summary["execute_rate"] == summary["execute_rate_first_try"] == 0.25  # no repairs asked for
+    assert good["prescreen_score"] is not None and summary["prescreen_pairs"] == 2
 
 
 def test_samples_of_one_prompt_use_distinct_seeds_and_temperature(finished_search):
     _, llm, _ = finished_search
     seeds = [call["seed"] for call in llm.calls]
-    assert len(set(seeds)) == len(seeds) == 8
+    assert len(set(seeds)) == len(seeds) == 8  # repairs=0: one call per sample
     assert all(call["temperature"] > 0 for call in llm.calls)
 
 
@@ -212,7 +222,7 @@ def test_rerun_resumes_without_calling_the_llm_or_retraining(finished_search):
     llm = ScriptedLLM([NO_FUNCTION])
     again = EurekaSearch(ENV_ID, llm, tiny_config(), run_dir, progress=False).run()
     assert llm.calls == []
-    assert again["best_fitness_per_iteration"] == summary["best_fitness_per_iteration"]
+    assert again["best_training_fitness_per_iteration"] == summary["best_training_fitness_per_iteration"]
     assert again["final"] == summary["final"]
 
 
@@ -220,7 +230,7 @@ def test_a_round_with_no_working_code_feeds_back_the_error(tmp_path):
     llm = ScriptedLLM([BUGGY])
     summary = EurekaSearch(ENV_ID, llm, tiny_config(samples=1, iterations=2, final_seeds=0), tmp_path,
                            progress=False).run()
-    assert summary["execute_rate"] == 0.0 and summary["best_fitness"] is None
+    assert summary["execute_rate"] == 0.0 and summary["best_training_fitness"] is None
     feedback = llm.calls[1]["messages"][-1]["content"]
     assert "could not be used" in feedback and "NameError" in feedback
 
@@ -255,3 +265,81 @@ def test_ctrl_c_keeps_finished_candidates_and_a_rerun_continues(tmp_path):
     summary = EurekaSearch(ENV_ID, llm, config, tmp_path, progress=False).run()
     assert len(llm.calls) == 1 and llm.calls[0]["seed"] == sample_seed(0, 0, 2)
     assert summary["candidates"] == 3 and summary["execute_rate"] == 1.0
+
+
+# -- the run directory belongs to one search -------------------------------------------------------------------
+def test_a_run_dir_of_another_env_coder_or_setting_is_refused_before_any_llm_call(finished_search):
+    from llm_reward.eureka.rundir import RunDirMismatch
+
+    run_dir, _, _ = finished_search
+    llm = ScriptedLLM([GOOD])
+    with pytest.raises(RunDirMismatch, match=r"env\.id: stored 'MiniGrid-DoorKey-5x5-v0', now "
+                                             r"'MiniGrid-DoorKey-6x6-v0'.*Set run_dir"):
+        EurekaSearch("MiniGrid-DoorKey-6x6-v0", llm, tiny_config(), run_dir, progress=False)
+    other_coder = ScriptedLLM([GOOD])
+    other_coder.name = "another-coder"
+    with pytest.raises(RunDirMismatch, match="llm"):
+        EurekaSearch(ENV_ID, other_coder, tiny_config(), run_dir, progress=False)
+    with pytest.raises(RunDirMismatch, match=r"search\.total_timesteps: stored 512, now 1024"):
+        EurekaSearch(ENV_ID, llm, tiny_config(total_timesteps=1024), run_dir, progress=False)
+    assert llm.calls == [] and other_coder.calls == []
+    # settings that only add or place work may change on resume
+    EurekaSearch(ENV_ID, llm, tiny_config(samples=5, workers=1, final_seeds=2), run_dir, progress=False)
+
+
+def test_default_run_dirs_differ_by_env_id_coder_and_search_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dirs = {EurekaSearch(env_id, ScriptedLLM([GOOD]), tiny_config(**cfg), progress=False).run_dir
+            for env_id, cfg in [(ENV_ID, {}), ("MiniGrid-DoorKey-6x6-v0", {}), (ENV_ID, {"total_timesteps": 1024})]}
+    assert len(dirs) == 3
+    again = EurekaSearch(ENV_ID, ScriptedLLM([GOOD]), tiny_config(workers=1), progress=False).run_dir
+    assert again in dirs and again.parts[:3] == ("runs", "eureka", ENV_ID)
+
+
+# -- repair and pre-screening ----------------------------------------------------------------------------------
+MOVING = GOOD.replace("0.1 * key + 0.1 * door", "0.2 * key - 0.1 * door")
+
+
+def test_a_failed_reply_is_repaired_and_prescreening_picks_what_trains(tmp_path):
+    llm = ScriptedLLM([BUGGY, GOOD, MOVING])
+    config = tiny_config(samples=2, iterations=1, final_seeds=0, repairs=1, prescreen_top=1)
+    summary = EurekaSearch(ENV_ID, llm, config, tmp_path, progress=False).run()
+    assert len(llm.calls) == 3
+    repair = llm.calls[1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": BUGGY}
+    assert "could not be used" in repair[-1]["content"] and "NameError" in repair[-1]["content"]
+    first = json.loads((tmp_path / "iter_00" / "cand_00" / "result.json").read_text())
+    assert first["repairs"] == 1 and first["attempts"][0]["stage"] == "smoke"
+    assert (tmp_path / "iter_00" / "cand_00" / "response_repair1.md").read_text() == GOOD
+    records = [json.loads((tmp_path / "iter_00" / f"cand_{k:02d}" / "result.json").read_text()) for k in range(2)]
+    assert sorted(r["status"] for r in records) == ["ok", "screened_out"]
+    trained = next(r for r in records if r["status"] == "ok")
+    assert trained["prescreen_score"] >= max(r["prescreen_score"] for r in records)
+    assert summary["execute_rate"] == 1.0 and summary["execute_rate_first_try"] == 0.5
+
+
+def test_spearman_and_prescreen_score_against_the_progress_oracle():
+    from llm_reward.eureka.prescreen import collect_rollouts, prescreen_score, spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
+    assert spearman([1, 1, 2], [3, 3, 3]) is None
+    rollouts = collect_rollouts("MountainCarContinuous-v0", n_steps=300, seed=0)
+    forward = "def compute_reward(obs, action, next_obs, info):\n    return float(next_obs[0]), {}"
+    assert prescreen_score(forward, rollouts) == pytest.approx(1.0)  # the oracle is the position after the step
+    assert prescreen_score(forward.replace("float(next_obs[0])", "-float(next_obs[0])"), rollouts) == \
+        pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="search.prescreen_steps"):
+        collect_rollouts("CartPole-v1", n_steps=5)
+
+
+def test_an_executor_that_cannot_start_is_an_error_naming_its_keys_before_any_llm_call(tmp_path, monkeypatch):
+    from llm_reward.eureka import search as search_module
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("could not connect to ray://10.0.0.1:10001")
+
+    monkeypatch.setattr(search_module, "make_executor", unreachable)
+    llm = ScriptedLLM([GOOD])
+    with pytest.raises(ExecutorError, match=r"search\.executor=local could not start.*search\.ray_address"):
+        EurekaSearch(ENV_ID, llm, tiny_config(), tmp_path, progress=False).run()
+    assert llm.calls == []

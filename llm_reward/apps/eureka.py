@@ -2,6 +2,7 @@
 
     llm-reward-eureka env=robotics/hopper llm=local search.samples=4 search.iterations=2
     llm-reward-eureka env=robotics/fetch_reach search=paper run_dir=runs/eureka/fetch
+    llm-reward-eureka env=minigrid/doorkey_8x8 search=quick
     llm-reward-eureka env=robotics/inverted_pendulum search=quick search.executor=ray
 
 Prints the run directory; ``<run_dir>/best_reward.py`` trains with ``llm-reward-train reward=eureka
@@ -21,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, make_llm_from_config
 from llm_reward.eureka.context import ContextError, env_context
+from llm_reward.eureka.executors import ExecutorError
+from llm_reward.eureka.prescreen import PrescreenError
 from llm_reward.eureka.search import EurekaSearch, SearchConfig
 
 
@@ -40,7 +43,8 @@ def prepare(cfg: DictConfig) -> EurekaSearch:
     overrides = OmegaConf.to_container(cfg.context, resolve=True) if cfg.get("context") else {}
     context = env_context(cfg.env.id, overrides, success=config.success, seed=config.seed)
     llm = make_llm_from_config(cfg)
-    return EurekaSearch(cfg.env.id, llm, config, Path(cfg.run_dir), context=context, progress=bool(cfg.progress))
+    run_dir = Path(cfg.run_dir) if cfg.get("run_dir") else None  # None: keyed on what decides the search
+    return EurekaSearch(cfg.env.id, llm, config, run_dir, context=context, progress=bool(cfg.progress))
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -57,13 +61,17 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     try:
         summary = search.run()
+    except (ExecutorError, PrescreenError) as err:  # an executor that cannot start, an env without an oracle
+        print(f"llm-reward-eureka: {err}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
-        print(f"llm-reward-eureka: interrupted; finished candidates are kept in {cfg.run_dir}; rerun the same "
+        print(f"llm-reward-eureka: interrupted; finished candidates are kept in {search.run_dir}; rerun the same "
               f"command to continue", file=sys.stderr)
         sys.exit(130)
-    keys = ("task", "candidates", "execute_rate", "best_fitness_per_iteration", "final", "hns")
+    keys = ("task", "candidates", "execute_rate_first_try", "execute_rate", "best_training_fitness_per_iteration",
+            "prescreen_spearman", "eval_episodes", "eval_success", "eval_return", "hns")
     print(json.dumps({k: summary[k] for k in keys}))
-    print(Path(cfg.run_dir).resolve())
+    print(search.run_dir.resolve())
 
 
 if __name__ == "__main__":

@@ -55,3 +55,8 @@ def failure_feedback(reason: str) -> str:
     """What a candidate that did not run is told (the one-line reason from the allow-list, smoke test or trainer)."""
     return (f"This reward function could not be used: {reason}\nFix the problem and write the complete "
             f"compute_reward again, following the rules and the observation layout exactly.")
+
+
+def repair_messages(messages: Messages, reply: str, reason: str) -> Messages:
+    """A repair turn: the prompt, the coder's failed reply, and the one-line reason it could not be used."""
+    return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": failure_feedback(reason)}]

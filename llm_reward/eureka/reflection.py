@@ -56,9 +56,11 @@ def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = N
 
 
 def fitness(curve: list[dict[str, Any]], *, mode: str = "max", evaluation: float | None = None) -> float:
-    """Task success rate: its max over training (Eureka) or the final one (the evaluation if there is one).
+    """A candidate's training fitness, the search's selection signal: ``max``, the best training-window success
+    rate (Eureka's); ``final``, the last window's, or the evaluation's if the candidate was evaluated.
 
-    A curve with no finished episode scores 0.
+    It is not the reported result: that is the success of the retrained final policies on fresh episodes. A curve
+    with no finished episode scores 0.
     """
     if mode not in FITNESS_MODES:
         raise ValueError(f"search.fitness must be one of {FITNESS_MODES}, got {mode!r}")
@@ -67,8 +69,7 @@ def fitness(curve: list[dict[str, Any]], *, mode: str = "max", evaluation: float
         if evaluation is not None:
             return float(evaluation)
         return float(rates[-1]) if rates else 0.0
-    best = max(rates) if rates else 0.0
-    return float(max(best, evaluation)) if evaluation is not None else float(best)
+    return float(max(rates)) if rates else 0.0
 
 
 def tiebreak(curve: list[dict[str, Any]]) -> float | None:

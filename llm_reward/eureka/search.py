@@ -3,17 +3,28 @@
     >>> from llm_reward.llm import make_llm
     >>> summary = run_search("HalfCheetah-v5", make_llm("local"), SearchConfig(samples=4, iterations=2),
     ...                      run_dir="runs/eureka/halfcheetah")  # doctest: +SKIP
-    >>> summary["best_fitness_per_iteration"], summary["hns"]["mean"]  # doctest: +SKIP
+    >>> summary["best_training_fitness_per_iteration"], summary["eval_success"]  # doctest: +SKIP
 
-Run directory (everything a reader needs to audit the search; a rerun with the same directory resumes)::
+Two metrics, named for what they measure: a candidate's ``training_fitness`` (its best training-window success
+rate, Eureka's selection signal) picks the best code; the reported result is ``eval_success`` (and
+``eval_return``), the success of each final policy (one per final seed and arm) on ``final_eval_episodes`` fresh
+episodes. A candidate whose reply fails extraction, the allow-list or the smoke test is sent back to the coder
+with its one-line reason up to ``repairs`` times (``execute_rate_first_try`` beside ``execute_rate``); executable
+candidates are scored on stored rollouts against the progress oracle (:mod:`.prescreen`) before training.
+
+Run directory (everything a reader needs to audit the search; a rerun with the same directory resumes; one for
+another env id, coder or search setting is refused, see :mod:`.rundir`)::
 
     config.json  context.json  context.txt
+    prescreen/rollouts.pkl                   the stored transitions candidates are pre-screened on
     iter_00/prompt.json                      the messages sent for this iteration
-    iter_00/cand_03/response.md  code.py     the raw reply and the extracted function
+    iter_00/cand_03/response.md  code.py     the raw reply (and response_repair1.md ...) and the extracted function
     iter_00/cand_03/smoke.log  train.log     the sandbox worker's output (tracebacks)
-    iter_00/cand_03/result.json              status, failure stage and reason, curve, fitness, timings
-    iter_00/summary.json                     execute rate, best candidate, the feedback given to the next prompt
-    final/{eureka,env,sparse}_seed0.json     the best reward and both baselines retrained over several seeds
+    iter_00/cand_03/result.json              status, failure stage and reason, repairs, prescreen score, curve,
+                                             training fitness, timings
+    iter_00/summary.json                     execute rates, best candidate, the feedback given to the next prompt
+    final/{eureka,env,sparse}_seed0.json     the best reward and both baselines retrained, each final policy
+                                             evaluated on fresh episodes
     best_reward.py  summary.json
 """
 
@@ -33,13 +44,17 @@ from typing import Any, Mapping
 from tqdm.auto import tqdm
 
 from llm_reward.eureka.allowlist import CodeRejected, check_code
-from llm_reward.eureka.candidate import evaluate_candidate
+from llm_reward.eureka.candidate import evaluate_candidate, validate_reward_code
 from llm_reward.eureka.context import EnvContext, env_context
-from llm_reward.eureka.executors import check_executor, make_executor
+from llm_reward.eureka.executors import ExecutorError, check_executor, make_executor
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
-from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initial_messages
+from llm_reward.eureka.prescreen import Rollouts, load_or_collect, prescreen_score, spearman
+from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initial_messages, repair_messages
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
+from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
 from llm_reward.eureka.sandbox import kill_all_workers
+from llm_reward.eureka.wrappers import CodeRewardError
+from llm_reward.types import Messages
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +69,16 @@ class SearchConfig:
     total_timesteps: int = 20_000
     n_envs: int = 4
     n_points: int = 10
-    eval_episodes: int = 5
+    eval_episodes: int = 0
     fitness: str = "max"
     final_seeds: int = 3
+    final_eval_episodes: int = 20
     baselines: bool = True
+    blind: bool = False
+    repairs: int = 2
+    reflection: bool = True
+    prescreen_steps: int = 2000
+    prescreen_top: int = 0
     workers: int = 2
     executor: str = "local"
     ray_address: str | None = None
@@ -77,9 +98,14 @@ class SearchConfig:
                     "smoke_steps"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"search.{key} must be an integer >= 1, got {getattr(self, key)!r}")
-        for key in ("eval_episodes", "final_seeds"):
+        for key in ("eval_episodes", "final_seeds", "repairs", "prescreen_steps", "prescreen_top"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ValueError(f"search.{key} must be an integer >= 0, got {getattr(self, key)!r}")
+        if not isinstance(self.final_eval_episodes, int) or self.final_eval_episodes < 1:
+            raise ValueError(f"search.final_eval_episodes must be an integer >= 1 (fresh episodes per final policy), "
+                             f"got {self.final_eval_episodes!r}")
+        if self.prescreen_top and not self.prescreen_steps:
+            raise ValueError("search.prescreen_top needs stored rollouts to screen on: set search.prescreen_steps > 0")
         if self.fitness not in FITNESS_MODES:
             raise ValueError(f"search.fitness must be one of {FITNESS_MODES}, got {self.fitness!r}")
         if not 0.0 < self.temperature <= 2.0:
@@ -89,15 +115,18 @@ class SearchConfig:
             raise ValueError(f"search.timeout_s must be > 0, got {self.timeout_s}")
         check_executor(self.executor)
 
-    def job(self, env_id: str, hidden_info_keys: list[str], **fields: Any) -> dict[str, Any]:
+    def job(self, env_id: str, hidden_info_keys: list[str], eval_episodes: int | None = None,
+            **fields: Any) -> dict[str, Any]:
         """An :func:`~llm_reward.eureka.candidate.evaluate_candidate` job with these settings."""
         return {"env_id": env_id, "success": self.success, "hidden_info_keys": list(hidden_info_keys),
-                "smoke_steps": self.smoke_steps, "train": self.train_settings(), "fitness": self.fitness,
+                "smoke_steps": self.smoke_steps, "train": self.train_settings(eval_episodes),
+                "fitness": self.fitness,
                 "timeout_s": self.timeout_s, "memory_mb": self.memory_mb, **fields}
 
-    def train_settings(self) -> dict[str, Any]:
+    def train_settings(self, eval_episodes: int | None = None) -> dict[str, Any]:
         return {"algo": self.algo, "total_timesteps": self.total_timesteps, "n_envs": self.n_envs,
-                "n_points": self.n_points, "eval_episodes": self.eval_episodes,
+                "n_points": self.n_points, "eval_episodes": self.eval_episodes if eval_episodes is None else
+                eval_episodes,
                 "agent_kwargs": dict(self.agent_kwargs), "max_episode_steps": self.max_episode_steps}
 
 
@@ -125,14 +154,17 @@ def _rank(record: dict[str, Any]) -> tuple[float, float]:
 class EurekaSearch:
     """One search over reward code for one env, resumable from its run directory (see the module docstring)."""
 
-    def __init__(self, env_id: str, llm: Any, config: SearchConfig, run_dir: str | Path, *,
+    def __init__(self, env_id: str, llm: Any, config: SearchConfig, run_dir: str | Path | None = None, *,
                  context: EnvContext | None = None, context_overrides: Mapping[str, Any] | None = None,
                  progress: bool = True):
         self.env_id, self.llm, self.config, self.progress = env_id, llm, config, progress
-        self.run_dir = Path(run_dir)
         self._stopping = False
         self.context = context if context is not None else env_context(env_id, context_overrides,
                                                                        success=config.success, seed=config.seed)
+        self.identity = search_identity(env_id, getattr(llm, "name", "?"), asdict(config), self.context.as_dict())
+        # None: a directory keyed on what decides the search, so two searches never share one
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.identity)
+        check_run_dir(self.run_dir, self.identity)  # before any LLM call: never resume another search
 
     # -- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -140,12 +172,13 @@ class EurekaSearch:
         cfg, start = self.config, time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(self.run_dir / "config.json", {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"),
-                                                  "search": asdict(cfg)})
+                                                  "search": asdict(cfg), "context": self.context.as_dict()})
         _write_json(self.run_dir / "context.json", self.context.as_dict())
         (self.run_dir / "context.txt").write_text(self.context.as_text())
+        executor = self._start_executor()
         iterations, best, feedback = [], None, None
-        executor = make_executor(cfg.executor, workers=cfg.workers, address=cfg.ray_address)
         try:
+            self._rollouts = self._stored_rollouts()  # before any LLM call: an env without an oracle fails here
             for it in range(cfg.iterations):
                 records, summary = self._iteration(it, feedback, executor)
                 iterations.append(summary)
@@ -163,19 +196,45 @@ class EurekaSearch:
             log.warning("interrupted: %d running candidate(s) stopped; finished ones are kept in %s; rerun with the "
                         "same run directory to continue", stopped, self.run_dir)
             raise
+        except BaseException:
+            executor.shutdown(cancel=True)
+            raise
         executor.shutdown()
         summary = self._summary(iterations, best, final, time.monotonic() - start)
         _write_json(self.run_dir / "summary.json", summary)
         return summary
 
+    def _start_executor(self) -> Any:
+        """The executor, started before any LLM call; one that cannot start is an error naming its keys."""
+        cfg = self.config
+        try:
+            return make_executor(cfg.executor, workers=cfg.workers, address=cfg.ray_address)
+        except ExecutorError:
+            raise
+        except Exception as exc:  # Ray's connection and start-up errors have no common base class
+            reason = " ".join(str(exc).split())[:300]
+            raise ExecutorError(f"search.executor={cfg.executor} could not start ({type(exc).__name__}: {reason}); "
+                                f"check search.ray_address={cfg.ray_address!r} and search.workers={cfg.workers}"
+                                ) from None
+
+    def _stored_rollouts(self) -> Rollouts | None:
+        cfg = self.config
+        if not cfg.prescreen_steps:
+            return None
+        return load_or_collect(self.run_dir / "prescreen" / "rollouts.pkl", self.env_id, n_steps=cfg.prescreen_steps,
+                               seed=cfg.seed, success=cfg.success, max_episode_steps=cfg.max_episode_steps)
+
     def _iteration(self, it: int, feedback: dict[str, str] | None,
                    executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         cfg, it_dir = self.config, self.run_dir / f"iter_{it:02d}"
-        messages = (initial_messages(self.context) if feedback is None
-                    else feedback_messages(self.context, feedback["code"], feedback["text"]))
+        if feedback is None or not cfg.reflection:  # reflection off (a control): every iteration starts afresh
+            messages = initial_messages(self.context)
+        else:
+            messages = feedback_messages(self.context, feedback["code"], feedback["text"])
         _write_json(it_dir / "prompt.json", messages)
         records: dict[int, dict[str, Any]] = {}
-        futures: dict[cf.Future, tuple[int, Path, str]] = {}
+        futures: dict[cf.Future, int] = {}
+        screened: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.samples, desc=f"iteration {it}", unit="candidate", disable=not self.progress)
         for k in range(cfg.samples):
             cand_dir = it_dir / f"cand_{k:02d}"
@@ -183,27 +242,36 @@ class EurekaSearch:
                 records[k] = _read_json(cand_dir / "result.json")
                 bar.update()
                 continue
-            response = self._response(messages, cand_dir, sample_seed(cfg.seed, it, k))
-            try:
-                code = extract_reward_code(response)
-                (cand_dir / "code.py").write_text(code)
-                check_code(code)
-            except (ExtractionError, CodeRejected) as exc:
-                stage = "extract" if isinstance(exc, ExtractionError) else "allowlist"
-                records[k] = self._finish(cand_dir, {"status": "failed", "stage": stage, "reason": str(exc),
-                                                     "curve": [], "fitness": None, "code": None})
+            code, attempts = self._write_code(messages, cand_dir, sample_seed(cfg.seed, it, k))
+            common = {"attempts": attempts, "repairs": len(attempts) - 1}
+            if code is None:
+                last = attempts[-1]
+                records[k] = self._finish(cand_dir, {"status": "failed", "stage": last["stage"],
+                                                     "reason": last["reason"], "curve": [], "fitness": None,
+                                                     "code": last.get("code"), "executable": False, **common})
                 bar.update()
                 continue
-            job = cfg.job(self.env_id, self.context.hidden_info_keys, reward="code", code=code, seed=cfg.seed + k,
-                          log_dir=str(cand_dir))
-            future = executor.submit(evaluate_candidate, job)
-            futures[future] = (k, cand_dir, code)
-            # written the moment it finishes, so a Ctrl-C during the next LLM call keeps it
-            future.add_done_callback(lambda f, d=cand_dir, c=code: self._on_done(f, d, c))
+            candidate = {"k": k, "dir": cand_dir, "code": code, "prescreen_score": self._prescreen(code),
+                         **common}
+            if cfg.prescreen_top:
+                screened.append(candidate)  # trained (or not) once every sample of this round is scored
+            else:
+                futures[self._submit(executor, candidate)] = k
+        if screened:
+            screened.sort(key=lambda c: -math.inf if c["prescreen_score"] is None else c["prescreen_score"],
+                          reverse=True)
+            for candidate in screened[cfg.prescreen_top:]:
+                records[candidate["k"]] = self._finish(candidate["dir"], {
+                    "status": "screened_out", "stage": "prescreen", "executable": True,
+                    "reason": f"prescreen score {candidate['prescreen_score']} not in the top {cfg.prescreen_top}",
+                    "curve": [], "fitness": None, **_public(candidate)})
+                bar.update()
+            for candidate in screened[:cfg.prescreen_top]:
+                futures[self._submit(executor, candidate)] = candidate["k"]
         for future in cf.as_completed(futures):
-            k, cand_dir, code = futures[future]
+            k = futures[future]
             # evaluate_candidate never raises for bad code; a crash here is a bug: surface it
-            records[k] = self._finish(cand_dir, {**future.result(), "code": code})
+            records[k] = self._finish(future.candidate["dir"], _trained(future))
             bar.update()
         bar.close()
         ordered = [records[k] for k in range(cfg.samples)]
@@ -211,20 +279,64 @@ class EurekaSearch:
         _write_json(it_dir / "summary.json", summary)
         return ordered, summary
 
-    def _on_done(self, future: cf.Future, cand_dir: Path, code: str) -> None:
+    def _write_code(self, messages: Messages, cand_dir: Path, seed: int) -> tuple[str | None, list[dict[str, Any]]]:
+        """The candidate's code after up to ``search.repairs`` repairs, and each attempt's failure (stage, reason).
+
+        A reply that fails extraction, the allow-list or the smoke test goes back to the coder with its one-line
+        reason. Every reply is kept (``response.md``, ``response_repair1.md``, ...), so a rerun asks nothing again.
+        """
+        cfg, attempts, turn = self.config, [], messages
+        for attempt in range(cfg.repairs + 1):
+            name = "response.md" if attempt == 0 else f"response_repair{attempt}.md"
+            reply = self._response(turn, cand_dir / name, seed)
+            code = None
+            try:
+                code = extract_reward_code(reply)
+                check_code(code)
+            except (ExtractionError, CodeRejected) as exc:
+                stage, reason = ("extract" if isinstance(exc, ExtractionError) else "allowlist"), str(exc)
+            else:
+                ok, reason = validate_reward_code(code, self.env_id, smoke_steps=cfg.smoke_steps, seed=cfg.seed)
+                if ok:
+                    (cand_dir / "code.py").write_text(code)
+                    attempts.append({"stage": None, "reason": reason})
+                    return code, attempts
+                stage = "smoke"
+            attempts.append({"stage": stage, "reason": reason, "code": code})
+            turn = repair_messages(messages, reply, reason)
+        return None, attempts
+
+    def _prescreen(self, code: str) -> float | None:
+        if self._rollouts is None:
+            return None
+        try:
+            return prescreen_score(code, self._rollouts, hidden_info_keys=self.context.hidden_info_keys)
+        except CodeRewardError as exc:  # passed the smoke test yet fails on a stored transition: unscored
+            log.info("prescreen: %s", exc)
+            return None
+
+    def _submit(self, executor: Any, candidate: dict[str, Any]) -> cf.Future:
+        job = self.config.job(self.env_id, self.context.hidden_info_keys, reward="code", code=candidate["code"],
+                              seed=self.config.seed + candidate["k"], log_dir=str(candidate["dir"]))
+        future = executor.submit(evaluate_candidate, job)
+        future.candidate = candidate
+        # written the moment it finishes, so a Ctrl-C during the next LLM call keeps it
+        future.add_done_callback(self._on_done)
+        return future
+
+    def _on_done(self, future: cf.Future) -> None:
         """Write a candidate's result as soon as it finishes (the main thread writes the same record again later)."""
         if self._stopping or future.cancelled() or future.exception() is not None:
             return  # a worker killed by Ctrl-C is not a finished candidate: a rerun trains it again
-        self._finish(cand_dir, {**future.result(), "code": code})
+        self._finish(future.candidate["dir"], _trained(future))
 
-    def _response(self, messages: list[dict[str, str]], cand_dir: Path, seed: int) -> str:
-        path = cand_dir / "response.md"
+    def _response(self, messages: Messages, path: Path, seed: int) -> str:
         if path.exists():
             return path.read_text()
         cfg = self.config
         text = self.llm.complete(messages, max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                                  seed=seed, allow_empty=True)
-        cand_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return text
 
@@ -236,17 +348,24 @@ class EurekaSearch:
 
     def _iteration_summary(self, it: int, records: list[dict[str, Any]]) -> dict[str, Any]:
         ok = [r for r in records if r["status"] == "ok"]
+        executable = [r for r in records if _executable(r)]
         stages = {}
         for r in records:
-            if r["status"] != "ok":
+            if r["status"] == "failed":
                 stages[r["stage"]] = stages.get(r["stage"], 0) + 1
-        summary: dict[str, Any] = {"iteration": it, "candidates": len(records), "executed": len(ok),
-                                   "execute_rate": len(ok) / len(records), "failures_by_stage": stages,
-                                   "best_candidate": None, "best_fitness": None,
-                                   "candidate_wall_s": [r.get("elapsed_s") for r in records]}
+        summary: dict[str, Any] = {
+            "iteration": it, "candidates": len(records), "executable": len(executable), "trained": len(ok),
+            "executable_first_try": sum(not r.get("repairs") for r in executable),
+            "execute_rate": len(executable) / len(records), "failures_by_stage": stages,
+            "best_candidate": None, "best_training_fitness": None,
+            "prescreen_scores": [r.get("prescreen_score") for r in records],
+            "training_fitness": [r.get("fitness") for r in records],
+            "selection_keys": [list(_rank(r)) if r["status"] == "ok" else None for r in records],
+            "candidate_wall_s": [r.get("elapsed_s") for r in records]}
+        summary["execute_rate_first_try"] = summary["executable_first_try"] / len(records)
         if ok:
             top = max(ok, key=_rank)
-            summary.update(best_candidate=top["candidate"], best_fitness=top["fitness"])
+            summary.update(best_candidate=top["candidate"], best_training_fitness=top["fitness"])
             text = reflection_text(top["curve"], evaluation=top.get("eval_success"))
             summary["feedback"] = {"code": top["code"], "text": text, "from": top["candidate"]}
         else:  # nothing ran: show the model its own failure (the first one with code, else any)
@@ -258,10 +377,17 @@ class EurekaSearch:
 
     # -- final evaluation -------------------------------------------------------------------------------------
     def _final(self, best: dict[str, Any], executor: Any) -> dict[str, list[dict[str, Any]]]:
-        """Retrain the best code (and the env/sparse baselines) over ``final_seeds`` seeds at the same budget."""
+        """Retrain the best code (and the env/sparse baselines) over ``final_seeds`` seeds at the same budget, then
+        evaluate each final policy on ``final_eval_episodes`` fresh episodes."""
         cfg = self.config
         (self.run_dir / "best_reward.py").write_text(best["code"])
         kinds = ["eureka"] + (["env", "sparse"] if cfg.baselines else [])
+        codes = {"eureka": best["code"]}
+        if cfg.blind:
+            blind = self._blind_code()
+            if blind is not None:
+                kinds.append("blind")
+                codes["blind"] = blind
         results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
         futures = {}
         for kind in kinds:
@@ -270,41 +396,96 @@ class EurekaSearch:
                 if path.exists():
                     results[kind].append(_read_json(path))
                     continue
-                job = cfg.job(self.env_id, self.context.hidden_info_keys,
-                              reward="code" if kind == "eureka" else kind,
-                              code=best["code"] if kind == "eureka" else None, seed=cfg.seed + 100 + s,
+                job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
+                              reward="code" if kind in codes else kind,
+                              code=codes.get(kind), seed=cfg.seed + 100 + s,
                               log_dir=str(path.parent / f"{kind}_seed{s}"))
                 Path(job["log_dir"]).mkdir(parents=True, exist_ok=True)
                 futures[executor.submit(evaluate_candidate, job)] = (kind, path)
         for future in tqdm(cf.as_completed(futures), total=len(futures), desc="final retraining", unit="run",
                            disable=not self.progress or not futures):
             kind, path = futures[future]
-            record = future.result()
+            record = {**future.result(), "eval_episodes": cfg.final_eval_episodes}
             _write_json(path, record)
             results[kind].append(record)
         for kind in kinds:
             results[kind].sort(key=lambda r: r["seed"])
         return results
 
+    def _blind_code(self) -> str | None:
+        """The blind control: code the coder writes without the task description, success criterion, info keys
+        and observation layout (only the observation's shape and the action space), with the same repairs."""
+        ctx = self.context
+        blind = EnvContext(env_id="(not given)", description="(not given)", observation=ctx.observation.splitlines()[0],
+                           action=ctx.action, success=None, hidden_info_keys=ctx.hidden_info_keys)
+        code, attempts = self._write_code(initial_messages(blind), self.run_dir / "blind", sample_seed(
+            self.config.seed, 999, 0))
+        _write_json(self.run_dir / "blind" / "result.json", {"code": code, "attempts": attempts})
+        return code
+
     def _summary(self, iterations: list[dict[str, Any]], best: dict[str, Any] | None,
                  final: dict[str, list[dict[str, Any]]], wall_s: float) -> dict[str, Any]:
         total = sum(s["candidates"] for s in iterations)
         walls = [w for s in iterations for w in s["candidate_wall_s"] if w is not None]
+        # the prescreen score against the search's own selection order (training fitness, ties broken by the
+        # best training-window env return), over every trained candidate that was scored
+        scored = [(p, tuple(k)) for s in iterations for p, k in zip(s["prescreen_scores"], s.get("selection_keys", []))
+                  if p is not None and k is not None]
+        order = sorted({k for _, k in scored})
         summary: dict[str, Any] = {
             "task": self.env_id, "candidates": total,
-            "execute_rate": sum(s["executed"] for s in iterations) / total if total else 0.0,
+            "execute_rate": sum(s["executable"] for s in iterations) / total if total else 0.0,
+            "execute_rate_first_try": sum(s["executable_first_try"] for s in iterations) / total if total else 0.0,
             "execute_rate_per_iteration": [s["execute_rate"] for s in iterations],
-            "best_fitness_per_iteration": [s["best_fitness"] for s in iterations],
+            "best_training_fitness_per_iteration": [s["best_training_fitness"] for s in iterations],
             "failures_by_stage": _merge_counts([s["failures_by_stage"] for s in iterations]),
             "best_candidate": None if best is None else f"{best.get('candidate')}",
-            "best_fitness": None if best is None else best["fitness"],
+            "best_training_fitness": None if best is None else best["fitness"],
+            "prescreen_spearman": spearman([p for p, _ in scored], [order.index(k) for _, k in scored])
+            if scored else None,
+            "prescreen_pairs": len(scored),
             "wall_s_per_candidate": statistics.mean(walls) if walls else None,
             "wall_s": wall_s, "llm": getattr(self.llm, "name", "?"), "search": asdict(self.config),
+            "identity": self.identity,
         }
-        scores = {kind: [_score(r) for r in runs] for kind, runs in final.items()}
-        summary["final"] = scores
-        summary["hns"] = hns_summary(scores)
+        summary["final"] = {kind: final_arm(runs) for kind, runs in final.items()}
+        summary["eval_episodes"] = self.config.final_eval_episodes
+        summary["eval_success"] = {kind: _mean(arm["eval_success"]) for kind, arm in summary["final"].items()}
+        summary["eval_return"] = {kind: _mean(arm["eval_return"]) for kind, arm in summary["final"].items()}
+        summary["hns"] = hns_summary({kind: arm["eval_success"] for kind, arm in summary["final"].items()})
         return summary
+
+
+def _public(candidate: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's fields that go into its result record."""
+    return {key: candidate[key] for key in ("code", "prescreen_score", "attempts", "repairs")}
+
+
+def _trained(future: cf.Future) -> dict[str, Any]:
+    record = future.result()
+    # executable: ran through training without an error (the smoke test inside the job included)
+    return {**record, "executable": record.get("status") == "ok", **_public(future.candidate)}
+
+
+def _executable(record: dict[str, Any]) -> bool:
+    """Passed extraction, the allow-list and the smoke test (trained or screened out; older records: trained)."""
+    return bool(record.get("executable", record["status"] == "ok"))
+
+
+def final_arm(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """One arm's final runs, seed by seed: ``eval_success`` / ``eval_return`` of the final policy on fresh
+    episodes (the reported metric) and ``training_fitness`` (best training-window success, Eureka's selection
+    signal). A failed run is None in each list."""
+    ok = [r.get("status") == "ok" for r in runs]
+    return {"seeds": [r.get("seed") for r in runs],
+            "eval_success": [r.get("eval_success") if good else None for r, good in zip(runs, ok)],
+            "eval_return": [r.get("eval_return") if good else None for r, good in zip(runs, ok)],
+            "training_fitness": [r.get("fitness") if good else None for r, good in zip(runs, ok)]}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    valid = [v for v in values if v is not None]
+    return statistics.mean(valid) if valid else None
 
 
 def _merge_counts(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -313,10 +494,6 @@ def _merge_counts(counts: list[dict[str, int]]) -> dict[str, int]:
         for k, v in c.items():
             merged[k] = merged.get(k, 0) + v
     return merged
-
-
-def _score(record: dict[str, Any]) -> float | None:
-    return record["fitness"] if record.get("status") == "ok" else None
 
 
 def hns_summary(scores: Mapping[str, list[float | None]]) -> dict[str, Any]:
@@ -343,7 +520,7 @@ def hns_summary(scores: Mapping[str, list[float | None]]) -> dict[str, Any]:
     return out
 
 
-def run_search(env_id: str, llm: Any, config: SearchConfig | None = None, run_dir: str | Path = "runs/eureka",
+def run_search(env_id: str, llm: Any, config: SearchConfig | None = None, run_dir: str | Path | None = None,
                **kwargs: Any) -> dict[str, Any]:
     """Build and run an :class:`EurekaSearch`; returns the summary (also in ``run_dir/summary.json``)."""
     return EurekaSearch(env_id, llm, config or SearchConfig(), run_dir, **kwargs).run()
