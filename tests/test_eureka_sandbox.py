@@ -483,7 +483,7 @@ def test_escape_caller_cannot_be_hung_by_files(tmp_path):
         assert read_log_tail(fd) == ""  # not a regular file: not read at all
     finally:
         os.close(fd)
-    victim = tmp_path.parent / f"victim-{uuid.uuid4().hex}"
+    victim = tmp_path / "victim"
     victim.write_text("keep")
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -497,14 +497,11 @@ def test_escape_caller_cannot_be_hung_by_files(tmp_path):
     os.mkfifo("fifo", dir_fd=fd)
     os.close(fd)
     os.symlink(victim, tree / "link")
-    os.symlink(tmp_path.parent, tree / "dirlink")
+    os.symlink(tmp_path, tree / "dirlink")
     start = time.monotonic()
-    try:
-        assert remove_tree(tree, time.monotonic() + 30)
-        assert not tree.exists() and victim.read_text() == "keep"
-        assert time.monotonic() - start < 30
-    finally:
-        victim.unlink()
+    assert remove_tree(tree, time.monotonic() + 30)
+    assert not tree.exists() and victim.read_text() == "keep"
+    assert time.monotonic() - start < 30
 
 
 @needs_jail
@@ -637,3 +634,21 @@ def test_escape_process_isolation_still_drops_root_and_filters_syscalls(tmp_path
     """
     hits, _ = _serve_once(_attack(body), limits=SandboxLimits(memory_mb=2048, isolation="process"))
     assert hits == {"root": 0.0, "fork": 0.0, "kill": 0.0, "parent_environ": 0.0}
+
+
+@needs_jail
+def test_escape_user_namespace_jail_as_a_normal_user_gets_it():
+    """The flavour a non-root caller gets (a user namespace, uid 65534 inside), checked from here."""
+    from llm_reward.eureka.jail import jail_command
+
+    probe = ("import os\nstatus = open('/proc/self/status').read()\n"
+             "caps = [l.split()[1] for l in status.splitlines() if l.startswith('CapEff')][0]\n"
+             "pids = [p for p in os.listdir('/proc') if p.isdigit()]\n"
+             "def writable(d):\n    try:\n        open(d + '/x', 'w').close()\n        return True\n"
+             "    except OSError:\n        return False\n"
+             "print(os.getuid(), os.getgid(), int(caps, 16), len(pids), os.path.exists('/etc/shadow'),\n"
+             "      [d for d in ('/', '/dev', '/dev/shm', '/etc', '/usr', '/tmp') if writable(d)])")
+    done = subprocess.run(jail_command([sys.executable, "-I", "-c", probe], writable_mb=4, user_namespace=True),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["65534", "65534", "0", "2", "False", "['/tmp']"]

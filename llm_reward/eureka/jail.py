@@ -82,10 +82,13 @@ def read_only_paths() -> list[str]:
     return sorted(p for p in real if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real))
 
 
-def jail_command(argv: list[str], *, writable_mb: int, info_fd: int | None = None) -> list[str]:
+def jail_command(argv: list[str], *, writable_mb: int, info_fd: int | None = None,
+                 user_namespace: bool | None = None) -> list[str]:
     """``argv`` behind bubblewrap: the namespaces, read-only mounts, private tmpfs and session described above.
 
-    Raises :class:`SandboxUnavailable` when there is no ``bwrap`` binary.
+    ``user_namespace`` (default: unless the caller is root) jails through a user namespace as uid 65534, the only
+    way for a normal user; a root caller's jail is privileged bubblewrap and the worker drops root itself. Raises
+    :class:`SandboxUnavailable` when there is no ``bwrap`` binary.
     """
     bwrap = bwrap_binary()
     if bwrap is None:
@@ -93,7 +96,9 @@ def jail_command(argv: list[str], *, writable_mb: int, info_fd: int | None = Non
                                  "(or apt-get install bubblewrap)")
     command = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    if os.getuid() == 0:
+    if user_namespace is None:
+        user_namespace = os.getuid() != 0
+    if not user_namespace:
         # Privileged bubblewrap: namespaces need no user namespace; the worker keeps only what it needs to drop
         # to nobody (drop_privileges), which clears them.
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
@@ -117,7 +122,9 @@ def jail_command(argv: list[str], *, writable_mb: int, info_fd: int | None = Non
     for path in binds:
         command += ["--ro-bind", path, path]
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(int(writable_mb) * 1024 * 1024),
-                "--perms", "1777", "--tmpfs", JAIL_TMP, "--chdir", JAIL_TMP]
+                "--perms", "1777", "--tmpfs", JAIL_TMP,
+                # bubblewrap's own root and /dev are uncapped tmpfs the jail's user may own: read-only from here.
+                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JAIL_TMP]
     if info_fd is not None:
         command += ["--info-fd", str(info_fd)]
     return [*command, *argv]
