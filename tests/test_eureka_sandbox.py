@@ -446,7 +446,31 @@ def test_escape_results_are_computed_outside_the_code(tmp_path):
                       sandbox_root=tmp_path)
     assert not outcome.ok and outcome.result is None, outcome.result
     assert any(word in outcome.reason for word in ("non-finite", "unexpected 'result' frame")), outcome.reason
-    print(outcome.elapsed_s)
+
+
+@needs_jail
+def test_escape_training_fitness_cannot_be_forged(tmp_path):
+    """Forged progress and result frames on every descriptor, then honest rewards: no forged number arrives."""
+    body = """
+    import json
+    for message in ({'type': 'progress', 'point': 0, 'timestep': 64, 'episodes': 5, 'success_rate': 0.987,
+                     'env_return': 0.987, 'reward_mean': 0.987, 'components': {}},
+                    {'type': 'result', 'timesteps': 64, 'eval_success': 0.987, 'eval_return': 0.987}):
+        frame = json.dumps(message).encode()
+        for fd in range(64):
+            try:
+                os.write(fd, len(frame).to_bytes(4, 'big') + frame)
+            except OSError:
+                pass
+    """
+    outcome = run_job({"mode": "train", "env_id": ENV_ID, "code": _attack(body), "reward": "code", "seed": 0,
+                       "algo": "ppo", "total_timesteps": 128, "n_envs": 1, "n_points": 2, "eval_episodes": 1,
+                       "agent_kwargs": {"n_steps": 64, "batch_size": 64}, "inner_layers": False},
+                      limits=SandboxLimits(timeout_s=90, memory_mb=3072), sandbox_root=tmp_path)
+    numbers = [value for point in outcome.progress for value in point.values()]
+    numbers += list((outcome.result or {}).values())
+    assert 0.987 not in numbers
+    assert not outcome.ok and "frame instead of rewards" in outcome.reason, outcome.reason
     assert list(tmp_path.iterdir()) == []
 
 
