@@ -32,8 +32,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PLAIN_RECIPE = ["feedback.strategy=null", "reward_model.dense_pairs=0"]
 
 
-#: What a cell's code version covers: a change anywhere else (docs, stored results) does not touch the measured path.
-MEASURED_PATHS = ("llm_reward", "benchmarks", "pyproject.toml", ":(exclude)benchmarks/results")
+#: What a cell's code version covers: the whole checkout (``llm_reward/`` links some of its packages from the top
+#: level) but for what cannot touch the measured path: docs, tests, stored results.
+MEASURED_PATHS = (".", ":(exclude)benchmarks/results", ":(exclude)docs", ":(exclude)tests", ":(exclude)README.md",
+                  ":(exclude)mkdocs.yml")
 #: Config keys that name where a run writes or which seed it runs, not what it computes; left out of config_hash so
 #: the seeds of one arm share a hash.
 UNHASHED_KEYS = ("run_dir", "data_dir", "seed", "progress")

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from llm_reward.reward_model import RewardArtifact
@@ -75,7 +76,15 @@ def test_main_job_with_the_embedded_judge(tmp_path):
     assert 6 <= annotation["llm_prompts"] <= 12
     assert annotation["llm_calls"] + annotation["cache_hits"] == annotation["llm_prompts"]
     assert cfg.reward.shaping.form == "potential"  # the MiniGrid env configs recommend it
-    assert 0.0 <= metrics["success_rate"] <= 1.0 and metrics["runs"]["shaped"]["timesteps"] >= 2048
+    # the success rate is the mean of the evaluation episodes' own outcomes, which the run keeps
+    for name in ("shaped", "extrinsic"):
+        evaluation = metrics["runs"][name]["eval"]
+        episodes = evaluation["per_episode"]
+        assert len(episodes["success"]) == len(episodes["return"]) == evaluation["n_episodes"] == 2
+        assert evaluation["success_rate"] == np.mean(episodes["success"])
+        assert evaluation["mean_return"] == pytest.approx(np.mean(episodes["return"]))
+    assert metrics["success_rate"] == metrics["runs"]["shaped"]["eval"]["success_rate"]
+    assert metrics["runs"]["shaped"]["timesteps"] >= 2048
     assert metrics["llm"] == "local"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

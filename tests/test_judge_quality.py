@@ -200,7 +200,11 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     assert metrics["oracle_agreement"] == 1.0 and metrics["position_consistency"] < 1.0
     calibrated = judge_quality.measure(judge_quality.derive(cell, rows, "cf"), rows)
     assert calibrated["position_consistency"] == 1.0 and calibrated["llm_calls"] == 0
-    assert 0.0 <= metrics["rm_heldout_accuracy"] <= 1.0
+    # the reward model fitted on the judge's labels predicts its held-out labels; on labels that contradict
+    # themselves (each pair answered both ways across its copies) it cannot, so the measure does discriminate
+    assert metrics["rm_heldout_accuracy"] == 1.0
+    contradictory = {**cell, "label": np.tile([1.0, 0.0], len(rows) // 2).tolist()}
+    assert judge_quality.measure(contradictory, rows)["rm_heldout_accuracy"] < 0.5
     # Copy answers name no position: no content-free prior, only the batch calibration.
     copy = judge_quality.run_cell("pairwise_copy", "nethack", rows, GoldJudge(copy_bias=1.5), cot_pairs=2)
     assert copy["cf_prior"] == {} and judge_quality.derive(copy, rows, "cf") is None
@@ -208,7 +212,7 @@ def test_benchmark_cell_on_a_scripted_judge(monkeypatch):
     # A pointwise cell keeps the judge's caption scores, and its reward model is also measured with dense pairs.
     pointwise = judge_quality.run_cell("pointwise", "nethack", rows, GoldJudge(), cot_pairs=2)
     assert set(pointwise["caption_scores"]["NetHackScore-v0"]) == {c for pair in PAIRS for c in pair}
-    assert 0.0 <= judge_quality.measure(pointwise, rows)["rm_heldout_accuracy_dense"] <= 1.0
+    assert judge_quality.measure(pointwise, rows)["rm_heldout_accuracy_dense"] == 1.0
     # Paired difference against the default on the same pairs: right on 12 pairs vs wrong on the same 12.
     wrong = {**pointwise, "label": (1.0 - np.array(pointwise["label"])).tolist()}
     versus = judge_quality.paired_difference(pointwise, wrong, rows)
@@ -263,5 +267,5 @@ def test_strategies_on_the_embedded_tiny_model(tmp_path):
     pairs = [("You kill the newt!", "It's a wall.")]
     for name in ("pointwise", "pairwise_diff_cf", "pairwise_copy_pmi"):
         batch = make_strategy(name, llm, domain="nethack", goal=None).label(pairs)
-        assert 0.0 <= float(batch.label[0]) <= 1.0, name
+        assert np.isfinite(batch.label[0]) and np.isfinite(batch.forward[0]), name  # an answer, not "unknown"
     assert llm.stats.cache_misses == 2 + 2 + len(calibration.CONTENT_FREE) + 4
