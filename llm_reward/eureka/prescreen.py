@@ -105,9 +105,9 @@ def candidate_rewards(code: str, rollouts: Rollouts, *,
                       hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN) -> np.ndarray:
     """The code's total reward on every stored transition, computed by a sandboxed reward server.
 
-    Raises :class:`~llm_reward.eureka.wrappers.CodeRewardError` if the code fails on a transition.
+    Raises :class:`~llm_reward.eureka.server.CodeRewardError` if the code fails on a transition.
     """
-    from llm_reward.eureka.wrappers import RewardServer
+    from llm_reward.eureka.server import RewardServer
 
     server = RewardServer(code, hidden_info_keys=hidden_info_keys)
     try:

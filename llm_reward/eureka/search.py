@@ -53,7 +53,7 @@ from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initi
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
 from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
 from llm_reward.eureka.sandbox import kill_all_workers
-from llm_reward.eureka.wrappers import CodeRewardError
+from llm_reward.eureka.server import CodeRewardError
 from llm_reward.types import Messages
 
 log = logging.getLogger(__name__)
