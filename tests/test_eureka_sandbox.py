@@ -319,6 +319,7 @@ MODULE_CHAINS = [
     "from numpy import ma\nma.core.builtins.open('/etc/passwd')",
     "imp = np.ma.core.builtins.__dict__['__import__']",
     "d = vars(np.ma.core)",
+    "match 5:\n    case int(__class__=c):\n        pass",
 ]
 
 
@@ -365,6 +366,7 @@ def test_escape_os_layers_hold_against_code_past_the_allowlist_and_hook(tmp_path
         return found
     worked('shadow', lambda: open('/etc/shadow').read())
     worked('host_file', lambda: {SECRET!r} in open({str(secret_file)!r}).read())
+    worked('checkout', lambda: os.path.exists({_root() + '/pyproject.toml'!r}) or os.path.exists({_root() + '/.git'!r}))
     worked('secret_env', lambda: {SECRET!r} in str(os.environ))
     worked('secret_proc', scan_proc)
     worked('other_pids', lambda: [p for p in os.listdir('/proc') if p.isdigit() and p not in ('1', str(os.getpid()))])
@@ -395,7 +397,7 @@ def test_escape_os_layers_hold_against_code_past_the_allowlist_and_hook(tmp_path
     finally:
         sentinel.kill()
         sentinel.wait()
-    assert len(hits) == 19 and not any(hits.values()), {k: v for k, v in hits.items() if v}
+    assert len(hits) == 20 and not any(hits.values()), {k: v for k, v in hits.items() if v}
     assert not outside.exists()
     assert not Path(f"/proc/{pid}").exists()  # the jailed interpreter is gone once the server closed
 

@@ -107,6 +107,8 @@ _FORBIDDEN_NODES: dict[type, str] = {
     ast.AsyncFunctionDef: "async functions", ast.Await: "await", ast.AsyncFor: "async for",
     ast.AsyncWith: "async with", ast.With: "'with' blocks", ast.Delete: "'del' statements",
 }
+if hasattr(ast, "Match"):  # a class pattern reads attributes by name (``case int(__class__=c)``)
+    _FORBIDDEN_NODES[ast.Match] = "'match' statements"
 if hasattr(ast, "TryStar"):
     _FORBIDDEN_NODES[ast.TryStar] = "'except*' blocks"
 

@@ -65,10 +65,11 @@ def package_root() -> str:
 
 
 def read_only_paths() -> list[str]:
-    """Directories the worker may read: the interpreter, its standard library and site-packages, this package,
-    and the system's libraries."""
+    """Directories the worker may read: the interpreter, its standard library and site-packages, the
+    ``llm_reward`` package directory (not the checkout around it: no ``.env``, ``.git`` or run directories), and
+    the system's libraries."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             package_root()}
+             str(Path(__file__).resolve().parents[1])}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         paths.add(sysconfig.get_paths()[key])
     for entry in sys.path:
