@@ -678,3 +678,20 @@ def test_escape_user_namespace_jail_as_a_normal_user_gets_it():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["65534", "65534", "0", "2", "False", "['/tmp']"]
+
+
+def test_escape_a_worker_that_stops_reading_cannot_block_the_caller():
+    import time
+
+    from llm_reward.eureka.server import CodeRewardError, RewardServer
+
+    server = RewardServer(reward("while True:\n    pass"), call_timeout_s=2)
+    big = np.zeros((64, 1024))  # 512 KB a batch: more than a pipe holds
+    start = time.monotonic()
+    try:
+        with pytest.raises(CodeRewardError, match="timed out"):
+            for _ in range(3):  # the first is read whole, then the code loops and stops reading
+                server.send(big, np.zeros((64, 1)), big, [{}] * 64)
+    finally:
+        server.close()
+    assert time.monotonic() - start < 10

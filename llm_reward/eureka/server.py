@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import os
+import select
 import tempfile
 import time
 from typing import Any, Sequence
@@ -72,6 +73,7 @@ class RewardServer:
         jailed = check_isolation(limits.isolation) if _jailed is None else _jailed
         self._dir = tempfile.mkdtemp(prefix="eureka-serve-")
         request_read, self._requests = os.pipe()
+        os.set_blocking(self._requests, False)
         try:
             self._worker = spawn_worker({"mode": "serve", "code": code, "inner_layers": bool(_inner_layers)},
                                         limits, self._dir, jailed=jailed, extra_fds=(request_read,),
@@ -130,9 +132,16 @@ class RewardServer:
             shown = [plain_info({k: info[k] for k in self.info_keys if k in info}, self.hidden) for info in infos]
         else:
             shown = None  # the code reads no info key: nothing to filter or send
-        request = encode_request(obs, actions, next_obs, shown)
+        request = memoryview(encode_request(obs, actions, next_obs, shown))
+        deadline = time.monotonic() + self.call_timeout_s
         try:
-            os.write(self._requests, request)
+            while request:  # non-blocking: a worker that stops reading cannot hang this process
+                try:
+                    request = request[os.write(self._requests, request):]
+                except BlockingIOError:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not select.select([], [self._requests], [], remaining)[1]:
+                        raise self._fail("timed out sending a batch (the reward worker stopped reading)") from None
         except (BrokenPipeError, OSError, TypeError):
             raise self._fail("the reward worker is gone") from None
         self._pending.append(len(actions))
