@@ -4,7 +4,8 @@ Data path: env context (:mod:`.context`) -> prompts (:mod:`.prompts`) -> the LLM
 extraction by name (:mod:`.extract`) -> AST allow-list (:mod:`.allowlist`) -> sandboxed smoke test and short
 SB3 training (:mod:`.sandbox`, :mod:`.worker`, :mod:`.candidate`) on local processes or Ray (:mod:`.executors`)
 -> fitness and reward reflection (:mod:`.reflection`) -> next prompt (:mod:`.search`) -> the best code in a
-reward wrapper (:mod:`.wrappers`).
+reward wrapper (:mod:`.wrappers`). Reward code itself runs only in a jailed reward server (:mod:`.server`,
+:mod:`.jail`).
 
     >>> from llm_reward.eureka import validate_reward_code
     >>> validate_reward_code("def compute_reward(obs, action, next_obs, info):\\n    return 1.0, {}",
@@ -33,6 +34,9 @@ _EXPORTS = {
     "CodeRewardVecEnv": "llm_reward.eureka.wrappers",
     "CodeRewardError": "llm_reward.eureka.wrappers",
     "code_reward_vec_env": "llm_reward.eureka.wrappers",
+    "RewardServer": "llm_reward.eureka.server",
+    "SandboxLimits": "llm_reward.eureka.sandbox",
+    "SandboxUnavailable": "llm_reward.eureka.jail",
     "extract_reward_code": "llm_reward.eureka.extract",
     "check_code": "llm_reward.eureka.allowlist",
     "CodeRejected": "llm_reward.eureka.allowlist",
