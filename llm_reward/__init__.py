@@ -1,7 +1,10 @@
 """llm_reward: turn AI feedback into rewards for reinforcement-learning agents.
 
 The main entry points are importable from the package root; they load lazily, so ``import llm_reward`` stays
-cheap (no torch or stable-baselines3 until a name is used). The Motif path, top to bottom, on the tiny test
+cheap (no torch or stable-baselines3 until a name is used), and the same names are imported explicitly for type
+checkers and IDEs. The contracts a user implements are here too: :class:`Captioner` (observation -> text) and
+:class:`EnvAdapter` (an environment family: captioner, goal, progress oracle), :class:`Labeler` (a way of judging
+caption pairs). The Motif path, top to bottom, on the tiny test
 model (the embedded default judge is ``make_llm("local")``):
 
     >>> import tempfile
@@ -40,11 +43,16 @@ model (the embedded default judge is ``make_llm("local")``):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # contracts a user implements
+    "Captioner": "llm_reward.types",
+    "Labeler": "llm_reward.types",
+    "LabelBatch": "llm_reward.types",
+    "EnvAdapter": "llm_reward.envs",
     # LLM judges and feedback
     "make_llm": "llm_reward.llm",
     "LLMPreferenceLabeler": "llm_reward.feedback.labelers",
@@ -79,7 +87,29 @@ _EXPORTS = {
     "OnlineFeedback": "llm_reward.motif.online",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # the names of _EXPORTS, spelled out for linters and star-imports
+    "__version__", "Captioner", "Labeler", "LabelBatch", "EnvAdapter", "make_llm", "LLMPreferenceLabeler",
+    "PairPrompt", "CaptionPrompt", "oracle_labels", "sample_pairs", "fit_reward_model", "build_artifact",
+    "RewardArtifact", "RewardModelRecipe", "CaptionWrapper", "FunctionCaptioner", "LLMRewardWrapper",
+    "LLMRewardVecEnv", "ShapedRewardLogger", "train_agent", "make_env", "make_vec_env", "captioner_name",
+    "register_adapter", "make_agent", "collect_stage", "annotate_stage", "fit_stage", "make_labeler",
+    "OnlineFeedback",
+]
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs (never executed)
+    from llm_reward.agents import make_agent
+    from llm_reward.envs import EnvAdapter, captioner_name, make_env, make_vec_env, register_adapter
+    from llm_reward.feedback.annotate import sample_pairs
+    from llm_reward.feedback.labelers import LLMPreferenceLabeler, oracle_labels
+    from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+    from llm_reward.llm import make_llm
+    from llm_reward.motif.online import OnlineFeedback
+    from llm_reward.motif.stages import annotate_stage, collect_stage, fit_stage, make_labeler
+    from llm_reward.reward_model import RewardArtifact, RewardModelRecipe, build_artifact, fit_reward_model
+    from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
+    from llm_reward.shaping.wrappers import LLMRewardVecEnv, LLMRewardWrapper, ShapedRewardLogger
+    from llm_reward.training.loop import train_agent
+    from llm_reward.types import Captioner, LabelBatch, Labeler
 
 
 def __getattr__(name: str) -> Any:

@@ -23,21 +23,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from llm_reward.feedback.judges import PAIR_CHOICES, LabelBatch
+from llm_reward.feedback.judges import PAIR_CHOICES, LabelBatch, logit, sigmoid
 from llm_reward.llm.base import LLM
 from llm_reward.types import Messages
 
 #: Zhao et al.'s content-free inputs.
 CONTENT_FREE = ("N/A", "", "[MASK]")
-
-
-def logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def content_free_prior(llm: LLM, verdict: Callable[[str, str], Messages],

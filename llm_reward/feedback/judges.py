@@ -22,28 +22,11 @@ import numpy as np
 
 from llm_reward.llm.base import LLM
 from llm_reward.llm.errors import LLMCapabilityError, LLMOutputError
-from llm_reward.types import Messages
+from llm_reward.types import LabelBatch, Messages
+from llm_reward.types import position_consistency  # noqa: F401 (re-exported: its home was here)
 
 PAIR_CHOICES = ("1", "2")
 SCORE_CHOICES = tuple(str(i) for i in range(1, 11))
-
-
-@dataclass
-class LabelBatch:
-    """Labels for a batch of pairs, with both orders kept apart so position bias can be measured."""
-
-    label: np.ndarray  # float32 P(first preferred); NaN = unknown
-    forward: np.ndarray  # P(first preferred) judged in the given order; NaN if not asked or unknown
-    reverse: np.ndarray  # the same pair judged swapped, mapped back to P(first preferred)
-    llm_prompts: int = 0  # prompts this batch sent to the LLM layer (cache hits included)
-    retries: int = 0  # free-text verdict follow-ups (Motif style)
-    # Pointwise judges: the strength behind the labels per caption (label = sigmoid(score_a - score_b)). Any two
-    # scored captions can then be compared without asking again (reward_model.dense_pairs).
-    caption_scores: dict[str, float] | None = None
-
-    @property
-    def position_consistency(self) -> float:
-        return position_consistency(self.forward, self.reverse)
 
 
 def both_order_labels(pairs: Sequence[tuple[str, str]], judge_ordered: Callable[[list[int], list[tuple[str, str]]],
@@ -78,15 +61,6 @@ def both_order_labels(pairs: Sequence[tuple[str, str]], judge_ordered: Callable[
     identical[asked] = False
     label[identical] = 0.5
     return LabelBatch(label.astype(np.float32), forward, reverse, llm_prompts=len(ordered), retries=retries)
-
-
-def position_consistency(forward: np.ndarray, reverse: np.ndarray) -> float:
-    """Fraction of pairs judged in both orders whose preferred side is the same both times (ties excluded)."""
-    both = ~np.isnan(forward) & ~np.isnan(reverse)
-    decided = both & (forward != 0.5) & (reverse != 0.5)
-    if not decided.any():
-        return float("nan")
-    return float(np.mean((forward[decided] > 0.5) == (reverse[decided] > 0.5)))
 
 
 class PairTemplate(Protocol):
@@ -196,11 +170,28 @@ def bradley_terry_labels(yes_first: np.ndarray, yes_second: np.ndarray) -> np.nd
         >>> bradley_terry_labels(np.array([0.8]), np.array([0.5])).round(2)
         array([0.8], dtype=float32)
     """
-    def logit(p: np.ndarray) -> np.ndarray:
-        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-        return np.log(p) - np.log1p(-p)
+    return sigmoid(logit(yes_first) - logit(yes_second)).astype(np.float32)
 
-    return (1.0 / (1.0 + np.exp(-(logit(yes_first) - logit(yes_second))))).astype(np.float32)
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """``log(p / (1 - p))`` in float64, ``p`` clipped to [1e-6, 1 - 1e-6] so a certain answer stays finite.
+
+    Example:
+        >>> float(logit(0.5)), bool(np.isfinite(logit(1.0)))
+        (0.0, True)
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` in float64, the inverse of :func:`logit`.
+
+    Example:
+        >>> float(sigmoid(0.0)), round(float(sigmoid(logit(0.8))), 6)
+        (0.5, 0.8)
+    """
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 class ScoreTemplate(Protocol):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from llm_reward.feedback.judges import sigmoid
 from llm_reward.reward_model.model import RewardModel
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def _dense_pairs(train_a: np.ndarray, train_b: np.ndarray, table: list[str], sco
     kept = np.array([(i, j) not in exclude and (j, i) not in exclude for i, j in zip(a, b)], dtype=bool)
     a, b = a[kept][:n], b[kept][:n]
     gap = np.array([scores[table[i]] - scores[table[j]] for i, j in zip(a, b)])
-    y = 1.0 / (1.0 + np.exp(-gap)) if targets == "soft" else np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
+    y = sigmoid(gap) if targets == "soft" else np.where(gap > 0, 1.0, np.where(gap < 0, 0.0, 0.5))
     return a, b, y
 
 
