@@ -9,8 +9,10 @@
 
 The intrinsic reward is a reward model distilled from the embedded judge's preferences over NetHack messages
 (Motif). Arms: ``extrinsic`` (reward=none), ``intrinsic`` (alpha_ext=0), ``combined`` (alpha_ext=0.1,
-alpha_int=1 as Motif's score experiments weight them). The metric is the true in-game score return on
-evaluation episodes. Cells are resumable (``results/nethack_score[_quick]_cells.jsonl``).
+alpha_int=1 as Motif's score experiments weight them). The metric (``score`` in a cell) is the NLE task return
+on evaluation episodes: NLE's score reward with its step penalty, which can be negative and is not the in-game
+score; the in-game score at each evaluation episode's end is kept beside it (``in_game_score``), with every
+episode's outcome (``episodes``). Cells are resumable (``results/nethack_score[_quick]_cells.jsonl``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes  # noqa: E402
+from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine, plot_seed_curves, read_episodes, stamp  # noqa: E402
 from _hydra import run_cell  # noqa: E402
 
 ARMS = {
@@ -39,7 +41,7 @@ def run_dir(name: str, arm: str, seed: int, steps: int, quick: bool) -> Path:
 
 
 def train_score(run: Path, last: int = 100) -> float | None:
-    """Mean in-game score of the agent's last ``last`` training episodes (``None`` when the run dir is gone)."""
+    """Mean NLE task return of the agent's last ``last`` training episodes (``None`` when the run dir is gone)."""
     episodes = read_episodes(run)
     return float(episodes["return"].tail(last).mean()) if len(episodes) else None
 
@@ -89,6 +91,9 @@ def main() -> None:
                 run = next(iter(metrics["runs"].values()))
                 # The training readings go into the cell too: a report on another machine has no run dirs.
                 cells.add(cell, {"arm": arm, "seed": seed, "steps": steps, "score": run["eval"]["mean_return"],
+                                 "in_game_score": run["eval"].get("mean_score"),
+                                 **stamp(config=run_path / "config.yaml", wall_time_s=metrics.get("wall_time_s"),
+                                         episodes=run["eval"].get("per_episode")),
                                  "steps_per_s": run["steps_per_s"], "train_score_last100": train_score(run_path),
                                  "intrinsic_return_first_vs_last_tenth": intrinsic_trend(run_path, steps)})
                 print(cell, run["eval"]["mean_return"], file=sys.stderr, flush=True)
@@ -100,7 +105,7 @@ def main() -> None:
         curves[arm] = {s: run for s, run in zip(done, run_paths) if run.is_dir()}  # this machine's runs only
         scores = [row["score"] for row in rows]
         # 20 evaluation episodes leave a standard error of ~10 points (per-episode std ~30-50): the training
-        # episodes' score (true env return, Monitor innermost) over the last 100 is the steadier second reading.
+        # episodes' task return (Monitor innermost) over the last 100 is the steadier second reading.
         train = [row["train_score_last100"] if "train_score_last100" in row else train_score(run)
                  for row, run in zip(rows, run_paths)]
         known = [v for v in train if v is not None]
@@ -117,7 +122,7 @@ def main() -> None:
         plot_seed_curves({arm: list(arm_runs.values()) for arm, arm_runs in curves.items()},
                          RESULTS / f"{summary}_curves.png", column="return", steps=steps,
                          title=f"NetHackScore, PPO {steps:,} steps (seeds {', '.join(map(str, drawn))})",
-                         ylabel="in-game score (last 100 training episodes)")
+                         ylabel="NLE task return (last 100 training episodes)")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
     emit(summary, {arm: row["mean_score"] for arm, row in table.items()})

@@ -103,6 +103,7 @@ def test_report_imports_stored_cells_and_matches_rliable(tmp_path: Path) -> None
     row = saved["tasks"]["doorkey_8x8"]
     assert row["code_version"] == "a" * 12 and not row["stale"] and row["stale_cells"] == 2
     assert row["n_seeds"]["none"] == 5 and [c["seed"] for c in row["rewards"]["none"]["stale_cells"]] == [7, 8]
+    assert row["prob_improvement_ci"] == motif["prob_improvement_ci"] and row["verdict_vs_none"] == "ahead"
     assert all(cell["code_version"]["commit"] == "a" * 40 for r in row["rewards"].values() for cell in r["cells"])
     x, y = np.array(scores["motif"])[:, None], np.array(scores["none"])[:, None]
     assert motif["iqm"] == pytest.approx(metrics.aggregate_iqm(x))

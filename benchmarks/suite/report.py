@@ -94,6 +94,10 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
             entry["rewards"][reward] = stats
         entry["n_seeds"] = {r: entry["rewards"][r]["n_seeds"] for r in rewards}
         entry["stale_cells"] = sum(len(entry["rewards"][r]["stale_cells"]) for r in rewards)
+        head = entry["rewards"].get(cfg.headline) or {}  # the row's headline comparison, as the README shows it
+        entry["prob_improvement_vs_none"] = head.get("prob_improvement_vs_none")
+        entry["prob_improvement_ci"] = head.get("prob_improvement_ci")
+        entry["verdict_vs_none"] = head.get("verdict_vs_none")
         summary["tasks"][task] = entry
     summary["performance_profile"] = _profile(cfg, summary)
     summary["n_cells"] = sum(r["n_seeds"] for t in summary["tasks"].values() for r in t["rewards"].values())
