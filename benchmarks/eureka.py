@@ -19,7 +19,8 @@ interval where a task has >= 2 seeds. HNS only where the human reward is dense.
 
 Every search lives in ``benchmarks/results/eureka_runs/<task>_<setting>/`` and resumes on rerun (finished candidates,
 LLM replies and final runs are kept); each final run is also a cell in ``results/eureka_cells.jsonl`` (code
-version, run identity, machine and load, wall time). The last stdout line is the JSON result (also
+version, hash of the search's identity, machine and load, wall time; the worker reports the evaluation's mean,
+not its per-episode outcomes). The last stdout line is the JSON result (also
 ``results/eureka[_quick].json``).
 """
 
@@ -37,7 +38,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, emit, machine  # noqa: E402
+from _common import RESULTS, emit, machine, stamp  # noqa: E402
 
 from llm_reward.eureka.context import env_context  # noqa: E402
 from llm_reward.eureka.rundir import identity_hash, search_identity  # noqa: E402
@@ -120,7 +121,7 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
         "prob_improvement": {control: prob_improvement(arms["eureka"]["eval_success"], arms[control]["eval_success"])
                              for control in arms if control != "eureka" and "eureka" in arms},
         "hns": summary["hns"] if task["dense_human"] else None,
-        "run_dir": str(search.run_dir), "run_identity": identity_hash(search.identity),
+        "run_dir": str(search.run_dir), "run_identity": identity_hash(identity), "identity": identity,
         "wall_s": time.monotonic() - start,
     }
     write_cells(result, search.run_dir)
@@ -142,9 +143,8 @@ def write_cells(result: dict[str, Any], run_dir: Path) -> None:
                     "task": result["task"], "arm": arm, "seed": seed, "steps": result["total_timesteps"],
                     "eval_success": record.get("eval_success"), "eval_return": record.get("eval_return"),
                     "eval_episodes": record.get("eval_episodes"), "training_fitness": record.get("fitness"),
-                    "status": record.get("status"), "wall_s": record.get("elapsed_s"),
-                    "run_identity": result["run_identity"], "machine": machine(),
-                    "load": [round(x, 2) for x in os.getloadavg()]}) + "\n")
+                    "status": record.get("status"), "run_identity": result["run_identity"],
+                    **stamp(config=result["identity"], wall_time_s=record.get("elapsed_s"))}) + "\n")
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -200,7 +200,7 @@ def main() -> None:
         "best_training_fitness_per_iteration": {name: r["best_training_fitness_per_iteration"]
                                                 for name, r in results.items()},
         "tasks": results, "llm": llm.name, "llm_stats": llm.stats.as_dict(), "wall_s": time.monotonic() - start,
-        "machine": machine(), "load": [round(x, 2) for x in os.getloadavg()], "quick": args.quick,
+        "machine": machine(), "quick": args.quick, **{k: v for k, v in stamp().items() if k != "machine"},
     }
     emit("eureka_quick" if args.quick else "eureka", result)
 
