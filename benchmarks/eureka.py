@@ -50,7 +50,14 @@ TASKS: dict[str, dict[str, Any]] = {
     # Drive an underpowered car up a hill (999-step episodes); the env's reward pays for reaching the top and
     # charges for effort, so PPO on it learns to stand still. Success: reached the flag.
     "mountaincar_continuous": {"env_id": "MountainCarContinuous-v0", "max_episode_steps": None, "success": None,
-                               "algo": "ppo", "total_timesteps": 50_000, "dense_human": False},
+                               "algo": "ppo", "total_timesteps": 50_000, "dense_human": False,
+                               # Gymnasium's docstring states the goal after its first sentence; the prompt gets it
+                               "context": {"description": (
+                                   "A car is placed at the bottom of a sinusoidal valley; the only actions are "
+                                   "accelerations applied to the car in either direction. The goal is to reach the "
+                                   "flag on top of the right hill (position >= 0.45) as fast as possible. The engine "
+                                   "is too weak to drive straight up the hill."),
+                                   "success": "the car reached position >= 0.45 (the flag) before the time limit"}},
     # Sparse: pick up the key, open the door, reach the goal; PPO on the env's reward reads 0.016 at 300k steps
     # (benchmarks/results/minigrid_sparse.json, arm none).
     "doorkey_8x8": {"env_id": "MiniGrid-DoorKey-8x8-v0", "max_episode_steps": None, "success": None,
@@ -92,7 +99,7 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
                           prescreen_steps=args.prescreen_steps, prescreen_top=args.prescreen_top,
                           workers=args.workers, max_tokens=args.max_tokens, temperature=0.8, seed=args.seed,
                           success=task["success"], max_episode_steps=task["max_episode_steps"], timeout_s=3600)
-    context = env_context(task["env_id"], success=config.success, seed=config.seed)
+    context = env_context(task["env_id"], task.get("context"), success=config.success, seed=config.seed)
     identity = search_identity(task["env_id"], llm.name, asdict(config), context.as_dict())
     run_dir = Path(args.runs) / f"{name}_{identity_hash(identity)}"  # one directory per search setting
     search = EurekaSearch(task["env_id"], llm, config, run_dir, context=context, progress=not args.no_progress)
