@@ -214,6 +214,9 @@ def test_best_candidate_reflection_feeds_the_next_prompt(finished_search):
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert "key_visible" in second[2]["content"]  # the selected (only working) code
     assert "task_score" in second[3]["content"] and "key_visible: [" in second[3]["content"]
+    # failure diagnosis from the training runner's view of the progress oracle, beside a random policy's
+    assert "Where episodes ended" in second[3]["content"] and "a random policy's progress" in second[3]["content"]
+    assert "share of episodes that ran out of time" in second[3]["content"]
     assert llm.calls[4]["messages"] == second
 
 

@@ -16,7 +16,7 @@ env return. Reflection turns that into text for the LLM; fitness turns it into o
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from llm_reward.eureka.prompts import TIPS
 
@@ -35,8 +35,43 @@ def _series(name: str, values: Sequence[float]) -> str:
             f"min {_fmt(min(values))}")
 
 
-def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = None) -> str:
-    """Each component's values at the progress points with max/mean/min, plus the task score and env return."""
+def diagnosis_text(curve: list[dict[str, Any]], reference: Mapping[str, float] | None = None) -> str | None:
+    """Where the training episodes ended: the best value of the env's progress oracle per episode (hidden from the
+    reward code; higher is closer to success) and the share of episodes that ran out of time, beside what a random
+    policy reaches (``reference``: ``median`` and ``max`` of the oracle over stored random rollouts).
+
+    >>> print(diagnosis_text([{"progress_best_mean": -0.5, "progress_best_max": -0.2, "time_limit_rate": 1.0}],
+    ...                      {"median": -0.5, "max": -0.3}))  # doctest: +NORMALIZE_WHITESPACE
+    Where episodes ended (progress: the env's own measure of how close the agent got to success, higher is closer):
+    best progress per episode (mean over episodes): [-0.5], max -0.5, mean -0.5, min -0.5
+    best progress of any episode: [-0.2], max -0.2, mean -0.2, min -0.2
+    share of episodes that ran out of time: [1], max 1, mean 1, min 1
+    a random policy's progress: median -0.5, max -0.3 (the trained policy got further than random play)
+    """
+    lines = []
+    for key, name in (("progress_best_mean", "best progress per episode (mean over episodes)"),
+                      ("progress_best_max", "best progress of any episode"),
+                      ("time_limit_rate", "share of episodes that ran out of time")):
+        values = [p[key] for p in curve if p.get(key) is not None]
+        if values:
+            lines.append(_series(name, values))
+    if not lines:
+        return None
+    head = ("Where episodes ended (progress: the env's own measure of how close the agent got to success, higher "
+            "is closer):")
+    if reference:
+        best = max((p["progress_best_max"] for p in curve if p.get("progress_best_max") is not None), default=None)
+        verdict = ("" if best is None else " (the trained policy got further than random play)" if best > reference[
+            "max"] else " (the trained policy never got further than random play: the reward does not lead it on)")
+        lines.append(f"a random policy's progress: median {_fmt(reference['median'])}, max "
+                     f"{_fmt(reference['max'])}{verdict}")
+    return "\n".join([head, *lines])
+
+
+def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = None,
+                    reference: Mapping[str, float] | None = None) -> str:
+    """Each component's values at the progress points with max/mean/min, plus the task score and env return, and
+    where episodes ended (:func:`diagnosis_text`) when the training runner reported it."""
     steps = [int(p["timestep"]) for p in curve]
     lines = [f"We trained a policy with this reward function and tracked its values at {len(curve)} points of "
              f"training (up to step {steps[-1] if steps else 0}):"]
@@ -52,6 +87,9 @@ def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = N
                          [p["env_return"] for p in curve if p.get("env_return") is not None]))
     if evaluation is not None:
         lines.append(f"task_score of the final policy on fresh episodes: {_fmt(evaluation)}")
+    diagnosis = diagnosis_text(curve, reference)
+    if diagnosis:
+        lines += ["", diagnosis]
     return "\n".join(lines) + "\n\n" + TIPS
 
 

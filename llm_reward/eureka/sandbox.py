@@ -425,7 +425,9 @@ def check_frame(mode: str, frame: dict[str, Any]) -> dict[str, Any]:
                 "success_rate": channel.optional_number(frame.get("success_rate"), "success_rate"),
                 "env_return": channel.optional_number(frame.get("env_return"), "env_return"),
                 "reward_mean": channel.optional_number(frame.get("reward_mean"), "reward_mean"),
-                "components": channel.component_means(frame.get("components"))}
+                "components": channel.component_means(frame.get("components")),
+                **{key: channel.optional_number(frame.get(key), key)  # failure diagnosis for the reflection
+                   for key in ("progress_best_mean", "progress_best_max", "time_limit_rate")}}
     if kind == "result" and mode == "smoke":
         components = frame.get("components")
         if not isinstance(components, dict) or len(components) > channel.MAX_COMPONENTS:

@@ -306,6 +306,13 @@ class EurekaSearch:
             turn = repair_messages(messages, reply, reason)
         return None, attempts
 
+    def _reference(self) -> dict[str, float] | None:
+        """What a random policy reaches on the progress oracle (the stored rollouts), for the failure diagnosis."""
+        if getattr(self, "_rollouts", None) is None or not len(self._rollouts):
+            return None
+        progress = self._rollouts.progress
+        return {"median": float(statistics.median(progress)), "max": float(progress.max())}
+
     def _prescreen(self, code: str) -> float | None:
         if self._rollouts is None:
             return None
@@ -366,7 +373,7 @@ class EurekaSearch:
         if ok:
             top = max(ok, key=_rank)
             summary.update(best_candidate=top["candidate"], best_training_fitness=top["fitness"])
-            text = reflection_text(top["curve"], evaluation=top.get("eval_success"))
+            text = reflection_text(top["curve"], evaluation=top.get("eval_success"), reference=self._reference())
             summary["feedback"] = {"code": top["code"], "text": text, "from": top["candidate"]}
         else:  # nothing ran: show the model its own failure (the first one with code, else any)
             failed = next((r for r in records if r.get("code")), records[0])

@@ -20,6 +20,7 @@ import argparse
 import builtins
 import functools
 import json
+import math
 import os
 import sys
 import traceback
@@ -224,12 +225,23 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
             self.next_report, self.point = chunk, 0
             self.successes: list[float] = []
             self.returns: list[float] = []
+            # failure diagnosis: the adapter's progress oracle (best value per episode) and time-limit endings
+            self.best: dict[int, float] = {}
+            self.progress_best: list[float] = []
+            self.time_limits: list[float] = []
 
         def _on_step(self) -> bool:
-            for info, done in zip(self.locals["infos"], self.locals["dones"]):
+            for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
+                if "progress" in info:
+                    self.best[i] = max(self.best.get(i, -math.inf), float(info["progress"]))
                 if done and "episode" in info:
                     self.successes.append(float(bool(info.get("is_success", False))))
                     self.returns.append(float(info["episode"]["r"]))
+                    self.time_limits.append(float(bool(info.get("TimeLimit.truncated", False))))
+                    if i in self.best:
+                        self.progress_best.append(self.best.pop(i))
+                elif done:
+                    self.best.pop(i, None)
             if self.num_timesteps >= self.next_report:
                 self.report()
             return True
@@ -242,9 +254,11 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
                   "success_rate": sum(self.successes) / len(self.successes) if self.successes else None,
                   "env_return": sum(self.returns) / len(self.returns) if self.returns else None,
                   "reward_mean": total_stats[0] if total_stats else None,
-                  "components": {name: values[0] for name, values in summary.items()}})
+                  "components": {name: values[0] for name, values in summary.items()},
+                  "progress_best_mean": _mean(self.progress_best), "progress_best_max": max(
+                      self.progress_best, default=None), "time_limit_rate": _mean(self.time_limits)})
             stats.sums.clear()
-            self.successes, self.returns = [], []
+            self.successes, self.returns, self.progress_best, self.time_limits = [], [], [], []
             self.point += 1
             self.next_report += chunk
 
@@ -259,6 +273,10 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
                                       deterministic=bool(job.get("eval_deterministic", True)))
     send({"type": "result", "timesteps": int(model.num_timesteps),
           "eval_success": evaluation.get("success_rate"), "eval_return": evaluation.get("mean_return")})
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
