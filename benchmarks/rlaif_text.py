@@ -166,6 +166,64 @@ def compare_trl(steps: int = 2, prompts_per_step: int = 2, k: int = 4, max_new_t
             "answers_per_step": prompts_per_step * k, "max_new_tokens": max_new_tokens, "machine": machine()}
 
 
+class CheckerReward:
+    """The programmatic checker as the reward (not RLAIF): the ground-truth ceiling for what this budget can move."""
+
+    def __init__(self, constraints):
+        self.constraints = constraints
+
+    def score(self, prompts, completions):
+        from llm_reward.rlaif.constraints import checker_success
+
+        return np.array([checker_success(c, self.constraints.get(p, ())) for p, c in zip(prompts, completions)])
+
+
+def compare_lora(cells: CellLog, steps: int = 40, eval_prompts: int = 29, seed: int = 0) -> dict:
+    """Full fine-tune vs LoRA at the same batch on the checker reward: optimiser steps/s, KL and checker success
+    moved on held-out prompts (one resumable cell per variant; the trainer checkpoints as it goes)."""
+    import copy
+
+    import torch
+
+    from llm_reward.rlaif import load_prompts
+    from llm_reward.rlaif.evaluate import checker_comparison, generate_answers, kl_to_start
+    from llm_reward.rlaif.policy import LoraSettings, Policy, load_policy
+    from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, timing_summary
+
+    torch.set_num_threads(1)
+    prompts = load_prompts("shipped_instructions")
+    held = list(prompts.heldout[:eval_prompts])
+    out = {}
+    for variant, lora, lr in (("full", None, 1e-5), ("lora", LoraSettings(r=16, alpha=32), 2e-4)):
+        key = f"lora_vs_full|{variant}|steps{steps}|lr{lr}|seed{seed}"
+        with cells.claim(key) as mine:
+            if mine:
+                torch.manual_seed(seed)
+                policy = load_policy(lora=lora)
+                start = copy.deepcopy(policy.model).eval()
+                settings = TrainSettings(steps=steps, prompts_per_step=4, samples_per_prompt=4, max_new_tokens=48,
+                                         lr=lr, checkpoint_every=5, seed=seed)
+                trainer = RLAIFTrainer(policy, CheckerReward(prompts.constraints), prompts.train, settings,
+                                       RUNS / f"lora_vs_full_{variant}_seed{seed}", start_model=start)
+                trainer.train(progress=False)
+                sampling = dict(samples_per_prompt=1, max_new_tokens=48, temperature=0.9, seed=1234)
+                trained, batches = generate_answers(policy, held, **sampling)
+                before, _ = generate_answers(Policy(start, policy.tokenizer, "start"), held, **sampling)
+                checker = checker_comparison(trained, before, prompts.constraints, {})
+                cells.add(key, {"variant": variant, "lr": lr, "steps": trainer.step,
+                                "trainable_parameters": sum(p.numel() for p in policy.model.parameters()
+                                                            if p.requires_grad),
+                                "timing": timing_summary(trainer.history), "kl_to_start": kl_to_start(
+                                    policy, start, batches, 0.9), "mean_length": float(trained.lengths.mean()),
+                                "start_mean_length": float(before.lengths.mean()),
+                                **{k: v for k, v in checker.items() if k != "differences"},
+                                "reward_first_5": float(np.mean([h["reward"] for h in trainer.history[:5]])),
+                                "reward_last_5": float(np.mean([h["reward"] for h in trainer.history[-5:]]))})
+        if key in cells:
+            out[variant] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
+    return {"variants": out, "reward": "checker (fraction of constraints met; a ground-truth ceiling, not RLAIF)"}
+
+
 def _stats(values: list[float]) -> dict:
     """Mean, spread and a bootstrap interval of the mean over seeds (n is small: read the values)."""
     from llm_reward.rlaif.evaluate import bootstrap_ci
@@ -234,6 +292,23 @@ def results_markdown() -> str:
                          f"{_f(r['constraint_accuracy'])} | {_f(r['quality_accuracy'])} | {_f(r['prompts_per_s'])} | "
                          f"{'yes' if r['passed'] else 'no'} |")
         lines.append("")
+    lora_file = RESULTS / "rlaif_lora_vs_full.json"
+    if lora_file.exists():
+        variants = json.loads(lora_file.read_text())["variants"]
+        lines += ["**Full fine-tune vs LoRA** (`--compare-lora`: the checker itself as the reward, 4 prompts x 4 "
+                  "answers of <= 48 tokens per step; a ceiling for what the budget moves, not RLAIF):", "",
+                  "| variant | lr | steps | trainable parameters | optimiser steps/s | policy tokens/s | KL to start | "
+                  "checker success, start -> trained | difference [95 % CI] | reward, first -> last 5 steps |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, v in variants.items():
+            t = v["timing"]
+            lines.append(f"| {name} | {v['lr']:g} | {v['steps']} | {v['trainable_parameters']:,} | "
+                         f"{_f(t['optimizer_steps_per_s'], 3)} | {_f(t['policy_tokens_per_s'], 1)} | "
+                         f"{_f(v['kl_to_start'])} | {_f(v['checker_success_start'])} -> "
+                         f"{_f(v['checker_success_trained'])} | {_f(v['checker_success_difference'])} "
+                         f"{_ci(v['checker_success_difference_ci'])} | {_f(v['reward_first_5'])} -> "
+                         f"{_f(v['reward_last_5'])} |")
+        lines.append("")
     for name, title in (("rlaif_text_quick", "`--quick`"), ("rlaif_text", "Full cells")):
         path = RESULTS / f"{name}.json"
         if not path.exists():
@@ -292,6 +367,8 @@ def main() -> None:
                         help="only time TRL's GRPOTrainer against our loop (same model, batch and reward)")
     parser.add_argument("--probe-judges", action="store_true",
                         help="only run the judge probe for every shipped model in both forms")
+    parser.add_argument("--compare-lora", action="store_true",
+                        help="only compare full fine-tuning with LoRA on the checker reward (speed, movement)")
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -302,6 +379,9 @@ def main() -> None:
     if args.probe_judges:
         emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl")),
                                    "machine": machine()})
+        return
+    if args.compare_lora:
+        emit("rlaif_lora_vs_full", compare_lora(CellLog(RESULTS / "rlaif_lora_vs_full_cells.jsonl"), steps=20))
         return
     if args.compare_trl:
         emit("rlaif_text_compare_trl", compare_trl())
