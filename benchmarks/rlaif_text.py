@@ -42,8 +42,10 @@ HEADLINE = ("checker_success_start", "checker_success_trained", "checker_success
             "optimizer_steps_per_s", "final_reward", "first_reward")
 
 COMMON = ["+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1"]
-FULL = COMMON + ["train.steps=120", "train.prompts_per_step=4", "train.samples_per_prompt=4",
-                 "train.max_new_tokens=48", "train.lr=2e-5", "train.checkpoint_every=10", "eval.max_prompts=30"]
+# Sized for a shared 2-core machine (see the docs' budget line): LoRA (r=16) at lr 2e-4, 2 prompts x 4 answers of
+# <= 40 tokens per step; a cell checkpoints every 4 steps, so a run split across slot jobs resumes where it stopped.
+FULL = COMMON + ["policy=smollm2_lora", "train.steps=24", "train.prompts_per_step=2", "train.samples_per_prompt=4",
+                 "train.max_new_tokens=40", "train.lr=2e-4", "train.checkpoint_every=4", "eval.max_prompts=16"]
 MODES = {"direct": ["mode=direct"], "distilled": ["mode=distilled"],
          "shuffled": ["mode=distilled", "distilled.shuffle_labels=true"]}
 QUICK = COMMON + ["train.steps=3", "train.prompts_per_step=2", "train.samples_per_prompt=2",
