@@ -258,6 +258,9 @@ def summarise(rows: list[dict]) -> dict:
     summary["judge_checker_agreement"] = {name: float(np.nanmean([a.get(name, np.nan) for a in agreement]))
                                           for name in ("judge", "heldout_judge")}
     summary["wall_s"] = _stats([r.get("wall_s", float("nan")) for r in rows])
+    spent = [(r["timing"]["sample_s"] + r["timing"]["reward_s"] + r["timing"]["optimize_s"]) / max(r["steps"], 1)
+             for r in rows if r.get("timing")]
+    summary["timing_s_per_step"] = float(np.mean(spent)) if spent else float("nan")
     summary["seeds"] = [r["seed"] for r in rows]
     return summary
 
@@ -342,6 +345,13 @@ def results_markdown() -> str:
                              f"agreement with its labels {_f(d.get('heldout_accuracy'))}, with the checker "
                              f"{_f(d.get('oracle_agreement'))}; the judge's own agreement with the checker "
                              f"{_f(d.get('judge_checker_agreement'))}.")
+        timing = r["per_mode"].get("direct", {}).get("timing_s_per_step")
+        if timing and not r.get("quick"):
+            hours = lambda steps, t=timing: steps * t / 3600  # noqa: E731
+            lines.append(f"- Budget: a direct-mode training step took {_f(timing, 1)} s here on average (sampling, "
+                         f"judge, optimiser); the issue's target budget of 300 steps per run would take "
+                         f"{_f(hours(300), 1)} h per run at this speed, so {_f(9 * hours(300), 1)} h for 3 modes x 3 "
+                         f"seeds, before evaluation and the distilled modes' 1,024 labelling prompts per run.")
         speed = r.get("sampling_vs_generate")
         lines.append(f"- Speed: policy {_f(r.get('policy_tokens_per_s'), 1)} tokens/s while training, judge "
                      f"{_f(r.get('judge_prompts_per_s'))} prompts/s in evaluation, "
