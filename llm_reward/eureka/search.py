@@ -408,16 +408,25 @@ class EurekaSearch:
                               code=codes.get(kind), seed=cfg.seed + 100 + s,
                               log_dir=str(path.parent / f"{kind}_seed{s}"))
                 Path(job["log_dir"]).mkdir(parents=True, exist_ok=True)
-                futures[executor.submit(evaluate_candidate, job)] = (kind, path)
+                future = executor.submit(evaluate_candidate, job)
+                futures[future] = (kind, path)
+                # written the moment it finishes, so a Ctrl-C while others still train keeps it
+                future.add_done_callback(lambda f, p=path: self._final_done(f, p))
         for future in tqdm(cf.as_completed(futures), total=len(futures), desc="final retraining", unit="run",
                            disable=not self.progress or not futures):
             kind, path = futures[future]
-            record = {**future.result(), "eval_episodes": cfg.final_eval_episodes}
-            _write_json(path, record)
-            results[kind].append(record)
+            future.result()  # evaluate_candidate never raises for bad code; a crash here is a bug: surface it
+            results[kind].append(self._final_done(future, path))
         for kind in kinds:
             results[kind].sort(key=lambda r: r["seed"])
         return results
+
+    def _final_done(self, future: cf.Future, path: Path) -> dict[str, Any] | None:
+        if self._stopping or future.cancelled() or future.exception() is not None:
+            return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
+        record = {**future.result(), "eval_episodes": self.config.final_eval_episodes}
+        _write_json(path, record)
+        return record
 
     def _blind_code(self) -> str | None:
         """The blind control: code the coder writes without the task description, success criterion, info keys
