@@ -33,7 +33,8 @@ def elliptical_reference(phis: np.ndarray, ridge: float) -> list[float]:
 
 def test_e3b_is_the_elliptical_bonus_reset_every_episode():
     rng = np.random.default_rng(0)
-    e3b = E3B(BOX, spaces.Discrete(3), n_envs=2, latent_dim=6, ridge=0.1, train_every=10_000)  # encoder fixed
+    e3b = E3B(BOX, spaces.Discrete(3), n_envs=2, latent_dim=6, ridge=0.1, normalize=False,
+              train_every=10_000)  # encoder fixed, the raw bonus
     episode = rng.normal(size=(8, 2, 5)).astype(np.float32)
     e3b.reset(episode[0])
     got = []
@@ -97,18 +98,22 @@ def test_rnd_predictor_learns_seen_states_against_a_fixed_target():
     assert rnd.error(seen).mean() < 0.2 * rnd.error(unseen).mean()  # novel states keep a large error
 
 
-def test_rnd_bonus_is_the_error_over_the_spread_of_the_intrinsic_return():
+@pytest.mark.parametrize("kind", [RND, E3B])
+def test_bonus_is_normalised_by_the_spread_of_its_discounted_return(kind):
+    """RND's normalisation (Burda et al.): the raw bonus over the running std of the discounted intrinsic return."""
     rng = np.random.default_rng(3)
-    rnd = RND(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, train_every=10_000)  # predictor fixed
+    bonus = kind(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, train_every=10_000)  # networks fixed
+    raw_twin = kind(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, normalize=False, train_every=10_000)
     returns, rms = np.zeros(2), RunningMeanStd(shape=())
     obs = rng.normal(size=(2, 5)).astype(np.float32)
-    rnd.reset(obs)
+    bonus.reset(obs)
+    raw_twin.reset(obs)
     for _ in range(20):
         nxt = rng.normal(size=(2, 5)).astype(np.float32)
-        raw = rnd.error(nxt)
+        raw = raw_twin.step(obs, np.zeros(2), nxt, np.zeros(2, bool), nxt)
         returns = 0.9 * returns + raw
         rms.update(returns)
-        np.testing.assert_allclose(rnd.step(obs, np.zeros(2), nxt, np.zeros(2, bool), nxt),
+        np.testing.assert_allclose(bonus.step(obs, np.zeros(2), nxt, np.zeros(2, bool), nxt),
                                    raw / np.sqrt(rms.var + 1e-8), rtol=1e-6)
         obs = nxt
 

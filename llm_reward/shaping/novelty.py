@@ -8,7 +8,8 @@ Two kinds, each as its paper defines it:
 
   ``C`` restarts at ``lambda * I`` in every episode and ``C^{-1}`` is kept by rank-one (Sherman–Morrison) updates;
   ``phi`` is the encoder of an inverse-dynamics model (predict ``a_t`` from ``phi(s_t), phi(s_{t+1})``) trained
-  on the agent's own transitions, so it keeps what the agent's actions control and drops what they do not.
+  on the agent's own transitions, so it keeps what the agent's actions control and drops what they do not. By
+  default ``b`` is divided by the running spread of its discounted return, as RND's is (``normalize=False``: raw).
 * :class:`RND` — Random Network Distillation (Burda et al., ICLR 2019), global: the squared error of a predictor
   network against a fixed, randomly initialised target network on the whitened observation, divided by a running
   standard deviation of the discounted intrinsic return (the paper's normalisation).
@@ -153,20 +154,34 @@ class _NetworkBonus:
     name = "novelty"
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int, seed: int,
-                 trainer: _Trainer, clip: float = 5.0):
+                 trainer: _Trainer, normalize: bool, gamma: float, clip: float = 5.0):
         self.size = flat_size(observation_space, self.name)
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         self.n_envs, self.trainer = n_envs, trainer
+        self.gamma, self.normalize = float(gamma), bool(normalize)
+        self.returns = np.zeros(n_envs)  # per env, the discounted bonus return so far (RND's forward filter)
+        self.return_rms = RunningMeanStd(shape=())
         self.whiten = ObservationWhitener(self.size, clip)
         action_shape = () if isinstance(action_space, spaces.Discrete) else tuple(action_space.shape or ())
         self.buffer = _Transitions(self.size, action_shape, trainer.train_every)
         self.rng = np.random.default_rng(seed)
         self._since_training = 0
-        self._stats = {"updates": 0.0, "loss": math.nan, "bonus_mean": math.nan}
+        self._stats = {"updates": 0.0, "loss": math.nan, "bonus_mean": math.nan, "raw_bonus_mean": math.nan}
 
     def flat(self, obs: np.ndarray) -> np.ndarray:
         return np.asarray(obs, dtype=np.float32).reshape(len(obs), self.size)
+
+    def _normalized(self, raw: np.ndarray) -> np.ndarray:
+        """``raw`` over the running standard deviation of its discounted return (RND's reward normalisation, never
+        a shift by the mean), or ``raw`` itself when ``normalize`` is off."""
+        if not self.normalize:
+            return raw
+        self.returns = self.returns * self.gamma + raw
+        self.return_rms.update(self.returns)
+        return raw / math.sqrt(float(self.return_rms.var) + 1e-8)
 
     def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
         self.buffer.add(obs, actions, next_obs)
@@ -196,12 +211,16 @@ class E3B(_NetworkBonus):
         latent_dim: size of ``phi``.
         hidden: width of the encoder's and the inverse head's hidden layers.
         ridge: ``lambda`` of ``C_0 = lambda * I``.
+        normalize: divide ``b`` by the running standard deviation of its discounted return (``gamma``), as RND
+            does (and RLeXplore for E3B): once the encoder trains, ``phi`` and so ``b`` change scale by orders of
+            magnitude, which a fixed weight cannot follow. False: the paper's raw ``b``.
+        gamma: discount of that return.
         train_every, epochs, batch_size, lr: the inverse-dynamics model's training (see the module doc).
         seed: network initialisation and minibatch order.
 
     Example:
         >>> from gymnasium import spaces
-        >>> e3b = E3B(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), n_envs=1, latent_dim=8)
+        >>> e3b = E3B(spaces.Box(-1, 1, (4,)), spaces.Discrete(2), n_envs=1, latent_dim=8, normalize=False)
         >>> e3b.reset(np.zeros((1, 4)))
         >>> obs = np.ones((1, 4))
         >>> first = e3b.step(np.zeros((1, 4)), np.array([0]), obs, np.array([False]), obs)
@@ -213,8 +232,9 @@ class E3B(_NetworkBonus):
     name = "e3b"
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int = 1,
-                 latent_dim: int = 64, hidden: int = 128, ridge: float = 0.1, train_every: int = 2048,
-                 epochs: int = 1, batch_size: int = 256, lr: float = 1e-3, seed: int = 0):
+                 latent_dim: int = 64, hidden: int = 128, ridge: float = 0.1, normalize: bool = True,
+                 gamma: float = 0.99, train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
+                 lr: float = 1e-3, seed: int = 0):
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise ValueError(f"e3b's inverse-dynamics model predicts Discrete or Box actions, got {action_space}")
         if not ridge > 0:
@@ -222,7 +242,7 @@ class E3B(_NetworkBonus):
         if latent_dim < 1 or hidden < 1:
             raise ValueError(f"latent_dim and hidden must be >= 1, got {latent_dim}, {hidden}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr))
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, gamma=gamma)
         self.ridge, self.latent_dim = float(ridge), int(latent_dim)
         self.discrete = isinstance(action_space, spaces.Discrete)
         n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
@@ -258,13 +278,14 @@ class E3B(_NetworkBonus):
 
     def step(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, dones: np.ndarray,
              new_obs: np.ndarray) -> np.ndarray:
-        bonus = self._elliptical(np.arange(self.n_envs), self.embed(next_obs))
+        raw = self._elliptical(np.arange(self.n_envs), self.embed(next_obs))
+        bonus = self._normalized(raw)
         done = np.flatnonzero(dones)
         if len(done):
             self._start(done, self.embed(new_obs[done]))
         self._record(self.flat(obs), np.asarray(actions).reshape(self.n_envs, *self.buffer.actions.shape[1:]),
                      self.flat(next_obs))
-        self._stats["bonus_mean"] = float(bonus.mean())
+        self._stats.update(bonus_mean=float(bonus.mean()), raw_bonus_mean=float(raw.mean()))
         return bonus
 
     def _train_batch(self, index: np.ndarray) -> float:
@@ -313,21 +334,16 @@ class RND(_NetworkBonus):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int = 1,
                  out_dim: int = 64, hidden: int = 128, gamma: float = 0.99, normalize: bool = True,
                  train_every: int = 2048, epochs: int = 1, batch_size: int = 256, lr: float = 5e-4, seed: int = 0):
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         if out_dim < 1 or hidden < 1:
             raise ValueError(f"out_dim and hidden must be >= 1, got {out_dim}, {hidden}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr))
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, gamma=gamma)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.target = _mlp([self.size, hidden, hidden, out_dim])
             self.predictor = _mlp([self.size, hidden, hidden, hidden, out_dim])
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=lr)
-        self.gamma, self.normalize = float(gamma), bool(normalize)
-        self.returns = np.zeros(n_envs)  # per env, the discounted intrinsic return so far (RND's forward filter)
-        self.return_rms = RunningMeanStd(shape=())
 
     def error(self, obs: np.ndarray) -> np.ndarray:
         """The raw prediction error ``||f_hat(s) - f(s)||^2 / out_dim`` per observation, float64 ``[B]``."""
@@ -342,14 +358,10 @@ class RND(_NetworkBonus):
     def step(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, dones: np.ndarray,
              new_obs: np.ndarray) -> np.ndarray:
         raw = self.error(next_obs)
-        bonus = raw
-        if self.normalize:  # RND divides by the spread of the discounted intrinsic return, never by its mean
-            self.returns = self.returns * self.gamma + raw
-            self.return_rms.update(self.returns)
-            bonus = raw / math.sqrt(float(self.return_rms.var) + 1e-8)
+        bonus = self._normalized(raw)
         self._record(self.flat(obs), np.asarray(actions).reshape(self.n_envs, *self.buffer.actions.shape[1:]),
                      self.flat(next_obs))
-        self._stats["bonus_mean"] = float(bonus.mean())
+        self._stats.update(bonus_mean=float(bonus.mean()), raw_bonus_mean=float(raw.mean()))
         return bonus
 
     def _train_batch(self, index: np.ndarray) -> float:
