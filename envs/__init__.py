@@ -18,6 +18,7 @@ from llm_reward.envs.registry import (
     caption_env,
     captioner_name,
     get_adapter,
+    load_adapter,
     make_env,
     make_vec_env,
     register_adapter,
@@ -30,7 +31,7 @@ register_adapter("BabyAI-", minigrid.adapter)
 register_adapter("NetHack", nethack.adapter)
 
 __all__ = [
-    "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter", "make_env",
-    "make_vec_env", "register_adapter", "classic", "minigrid", "nethack",
+    "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter",
+    "load_adapter", "make_env", "make_vec_env", "register_adapter", "classic", "minigrid", "nethack",
     "InfoCriterion", "ObsField", "TaskSpec", "robotics", "success_fn", "success_rule", "task_spec",
 ]

@@ -13,6 +13,7 @@ Built in: every MiniGrid/BabyAI id and every NLE (NetHack*) id. Anything else is
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, SupportsFloat
 
@@ -20,6 +21,7 @@ import gymnasium as gym
 
 from llm_reward import training
 from llm_reward.envs import task
+from llm_reward.importing import import_object
 from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
 from llm_reward.types import Captioner, ProgressFn
 
@@ -41,6 +43,13 @@ class EnvAdapter:
     after captioning, to give agents an array observation; ``success`` marks ``info["is_success"]`` (``None``:
     keep the env's own ``is_success``, else False). ``progress`` is shared by every env built from this adapter
     instance: keep it stateless, or register a factory that returns a fresh adapter per call (as MiniGrid does).
+
+    Example:
+        >>> def describe(obs, info):  # define it at module level: vectorized envs import it by name
+        ...     return f"The cart is {'left' if obs[0] < 0 else 'right'} of the centre."
+        >>> adapter = EnvAdapter.from_function("cartpole", describe, goal="keep the pole upright")
+        >>> adapter.make_captioner()(None, [0.3, 0.0, 0.0, 0.0], {}), adapter.captioner_name
+        ('The cart is right of the centre.', 'cartpole:describe')
     """
 
     family: str
@@ -77,7 +86,25 @@ _HOW_TO_REGISTER = ("register one with llm_reward.envs.register_adapter(id_or_pr
 def register_adapter(prefix_or_id: str, adapter: EnvAdapter | AdapterFactory) -> None:
     """Use ``adapter`` (or ``adapter(env_id)`` when it is a factory) for ids equal to or starting with ``prefix_or_id``.
 
-    An exact id wins over a prefix, a longer prefix over a shorter one; registering again replaces the entry.
+    An exact id wins over a prefix, a longer prefix over a shorter one; registering again replaces the entry. From
+    the command line, ``env.adapter=module:attr`` registers one for ``env.id`` (:func:`load_adapter`).
+
+    Args:
+        prefix_or_id: a Gymnasium id (``"FrozenLake-v1"``) or an id prefix (``"MiniGrid-"``).
+        adapter: an :class:`EnvAdapter`, or a factory ``env_id -> EnvAdapter``.
+
+    Raises:
+        ValueError: an empty ``prefix_or_id``.
+        TypeError: ``adapter`` is neither.
+
+    Example:
+        >>> def where(obs, info):
+        ...     return f"The player is on square {int(obs)}."
+        >>> register_adapter("FrozenLake-v1", EnvAdapter.from_function("frozen lake", where, goal="reach the gift"))
+        >>> env = make_env("FrozenLake-v1", seed=0)
+        >>> _, info = env.reset(seed=0)
+        >>> info["caption"], captioner_name("FrozenLake-v1")
+        ('The player is on square 0.', 'frozen lake:where')
     """
     if not isinstance(prefix_or_id, str) or not prefix_or_id:
         raise ValueError(f"prefix_or_id must be a non-empty string, got {prefix_or_id!r}")
@@ -89,12 +116,63 @@ def register_adapter(prefix_or_id: str, adapter: EnvAdapter | AdapterFactory) ->
     _REGISTRY[prefix_or_id] = adapter
 
 
+def load_adapter(spec: str, env_id: str) -> EnvAdapter:
+    """The adapter that ``spec`` (``"package.module:attr"``) names for ``env_id``: what ``env.adapter`` in a config
+    and ``llm-reward-train env.adapter=...`` on the command line point at.
+
+    ``attr`` is an :class:`EnvAdapter`, a factory ``attr(env_id) -> EnvAdapter``, or a plain caption function
+    ``attr(obs, info) -> str`` (its family is the id without its version, e.g. ``FrozenLake``; give the judge a goal
+    with ``feedback.goal='text:...'`` or write an :class:`EnvAdapter` with ``goal=``).
+
+    Args:
+        spec: import path of the adapter, factory or caption function (``module:attr`` or ``module.attr``).
+        env_id: the Gymnasium id the adapter is for (passed to a factory).
+
+    Returns:
+        The adapter (not registered: :func:`register_adapter` does that).
+
+    Raises:
+        ValueError: ``spec`` does not import, or names something that is neither of the three.
+
+    Example:
+        >>> adapter = load_adapter("llm_reward.envs.classic:adapter", "CartPole-v1")  # a factory env_id -> adapter
+        >>> adapter.captioner_name
+        'vector-state-v1'
+    """
+    target = import_object(spec)
+    if isinstance(target, EnvAdapter):
+        return target
+    if not callable(target):
+        raise ValueError(f"{spec!r} is a {type(target).__name__}, not an EnvAdapter, a factory env_id -> EnvAdapter "
+                         "or a caption function (obs, info) -> str")
+    try:
+        required = [p for p in inspect.signature(target).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a builtin without a signature: treat it as a caption function
+        required = [None, None]
+    if len(required) == 1:
+        adapter = target(env_id)
+        if not isinstance(adapter, EnvAdapter):
+            raise ValueError(f"{spec}({env_id!r}) returned {type(adapter).__name__}, not an EnvAdapter")
+        return adapter
+    if len(required) == 2:
+        family = env_id.rsplit("-v", 1)[0]
+        return EnvAdapter.from_function(family, target, name=f"{family}:{spec}")
+    raise ValueError(f"{spec!r} takes {len(required)} arguments: expected an EnvAdapter, a factory env_id -> "
+                     "EnvAdapter or a caption function (obs, info) -> str")
+
+
 def _constant(adapter: EnvAdapter, env_id: str) -> EnvAdapter:
     return adapter
 
 
 def get_adapter(env_id: str) -> EnvAdapter:
-    """The adapter for ``env_id``; ValueError if the id is unknown to Gymnasium or has no captioner."""
+    """The adapter for ``env_id``; ValueError if the id is unknown to Gymnasium or has no captioner.
+
+    Example:
+        >>> get_adapter("MiniGrid-DoorKey-5x5-v0").family, get_adapter("CartPole-v1").family
+        ('minigrid', 'classic')
+    """
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"env_id must be a non-empty Gymnasium id, got {env_id!r}")
     factory = _lookup(env_id)
@@ -107,7 +185,12 @@ def get_adapter(env_id: str) -> EnvAdapter:
 
 
 def captioner_name(env_id: str) -> str:
-    """Name of the caption format of ``env_id`` (reward models refuse captions of another format)."""
+    """Name of the caption format of ``env_id`` (reward models refuse captions of another format).
+
+    Example:
+        >>> captioner_name("CartPole-v1")
+        'vector-state-v1'
+    """
     return get_adapter(env_id).captioner_name
 
 
@@ -169,6 +252,25 @@ def make_env(env_id: str, *, seed: int | None = None, max_episode_steps: int | N
     adapter's success rule: a criterion over the last step's info such as ``"mean_forward_velocity >= 3"`` (see
     :mod:`llm_reward.envs.task`) or a :class:`SuccessFn`. ``kwargs`` go to ``gym.make``. With ``seed`` the env is
     reset once with it and its action space seeded, so it is reproducible even if later resets pass no seed.
+
+    Args:
+        env_id: a Gymnasium id with an adapter (built in, or registered with :func:`register_adapter`).
+        seed: reset once with it and seed the action space (None: neither).
+        max_episode_steps: the episode limit (None: the env's own).
+        success: replaces the adapter's success rule (criterion text or a :class:`SuccessFn`).
+        **kwargs: passed to ``gym.make``.
+
+    Returns:
+        The wrapped env: every step's ``info`` has ``caption`` (and ``progress`` where there is an oracle), the
+        last step of an episode ``is_success``.
+
+    Example:
+        >>> env = make_env("MiniGrid-DoorKey-5x5-v0", seed=0, max_episode_steps=3)
+        >>> _, info = env.reset(seed=0)
+        >>> for _ in range(3):
+        ...     _, _, terminated, truncated, info = env.step(2)
+        >>> truncated, info["is_success"], isinstance(info["caption"], str)
+        (True, False, True)
     """
     from stable_baselines3.common.monitor import Monitor
 

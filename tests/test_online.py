@@ -287,3 +287,31 @@ def test_save_writes_the_label_table_pairs_and_a_reloadable_reward_model(tmp_pat
     assert artifact.captioner == "test-captions"
     key, wall = artifact(["You picked up the key 0.", "You see a wall 0."])
     assert key > wall
+
+
+def test_oni_ranking_judges_with_the_runs_labeler_from_the_same_feedback_key(tmp_path):
+    """reward=oni and reward=motif read one ``feedback`` config: the ranked pairs are judged by the labeler offline
+    Motif would use (the few-shot pointwise question by default, a pairwise strategy when one is named)."""
+    import dataclasses
+
+    from hydra import compose, initialize_config_module
+
+    from llm_reward.apps._common import run_context
+    from llm_reward.apps.rewards import OnlineReward
+    from llm_reward.feedback.strategies import PairwiseStrategy, PointwiseStrategy
+
+    chosen = {}
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        for strategy in ("default", "pairwise_bc"):
+            overrides = ["env=minigrid/doorkey_5x5", "reward=oni", "reward.variant=ranking", f"data_dir={tmp_path}"]
+            cfg = compose("train", overrides=overrides + ([f"feedback.strategy={strategy}"] if strategy != "default"
+                                                          else []))
+            run = dataclasses.replace(run_context(cfg), make_llm=SlowJudge)
+            built = OnlineReward(variant="ranking").build(run)
+            try:
+                chosen[strategy] = built.reward.strategy.labeler
+                assert chosen[strategy] is run.labeler()
+            finally:
+                built.finish(tmp_path / strategy)
+    assert isinstance(chosen["default"], PointwiseStrategy) and chosen["default"].name == "pointwise_fewshot"
+    assert isinstance(chosen["pairwise_bc"], PairwiseStrategy) and chosen["pairwise_bc"].calibration == "batch"

@@ -19,13 +19,14 @@ from omegaconf.errors import InterpolationResolutionError
 # and warnings before the missing-API-key check can answer. Its bundled copy is enough here.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from llm_reward.envs import captioner_name, make_env  # noqa: E402
+from llm_reward.envs import captioner_name, load_adapter, make_env, register_adapter  # noqa: E402
 from llm_reward.feedback.labelers import LLMPreferenceLabeler  # noqa: E402
 from llm_reward.llm import make_llm  # noqa: E402
 from llm_reward.llm.base import LLM  # noqa: E402
 from llm_reward.motif.stages import collect_stage, fit_stage, make_labeler  # noqa: E402
 from llm_reward.reward_model import RewardArtifact, RewardModelRecipe  # noqa: E402
-from llm_reward.training.context import RunContext  # noqa: E402
+from llm_reward.feedback.strategies import scores_captions  # noqa: E402
+from llm_reward.training.context import PairSampling, RunContext  # noqa: E402
 
 log = logging.getLogger("llm_reward")
 
@@ -58,6 +59,18 @@ def config_key(key: str) -> Iterator[None]:
     except (ValueError, TypeError, KeyError, FileNotFoundError, gym.error.Error) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         raise ConfigError(f"{key}: {message}") from err
+
+
+def use_env_adapter(cfg: DictConfig) -> None:
+    """Register ``cfg.env.adapter`` (an import path, see :func:`llm_reward.envs.load_adapter`) for ``cfg.env.id``.
+
+    Every app calls this before it looks at the env (and a baseline process before it builds one): an env with no
+    built-in adapter is then usable from the command line and from sweeps. Nothing happens when it is null.
+    """
+    spec = cfg.env.get("adapter")
+    if spec:
+        with config_key("env.adapter"):
+            register_adapter(cfg.env.id, load_adapter(spec, cfg.env.id))
 
 
 def make_llm_from_config(cfg: DictConfig) -> LLM:
@@ -97,15 +110,27 @@ def fit_from_config(cfg: DictConfig, labelled: pd.DataFrame, rollouts: pd.DataFr
                      recipe=recipe_from_config(cfg), progress=cfg.progress)
 
 
+def pair_sampling(cfg: DictConfig) -> PairSampling:
+    """``cfg.pairs`` as the settings a reward kind samples and labels pairs with."""
+    with config_key("pairs"):
+        return PairSampling(n=int(cfg.pairs.n), unique_captions=bool(cfg.pairs.unique_captions),
+                            batch_size=int(cfg.pairs.batch_size))
+
+
 def run_context(cfg: DictConfig) -> RunContext:
-    """The objects a reward kind is built from (see :mod:`llm_reward.training.context`)."""
+    """The objects a reward kind is built from (see :mod:`llm_reward.training.context`): the config is read here,
+    and the judge, labeler and rollouts are built when a kind first asks for them."""
     env_fn = functools.partial(make_env, cfg.env.id, max_episode_steps=cfg.env.max_episode_steps,
                                success=cfg.env.get("success"))
     return RunContext(env_id=cfg.env.id, seed=int(cfg.seed), data_seed=int(cfg.data_seed),
                       captioner=captioner_name(cfg.env.id), make_env=env_fn,
                       make_llm=functools.partial(make_llm_from_config, cfg),
                       paths={k: str(v) for k, v in OmegaConf.to_container(cfg.paths, resolve=True).items()},
-                      progress=bool(cfg.progress), config=cfg)
+                      progress=bool(cfg.progress), make_labeler=functools.partial(labeler_from_config, cfg),
+                      labeler_scores_captions=scores_captions(cfg.feedback.mode, cfg.feedback.get("strategy")),
+                      goal=str(cfg.feedback.goal), recipe=recipe_from_config(cfg),
+                      pairs=pair_sampling(cfg),
+                      collect_rollouts=functools.partial(collect_from_config, cfg))
 
 
 def exit_on_config_error(app: str, err: ConfigError) -> SystemExit:

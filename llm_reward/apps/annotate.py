@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import (CONFIG_PATH, VERSION_BASE, ConfigError, collect_from_config, config_key,
                                      exit_on_config_error, labeler_from_config, log, make_llm_from_config,
-                                     recipe_from_config)
+                                     recipe_from_config, use_env_adapter)
 from llm_reward.jsonio import write_json
 from llm_reward.motif.stages import annotate_stage, sample_pairs
 
@@ -20,6 +20,7 @@ from llm_reward.motif.stages import annotate_stage, sample_pairs
 @hydra.main(config_path=CONFIG_PATH, config_name="annotate", version_base=VERSION_BASE)
 def main(cfg: DictConfig) -> None:
     try:
+        use_env_adapter(cfg)
         with config_key("pairs.n"):
             if int(cfg.pairs.n) < 1:
                 raise ValueError(f"the number of caption pairs to label must be >= 1, got {cfg.pairs.n}")

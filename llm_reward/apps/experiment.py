@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from llm_reward.agents import agent_defaults, evaluate_success, make_agent, make_eval_callback, validate_algo
 from llm_reward.agents.evaluation import missing_info_keys
-from llm_reward.apps._common import ConfigError, config_key, run_context
+from llm_reward.apps._common import ConfigError, config_key, run_context, use_env_adapter
 from llm_reward.apps.baseline import baseline_runner
 from llm_reward.envs import get_adapter, make_env, make_vec_env, success_rule
 from llm_reward.jsonio import write_json
@@ -67,6 +67,7 @@ def novelty_term(cfg: DictConfig) -> NoveltyTerm | None:
 def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
     """Every check that can fail before minutes of annotation or training are spent; returns the reward kind and
     the run context it is built from."""
+    use_env_adapter(cfg)
     with config_key("env.id"):
         adapter = get_adapter(cfg.env.id)
     with config_key("paths"):
@@ -152,6 +153,7 @@ def build_reward(kind: Any, run: RunContext) -> BuiltReward:
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, name: str, built: BuiltReward | None,
                        on_interrupt: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train one agent (shaped by ``built.reward``, or on the env reward alone), then evaluate it unshaped."""
+    use_env_adapter(cfg)  # a baseline process starts with none registered
     reward = built.reward if built is not None else None
     novelty = built.novelty if built is not None else None
     venv = make_vec_env(cfg.env.id, n_envs=cfg.train.n_envs, seed=cfg.seed, subprocess=cfg.train.subprocess,

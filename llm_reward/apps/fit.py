@@ -15,13 +15,14 @@ from omegaconf import DictConfig
 
 from llm_reward.apps._common import (CONFIG_PATH, VERSION_BASE, ConfigError, collect_from_config, config_key,
                                      exit_on_config_error, fit_from_config, labeler_from_config, log,
-                                     make_llm_from_config)
+                                     make_llm_from_config, use_env_adapter)
 from llm_reward.motif.stages import load_labels
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="fit", version_base=VERSION_BASE)
 def main(cfg: DictConfig) -> None:
     try:
+        use_env_adapter(cfg)
         labeler = labeler_from_config(cfg, make_llm_from_config(cfg))
         with config_key("paths.labels"):  # refuses labels made under another judge config
             labelled = load_labels(Path(cfg.paths.labels), labeler)

@@ -1,26 +1,26 @@
 """The reward kinds of ``llm-reward-train``, one class per ``conf/reward/*.yaml`` (``builder._target_``).
 
 Each has a cheap ``check(run)`` (bad settings fail before minutes of rollouts or annotation) and
-``build(run) -> BuiltReward``. Which rollouts, labels and reward model a kind uses is the run's stage identity
-(``run.paths``, computed in ``conf/base.yaml``): ``reward=oracle`` and ``reward=shuffled`` declare their own label
-source there (``reward.fitted_on``), so no path is edited here. A new kind is a YAML file plus a class (or a
+``build(run) -> BuiltReward``, and reads only the objects the run context holds (the judge, the labeler, the
+reward-model recipe, the rollouts stage, the pair sampling), never the config tree. Which rollouts, labels and
+reward model a kind uses is the run's stage identity (``run.paths``, computed in ``conf/base.yaml``):
+``reward=oracle`` and ``reward=shuffled`` declare their own label source there (``reward.fitted_on``), so no path
+is edited here. A new kind is a YAML file plus a class (or a
 ``build(run)`` function with ``_partial_: true``), e.g. ``reward=eureka`` from the Eureka track.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from llm_reward.apps._common import (ConfigError, collect_from_config, config_key, fit_from_config,
-                                     labeler_from_config, recipe_from_config)
+from llm_reward.apps._common import ConfigError, config_key
 from llm_reward.envs import get_adapter
-from llm_reward.feedback.strategies import scores_captions
 from llm_reward.motif.online import VARIANTS, OnlineFeedback
-from llm_reward.motif.stages import annotate_stage, oracle_stage, resolve_goal, sample_pairs, \
+from llm_reward.motif.stages import annotate_stage, fit_stage, oracle_stage, resolve_goal, sample_pairs, \
     shuffle_labels
 from llm_reward.training.context import BuiltReward, RunContext
 
@@ -66,37 +66,35 @@ class OfflineReward:
             raise ValueError(f"reward.builder.labels must be 'llm', 'oracle' or 'shuffled', got {self.labels!r}")
 
     def check(self, run: RunContext) -> None:
-        cfg = run.config
         with config_key("pairs.n"):
-            if int(cfg.pairs.n) < 1:
-                raise ValueError(f"the number of caption pairs to label must be >= 1, got {cfg.pairs.n}")
+            if run.pairs.n < 1:
+                raise ValueError(f"the number of caption pairs to label must be >= 1, got {run.pairs.n}")
         with config_key("reward_model"):
-            recipe = recipe_from_config(cfg)
-            recipe.check()
-        if self.labels != "oracle":  # a bad model spec, option or missing API key fails now, not after rollouts
-            labeler_from_config(cfg, run.llm())
+            run.recipe.check()
         judged = self.labels != "oracle"
-        if recipe.dense_pairs and not (judged and scores_captions(cfg.feedback.mode, cfg.feedback.get("strategy"))):
-            raise ConfigError(f"reward_model.dense_pairs={recipe.dense_pairs} needs a pointwise judge's caption scores "
+        if judged:  # a bad model spec, option or missing API key fails now, not after rollouts
+            run.labeler()
+        dense = run.recipe.dense_pairs
+        if dense and not (judged and run.labeler_scores_captions):
+            raise ConfigError(f"reward_model.dense_pairs={dense} needs a pointwise judge's caption scores "
                               "(feedback=pointwise, or a pointwise feedback.strategy); these labels come from "
                               f"{'a pairwise judge' if judged else 'the progress oracle'}: set it to 0")
 
     def build(self, run: RunContext) -> BuiltReward:
-        cfg = run.config
-        rollouts = collect_from_config(cfg)
+        rollouts = run.rollouts()
         with config_key("reward_model.max_chars"):
-            recipe_from_config(cfg).check_encodable(rollouts["caption"].tolist())
-        pairs = sample_pairs(rollouts, cfg.pairs.n, unique_captions=cfg.pairs.unique_captions, seed=cfg.data_seed)
+            run.recipe.check_encodable(rollouts["caption"].tolist())
+        pairs = sample_pairs(rollouts, run.pairs.n, unique_captions=run.pairs.unique_captions, seed=run.data_seed)
         if self.labels == "oracle":
             labelled, report = oracle_stage(pairs)
         else:
-            labelled, report = annotate_stage(pairs, labeler_from_config(cfg, run.llm()),
-                                              store_path=run.path("labels"), batch_size=cfg.pairs.batch_size,
-                                              progress=run.progress)
+            labelled, report = annotate_stage(pairs, run.labeler(), store_path=run.path("labels"),
+                                              batch_size=run.pairs.batch_size, progress=run.progress)
             if self.labels == "shuffled":
                 labelled = shuffle_labels(labelled, self.shuffle_seed)
         model_path = run.path("reward_model")
-        artifact = fit_from_config(cfg, labelled, rollouts, model_path)
+        artifact = fit_stage(labelled, rollouts, captioner=run.captioner, path=model_path, recipe=run.recipe,
+                             progress=run.progress)
         metrics = {"annotation": report.as_dict(), "reward_model": artifact.metrics,
                    "reward_model_dir": str(model_path)}
         # The frozen reward is kept with the run: the data/ copy is a cache. The judge's counts (LLM calls, cache
@@ -122,22 +120,22 @@ class OnlineReward:
 
     def check(self, run: RunContext) -> None:
         with config_key("reward_model"):
-            recipe = recipe_from_config(run.config)
-            recipe.check()
-        if recipe.dense_pairs:
-            raise ConfigError(f"reward_model.dense_pairs={recipe.dense_pairs} applies to offline labels (reward=motif, "
-                              "shuffled); reward=oni refits on the pairs it labels online: set it to 0")
+            run.recipe.check()
+        if run.recipe.dense_pairs:
+            raise ConfigError(f"reward_model.dense_pairs={run.recipe.dense_pairs} applies to offline labels "
+                              "(reward=motif, shuffled); reward=oni refits on the pairs it labels online: set it to 0")
+        if self.variant == "ranking":  # the run's labeler judges the pairs: a bad judging config fails now
+            run.labeler()
         run.llm()
 
     def build(self, run: RunContext) -> BuiltReward:
-        cfg = run.config
         adapter = get_adapter(run.env_id)
-        feedback = OnlineFeedback(run.llm(), domain=adapter.family, goal=resolve_goal(run.env_id, cfg.feedback.goal),
+        # ranking: pairs judged by the run's labeler (the same feedback config as offline Motif); retrieval: one
+        # question per caption, whose answer is the reward.
+        feedback = OnlineFeedback(run.llm(), domain=adapter.family, goal=resolve_goal(run.env_id, run.goal),
                                   variant=self.variant, batch_size=self.batch_size, max_pending=self.max_pending,
-                                  seed=run.seed, recipe=recipe_from_config(cfg, seed=run.seed),
-                                  # ranking pairs: pointwise answers, or pairwise probabilities (motif's free text
-                                  # is slow)
-                                  pair_mode="pointwise" if cfg.feedback.mode == "pointwise" else "rlaif")
+                                  seed=run.seed, recipe=replace(run.recipe, seed=run.seed),
+                                  labeler=run.labeler() if self.variant == "ranking" else None)
         feedback.check_judge()  # a judge that can never label fails here, not silently during training
 
         def finish(run_dir: Path) -> dict[str, Any]:  # stop the judge thread, keep what it learned

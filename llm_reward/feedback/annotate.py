@@ -9,15 +9,29 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from llm_reward.feedback.labelers import LLMPreferenceLabeler, agreement, oracle_labels, position_consistency
+from llm_reward.feedback.labelers import agreement, oracle_labels, position_consistency
 from llm_reward.feedback.store import LabelStore
+from llm_reward.types import Labeler
 
 
 def sample_pairs(rollouts: pd.DataFrame, n_pairs: int, *, unique_captions: bool = False, seed: int = 0) -> pd.DataFrame:
     """Draw ``n_pairs`` pairs of distinct observations (uniformly, or uniformly over distinct captions).
 
-    ``rollouts`` needs a ``caption`` column and may have ``progress`` (the oracle). The result has columns
-    ``pair_id, caption_a, caption_b, progress_a, progress_b``; the same inputs and seed give the same pairs.
+    Args:
+        rollouts: a ``caption`` column, and ``progress`` (the oracle) if there is one.
+        n_pairs: how many pairs to draw.
+        unique_captions: draw over distinct captions (rare events still get judged) rather than observations.
+        seed: the same inputs and seed give the same pairs.
+
+    Returns:
+        Columns ``pair_id, caption_a, caption_b, progress_a, progress_b``. Two different observations may share a
+        caption: such a pair is a tie, never sent to the judge.
+
+    Example:
+        >>> frame = pd.DataFrame({"caption": ["a wall", "a key", "a door", "a wall"], "progress": [0, 1, 2, 0]})
+        >>> pairs = sample_pairs(frame, 3, unique_captions=True, seed=0)
+        >>> list(pairs.columns), bool((pairs["caption_a"] != pairs["caption_b"]).all())
+        (['pair_id', 'caption_a', 'caption_b', 'progress_a', 'progress_b'], True)
     """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
@@ -56,7 +70,7 @@ class AnnotationReport:
         return asdict(self)
 
 
-def annotate(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler, store: LabelStore, *,
+def annotate(pairs: pd.DataFrame, labeler: Labeler, store: LabelStore, *,
              batch_size: int = 16, progress: bool = True) -> AnnotationReport:
     """Label every pair not yet in ``store``, committing after each batch (resumable after a crash or Ctrl-C)."""
     if batch_size < 1:

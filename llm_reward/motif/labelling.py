@@ -2,10 +2,10 @@
 
 * :class:`RetrievalLabels` — each new caption is judged alone (P(it shows progress), the one pointwise scorer of
   ``feedback``); the label is the reward, looked up.
-* :class:`RankingLabels` — each new caption is paired with earlier ones and the pairs are labelled (pointwise by
-  default, or pairwise in both orders); a Bradley–Terry reward model is refit with the offline recipe on a
-  geometric schedule (often while labels are few, then rarely), normalized as an offline artifact is, and
-  generalizes to captions not judged yet.
+* :class:`RankingLabels` — each new caption is paired with earlier ones and the pairs are labelled by any
+  :class:`~llm_reward.types.Labeler` (the run's, from the same ``feedback`` config as offline Motif); a
+  Bradley–Terry reward model is refit with the offline recipe on a geometric schedule (often while labels are
+  few, then rarely), normalized as an offline artifact is, and generalizes to captions not judged yet.
 
 A strategy answers ``rewards(captions)`` (NaN where it has nothing yet) from the learner thread and ``label(batch)``
 from the judge thread; :class:`~llm_reward.motif.online.OnlineFeedback` glues one to a judge queue.
@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from llm_reward.feedback.judges import PointwiseScorer
-from llm_reward.feedback.labelers import LLMPreferenceLabeler
-from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+from llm_reward.feedback.prompts import CaptionPrompt
 from llm_reward.llm.base import LLM
 from llm_reward.motif.judge_queue import OnlineStats
 from llm_reward.reward_model import RewardArtifact, RewardModelRecipe, build_artifact, to_targets
 from llm_reward.shaping.formula import CachedReward
+from llm_reward.types import Labeler
 
 log = logging.getLogger(__name__)
 _MAX_ESTIMATES = 50_000  # model estimates cached per refit: a long run sees far more scenes than fit in memory
@@ -69,13 +69,12 @@ class RetrievalLabels:
 class RankingLabels:
     """Pairs of judged captions -> a Bradley–Terry reward model, refit as labels grow; rewards are its estimates."""
 
-    def __init__(self, llm: LLM, prompt: PairPrompt, stats: OnlineStats, *, recipe: RewardModelRecipe,
-                 pair_mode: str = "pointwise", pairs_per_caption: int = 2, min_pairs_to_fit: int = 32,
-                 refit_growth: float = 1.5, seed: int = 0):
+    def __init__(self, labeler: Labeler, stats: OnlineStats, *, recipe: RewardModelRecipe,
+                 pairs_per_caption: int = 2, min_pairs_to_fit: int = 32, refit_growth: float = 1.5, seed: int = 0):
         if pairs_per_caption < 1 or min_pairs_to_fit < 2 or refit_growth <= 1.0:
             raise ValueError("need pairs_per_caption >= 1, min_pairs_to_fit >= 2 and refit_growth > 1")
         recipe.check()  # bad hyper-parameters fail here, not in the worker
-        self.labeler = LLMPreferenceLabeler(llm, prompt, mode=pair_mode)
+        self.labeler = labeler
         self.stats, self.recipe = stats, recipe
         self.pairs_per_caption, self.min_pairs_to_fit = pairs_per_caption, min_pairs_to_fit
         self.refit_growth = refit_growth

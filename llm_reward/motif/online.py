@@ -21,11 +21,13 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from llm_reward.feedback.labelers import LLMPreferenceLabeler
 from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
 from llm_reward.llm.base import LLM
 from llm_reward.motif.judge_queue import JudgeQueue, OnlineStats
 from llm_reward.motif.labelling import RankingLabels, RetrievalLabels
 from llm_reward.reward_model import RewardModelRecipe, build_artifact
+from llm_reward.types import Labeler
 
 Variant = Literal["retrieval", "ranking"]
 VARIANTS = ("retrieval", "ranking")
@@ -34,8 +36,22 @@ VARIANTS = ("retrieval", "ranking")
 class OnlineFeedback:
     """A non-blocking caption reward backed by an LLM judge working in a background thread.
 
-    ``recipe`` is the reward model's training recipe for ``ranking`` (the offline one by default); ``encoder``,
-    ``encoder_kwargs``, ``epochs`` and ``targets`` build one when it is not given.
+    Args:
+        llm: the judge.
+        domain: the caption family the prompts name (an env adapter's ``family``).
+        goal: the goal sentence the judge is given (None: zero knowledge).
+        variant: ``retrieval`` (one question per caption, whose P(yes) is the reward) or ``ranking`` (pairs labelled,
+            a Bradley-Terry reward model refit online).
+        labeler: ``ranking`` only: the :class:`~llm_reward.types.Labeler` that judges the pairs (``llm-reward-train``
+            passes the run's, built from the same ``feedback`` config as offline Motif). None: an
+            :class:`~llm_reward.feedback.labelers.LLMPreferenceLabeler` of ``pair_mode`` on ``llm``.
+        recipe: the reward model's training recipe for ``ranking``; ``encoder``, ``encoder_kwargs``, ``epochs`` and
+            ``targets`` build one when it is not given.
+        batch_size: captions the worker labels at a time; ``max_pending``: captions queued at most (the oldest are
+            forgotten first).
+
+    The other keywords tune the queue (``max_retries``) and the ranking schedule (``pairs_per_caption``,
+    ``min_pairs_to_fit``, ``refit_growth``); ``default_reward`` is what a caption not judged yet earns.
 
     Example:
         >>> from llm_reward import make_llm
@@ -57,7 +73,7 @@ class OnlineFeedback:
                  min_pairs_to_fit: int = 32, refit_growth: float = 1.5, encoder: str = "char_cnn",
                  encoder_kwargs: Mapping[str, Any] | None = None, epochs: int = 30, targets: str = "hard",
                  max_retries: int = 3, max_pending: int = 2_000, seed: int = 0, pair_mode: str = "pointwise",
-                 recipe: RewardModelRecipe | None = None):
+                 recipe: RewardModelRecipe | None = None, labeler: Labeler | None = None):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be 'retrieval' or 'ranking', got {variant!r}")
         recipe = recipe or RewardModelRecipe(encoder=encoder, encoder_kwargs=dict(encoder_kwargs or {}),
@@ -68,8 +84,9 @@ class OnlineFeedback:
             self.strategy: RetrievalLabels | RankingLabels = RetrievalLabels(
                 llm, CaptionPrompt(domain, goal), self.stats, default_reward)
         else:
-            self.strategy = RankingLabels(llm, PairPrompt(domain, goal, chain_of_thought=False), self.stats,
-                                          recipe=recipe, pair_mode=pair_mode, pairs_per_caption=pairs_per_caption,
+            if labeler is None:
+                labeler = LLMPreferenceLabeler(llm, PairPrompt(domain, goal, chain_of_thought=False), mode=pair_mode)
+            self.strategy = RankingLabels(labeler, self.stats, recipe=recipe, pairs_per_caption=pairs_per_caption,
                                           min_pairs_to_fit=min_pairs_to_fit, refit_growth=refit_growth, seed=seed)
         self.queue = JudgeQueue(self.strategy.label, batch_size=batch_size, max_pending=max_pending,
                                 max_retries=max_retries, give_up=self.strategy.give_up, stats=self.stats)
