@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -28,10 +29,14 @@ def goal_tag(goal: str) -> str:
     return f"_goal-{goal}"
 
 
-def strategy_tag(strategy: str | None) -> str:
-    """``""`` without a ``feedback.strategy``; else ``"_<strategy>"``, so labels asked another way get their own
-    store and reward model."""
-    return "" if strategy is None else f"_{strategy}"
+def strategy_tag(strategy: Any) -> str:
+    """``""`` without a ``feedback.strategy``; else ``"_<its name>"`` (a ``_target_`` node is named as the strategy
+    of the same questions, ``pointwise_fewshot``), so labels asked another way get their own store and reward
+    model."""
+    from llm_reward.feedback.strategies import judging_spec
+
+    spec = judging_spec(strategy)
+    return "" if spec is None else f"_{spec.name}"
 
 
 def dense_tag(dense_pairs: int) -> str:
@@ -45,7 +50,7 @@ def dense_tag(dense_pairs: int) -> str:
 OFFLINE_JUDGE_REWARDS = ("motif", "shuffled", "motif_e3b", "shuffled_e3b")
 
 
-def dense_default(pairs: int, reward: str, mode: str, strategy: str | None) -> int:
+def dense_default(pairs: int, reward: str, mode: str, strategy: Any) -> int:
     """``reward_model.dense_pairs``' default: ``pairs`` where a reward model is fitted offline on judge labels that
     score each caption (pointwise feedback, reward=motif or shuffled, llm-reward-fit), else 0 (pairwise or oracle
     labels, online feedback), so no default asks for scores the labels do not have."""

@@ -23,7 +23,24 @@ Messages = list[dict[str, str]]
 
 @runtime_checkable
 class Captioner(Protocol):
-    """Turns one observation into text. May keep state within an episode (e.g. to describe events)."""
+    """Turns one observation into text. May keep state within an episode (e.g. to describe events).
+
+    A plain function ``fn(obs, info) -> str`` becomes one with
+    :class:`~llm_reward.shaping.captions.FunctionCaptioner` (or ``EnvAdapter.from_function``).
+
+    Example:
+        >>> class Steps:
+        ...     name = "steps-v1"
+        ...     def reset(self):
+        ...         self.n = 0
+        ...     def __call__(self, env, obs, info):
+        ...         self.n += 1
+        ...         return f"Step {self.n}."
+        >>> captioner = Steps()
+        >>> captioner.reset()
+        >>> isinstance(captioner, Captioner), captioner(None, 0, {}), captioner(None, 0, {})
+        (True, 'Step 1.', 'Step 2.')
+    """
 
     #: Identifies the caption format; a reward model trained on one captioner refuses another's captions.
     name: str

@@ -147,3 +147,11 @@ def test_the_rl_zoo_configs_train_with_the_shaped_reward_and_log_its_parts(tmp_p
         accumulator.Reload()
         tags = set(accumulator.Tags()["scalars"])
         assert {"shaped/ep_extrinsic_mean", "shaped/ep_intrinsic_mean", "shaped/ep_shaped_mean"} <= tags, tags
+
+
+def test_the_docs_home_installs_what_the_readme_installs():
+    def install_lines(page: str) -> list[str]:
+        return [line for _, code, _ in blocks("bash", [page]) for line in code.splitlines()
+                if line.startswith("pip install torch")]
+
+    assert install_lines("docs/index.md")[0] == install_lines("README.md")[0]

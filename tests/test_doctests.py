@@ -10,6 +10,14 @@ import pytest
 
 MODULES = [
     "llm_reward",  # the quickstart: every root export on one path
+    "llm_reward.types",  # the contracts: Labeler, LabelBatch
+    "llm_reward.jsonio",
+    "llm_reward.llm",
+    "llm_reward.feedback.prompts",
+    "llm_reward.feedback.labelers",
+    "llm_reward.feedback.annotate",
+    "llm_reward.feedback.judges",
+    "llm_reward.feedback.strategies",
     "llm_reward.apps._common",
     "llm_reward.apps.train",
     "llm_reward.motif.judge_queue",

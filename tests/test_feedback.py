@@ -276,7 +276,12 @@ def test_feedback_strategy_key_builds_that_strategy_and_keys_its_own_store():
         robot_plain = compose("train", overrides=["env=robotics/fetch_reach", "feedback.strategy=null"])
         typo = compose("train", overrides=["env=minigrid/doorkey_5x5", "feedback.strategy=pointwise_fewshoot"])
     assert plain.feedback.strategy is None
-    assert default.feedback.strategy == robot.feedback.strategy == "pointwise_fewshot"
+    from llm_reward.feedback.strategies import PointwiseQuestion, judging_spec
+
+    # the default is a structured config (_target_), the same questions as the measured "pointwise_fewshot"
+    assert judging_spec(default.feedback.strategy) == judging_spec(robot.feedback.strategy) == PointwiseQuestion(
+        exemplars=True)
+    assert judging_spec(default.feedback.strategy).name == "pointwise_fewshot"
     assert "_pointwise_pointwise_fewshot_local_" in default.paths.labels
     assert "_pointwise_local_" in plain.paths.labels and "_pointwise_pairwise_diff_bc_local_" in chosen.paths.labels
     assert "_pointwise_pointwise_fewshot_local_" in robot.paths.reward_model

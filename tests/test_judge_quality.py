@@ -16,7 +16,7 @@ from llm_reward.feedback import calibration
 from llm_reward.feedback.caption_diff import difference_pair, round_numbers, total_steps
 from llm_reward.feedback.judges import LabelBatch
 from llm_reward.feedback.strategies import (EXEMPLARS, STRATEGIES, DifferencePairPrompt, ReferencePairPrompt,
-                                            make_strategy)
+                                            judging_spec, make_strategy)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRSETS = ROOT / "benchmarks" / "pairsets"
@@ -230,7 +230,7 @@ def test_benchmark_defaults_are_the_library_defaults():
     with initialize_config_module("llm_reward.conf", version_base="1.3"):
         for family, env in envs.items():
             cfg = compose("train", overrides=[f"env={env}"])
-            assert cfg.feedback.strategy == judge_quality.DEFAULTS[family], family
+            assert judging_spec(cfg.feedback.strategy).name == judge_quality.DEFAULTS[family], family
             assert cfg.reward_model.dense_pairs == judge_quality.DENSE_PAIRS, family
 
 
@@ -269,3 +269,21 @@ def test_strategies_on_the_embedded_tiny_model(tmp_path):
         batch = make_strategy(name, llm, domain="nethack", goal=None).label(pairs)
         assert np.isfinite(batch.label[0]) and np.isfinite(batch.forward[0]), name  # an answer, not "unknown"
     assert llm.stats.cache_misses == 2 + 2 + len(calibration.CONTENT_FREE) + 4
+
+
+def test_every_named_strategy_is_a_combination_of_the_four_questions_and_a_node_builds_it():
+    """The measured strategies are data (one of four question classes and its fields), named back to the same name:
+    a ``_target_`` node and the name build the same labeler, with the same fingerprint (the label store's key)."""
+    from omegaconf import OmegaConf
+
+    for name, spec in STRATEGIES.items():
+        assert spec.name == name
+        node = OmegaConf.create({"_target_": f"{type(spec).__module__}.{type(spec).__name__}",
+                                 **{k: getattr(spec, k) for k in spec.__dataclass_fields__}})
+        assert judging_spec(node) == spec
+        by_node = make_strategy(node, GoldJudge(), domain="nethack", goal=None)
+        assert by_node.fingerprint == make_strategy(name, GoldJudge(), domain="nethack", goal=None).fingerprint
+    with pytest.raises(ValueError, match="_target_"):
+        judging_spec({"_target_": "os.system", "command": "true"})
+    with pytest.raises(ValueError, match="PairQuestion"):
+        judging_spec({"_target_": "llm_reward.feedback.strategies.PairQuestion", "exemplars": True})

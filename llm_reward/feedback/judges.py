@@ -40,7 +40,7 @@ def both_order_labels(pairs: Sequence[tuple[str, str]], judge_ordered: Callable[
 
     Example:
         >>> batch = both_order_labels([("a", "b")], lambda idx, op: (np.array([0.9, 0.3]), 0))
-        >>> float(batch.label[0])  # (0.9 + (1 - 0.3)) / 2
+        >>> round(float(batch.label[0]), 6)  # (0.9 + (1 - 0.3)) / 2
         0.8
     """
     n = len(pairs)

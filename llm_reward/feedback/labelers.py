@@ -117,7 +117,22 @@ class LLMPreferenceLabeler:
 
 
 def oracle_labels(progress_first: Sequence[float], progress_second: Sequence[float]) -> np.ndarray:
-    """Ground-truth labels from the env's progress oracle: 1 if the first is further along, 0.5 if equal."""
+    """Ground-truth labels from the env's progress oracle: 1 if the first is further along, 0.5 if equal.
+
+    Args:
+        progress_first: the oracle's progress of each pair's first observation.
+        progress_second: the same for the second observation.
+
+    Returns:
+        float32 P(first preferred) per pair: 1, 0 or 0.5.
+
+    Raises:
+        ValueError: the two differ in shape, or a progress is NaN (rollouts collected without an oracle).
+
+    Example:
+        >>> oracle_labels([2.0, 1.0, 1.0], [1.0, 3.0, 1.0])
+        array([1. , 0. , 0.5], dtype=float32)
+    """
     a = np.asarray(progress_first, dtype=np.float64)
     b = np.asarray(progress_second, dtype=np.float64)
     if a.shape != b.shape:

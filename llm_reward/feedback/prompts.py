@@ -143,7 +143,17 @@ def parse_verdict(text: str) -> float | None:
 
 @dataclass(frozen=True)
 class CaptionPrompt:
-    """Asks whether one caption shows progress (ONI's per-message labels for retrieval / classification)."""
+    """Asks whether one caption shows progress (the pointwise question; ONI's per-caption labels for retrieval).
+
+    Args:
+        domain: the caption family the prompt names (``minigrid``, ``nethack``, an env adapter's ``family``).
+        goal: the goal sentence (:func:`goal_sentence`), or None for zero knowledge.
+
+    Example:
+        >>> messages = CaptionPrompt("minigrid", "The goal is to open the door.").rlaif("You see a red door.")
+        >>> [m["role"] for m in messages], messages[-1]["content"].endswith("1 for yes, 2 for no.")
+        (['system', 'user'], True)
+    """
 
     domain: str
     goal: str | None

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -364,79 +364,249 @@ class CaptionScorePrompt:
         return [messages[0], {"role": "user", "content": text}]
 
 
-#: What :func:`make_strategy` returns: a labeler like :class:`~llm_reward.feedback.labelers.LLMPreferenceLabeler`.
+#: What a judging spec builds: a :class:`~llm_reward.types.Labeler`, like
+#: :class:`~llm_reward.feedback.labelers.LLMPreferenceLabeler`.
 Strategy = PairwiseStrategy | PointwiseStrategy | ContentPairStrategy
 
-#: Strategy names accepted by :func:`make_strategy`.
-STRATEGIES = ("pointwise", "pointwise_ensemble", "pointwise_fewshot", "pointwise_compact", "pointwise_harm", "score10",
-              "pairwise", "pairwise_cf", "pairwise_bc", "pairwise_diff", "pairwise_diff_cf", "pairwise_diff_bc",
-              "pairwise_fewshot", "pairwise_fewshot_cf", "pairwise_fewshot_bc", "pairwise_ref", "pairwise_ref_cf",
-              "pairwise_ref_bc", "pairwise_cot", "pairwise_copy", "pairwise_copy_bc", "pairwise_copy_pmi",
-              "pairwise_copy_pmi_bc", "pairwise_copy_fewshot", "pairwise_copy_fewshot_bc", "pairwise_copy_fewshot_pmi",
-              "pairwise_copy_fewshot_pmi_bc")
+
+def _warn_without_exemplars(name: str, domain: str) -> None:
+    if domain not in EXEMPLARS:
+        log.warning("judge strategy %s: no exemplars for %r captions (exemplars exist for %s), so the question is "
+                    "asked without them", name, domain, ", ".join(EXEMPLARS))
 
 
-def scores_captions(mode: str, strategy: str | None = None) -> bool:
+@dataclass(frozen=True)
+class PointwiseQuestion:
+    """One question per distinct caption ("does this show progress?"), Bradley-Terry on the answers' logits.
+
+    Args:
+        exemplars: show exemplar answers (two per exemplar pair of the domain) before the question.
+        phrasings: average the logits of this many wordings of the question (1, 2 or 3: :data:`PHRASINGS`).
+        compact: ask about the caption without walls and with step distances summed.
+        harm: subtract the logit of a second question ("is this moment bad for the player?").
+
+    Example:
+        >>> PointwiseQuestion(exemplars=True).name, PointwiseQuestion(phrasings=3).scores_captions
+        ('pointwise_fewshot', True)
+    """
+
+    exemplars: bool = False
+    phrasings: int = 1
+    compact: bool = False
+    harm: bool = False
+    scores_captions = True  #: its labels carry a score per caption (``reward_model.dense_pairs`` draws on them)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.phrasings <= 1 + len(PHRASINGS):
+            raise ValueError(f"phrasings must be 1..{1 + len(PHRASINGS)}, got {self.phrasings}")
+
+    @property
+    def name(self) -> str:
+        """The strategy's name: the label store's fingerprint and the stage identity (``paths.labeler``) use it."""
+        parts = ["pointwise", "ensemble" if self.phrasings == 3 else f"phrasings{self.phrasings}"
+                 if self.phrasings > 1 else "", "fewshot" if self.exemplars else "", "compact" if self.compact else "",
+                 "harm" if self.harm else ""]
+        return "_".join(p for p in parts if p)
+
+    def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> PointwiseStrategy:
+        """The labeler asking this question of ``llm`` about ``domain`` captions with ``goal``."""
+        if self.exemplars:
+            _warn_without_exemplars(self.name, domain)
+        renders = pointwise_renders(domain, goal, phrasings=self.phrasings, fewshot=self.exemplars)
+        if self.compact:
+            renders = [lambda c, r=r: r(compact(c, steps=True, walls=False)) for r in renders]
+        signs = [1.0] * len(renders)
+        if self.harm:
+            base = renders[0]
+            renders.append(lambda c: [*base(c)[:-1], {"role": "user", "content": _user_text(base(c)).rsplit(
+                "\n\n", 1)[0] + "\n\n" + HARM_QUESTION}])
+            signs.append(-1.0)
+        scorers = [PointwiseScorer(llm, r) for r in renders]
+        harm = self.harm
+
+        def strengths(captions: list[str]) -> np.ndarray:
+            logits = [sign * calibration.logit(s.yes_probs(captions)) for s, sign in zip(scorers, signs, strict=True)]
+            return np.sum(logits, axis=0) if harm else np.mean(logits, axis=0)
+
+        return PointwiseStrategy(llm, strengths, self.name, lambda: sum(s.prompts_sent for s in scorers))
+
+
+@dataclass(frozen=True)
+class ScoreQuestion:
+    """RLAIF's 1-10 rating per caption; a pair is ordered by the expected scores.
+
+    Example:
+        >>> ScoreQuestion().name
+        'score10'
+    """
+
+    scores_captions = True
+
+    @property
+    def name(self) -> str:
+        return "score10"
+
+    def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> PointwiseStrategy:
+        judge = ScoreJudge(llm, CaptionScorePrompt(domain, goal))
+        return PointwiseStrategy(llm, judge.expected_scores, self.name, lambda: judge.prompts_sent)
+
+
+@dataclass(frozen=True)
+class PairQuestion:
+    """"Which shows more progress, 1 or 2?" in both orders.
+
+    Args:
+        template: ``plain``; ``fewshot`` (hand-written exemplar answers first); ``diff`` (only what differs between
+            the captions, the mission once); ``ref`` (each caption in turn against the other as the reference).
+        chain_of_thought: decode a short comparison before the verdict.
+        calibration: None, ``content_free`` (divide out the answer to content-free pairs) or ``batch`` (the
+            batch's own position prior, no extra calls).
+
+    Example:
+        >>> PairQuestion(template="diff", calibration="batch").name
+        'pairwise_diff_bc'
+    """
+
+    template: str = "plain"
+    chain_of_thought: bool = False
+    calibration: str | None = None
+    scores_captions = False
+
+    def __post_init__(self) -> None:
+        if self.template not in ("plain", "fewshot", "diff", "ref"):
+            raise ValueError(f"template must be 'plain', 'fewshot', 'diff' or 'ref', got {self.template!r}")
+        if self.calibration not in (None, "content_free", "batch"):
+            raise ValueError(f"calibration must be None, 'content_free' or 'batch', got {self.calibration!r}")
+
+    @property
+    def name(self) -> str:
+        parts = ["pairwise", "" if self.template == "plain" else self.template, "cot" if self.chain_of_thought else "",
+                 {None: "", "content_free": "cf", "batch": "bc"}[self.calibration]]
+        return "_".join(p for p in parts if p)
+
+    def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> PairwiseStrategy:
+        prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought=self.chain_of_thought)
+        if self.template == "fewshot":
+            _warn_without_exemplars(self.name, domain)
+            template = FewShotPairPrompt(prompt, EXEMPLARS.get(domain, ()))
+        elif self.template == "ref":
+            template = ReferencePairPrompt(prompt)
+        else:
+            template = DifferencePairPrompt(prompt) if self.template == "diff" else prompt
+        judge = PairwiseJudge(llm, template, both_orders=True, chain_of_thought=self.chain_of_thought,
+                              rationale_tokens=rationale_tokens)
+        return PairwiseStrategy(judge, difference=self.template == "diff", calibration=self.calibration)
+
+
+@dataclass(frozen=True)
+class CopyQuestion:
+    """The judge answers by copying the description it prefers, in both orders (no "1" or "2" to be biased to).
+
+    Args:
+        exemplars: exemplar pairs answered by copying first.
+        pmi: divide out how likely each copy is under a neutral question (domain-conditional PMI).
+        batch_calibration: remove the batch's position prior.
+
+    Example:
+        >>> CopyQuestion(exemplars=True, pmi=True, batch_calibration=True).name
+        'pairwise_copy_fewshot_pmi_bc'
+    """
+
+    exemplars: bool = False
+    pmi: bool = False
+    batch_calibration: bool = False
+    scores_captions = False
+
+    @property
+    def name(self) -> str:
+        parts = ["pairwise_copy", "fewshot" if self.exemplars else "", "pmi" if self.pmi else "",
+                 "bc" if self.batch_calibration else ""]
+        return "_".join(p for p in parts if p)
+
+    def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> ContentPairStrategy:
+        if self.exemplars:
+            _warn_without_exemplars(self.name, domain)
+        template = ContentPairPrompt(PairPrompt(domain=domain, goal=goal),
+                                     EXEMPLARS.get(domain, ()) if self.exemplars else ())
+        return ContentPairStrategy(llm, template, pmi=self.pmi, batch_calibration=self.batch_calibration)
+
+
+#: A way of judging caption pairs as plain data: a config node with ``_target_`` builds one.
+JudgingSpec = PointwiseQuestion | ScoreQuestion | PairQuestion | CopyQuestion
+
+#: The strategies measured by ``benchmarks/judge_quality.py``, by name: combinations of the four questions above.
+STRATEGIES: dict[str, JudgingSpec] = {spec.name: spec for spec in (
+    PointwiseQuestion(), PointwiseQuestion(phrasings=3), PointwiseQuestion(exemplars=True),
+    PointwiseQuestion(compact=True), PointwiseQuestion(harm=True), ScoreQuestion(),
+    *(PairQuestion(template, calibration=c) for template in ("plain", "diff", "fewshot", "ref")
+      for c in (None, "content_free", "batch")),
+    PairQuestion(chain_of_thought=True),
+    *(CopyQuestion(exemplars, pmi, bc) for exemplars in (False, True) for pmi in (False, True) for bc in (False, True)),
+)}
+
+
+def judging_spec(strategy: str | JudgingSpec | Mapping[str, Any] | None) -> JudgingSpec | None:
+    """``feedback.strategy`` as a spec: a name of :data:`STRATEGIES`, a spec, a config node with ``_target_`` (one
+    of the four question classes and its fields), or None (no strategy: the feedback mode's labeler).
+
+    Example:
+        >>> judging_spec("pointwise_fewshot") == judging_spec(
+        ...     {"_target_": "llm_reward.feedback.strategies.PointwiseQuestion", "exemplars": True})
+        True
+    """
+    if strategy is None or isinstance(strategy, (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)):
+        return strategy
+    if isinstance(strategy, str):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown judge strategy {strategy!r}; choose one of {list(STRATEGIES)}, or give a "
+                             "question with _target_ (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)")
+        return STRATEGIES[strategy]
+    fields = dict(strategy)
+    target = fields.pop("_target_", None)
+    kinds = {cls.__name__: cls for cls in (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)}
+    kind = target.rpartition(".")[2] if isinstance(target, str) else None
+    if kind not in kinds or not target.startswith(__name__ + "."):
+        raise ValueError(f"a judging config needs _target_: {__name__}.<one of {list(kinds)}>, got {target!r}")
+    try:
+        return kinds[kind](**fields)
+    except TypeError as err:
+        raise ValueError(f"{kind}: {err}") from err
+
+
+def scores_captions(mode: str, strategy: str | JudgingSpec | Mapping[str, Any] | None = None) -> bool:
     """Whether labels asked with feedback ``mode`` (or ``strategy``, which replaces it) carry the judge's score of
-    each caption, which ``reward_model.dense_pairs`` draws on: the pointwise mode and strategies do, pairs do not.
+    each caption, which ``reward_model.dense_pairs`` draws on: the pointwise mode and questions do, pairs do not.
 
     Example:
         >>> scores_captions("pointwise"), scores_captions("rlaif"), scores_captions("pointwise", "pairwise_bc")
         (True, False, False)
     """
-    if strategy is None:
-        return mode == "pointwise"
-    return strategy.startswith("pointwise") or strategy == "score10"
+    spec = judging_spec(strategy)
+    return mode == "pointwise" if spec is None else spec.scores_captions
 
 
-def make_strategy(name: str, llm: LLM, *, domain: str, goal: str | None,
+def make_strategy(name: str | JudgingSpec | Mapping[str, Any], llm: LLM, *, domain: str, goal: str | None,
                   rationale_tokens: int = 96) -> Strategy:
-    """The strategy called ``name`` (one of :data:`STRATEGIES`) for captions of ``domain`` with ``goal``."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown judge strategy {name!r}; choose one of {list(STRATEGIES)}")
-    if "fewshot" in name and domain not in EXEMPLARS:
-        log.warning("judge strategy %s: no exemplars for %r captions (exemplars exist for %s), so the question is "
-                    "asked without them", name, domain, ", ".join(EXEMPLARS))
-    if name.startswith("pointwise"):
-        renders = pointwise_renders(domain, goal, phrasings=3 if name == "pointwise_ensemble" else 1,
-                                    fewshot=name == "pointwise_fewshot")
-        if name == "pointwise_compact":
-            renders = [lambda c, r=renders[0]: r(compact(c, steps=True, walls=False))]
-        signs = [1.0] * len(renders)
-        if name == "pointwise_harm":
-            base = renders[0]
-            renders.append(lambda c: [*base(c)[:-1], {"role": "user", "content": _user_text(base(c)).rsplit(
-                "\n\n", 1)[0] + "\n\n" + HARM_QUESTION}])
-            signs = [1.0, -1.0]
-        scorers = [PointwiseScorer(llm, r) for r in renders]
+    """The labeler of strategy ``name`` (one of :data:`STRATEGIES`, or a spec / ``_target_`` node: see
+    :func:`judging_spec`) for captions of ``domain`` with ``goal``.
 
-        def strengths(captions: list[str]) -> np.ndarray:
-            logits = [sign * calibration.logit(s.yes_probs(captions)) for s, sign in zip(scorers, signs, strict=True)]
-            return np.sum(logits, axis=0) if name == "pointwise_harm" else np.mean(logits, axis=0)
+    Args:
+        name: the strategy.
+        llm: the judge.
+        domain: the caption family (an env adapter's ``family``): prompts name it, exemplars are chosen by it.
+        goal: the goal sentence the judge is given (None: zero knowledge).
+        rationale_tokens: the chain of thought's length (``PairQuestion(chain_of_thought=True)`` only).
 
-        return PointwiseStrategy(llm, strengths, name, lambda: sum(s.prompts_sent for s in scorers))
-    if name == "score10":
-        judge = ScoreJudge(llm, CaptionScorePrompt(domain, goal))
-        return PointwiseStrategy(llm, judge.expected_scores, name, lambda: judge.prompts_sent)
-    if name.startswith("pairwise_copy"):
-        exemplars = EXEMPLARS.get(domain, ()) if "_fewshot" in name else ()
-        template = ContentPairPrompt(PairPrompt(domain=domain, goal=goal), exemplars)
-        return ContentPairStrategy(llm, template, pmi="_pmi" in name, batch_calibration=name.endswith("_bc"))
-    parts = name.split("_")[1:]
-    prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought="cot" in parts)
-    if "fewshot" in parts:
-        template = FewShotPairPrompt(prompt, EXEMPLARS.get(domain, ()))
-    elif "ref" in parts:
-        template = ReferencePairPrompt(prompt)
-    else:
-        template = DifferencePairPrompt(prompt) if "diff" in parts else prompt
-    judge = PairwiseJudge(llm, template, both_orders=True, chain_of_thought="cot" in parts,
-                          rationale_tokens=rationale_tokens)
-    calibrated = {"cf": "content_free", "bc": "batch"}
-    return PairwiseStrategy(judge, difference="diff" in parts,
-                            calibration=next((calibrated[p] for p in parts if p in calibrated), None))
+    Returns:
+        A :class:`~llm_reward.types.Labeler`.
+    """
+    spec = judging_spec(name)
+    if spec is None:
+        raise ValueError("make_strategy needs a strategy, got None")
+    return spec.build(llm, domain=domain, goal=goal, rationale_tokens=rationale_tokens)
 
 
-__all__ = ["make_strategy", "scores_captions", "Strategy", "STRATEGIES", "EXEMPLARS", "PHRASINGS", "PairwiseStrategy",
-           "PointwiseStrategy", "ContentPairStrategy", "ContentPairPrompt", "FewShotPairPrompt", "DifferencePairPrompt",
-           "ReferencePairPrompt", "CaptionScorePrompt"]
+__all__ = ["make_strategy", "judging_spec", "scores_captions", "Strategy", "STRATEGIES", "JudgingSpec",
+           "PointwiseQuestion", "ScoreQuestion", "PairQuestion", "CopyQuestion", "EXEMPLARS", "PHRASINGS",
+           "PairwiseStrategy", "PointwiseStrategy", "ContentPairStrategy", "ContentPairPrompt", "FewShotPairPrompt",
+           "DifferencePairPrompt", "ReferencePairPrompt", "CaptionScorePrompt"]

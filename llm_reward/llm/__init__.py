@@ -27,9 +27,30 @@ DEFAULT_SPEC = "local"
 def make_llm(spec: str = DEFAULT_SPEC, *, cache: bool | str | Path = True, **options: Any) -> LLM:
     """Build the LLM named by ``spec``; every check (files, keys, options) happens here, before any call.
 
-    ``cache``: ``True`` uses ``~/.cache/llm_reward/llm_cache.sqlite`` (``$LLM_REWARD_CACHE`` moves it), a path uses
-    that file, ``False`` disables caching. Other ``options`` go to the backend (``n_ctx``/``n_threads`` for local
-    models; ``api_base``, ``api_key``, ``max_concurrency``, ``timeout``, ``num_retries`` for litellm).
+    Args:
+        spec: ``"local"`` (the embedded default judge), ``"local:small"``, ``"local:tiny"``, ``"local:<file.gguf>"``,
+            or any litellm model string (``"gpt-4o-mini"``, ``"ollama/qwen2.5"``, ``"hosted_vllm/<model>"``).
+        cache: ``True`` uses ``~/.cache/llm_reward/llm_cache.sqlite`` (``$LLM_REWARD_CACHE`` moves it), a path uses
+            that file, ``False`` disables caching.
+        **options: backend options: ``n_ctx``/``n_threads`` for local models; ``api_base``, ``api_key``,
+            ``max_concurrency``, ``timeout``, ``num_retries`` for litellm; ``name`` for either.
+
+    Returns:
+        An :class:`~llm_reward.llm.base.LLM`: ``complete_batch`` for text, ``choice_probs_batch`` for the
+        probabilities of fixed answers, ``stats`` for its counters.
+
+    Raises:
+        LLMConfigError: an empty spec, a missing model file or API key, an option the backend does not take.
+
+    Example:
+        >>> llm = make_llm("local:tiny", cache=False)
+        >>> probs = llm.choice_probs_batch([[{"role": "user", "content": "Answer 1 or 2."}]], ["1", "2"])[0]
+        >>> sorted(probs), round(sum(probs.values()), 6)
+        (['1', '2'], 1.0)
+        >>> make_llm("local", n_gpu_layers=10)
+        Traceback (most recent call last):
+        ...
+        llm_reward.llm.errors.LLMConfigError: ...
     """
     if not isinstance(spec, str) or not spec.strip():
         raise LLMConfigError(f"model spec must be a non-empty string such as 'local' or 'gpt-4o-mini', got {spec!r}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import Any, Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -24,10 +26,11 @@ from llm_reward.feedback.annotate import AnnotationReport, annotate, sample_pair
 from llm_reward.feedback.labelers import LLMPreferenceLabeler, oracle_labels
 from llm_reward.feedback.prompts import PairPrompt, goal_sentence
 from llm_reward.feedback.store import LabelStore
-from llm_reward.feedback.strategies import Strategy, make_strategy
+from llm_reward.feedback.strategies import JudgingSpec, judging_spec
 from llm_reward.llm.base import LLM
 from llm_reward.reward_model import RewardArtifact, RewardModelRecipe, build_artifact, to_targets
 from llm_reward.training.rollouts import collect_captions, load_rollouts, save_rollouts
+from llm_reward.types import Labeler
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +90,24 @@ def resolve_goal(env_id: str, variant: str = "default") -> str | None:
 
 def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = "default", both_orders: bool = True,
                  chain_of_thought: bool = True, temperature: float = 0.1, top_p: float = 0.95,
-                 max_tokens: int = 320, strategy: str | None = None) -> LLMPreferenceLabeler | Strategy:
+                 max_tokens: int = 320, strategy: str | JudgingSpec | Mapping[str, Any] | None = None) -> Labeler:
     """An LLM judge for ``env_id``'s captions; the keywords are those of a ``conf/feedback/`` group.
 
-    ``strategy`` names one of the prompting strategies measured by ``benchmarks/judge_quality.py``
-    (:data:`~llm_reward.feedback.strategies.STRATEGIES`, e.g. ``"pointwise_fewshot"``); it replaces ``mode`` and the
-    sampling keywords. None: the ``mode`` labeler. The apps ask with ``"pointwise_fewshot"`` by default
-    (``conf/feedback/pointwise.yaml``), the best strategy of that benchmark on every env family.
+    Args:
+        llm: the judge.
+        env_id: the env whose captions are judged (its adapter gives the domain and the default goal).
+        mode: without a ``strategy``: ``pointwise`` (one question per caption), ``rlaif`` (P("1") vs P("2") in both
+            orders) or ``motif`` (free-text verdicts).
+        goal: the goal variant (``default``, ``zero_knowledge``, a domain variant, ``text:<sentence>``).
+        both_orders, chain_of_thought, temperature, top_p, max_tokens: the ``mode`` labeler's settings.
+        strategy: how the judge is asked, replacing ``mode`` and the sampling keywords: a question of
+            :mod:`~llm_reward.feedback.strategies` (``PointwiseQuestion(exemplars=True)``), a ``_target_`` node of
+            one, or a measured combination by name (:data:`~llm_reward.feedback.strategies.STRATEGIES`). The apps
+            ask with ``pointwise_fewshot`` by default (``conf/feedback/pointwise.yaml``), the best of
+            ``benchmarks/judge_quality.py`` on every env family.
+
+    Returns:
+        A :class:`~llm_reward.types.Labeler`.
 
     Example:
         >>> from llm_reward.llm import make_llm
@@ -103,19 +117,45 @@ def make_labeler(llm: LLM, *, env_id: str, mode: str = "pointwise", goal: str = 
         ((2,), 0.5)
     """
     adapter = get_adapter(env_id)
-    if strategy is not None:
-        return make_strategy(strategy, llm, domain=adapter.family, goal=resolve_goal(env_id, goal))
+    spec = judging_spec(strategy)
+    if spec is not None:
+        return spec.build(llm, domain=adapter.family, goal=resolve_goal(env_id, goal))
     prompt = PairPrompt(domain=adapter.family, goal=resolve_goal(env_id, goal), chain_of_thought=bool(chain_of_thought))
     return LLMPreferenceLabeler(llm, prompt, mode=mode, both_orders=bool(both_orders), temperature=float(temperature),
                                 top_p=float(top_p), max_tokens=int(max_tokens))
 
 
-def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler | Strategy, *, store_path: Path,
+def annotate_stage(pairs: pd.DataFrame, labeler: Labeler, *, store_path: Path,
                    batch_size: int = 16, progress: bool = True) -> tuple[pd.DataFrame, AnnotationReport]:
     """Label ``pairs`` with an LLM judge into a resumable store; returns all stored labels and a report.
 
-    A pointwise judge's per-caption scores ride along in ``labels.attrs["caption_scores"]`` (for
-    ``reward_model.dense_pairs``)."""
+    Args:
+        pairs: from :func:`sample_pairs`.
+        labeler: any :class:`~llm_reward.types.Labeler` (its ``fingerprint`` keys the store: labels made another
+            way are refused, never mixed).
+        store_path: the SQLite label store; pairs already in it are not asked again (resumable after a crash).
+        batch_size: pairs per committed batch.
+        progress: show a progress bar.
+
+    Returns:
+        Every stored pair with ``label``, ``forward`` and ``reverse`` (a pointwise judge's per-caption scores ride
+        along in ``labels.attrs["caption_scores"]``, for ``reward_model.dense_pairs``), and an
+        :class:`~llm_reward.feedback.annotate.AnnotationReport` of this call.
+
+    Example:
+        >>> import tempfile
+        >>> from llm_reward.llm import make_llm
+        >>> pairs = pd.DataFrame({"pair_id": [0, 1], "caption_a": ["You see a key.", "A wall."],
+        ...                       "caption_b": ["A wall.", "A wall."], "progress_a": [1.0, 0.0],
+        ...                       "progress_b": [0.0, 0.0]})
+        >>> judge = make_labeler(make_llm("local:tiny"), env_id="MiniGrid-DoorKey-5x5-v0", mode="pointwise")
+        >>> store = Path(tempfile.mkdtemp()) / "labels.sqlite"
+        >>> labelled, report = annotate_stage(pairs, judge, store_path=store, progress=False)
+        >>> len(labelled), report.identical_ties, float(labelled["label"].iloc[1])  # the identical pair: a tie
+        (2, 1, 0.5)
+        >>> annotate_stage(pairs, judge, store_path=store, progress=False)[1].pairs_new  # all stored already
+        0
+    """
     store = LabelStore(store_path, labeler.fingerprint)
     try:
         report = annotate(pairs, labeler, store, batch_size=batch_size, progress=progress)
@@ -124,7 +164,7 @@ def annotate_stage(pairs: pd.DataFrame, labeler: LLMPreferenceLabeler | Strategy
         store.close()
 
 
-def load_labels(store_path: Path, labeler: LLMPreferenceLabeler | Strategy) -> pd.DataFrame:
+def load_labels(store_path: Path, labeler: Labeler) -> pd.DataFrame:
     """The labels an earlier :func:`annotate_stage` stored (refused when made under another judge config)."""
     if not Path(store_path).exists():
         raise FileNotFoundError(f"no labels at {store_path}: run llm-reward-annotate with the same overrides first")
@@ -175,8 +215,30 @@ def fit_stage(labelled: pd.DataFrame, rollouts: pd.DataFrame, *, captioner: str,
               recipe: RewardModelRecipe | None = None, progress: bool = True) -> RewardArtifact:
     """Distil labels into a reward model artifact at ``path`` (loaded instead when it already exists).
 
-    ``recipe`` (:class:`~llm_reward.reward_model.RewardModelRecipe`): encoder, epochs, ensemble, seed and hard/soft
-    targets; normalization and the threshold table come from all rollout captions (:func:`build_artifact`).
+    Args:
+        labelled: pairs with a ``label`` column (:func:`annotate_stage`, :func:`oracle_stage`).
+        rollouts: the captioned rollouts: normalization and the threshold table come from all their captions
+            (:func:`build_artifact`).
+        captioner: the caption format's name (:func:`~llm_reward.envs.captioner_name`), kept with the model.
+        path: the artifact's directory.
+        recipe: encoder, epochs, ensemble, seed and hard/soft targets
+            (:class:`~llm_reward.reward_model.RewardModelRecipe`; None: its defaults).
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`~llm_reward.reward_model.RewardArtifact`, also saved at ``path``.
+
+    Example:
+        >>> import tempfile
+        >>> rollouts = pd.DataFrame({"caption": ["You see a key.", "A wall.", "You open the door."] * 4})
+        >>> pairs = sample_pairs(rollouts.assign(progress=[1.0, 0.0, 2.0] * 4), 24, unique_captions=True, seed=0)
+        >>> labelled, _ = oracle_stage(pairs)
+        >>> path = Path(tempfile.mkdtemp()) / "reward_model"
+        >>> reward = fit_stage(labelled, rollouts, captioner="demo", path=path, progress=False,
+        ...                    recipe=RewardModelRecipe(epochs=20, seed=0))
+        >>> scores = reward(["A wall.", "You open the door."])
+        >>> bool(scores[1] > scores[0]), fit_stage(labelled, rollouts, captioner="demo", path=path).captioner
+        (True, 'demo')
     """
     recipe = recipe or RewardModelRecipe()
     if (path / "config.json").exists():

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from llm_reward.jsonio import write_json
+from llm_reward.jsonio import replaced_directory, write_json
 from llm_reward.reward_model.model import RewardModel
 
 FORMAT_VERSION = 1
@@ -96,25 +94,12 @@ class RewardArtifact:
         half-written directory with a config.json at ``path``.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
+        with replaced_directory(path) as tmp:
             torch.save(self.model.state_dict(), tmp / "weights.pt")
             write_json(tmp / "metrics.json", self.metrics)
             config = {"format_version": FORMAT_VERSION, "model": self.model.config, "captioner": self.captioner,
                       "normalization": {"mean": self.mean, "std": self.std}, "quantiles": self.quantiles.tolist()}
             write_json(tmp / "config.json", config)
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                path.rename(old)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return path
 
     @classmethod

@@ -208,6 +208,22 @@ class ShapedRewardLogger(BaseCallback):
 
     Averages over the same window as SB3's ``rollout/ep_rew_mean`` (``stats_window_size``, 100 by default), so the
     two are comparable; ``shaped/ep_extrinsic_mean`` equals ``ep_rew_mean`` when Monitor sees the same episodes.
+    Pass it to ``model.learn(callback=...)`` (rl-baselines3-zoo: ``callback:
+    llm_reward.shaping.wrappers.ShapedRewardLogger``).
+
+    Args:
+        verbose: SB3's verbosity.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from llm_reward.envs import make_vec_env
+        >>> env = make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0, max_episode_steps=16)
+        >>> venv = LLMRewardVecEnv(env, reward_model=lambda captions: np.ones(len(captions), np.float32))
+        >>> logger = ShapedRewardLogger()
+        >>> agent = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, seed=0).learn(64, callback=logger)
+        >>> len(logger.episodes) >= 2, sorted(logger.episodes[0])  # 64 steps of 16-step episodes
+        (True, ['r_extrinsic', 'r_intrinsic', 'r_shaped'])
+        >>> venv.close()
     """
 
     def __init__(self, verbose: int = 0):
