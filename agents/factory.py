@@ -213,8 +213,20 @@ def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | Non
                **overrides: Any) -> BaseAlgorithm:
     """An untrained SB3 ``algo`` on ``venv`` (CPU, seeded, quiet) with per-family defaults and ``overrides``.
 
-    Raises ValueError for an unknown algo, an algo/action-space mismatch, an unsupported observation space or an
-    override the SB3 class does not accept, all before any network is built.
+    Args:
+        algo: ``ppo``, ``recurrent_ppo``, ``a2c``, ``dqn``, ``sac``, ``td3`` or ``sac_her`` (case-insensitive).
+        venv: the training VecEnv; its observation space picks the family's defaults (:func:`agent_defaults`).
+        seed: the agent's seed.
+        tensorboard_log: a TensorBoard directory (None: no logging).
+        **overrides: constructor keywords of the SB3 class; dicts merge key by key into the defaults, class-valued
+            policy options may be dotted import paths (``activation_fn="torch.nn.Tanh"``).
+
+    Returns:
+        The SB3 algorithm, not trained yet.
+
+    Raises:
+        ValueError: an unknown algo, an algo/action-space mismatch, an unsupported observation space or an override
+            the SB3 class does not accept, all before any network is built.
 
     Example:
         >>> from llm_reward.envs import make_vec_env

@@ -295,6 +295,17 @@ def make_vec_env(env_id: str, *, n_envs: int, seed: int, subprocess: bool = Fals
                  max_episode_steps: int | None = None, **kwargs: Any) -> Any:
     """``n_envs`` envs of :func:`make_env` in a Dummy/SubprocVecEnv, seeded ``seed, seed+1, ...``.
 
+    Args:
+        env_id: a Gymnasium id with an adapter.
+        n_envs: how many envs.
+        seed: the first env's seed (the others count up from it).
+        subprocess: one process per env (SubprocVecEnv; pays off for slow envs such as NetHack).
+        max_episode_steps: the episode limit (None: the env's own).
+        **kwargs: passed to :func:`make_env` (``success=``, ``gym.make`` keywords).
+
+    Returns:
+        An SB3 VecEnv whose infos carry the captions.
+
     Example:
         >>> venv = make_vec_env("MiniGrid-DoorKey-5x5-v0", n_envs=2, seed=0)
         >>> venv.num_envs
@@ -311,6 +322,22 @@ def caption_env(env: gym.Env, env_id: str | None = None, *, success: str | Succe
 
     This is the rl-baselines3-zoo entry point: ``env_wrapper: [llm_reward.envs.caption_env]`` after the zoo's own
     ``gym.make`` + ``Monitor``. The adapter is looked up from ``env_id`` or the env's registered spec.
+
+    Args:
+        env: the built env.
+        env_id: its id (None: the env's registered spec).
+        success: replaces the adapter's success rule.
+
+    Returns:
+        The env with :class:`StepInfo`, the captioner, :class:`SuccessInfo` and the adapter's observation wrapper.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> env = caption_env(gym.make("CartPole-v1"))
+        >>> _, info = env.reset(seed=0)
+        >>> _, _, _, _, info = env.step(0)
+        >>> info["caption"].startswith("cart position")
+        True
     """
     env_id = env_id or (env.spec.id if env.spec is not None else None)
     if env_id is None:

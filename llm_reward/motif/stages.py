@@ -40,9 +40,22 @@ def collect_stage(env_id: str, *, n_steps: int, n_envs: int, seed: int, path: Pa
                   progress: bool = True) -> pd.DataFrame:
     """Captioned rollouts, read from ``path`` when it already exists.
 
-    ``policy``: None for uniform random actions, or a saved SB3 agent (``.zip``, of algorithm ``policy_algo``) whose
-    stochastic actions collect the data instead: Motif annotated an RL agent's experience, which reaches states
-    (a door unlocked) that random actions almost never do.
+    Args:
+        env_id: a Gymnasium id with an adapter.
+        n_steps: environment steps in total, over all envs.
+        n_envs: envs stepped side by side.
+        seed: seeds the envs and the actions; the same arguments give the same rollouts.
+        path: the parquet cache (reused when it exists; refused when it holds another env's rollouts).
+        max_episode_steps: the episode limit (None: the env's own).
+        policy: None for uniform random actions, or a saved SB3 agent (``.zip``, of algorithm ``policy_algo``)
+            whose stochastic actions collect the data instead: Motif annotated an RL agent's experience, which
+            reaches states (a door unlocked) that random actions almost never do.
+        policy_algo: the algorithm that saved ``policy``.
+        progress: show a progress bar.
+
+    Returns:
+        One row per observation: ``caption``, ``progress`` (the oracle, NaN without one), ``episode``, ``step``,
+        ``env_index``, ``extrinsic_reward``, ``done``.
 
     Example:
         >>> import tempfile

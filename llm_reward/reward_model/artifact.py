@@ -130,6 +130,16 @@ def build_artifact(model: RewardModel, captions: Sequence[str], *, captioner: st
     mean/std are weighted by how often each caption was observed (Motif's normalization); the quantile table is
     over the *unique* captions, which is what a threshold quantile refers to.
 
+    Args:
+        model: a fitted :class:`RewardModel`.
+        captions: every rollout caption, repeats included.
+        captioner: the caption format's name; the artifact refuses captions of another.
+        metrics: kept with the artifact (``metrics.json``).
+
+    Returns:
+        The :class:`RewardArtifact`: ``artifact(captions)`` is the normalized reward, ``threshold(q)`` the
+        quantile table's value.
+
     Example:
         >>> from llm_reward.reward_model import RewardModel
         >>> artifact = build_artifact(RewardModel(seed=0), ["a door", "a door", "a wall"], captioner="demo", metrics={})

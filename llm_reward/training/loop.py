@@ -159,6 +159,18 @@ def train_agent(model: Any, *, total_timesteps: int, run_dir: Path, name: str,
                 on_interrupt: Callable[[], None] | None = None) -> TrainResult:
     """``model.learn`` with an episode recorder; Ctrl-C stops training but keeps the model and episodes so far.
 
+    Args:
+        model: an SB3 algorithm (:func:`~llm_reward.agents.make_agent`).
+        total_timesteps: env steps to train for.
+        run_dir: where ``agent_<name>.zip`` and ``episodes_<name>.csv`` are written.
+        name: the run's name in file names and TensorBoard (``shaped``, ``extrinsic``).
+        extra_callbacks: more SB3 callbacks (evaluation, counters).
+        progress: show SB3's progress bar.
+        on_interrupt: called on the first Ctrl-C (e.g. to pass it on to a baseline process).
+
+    Returns:
+        A :class:`TrainResult`: the model, its episodes, steps per second and whether it was interrupted.
+
     Example:
         >>> import functools, tempfile
         >>> from pathlib import Path
