@@ -156,6 +156,9 @@ def test_novelty_reward_configs_compose_with_any_kind():
     assert isinstance(novelty_term(e3b).bonus.func, type) and novelty_term(e3b).bonus.func is E3B
     assert novelty_term(rnd).bonus.func is RND
     assert novelty_term(config("reward=motif")) is None
+    oni_e3b, shuffled_e3b = config("reward=oni_e3b"), config("reward=shuffled_e3b")
+    assert oni_e3b.reward.builder._target_.endswith("OnlineReward") and novelty_term(oni_e3b).bonus.func is E3B
+    assert shuffled_e3b.paths.reward_model == config("reward=shuffled").paths.reward_model  # the same control model
     eureka = config("reward=eureka", "+novelty@reward.novelty=e3b")  # any kind's reward can join
     assert novelty_term(eureka).weight == e3b.reward.novelty.weight
 
