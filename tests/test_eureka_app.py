@@ -110,7 +110,8 @@ def test_real_search_with_the_embedded_coder(tmp_path):
     """2 candidates x 1 iteration on InvertedPendulum with Qwen2.5-Coder-1.5B, tiny budgets, no final retraining."""
     done = _eureka("env=robotics/inverted_pendulum", "env.max_episode_steps=50", "search=quick",
                    "search.total_timesteps=512", "search.n_envs=2", "search.n_points=2", "search.eval_episodes=0",
-                   "search.final_seeds=0", "search.max_tokens=300", "progress=false", f"run_dir={tmp_path}",
+                   "search.final_seeds=0", "search.max_tokens=300", "search.repairs=0", "progress=false",
+                   f"run_dir={tmp_path}",
                    timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-2])
