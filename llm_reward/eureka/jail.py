@@ -178,10 +178,21 @@ def isolation_status() -> str | None:
 
 
 def check_isolation(isolation: str) -> bool:
-    """For ``isolation`` ("os" or "process"): True when the OS jail is to be used.
+    """Whether reward code will run in the OS jail, checked before any work.
 
-    ``"os"`` raises :class:`SandboxUnavailable` (naming ``sandbox.isolation``) when the jail cannot start;
-    ``"process"`` is the user's explicit acceptance of a weaker sandbox and logs a warning on every call.
+    Args:
+        isolation: ``"os"`` (the jail, required) or ``"process"`` (the user's explicit acceptance of a weaker
+            sandbox: no namespaces; logs a warning on every call).
+
+    Returns:
+        True for ``"os"`` (when the jail starts here), False for ``"process"``.
+
+    Raises:
+        SandboxUnavailable: ``"os"`` on a machine where the jail cannot start (the message names
+            ``sandbox.isolation`` and how to allow the missing layer).
+
+    >>> check_isolation("os")  # doctest: +SKIP
+    True
     """
     if isolation not in ISOLATION_MODES:
         raise ValueError(f"sandbox.isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
