@@ -320,6 +320,8 @@ MODULE_CHAINS = [
     "imp = np.ma.core.builtins.__dict__['__import__']",
     "d = vars(np.ma.core)",
     "match 5:\n    case int(__class__=c):\n        pass",
+    "if obs is None:\n    import math as np\nelse:\n    import numpy as np",
+    "def f(np):\n    return np.ma",
 ]
 
 

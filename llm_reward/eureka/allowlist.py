@@ -146,16 +146,27 @@ def check_code(source: str) -> None:
 
 
 def _module_aliases(tree: ast.AST) -> dict[str, str]:
-    """Local name -> module for ``np``/``math`` (bound in the worker) and every import of numpy, math, linalg."""
+    """Local name -> module for ``np``/``math`` (bound in the worker) and every import of numpy, math, linalg.
+
+    A name must stand for one module wherever it is bound (``import math as np`` in one branch and ``import numpy
+    as np`` in another would let the check and the run disagree), and no function parameter may take a module's
+    name."""
     aliases = {"np": "numpy", "numpy": "numpy", "math": "math"}
+    bound: dict[str, tuple[str, int]] = {}
     for node in ast.walk(tree):
+        pairs = []
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                aliases[alias.asname or alias.name] = alias.name
+            pairs = [(alias.asname or alias.name, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module == "numpy":
-            for alias in node.names:
-                if alias.name == "linalg":
-                    aliases[alias.asname or alias.name] = "numpy.linalg"
+            pairs = [(alias.asname or alias.name, "numpy.linalg") for alias in node.names if alias.name == "linalg"]
+        for name, module in pairs:
+            if name in bound and bound[name][0] != module:
+                raise CodeRejected(f"line {node.lineno}: {name!r} is bound to two different modules")
+            bound[name] = (module, node.lineno)
+            aliases[name] = module
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.arg in aliases:
+            raise CodeRejected(f"line {node.lineno}: a parameter may not be named after the module {node.arg!r}")
     return aliases
 
 
