@@ -150,9 +150,10 @@ def train_from_cold(overrides: list[str], root: Path, run_dir: Path | None = Non
     return done, run_dir, wall
 
 
-def oracle_reward_model(env_id: str) -> Any:
-    """A real char-CNN reward model (5 epochs) fitted on 1,000 oracle-labelled pairs of 2,000 x 4 random-policy
-    captioned steps of ``env_id``: what the speed benchmarks put in the shaping wrapper."""
+def oracle_reward_model(env_id: str, max_chars: int = 512) -> Any:
+    """A real char-CNN reward model (5 epochs, captions up to ``max_chars`` UTF-8 bytes) fitted on 1,000
+    oracle-labelled pairs of 2,000 random-policy captioned steps of ``env_id``: what the speed benchmarks put in the
+    shaping wrapper."""
     import tempfile
 
     from llm_reward.envs import captioner_name
@@ -163,7 +164,7 @@ def oracle_reward_model(env_id: str) -> Any:
         rollouts = collect_stage(env_id, n_steps=2000, n_envs=4, seed=0, path=Path(tmp) / "r.parquet", progress=False)
         labelled, _ = oracle_stage(sample_pairs(rollouts, 1000, seed=0))
         return fit_stage(labelled, rollouts, captioner=captioner_name(env_id), path=Path(tmp) / "rm",
-                         recipe=RewardModelRecipe(epochs=5), progress=False)
+                         recipe=RewardModelRecipe(epochs=5, encoder_kwargs={"max_chars": max_chars}), progress=False)
 
 
 def interleaved_learning_times(agents: dict[str, Any], *, reps: int, chunk: int, seed: int = 0

@@ -54,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(1)
     reps, chunk = (6, 2048) if args.quick else (12, 4096)
     load_before = os.getloadavg()
-    artifact = oracle_reward_model(ENV_ID)
+    artifact = oracle_reward_model(ENV_ID, max_chars=1024)  # conf/env/minigrid/keycorridor_s3r3.yaml
     e3b, e3b_weight = bonus_settings("e3b")
     rnd, _ = bonus_settings("rnd")
     # (alpha_int, bonus class, bonus options, novelty weight) per agent; None: no wrapper at all

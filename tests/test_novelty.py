@@ -54,8 +54,8 @@ def test_e3b_is_the_elliptical_bonus_reset_every_episode():
                      np.concatenate([fresh, episode[7, 1:]]))
     assert bonus[0] == pytest.approx(elliptical_reference(phis, 0.1)[0], rel=1e-6)
     # a state seen before in the episode is worth less than it was the first time
-    again = e3b.step(fresh, np.array([0, 0]), np.concatenate([fresh, episode[7, 1:]]), np.array([False, False]),
-                     np.concatenate([fresh, episode[7, 1:]]))
+    both = np.concatenate([fresh, episode[7, 1:]])
+    again = e3b.step(both, np.array([0, 0]), both, np.array([False, False]), both)
     assert again[0] < bonus[0]
 
 

@@ -117,10 +117,10 @@ class _Transitions:
         self.capacity, self.cursor, self.full = capacity, 0, False
 
     def add(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
-        for o, a, n in zip(obs, actions, next_obs):
-            self.obs[self.cursor], self.actions[self.cursor], self.next_obs[self.cursor] = o, a, n
-            self.cursor = (self.cursor + 1) % self.capacity
-            self.full = self.full or self.cursor == 0
+        rows = (self.cursor + np.arange(len(obs))) % self.capacity
+        self.obs[rows], self.actions[rows], self.next_obs[rows] = obs, actions, next_obs
+        self.full = self.full or self.cursor + len(obs) >= self.capacity
+        self.cursor = int(rows[-1] + 1) % self.capacity
 
     def __len__(self) -> int:
         return self.capacity if self.full else self.cursor
@@ -260,15 +260,19 @@ class E3B(_NetworkBonus):
 
     def _start(self, index: np.ndarray, phi: np.ndarray) -> None:
         """New episodes in envs ``index``: ``C^{-1} = I / lambda``, then the first state is counted (unrewarded)."""
-        self.cov_inverse[index] = np.eye(self.latent_dim) / self.ridge
-        self._elliptical(index, phi)
+        cov_inverse = np.broadcast_to(np.eye(self.latent_dim) / self.ridge, (len(index), *self.cov_inverse.shape[1:]))
+        cov_inverse = cov_inverse.copy()
+        self._elliptical(cov_inverse, phi)
+        self.cov_inverse[index] = cov_inverse
 
-    def _elliptical(self, index: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        """``b = phi^T C^{-1} phi`` per env, then ``C <- C + phi phi^T`` by Sherman–Morrison on ``C^{-1}``."""
-        cov_inverse = self.cov_inverse[index]
-        u = np.einsum("nij,nj->ni", cov_inverse, phi)
+    @staticmethod
+    def _elliptical(cov_inverse: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """``b = phi^T C^{-1} phi`` per env, then ``C <- C + phi phi^T`` by Sherman–Morrison on ``C^{-1}`` (in place:
+        ``cov_inverse`` is ``[n, d, d]``, symmetric)."""
+        u = np.matmul(cov_inverse, phi[:, :, None])[:, :, 0]
         bonus = np.einsum("ni,ni->n", u, phi)
-        self.cov_inverse[index] = cov_inverse - np.einsum("ni,nj->nij", u, u) / (1.0 + bonus)[:, None, None]
+        scaled = u / (1.0 + bonus)[:, None]
+        cov_inverse -= u[:, :, None] * scaled[:, None, :]
         return bonus
 
     def reset(self, obs: np.ndarray) -> None:
@@ -278,7 +282,7 @@ class E3B(_NetworkBonus):
 
     def step(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray, dones: np.ndarray,
              new_obs: np.ndarray) -> np.ndarray:
-        raw = self._elliptical(np.arange(self.n_envs), self.embed(next_obs))
+        raw = self._elliptical(self.cov_inverse, self.embed(next_obs))  # every env's C^-1, updated in place
         bonus = self._normalized(raw)
         done = np.flatnonzero(dones)
         if len(done):
