@@ -292,9 +292,14 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
     np.seterr(all="ignore")
     import pickle  # noqa: F401 - decode_request's, imported before the audit hook and the filter
 
+    readable = jail.read_only_paths() + jail.system_read_paths()  # while every module can still be imported
     jail.drop_privileges()
     # After the uid change (which clears it): die with the parent, and exit if it died before this line.
     jail.die_with_parent(1 if job["jailed"] else int(job["parent_pid"]), lifeline_fd=requests_fd)
+    abi = jail.restrict_files(readable, [job["work_dir"]])
+    if not abi and not job["jailed"]:
+        print("sandbox: this kernel has no Landlock; the reward code can read what uid", os.getuid(), "can read",
+              file=sys.stderr, flush=True)
     jail.install_syscall_filter()
     if job.get("inner_layers", True):
         install_audit_hook(job["work_dir"])
