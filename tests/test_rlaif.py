@@ -425,6 +425,7 @@ def test_distilled_reward_learns_the_judges_preference(tmp_path):
     ("mode=dpo", "mode must be one of"),
     ("distilled.pairs=2", "distilled.pairs must be >= 4"),
     ("train.max_new_tokens=0", "train.max_new_tokens must be a positive integer"),
+    ("policy.path=/nowhere/model", "policy.path: no model at /nowhere/model"),
 ])
 def test_bad_rlaif_settings_fail_before_any_model_loads(override, message):
     from hydra import compose, initialize_config_module

@@ -27,7 +27,7 @@ from llm_reward.rlaif.constraints import checker_success
 from llm_reward.rlaif.data import PromptSet, load_prompts
 from llm_reward.rlaif.evaluate import evaluate, generate_answers
 from llm_reward.rlaif.judging import FORMS, comparing_judge, probe_judge, require_probe
-from llm_reward.rlaif.policy import LoraSettings, Policy, load_policy
+from llm_reward.rlaif.policy import LoraSettings, Policy, check_policy, load_policy
 from llm_reward.rlaif.rewards import DirectReward, DistilledReward, TextReward, checker_labels, fit_distilled_reward
 from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, plot_curve, timing_summary
 
@@ -97,6 +97,7 @@ def check_config(cfg: DictConfig) -> tuple[TrainSettings, PromptSet]:
         raise ValueError(f"eval.judge_form must be one of {list(FORMS)}, got {cfg.eval.judge_form!r}")
     if cfg.mode == "distilled" and int(cfg.distilled.pairs) < 4:
         raise ValueError(f"distilled.pairs must be >= 4, got {cfg.distilled.pairs}")
+    check_policy(cfg.policy.path)
     return settings, prompts
 
 

@@ -155,6 +155,37 @@ class Policy:
         return {n: t.detach().clone() for n, t in self.model.state_dict().items() if n in names}
 
 
+def check_policy(path: str = DEFAULT_POLICY, key: str = "policy.path") -> None:
+    """Refuse a missing file or a model directory that is not a causal LM, reading only its config (no weights).
+
+    Example:
+        >>> try:
+        ...     check_policy("/nowhere/model")
+        ... except PolicyError as err:
+        ...     print(str(err)[:39])
+        policy.path: no model at /nowhere/model
+    """
+    if path in (DEFAULT_POLICY, "default"):
+        return
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise PolicyError(f"{key}: no model at {target} (give a Hugging Face model directory, a .gguf file, "
+                          f"or '{DEFAULT_POLICY}')")
+    if target.is_file() and target.suffix == ".gguf":
+        return
+    if not (target.is_dir() and (target / "config.json").is_file()):
+        raise PolicyError(f"{key}: {target} is neither a .gguf file nor a model directory with a config.json")
+    try:
+        from transformers import AutoConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    except ImportError as err:
+        raise ImportError(f"the RLAIF policy needs transformers, gguf and accelerate: {INSTALL_HINT}") from err
+    config = AutoConfig.from_pretrained(target, local_files_only=True)
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise PolicyError(f"{key}: {target} is a {config.model_type!r} model, not a causal LM "
+                          "(the policy must generate text: e.g. a Llama, Qwen2 or GPT-2 style model)")
+
+
 def load_policy(path: str = DEFAULT_POLICY, *, lora: LoraSettings | None = None, cache_dir: Path | None = None,
                 key: str = "policy.path") -> Policy:
     """Load a causal LM: ``"smollm2"`` (the shipped GGUF), a ``.gguf`` file, or a local Hugging Face model directory.
@@ -168,22 +199,18 @@ def load_policy(path: str = DEFAULT_POLICY, *, lora: LoraSettings | None = None,
         raise ImportError(f"the RLAIF policy needs transformers, gguf and accelerate: {INSTALL_HINT}") from err
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    check_policy(path, key)
     if path in (DEFAULT_POLICY, "default"):
         directory, name = _converted(tiny_model_path(), TINY.sha256[:12], cache_dir), TINY.name
     else:
         target = Path(path).expanduser()
-        if not target.exists():
-            raise PolicyError(f"{key}: no model at {target} (give a Hugging Face model directory, a .gguf file, "
-                              f"or '{DEFAULT_POLICY}')")
-        if target.is_file() and target.suffix == ".gguf":
+        if target.is_file():
             tag = hashlib.sha256(f"{target.resolve()}:{target.stat().st_size}".encode()).hexdigest()[:12]
             directory, name = _converted(target, tag, cache_dir), target.stem
-        elif target.is_dir() and (target / "config.json").is_file():
-            directory, name = target, target.name
         else:
-            raise PolicyError(f"{key}: {target} is neither a .gguf file nor a model directory with a config.json")
+            directory, name = target, target.name
     config = AutoConfig.from_pretrained(directory, local_files_only=True)
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:  # a converted GGUF of another architecture
         raise PolicyError(f"{key}: {directory} is a {config.model_type!r} model, not a causal LM "
                           "(the policy must generate text: e.g. a Llama, Qwen2 or GPT-2 style model)")
     try:
