@@ -381,6 +381,8 @@ def main() -> None:
                         help="only run the judge probe for every shipped model in both forms")
     parser.add_argument("--compare-lora", action="store_true",
                         help="only compare full fine-tuning with LoRA on the checker reward (speed, movement)")
+    parser.add_argument("--probe-specs", nargs="+", default=list(PROBE_MODELS),
+                        help="judge specs for --probe-judges (e.g. local:/path/to/gemma-3-270m.gguf)")
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -389,7 +391,8 @@ def main() -> None:
         write_docs()
         return
     if args.probe_judges:
-        emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl")),
+        emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl"),
+                                                  tuple(args.probe_specs)),
                                    "machine": machine()})
         return
     if args.compare_lora:
