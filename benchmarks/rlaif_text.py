@@ -41,7 +41,7 @@ HEADLINE = ("checker_success_start", "checker_success_trained", "checker_success
             "start_mean_length", "judge_position_consistency", "policy_tokens_per_s", "judge_prompts_per_s",
             "optimizer_steps_per_s", "final_reward", "first_reward")
 
-COMMON = ["+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1"]
+COMMON = ["+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1", "eval.require_heldout_probe=false"]
 # Sized for a shared 2-core machine (see the docs' budget line): LoRA (r=16) at lr 2e-4, 2 prompts x 4 answers of
 # <= 40 tokens per step; a cell checkpoints every 4 steps, so a run split across slot jobs resumes where it stopped.
 FULL = COMMON + ["policy=smollm2_lora", "train.steps=24", "train.prompts_per_step=2", "train.samples_per_prompt=4",
@@ -97,25 +97,28 @@ def sampling_speed(rounds: int = 2, prompts_n: int = 4, k: int = 2, max_new_toke
 
 
 PROBE_MODELS = ("local", "local:small", "local:tiny")
+MODEL_NAMES = {"local": "Qwen2.5-Coder-1.5B", "local:small": "Qwen2.5-Coder-0.5B", "local:tiny": "SmolLM2-135M"}
 
 
-def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS) -> dict:
+def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
+                 forms: tuple[str, ...] = ("pairwise", "score", "checklist")) -> dict:
     """The stored probe (32 pairs, both orders) for each shipped model in both forms, one resumable cell each."""
     from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
     from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
     from llm_reward.llm import make_llm
-    from llm_reward.rlaif.judging import PositionFreeJudge, probe_judge
+    from llm_reward.rlaif.judging import comparing_judge, probe_judge
     from llm_reward.rlaif.pipeline import INSTRUCTIONS_CONSTITUTION
 
     out = {}
     for spec in specs:
-        for form in ("pairwise", "score"):
+        for form in forms:
             key = f"probe|{spec}|{form}"
             with cells.claim(key) as mine:
                 if mine:
                     llm = make_llm(spec, n_threads=1)
-                    judge = (PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)) if form == "pairwise"
-                             else PositionFreeJudge(ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION))))
+                    judge = comparing_judge(PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)),
+                                            ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION)), form,
+                                            "form")
                     try:
                         result = probe_judge(judge, name=spec, form=form).as_dict()
                     except Exception as err:  # a model that gives no probabilities over the choices
@@ -291,9 +294,12 @@ def results_markdown() -> str:
                   "| prompts/s | passes |", "|---|---|---|---|---|---|---|---|"]
         for r in probes.values():
             if "error" in r:
-                lines.append(f"| {r['judge']} | {r['form']} | error: {r['error'][:60]} | | | | | no |")
+                lines.append(f"| {MODEL_NAMES.get(r['judge'], Path(r['judge']).stem)} | {r['form']} | error: "
+                             f"{r['error'][:60]} | | | | | no |")
                 continue
-            lines.append(f"| {r['judge']} | {r['form']} | {_f(r['accuracy'])} | {_f(r['position_consistency'])} | "
+            model = MODEL_NAMES.get(r["judge"], Path(r["judge"]).stem)
+            lines.append(f"| {model} (`{r['judge'][:20]}`) | {r['form']} | {_f(r['accuracy'])} | "
+                         f"{_f(r['position_consistency'])} | "
                          f"{_f(r['constraint_accuracy'])} | {_f(r['quality_accuracy'])} | {_f(r['prompts_per_s'])} | "
                          f"{'yes' if r['passed'] else 'no'} |")
         lines.append("")
@@ -383,6 +389,8 @@ def main() -> None:
                         help="only compare full fine-tuning with LoRA on the checker reward (speed, movement)")
     parser.add_argument("--probe-specs", nargs="+", default=list(PROBE_MODELS),
                         help="judge specs for --probe-judges (e.g. local:/path/to/gemma-3-270m.gguf)")
+    parser.add_argument("--probe-forms", nargs="+", default=["pairwise", "score", "checklist"],
+                        choices=["pairwise", "score", "checklist"])
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -392,7 +400,7 @@ def main() -> None:
         return
     if args.probe_judges:
         emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl"),
-                                                  tuple(args.probe_specs)),
+                                                  tuple(args.probe_specs), tuple(args.probe_forms)),
                                    "machine": machine()})
         return
     if args.compare_lora:

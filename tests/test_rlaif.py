@@ -16,7 +16,8 @@ from llm_reward.rlaif import as_reward_funcs, exact_kl, load_prompts, penalised_
 from llm_reward.rlaif.constraints import ConstraintError, checker_success, parse_constraint
 from llm_reward.rlaif.data import PromptFileError
 from llm_reward.rlaif.evaluate import Answers, judge_answers, length_controlled_win_rate
-from llm_reward.rlaif.judging import JudgeProbeError, PositionFreeJudge, load_probe_pairs, probe_judge, require_probe
+from llm_reward.rlaif.judging import (ChecklistJudge, JudgeProbeError, PositionFreeJudge, load_probe_pairs, probe_judge,
+                                     require_probe)
 from llm_reward.rlaif.rloo import RunningBaseline, policy_gradient_loss
 
 
@@ -128,7 +129,11 @@ class Prefers:
         out = []
         for messages in conversations:
             text = messages[-1]["content"]
-            if "Answer 1: " in text:
+            if text.endswith("Reply 1 for yes or 2 for no."):  # the checklist: one yes/no question per item
+                answer = text.split("\n\nAnswer: ", 1)[1].rsplit("\n\n", 1)[0]
+                p1 = 0.9 if " ".join(answer.split()) in self.good else 0.2
+                out.append({"1": p1, "2": 1 - p1})
+            elif "Answer 1: " in text:
                 first = text.rsplit("Answer 1: ", 1)[1].split("\n")[0]
                 p1 = 0.9 if " ".join(first.split()) in self.good else 0.1
                 out.append({"1": p1, "2": 1 - p1})
@@ -150,11 +155,14 @@ def test_probe_pairs_are_clear_cut_and_refuse_a_position_only_judge():
                                               r"0% position-consistent"):
         require_probe(biased, "heldout_judge")
     good = [p.better for p in pairs]
+    checklist = ChecklistJudge(Prefers(good))
     for judge in (PairwiseJudge(Prefers(good), ResponsePairPrompt()),
-                  PositionFreeJudge(ScoreJudge(Prefers(good), ResponseScorePrompt()))):
+                  PositionFreeJudge(ScoreJudge(Prefers(good), ResponseScorePrompt())), checklist):
         result = probe_judge(judge, pairs)
         assert result.accuracy == 1.0 and result.position_consistency == 1.0 and result.constraint_accuracy == 1.0
         require_probe(result, "heldout_judge")
+    # The checklist asks one question per instruction of the probe's prompts, plus one for helpfulness.
+    assert result.form == "checklist" and result.prompts == sum(2 * (1 + len(p.constraints)) for p in pairs)
     # Position-free scoring of a position-only judge: every answer gets the same score, so every pair is a tie.
     flat = probe_judge(PositionFreeJudge(ScoreJudge(FirstAlways(), ResponseScorePrompt())), pairs)
     assert flat.accuracy == 0.0 and not flat.passed

@@ -18,14 +18,14 @@ from typing import Any
 
 from llm_reward.rlaif.constraints import Constraint, checker_success, parse_constraint
 from llm_reward.rlaif.data import PromptSet, load_prompts
-from llm_reward.rlaif.judging import PositionFreeJudge, ProbeResult, probe_judge, require_probe
+from llm_reward.rlaif.judging import ChecklistJudge, PositionFreeJudge, ProbeResult, probe_judge, require_probe
 from llm_reward.rlaif.rewards import DirectReward, DistilledReward, TextReward, as_reward_funcs, fit_distilled_reward
 from llm_reward.rlaif.rloo import exact_kl, penalised_advantages, rloo_advantages, sampled_kl
 
 __all__ = ["as_reward_funcs", "DirectReward", "DistilledReward", "TextReward", "fit_distilled_reward",
            "load_prompts", "PromptSet", "rloo_advantages", "penalised_advantages", "sampled_kl", "exact_kl",
-           "Constraint", "parse_constraint", "checker_success", "PositionFreeJudge", "ProbeResult", "probe_judge",
-           "require_probe", "WinRateCallback"]
+           "Constraint", "parse_constraint", "checker_success", "ChecklistJudge", "PositionFreeJudge", "ProbeResult",
+           "probe_judge", "require_probe", "WinRateCallback"]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,25 +9,31 @@ that judge reads 0.5 whatever the answers are, so a win rate under it is forced.
 * :class:`PositionFreeJudge` compares two answers without showing them together: each answer is scored alone by a
   :class:`ScoreJudge` and the one with the higher expected score wins (ties 0.5). It cannot be position-biased, so a
   judge that fails the pairwise form may still pass this one.
+* :class:`ChecklistJudge` asks one yes/no question per item instead of one holistic score: "is this answer helpful
+  and relevant?" and, for each instruction sentence the user wrote, "does the answer follow it?" (the instruction's
+  text, as the user wrote it; never the checker). Its reward is the mean P(yes), and it compares answers
+  position-free like :class:`PositionFreeJudge`. Small judges that miss instructions inside a holistic 1-10 score
+  (they prefer the longer answer) read single instructions better.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, ScoreJudge
-from llm_reward.rlaif.constraints import checker_success, parse_constraint, render_prompt
+from llm_reward.feedback.judges import PAIR_CHOICES, LabelBatch, PairwiseJudge, ScoreJudge
+from llm_reward.rlaif.constraints import Constraint, checker_success, parse_constraint, render_prompt
 
 MIN_ACCURACY = 0.8
 MIN_POSITION_CONSISTENCY = 0.7
-FORMS = ("pairwise", "score")
+FORMS = ("pairwise", "score", "checklist")
+HELPFUL = "Is this answer helpful and relevant to the question?"
 
 
 class JudgeProbeError(ValueError):
@@ -65,20 +71,88 @@ class PositionFreeJudge:
         return {**self.scorer.fingerprint, "kind": "position_free_score"}
 
     def label(self, pairs: Sequence[tuple[str, str]], contexts: Sequence[str | None] | None = None) -> LabelBatch:
-        if contexts is not None and len(contexts) != len(pairs):
-            raise ValueError(f"{len(contexts)} contexts for {len(pairs)} pairs")
-        contexts = list(contexts) if contexts is not None else [None] * len(pairs)
-        items = list(dict.fromkeys((c, a) for (a, b), c in zip(pairs, contexts) for a in (a, b)))
-        scores = self.scorer.expected_scores([a for _, a in items], [c for c, _ in items]) if items else []
-        table = dict(zip(items, scores))
-        label = np.array([0.5 if a == b else float(np.sign(table[(c, a)] - table[(c, b)]) / 2 + 0.5)
-                          for (a, b), c in zip(pairs, contexts)], dtype=np.float32)
-        asked = np.array([a != b for a, b in pairs], dtype=bool)
-        forward = np.where(asked, label, np.nan).astype(np.float32)
-        return LabelBatch(label, forward, forward.copy(), llm_prompts=len(items))
+        def score(answers: list[str], prompts: list[str | None]) -> tuple[np.ndarray, int]:
+            return self.scorer.expected_scores(answers, prompts), len(answers)
+
+        return _compare_by_scores(score, pairs, contexts)
 
     def check(self) -> None:
         self.scorer.check()
+
+
+def _compare_by_scores(score: Any, pairs: Sequence[tuple[str, str]],
+                       contexts: Sequence[str | None] | None) -> LabelBatch:
+    """Position-free labels: each distinct (context, answer) scored once by ``score(answers, contexts)``, the higher
+    score wins (1 / 0), equal scores and identical answers tie (0.5); both "orders" are the same call."""
+    if contexts is not None and len(contexts) != len(pairs):
+        raise ValueError(f"{len(contexts)} contexts for {len(pairs)} pairs")
+    contexts = list(contexts) if contexts is not None else [None] * len(pairs)
+    items = list(dict.fromkeys((c, a) for (a, b), c in zip(pairs, contexts) for a in (a, b)))
+    scores, sent = score([a for _, a in items], [c for c, _ in items]) if items else ([], 0)
+    table = dict(zip(items, scores))
+    label = np.array([0.5 if a == b else float(np.sign(table[(c, a)] - table[(c, b)]) / 2 + 0.5)
+                      for (a, b), c in zip(pairs, contexts)], dtype=np.float32)
+    asked = np.array([a != b for a, b in pairs], dtype=bool)
+    forward = np.where(asked, label, np.nan).astype(np.float32)
+    return LabelBatch(label, forward, forward.copy(), llm_prompts=sent)
+
+
+@dataclass
+class ChecklistJudge:
+    """Mean P(yes) over one yes/no question per item: helpful and relevant, then each of the prompt's instructions.
+
+    ``instructions`` maps a prompt (as the policy reads it) to its instruction sentences; prompts it does not know
+    are asked the helpfulness question only. Usable as a reward (``score``) and as a position-free comparing judge
+    (``label``).
+
+    Example:
+        >>> from llm_reward.llm import make_llm
+        >>> judge = ChecklistJudge(make_llm("local"), prompts.constraints)  # doctest: +SKIP
+        >>> judge.score(["Name a fruit.\n\nDo not use any commas."], ["apple, pear"])  # doctest: +SKIP
+        array([0.41])
+    """
+
+    llm: Any
+    instructions: Mapping[str, Sequence[Constraint]] = field(default_factory=dict)
+    prompts_sent: int = field(default=0, init=False)
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {"llm": self.llm.name, "kind": "checklist", "template": "checklist-v1"}
+
+    def questions(self, prompt: str) -> list[str]:
+        rules = self.instructions.get(prompt, ())
+        return [HELPFUL] + [f'The question gives this instruction: "{r.instruction}" Does the answer follow it '
+                            "exactly?" for r in rules]
+
+    def _ask(self, prompt: str, answer: str, question: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"Question: {prompt.strip()}\n\nAnswer: {answer.strip() or '(empty)'}\n\n"
+                                            f"{question} Reply 1 for yes or 2 for no."}]
+
+    def _scores(self, answers: Sequence[str], prompts: Sequence[str | None]) -> tuple[np.ndarray, int]:
+        asks, owner = [], []
+        for i, (a, p) in enumerate(zip(answers, prompts)):
+            for q in self.questions(p or ""):
+                asks.append(self._ask(p or "", a, q))
+                owner.append(i)
+        probs = self.llm.choice_probs_batch(asks, list(PAIR_CHOICES)) if asks else []
+        yes = np.array([p["1"] for p in probs], dtype=np.float64)
+        owner_arr = np.array(owner, dtype=np.int64)
+        out = np.array([yes[owner_arr == i].mean() for i in range(len(answers))], dtype=np.float64)
+        self.prompts_sent += len(asks)
+        return out, len(asks)
+
+    def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
+        """Reward per answer: mean P(yes) over its checklist, in [0, 1]."""
+        return self._scores(list(completions), list(prompts))[0]
+
+    def label(self, pairs: Sequence[tuple[str, str]], contexts: Sequence[str | None] | None = None) -> LabelBatch:
+        return _compare_by_scores(self._scores, pairs, contexts)
+
+    def check(self) -> None:
+        from llm_reward.feedback.judges import _probe
+
+        _probe(self.llm, self._ask("Say yes.", "Yes.", HELPFUL), PAIR_CHOICES)
 
 
 # -- the probe --------------------------------------------------------------------------------------------------
@@ -154,6 +228,9 @@ def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None,
         (0.91, 1.0)
     """
     pairs = list(pairs) if pairs is not None else load_probe_pairs()
+    if isinstance(judge, ChecklistJudge):  # the probe's prompts carry their own instructions
+        judge = ChecklistJudge(judge.llm, {**judge.instructions, **{
+            p.text: tuple(parse_constraint(c) for c in p.constraints) for p in pairs}})
     flip = np.arange(len(pairs)) % 2 == 1  # better answer second on odd pairs
     shown = [(p.worse, p.better) if f else (p.better, p.worse) for p, f in zip(pairs, flip)]
     start = time.perf_counter()
@@ -166,7 +243,8 @@ def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None,
     part = lambda k: float(right[kinds == k].mean()) if (kinds == k).any() else float("nan")  # noqa: E731
     return ProbeResult(
         judge=name or str(getattr(getattr(judge, "llm", None), "name", type(judge).__name__)),
-        form=form or ("score" if isinstance(judge, PositionFreeJudge) else "pairwise"),
+        form=form or ("score" if isinstance(judge, PositionFreeJudge) else
+                      "checklist" if isinstance(judge, ChecklistJudge) else "pairwise"),
         pairs=len(pairs), accuracy=float(right.mean()), position_consistency=float(batch.position_consistency),
         first_order_accuracy=float(np.mean(first > 0.5)), quality_accuracy=part("quality"),
         constraint_accuracy=part("constraint"), prompts=int(batch.llm_prompts),
@@ -186,17 +264,19 @@ def require_probe(result: ProbeResult, key: str) -> None:
     """
     if result.passed:
         return
-    other = "score" if result.form == "pairwise" else "pairwise"
+    others = "|".join(f for f in FORMS if f != result.form)
     consistency = "n/a" if np.isnan(result.position_consistency) else f"{result.position_consistency:.0%}"
     raise JudgeProbeError(
         f"{key}.spec={result.judge!r} (form {result.form}) failed the judge probe: {result.accuracy:.0%} right, "
         f"{consistency} position-consistent on {result.pairs} clear-cut pairs in both orders (needs >= "
-        f"{MIN_ACCURACY:.0%} and >= {MIN_POSITION_CONSISTENCY:.0%}); try {key}.form={other}"
-        f"{' (each answer scored alone)' if other == 'score' else ''} or a stronger model")
+        f"{MIN_ACCURACY:.0%} and >= {MIN_POSITION_CONSISTENCY:.0%}); try {key}.form={others} or a stronger model")
 
 
-def comparing_judge(pairwise: PairwiseJudge, scorer: ScoreJudge, form: str, key: str) -> ComparingJudge:
-    """The judge of one ``form``: the pairwise prompt (both orders) or position-free scores."""
+def comparing_judge(pairwise: PairwiseJudge, scorer: ScoreJudge, form: str, key: str,
+                    instructions: Mapping[str, Sequence[Constraint]] | None = None) -> ComparingJudge:
+    """The judge of one ``form``: the pairwise prompt (both orders), position-free 1-10 scores, or the checklist."""
     if form not in FORMS:
-        raise ValueError(f"{key}.form must be one of {list(FORMS)}, got {form!r}")
-    return pairwise if form == "pairwise" else PositionFreeJudge(scorer)
+        raise ValueError(f"{key} must be one of {list(FORMS)}, got {form!r}")
+    if form == "pairwise":
+        return pairwise
+    return PositionFreeJudge(scorer) if form == "score" else ChecklistJudge(pairwise.llm, dict(instructions or {}))

@@ -117,18 +117,18 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
         except LLMError as err:
             raise ValueError(f"{name}.spec={judge.llm.name!r} cannot give choice probabilities: {err}") from err
     eval_form = cfg.eval.get("judge_form", "score")
-    judges = {"judge": comparing_judge(pairwise, scorer, eval_form, "eval.judge_form")}
+    judges = {"judge": comparing_judge(pairwise, scorer, eval_form, "eval.judge_form", prompts.constraints)}
     probes: dict[str, Any] = {}
     if heldout is not None:
         judges["heldout_judge"] = comparing_judge(*heldout, cfg.heldout_judge.get("form", "pairwise"),
-                                                  "heldout_judge.form")
+                                                  "heldout_judge.form", prompts.constraints)
     if cfg.eval.get("probe", True):  # judges are checked before they are trusted (the training judge is reported)
         for name, judge in judges.items():
             form = cfg.heldout_judge.get("form", "pairwise") if name == "heldout_judge" else eval_form
             result = probe_judge(judge, name=str(cfg[name].spec), form=form)
             probes[name] = result.as_dict()
             log.info("probe %s: %s", name, probes[name])
-            if name == "heldout_judge":
+            if name == "heldout_judge" and cfg.eval.get("require_heldout_probe", True):
                 require_probe(result, "heldout_judge")
 
     lora = LoraSettings(**_plain(cfg.policy.lora)) if cfg.policy.get("lora") else None
@@ -211,6 +211,7 @@ def _headline(result: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any]:
             out[key] = checker[key]
     if "heldout_judge" in probes:
         out["heldout_judge_probe"] = probes["heldout_judge"]
+        out["heldout_judge_trusted"] = bool(probes["heldout_judge"]["passed"])
     if "judge" in probes:
         out["judge_probe"] = probes["judge"]
     return out
