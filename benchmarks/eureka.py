@@ -139,11 +139,16 @@ def write_cells(result: dict[str, Any], run_dir: Path) -> None:
     """One JSONL cell per final run (task, arm, seed): its fresh-episode success and return, training fitness."""
     cells = RESULTS / "eureka_cells.jsonl"
     cells.parent.mkdir(parents=True, exist_ok=True)
+    written = set()
+    if cells.is_file():  # a resumed search writes only the cells it has not written yet
+        for line in cells.read_text().splitlines():
+            cell = json.loads(line)
+            written.add((cell["run_identity"], cell["arm"], cell["seed"]))
     with cells.open("a") as f:
         for kind, arm in ARMS.items():
             for s, seed in enumerate(result["final_seeds"]):
                 path = run_dir / "final" / f"{kind}_seed{s}.json"
-                if not path.is_file():
+                if not path.is_file() or (result["run_identity"], arm, seed) in written:
                     continue
                 record = json.loads(path.read_text())
                 f.write(json.dumps({
