@@ -197,8 +197,8 @@ class CellLog:
 
     The file is re-read before each membership test, so two processes sharing a sweep (say, one per core) skip each
     other's finished cells, and :meth:`claim` keeps them from starting the same unfinished one. A cell counts as
-    finished only when it is stamped with a code version: an older unstamped record is stale and is run again
-    (the new record replaces it; the last record of a cell wins).
+    finished only when it is stamped with a code version: an older unstamped record is stale, and :meth:`claim`
+    runs it again (the new record replaces it; the last record of a cell wins).
     """
 
     def __init__(self, path: Path):
@@ -215,13 +215,20 @@ class CellLog:
                     self.cells[row["cell"]] = row
 
     def __contains__(self, cell: str) -> bool:
-        if not self.finished(cell):
+        """Whether ``cell`` has a record, stamped or not (what a report reads; see :meth:`finished`)."""
+        if cell not in self.cells:
             self._read()
-        return self.finished(cell)
+        return cell in self.cells
 
     def finished(self, cell: str) -> bool:
-        """Whether ``cell`` has a stamped record (unstamped ones are stale: they do not count as finished)."""
-        return bool(((self.cells.get(cell) or {}).get("code_version") or {}).get("commit"))
+        """Whether ``cell`` has a record stamped with a code version. An unstamped record is stale: it is reported
+        (and marked so by the suite report) but does not count as finished, so :meth:`claim` runs it again."""
+        def stamped() -> bool:
+            return bool(((self.cells.get(cell) or {}).get("code_version") or {}).get("commit"))
+
+        if not stamped():
+            self._read()
+        return stamped()
 
     @contextlib.contextmanager
     def claim(self, cell: str) -> Iterator[bool]:
@@ -230,7 +237,7 @@ class CellLog:
         The claim is a file created exclusively next to the log, holding the owner's pid; it is released on exit,
         whether the cell finished or not, and a claim whose process died (a crash, a killed session) is taken over.
         """
-        if cell in self:
+        if self.finished(cell):
             yield False
             return
         claims = self.path.with_name(self.path.name + ".claims")
@@ -251,7 +258,7 @@ class CellLog:
         with os.fdopen(fd, "w") as fh:
             fh.write(f"{os.getpid()}\n{cell}\n")
         try:
-            yield cell not in self  # finished by another process between the first test and the claim
+            yield not self.finished(cell)  # finished by another process between the first test and the claim
         finally:
             path.unlink(missing_ok=True)
 

@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, CellLog, emit, machine  # noqa: E402
+from suite.stats import mean_ci  # noqa: E402
 
 from llm_reward.feedback import calibration  # noqa: E402
 from llm_reward.feedback.judges import LabelBatch, position_consistency  # noqa: E402
@@ -107,10 +108,10 @@ def load_pairsets(quick: bool, max_pairs: int | None) -> dict[str, list[dict]]:
 
 
 def bootstrap_ci(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile bootstrap 95 % interval of an agreement rate (the benchmarks' one home for it: suite.stats)."""
     if len(hits) == 0:
         return [float("nan"), float("nan")]
-    means = np.random.default_rng(seed).choice(hits, size=(n_boot, len(hits))).mean(axis=1)
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+    return list(mean_ci(hits, reps=n_boot, seed=seed))
 
 
 def paired_difference(cell: dict, default: dict, rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
@@ -123,8 +124,7 @@ def paired_difference(cell: dict, default: dict, rows: list[dict], n_boot: int =
     diff = (((x > 0.5) == oracle).astype(float) - ((y > 0.5) == oracle).astype(float))[both]
     if len(diff) == 0:
         return {"difference": float("nan"), "ci95": [float("nan")] * 2, "n_pairs": 0}
-    means = np.random.default_rng(seed).choice(diff, size=(n_boot, len(diff))).mean(axis=1)
-    return {"difference": float(diff.mean()), "ci95": [float(np.quantile(means, q)) for q in (0.025, 0.975)],
+    return {"difference": float(diff.mean()), "ci95": list(mean_ci(diff, reps=n_boot, seed=seed)),
             "n_pairs": int(len(diff))}
 
 

@@ -33,7 +33,9 @@ def test_a_cell_runs_in_one_process_and_a_dead_owner_is_taken_over(tmp_path: Pat
     with (tmp_path / "cells.jsonl").open("a") as fh:
         fh.write(json.dumps({"cell": "old|0", "success_rate": 1.0}) + "\n")
     stale = CellLog(tmp_path / "cells.jsonl")
-    assert "old|0" in stale.cells and "old|0" not in stale
+    assert "old|0" in stale and not stale.finished("old|0") and stale.finished("a|0")
+    with stale.claim("old|0") as mine:
+        assert mine  # run again
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

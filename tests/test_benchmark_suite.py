@@ -226,11 +226,11 @@ def test_a_suite_runs_its_cells_as_hydra_jobs_and_skips_them_when_run_again(tmp_
 
 
 def test_track_scripts_results_are_imported(tmp_path: Path) -> None:
-    (tmp_path / "eureka.json").write_text(json.dumps({**STAMP, "tasks": {"inverted_pendulum": {
-        "task": "InvertedPendulum-v5", "total_timesteps": 6000, "final_seeds": [100, 101, 102],
+    (tmp_path / "eureka.json").write_text(json.dumps({**STAMP, "tasks": {"mountaincar_continuous": {
+        "task": "MountainCarContinuous-v0", "total_timesteps": 50000, "final_seeds": [100, 101, 102],
         "final_scores": {"eureka": [0.9, 1.0, 0.8], "env": [1.0, 1.0, 1.0], "sparse": [0.1, None, 0.0]}}}}))
     summary = write_report(load_suite("eureka", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
-    row = summary["tasks"]["inverted_pendulum"]["rewards"]
+    row = summary["tasks"]["mountaincar_continuous"]["rewards"]
     assert row["eureka"]["seeds"] == [100, 101, 102] and row["none"]["scores"] == [0.1, 0.0]
     assert row["human"]["n_seeds"] == 3 and row["eureka"]["prob_improvement_vs_none"] == 1.0
     _write_jsonl(tmp_path / "rlaif_text_cells.jsonl", [

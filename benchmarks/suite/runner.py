@@ -43,7 +43,7 @@ def pending_cells(cfg: DictConfig) -> list[Cell]:
     was stopped before recording it) is set aside and run again too, since nothing says which code produced it."""
     log_, imported = cell_log(cfg), imported_rows(cfg)
     return [cell for cell in expand(cfg, run_root(cfg))
-            if cell.key not in log_ and not (imported.get(cell.key) or {}).get("code_version")]
+            if not log_.finished(cell.key) and not (imported.get(cell.key) or {}).get("code_version")]
 
 
 def waves(cells: Sequence[Cell]) -> list[list[Cell]]:
@@ -91,16 +91,16 @@ def run_cells(cfg: DictConfig, cells: Sequence[Cell]) -> list[tuple[Cell, str]]:
             returns = _launch(launcher, [list(c.overrides) for c in wave], sweep_dir, task_function)
         except (Exception, SystemExit) as err:  # the launcher itself failed, or a job exited: the next wave runs
             error = f"{type(err).__name__}: {err}"
-            failed += [(cell, error) for cell in wave if cell.key not in log_ and
+            failed += [(cell, error) for cell in wave if not log_.finished(cell.key) and
                        row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column) is None]
         finally:
             for cell in wave:  # what finished is recorded even when the launch was interrupted
                 row = row_from_run(cell, _run_dir(cell), metric=cfg.metric, curve_column=cfg.curve_column)
-                if row is not None and cell.key not in log_:
+                if row is not None and not log_.finished(cell.key):
                     log_.add(cell.key, row)
                     print(f"  done {cell.key}: {cfg.metric}={row['score']:.3f}", flush=True)
         for cell, ret in zip(wave, returns):
-            if ret.status != JobStatus.COMPLETED or cell.key not in log_:
+            if ret.status != JobStatus.COMPLETED or not log_.finished(cell.key):
                 error = ret._return_value if ret.status == JobStatus.FAILED else "run did not complete"
                 failed.append((cell, f"{type(error).__name__}: {error}" if isinstance(error, BaseException)
                                else str(error)))
