@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE
+from llm_reward.jsonio import json_safe
 from llm_reward.rlaif.pipeline import run_rlaif
 
 
@@ -26,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     except ValueError as err:  # bad configuration or input: one clear line, no traceback
         raise SystemExit(f"llm-reward-rlaif: {err}") from None
     headline = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    print(json.dumps(headline, default=float))
+    print(json.dumps(json_safe(headline)))  # strict JSON: a NaN prints as null
 
 
 if __name__ == "__main__":
