@@ -246,20 +246,22 @@ def summarise(rows: list[dict]) -> dict:
 
     summary: dict = {key: _stats([r.get(key, float("nan")) for r in rows]) for key in HEADLINE}
     evals = [r["eval"] for r in rows if r.get("eval")]
-    pooled = lambda get: [x for e in evals for x in get(e)]  # noqa: E731
+    # Cells are strict JSON: a NaN was stored as null.
+    pooled = lambda get: [np.nan if x is None else x for e in evals for x in get(e)]  # noqa: E731
     diffs = pooled(lambda e: e.get("checker", {}).get("differences", []))
     held = pooled(lambda e: e.get("heldout_judge", {}).get("preferences", []))
     null = pooled(lambda e: e.get("null", {}).get("heldout_judge", {}).get("preferences", []))
     summary["pooled"] = {
-        "checker_success_difference": float(np.mean(diffs)) if diffs else float("nan"),
+        "checker_success_difference": float(np.nanmean(diffs)) if diffs else float("nan"),
         "checker_success_difference_ci": bootstrap_ci(diffs), "checker_answers": len(diffs),
         "win_rate_heldout_judge": float(np.nanmean(held)) if held else float("nan"),
         "win_rate_heldout_judge_ci": bootstrap_ci(held),
         "null_win_rate": float(np.nanmean(null)) if null else float("nan"), "null_win_rate_ci": bootstrap_ci(null)}
     summary["distilled"] = [r["distilled"] for r in rows if r.get("distilled")]
     agreement = [r.get("judge_checker_agreement", {}) for r in rows]
-    summary["judge_checker_agreement"] = {name: float(np.nanmean([a.get(name, np.nan) for a in agreement]))
-                                          for name in ("judge", "heldout_judge")}
+    summary["judge_checker_agreement"] = {
+        name: float(np.nanmean([np.nan if a.get(name) is None else a[name] for a in agreement] or [np.nan]))
+        for name in ("judge", "heldout_judge")}
     summary["wall_s"] = _stats([r.get("wall_s", float("nan")) for r in rows])
     spent = [(r["timing"]["sample_s"] + r["timing"]["reward_s"] + r["timing"]["optimize_s"]) / max(r["steps"], 1)
              for r in rows if r.get("timing")]
