@@ -196,7 +196,7 @@ def test_main_job_line_comes_from_the_main_job_cells(tmp_path: Path) -> None:
     text = readme.read_text()
     assert "cold start on 5 seeds" in text and "10–14 min per run" in text
     assert "ranges 0.00–1.00 for the shaped agent" in text and "P(shaped > extrinsic) = 0.90 [" in text
-    assert "ahead on 4 of 5 seeds" in text
+    assert "ahead on 4 of 5 seeds" in text and "(the shaped agent is ahead of the baseline)" in text
     assert "IQM 0.71 [0.61, 0.71] (5 seeds) with the count bonus" in text and "0.09 [-0.01, 0.09]" in text
 
 

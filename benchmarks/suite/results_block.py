@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite.report import fmt
+from benchmarks.suite.stats import HEADLINE_SEEDS
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,12 +130,16 @@ def main_job_text(summary: dict[str, Any]) -> str:
     n = len(summary["seeds"])
     minutes = [w / 60 for w in summary["wall_time_s"]]
     p = summary["prob_improvement"]
-    text = (f"Measured from a cold start on {n} seeds (`python benchmarks/main_job.py`): {min(minutes):.0f}–"
+    partial = n < HEADLINE_SEEDS
+    verdict = (f"{n} of the five seeds needed for a verdict" if partial else
+               f"the shaped agent is {'ahead of' if p['verdict'] == 'ahead' else p['verdict']} the baseline")
+    text = (f"{'So far m' if partial else 'M'}easured from a cold start on {n} seed{'s' * (n != 1)} at the current "
+            f"code (`python benchmarks/main_job.py`): {min(minutes):.0f}–"
             f"{max(minutes):.0f} min per run on a shared 2-core machine. Evaluation success per seed ranges "
             f"{spread('shaped')} for the shaped agent ({estimate('shaped')}) and {spread('extrinsic')} for the "
             f"extrinsic-only baseline ({estimate('extrinsic')}); P(shaped > extrinsic) = "
-            f"{fmt(p['shaped_vs_extrinsic'])} [{fmt(p['ci'][0])}, {fmt(p['ci'][1])}]: the shaped agent is "
-            f"{p['verdict']} the baseline, ahead on {summary['seeds_shaped_ahead']} of {n} seeds. Seeds differ "
+            f"{fmt(p['shaped_vs_extrinsic'])} [{fmt(p['ci'][0])}, {fmt(p['ci'][1])}] ({verdict}); the shaped agent is "
+            f"ahead on {summary['seeds_shaped_ahead']} of {n} seed{'s' * (n != 1)}. Seeds differ "
             "(each seed draws its own rollouts, labels and PPO run), and so can one seed across machines.")
     row = summary.get("suite_row")
     if row and all((row["rewards"].get(r) or {}).get("n_seeds") for r in ("count", "shuffled")):
