@@ -2,6 +2,7 @@
 
     python benchmarks/judge_reproducibility.py --quick   # 10 DoorKey-8x8 pairs, one llama.cpp thread
     python benchmarks/judge_reproducibility.py           # the 50 DoorKey-8x8 pairs, and two threads against one
+    python benchmarks/judge_reproducibility.py --tiny-only   # the tiny model's two-token answer only (a minute)
 
 The same seed of ``llm-reward-train`` gave different results on two machines, and a test comparing two ways of
 computing one probability failed on one of them (0.4929 against 0.5092). llama.cpp computes a prompt's logits with
@@ -114,7 +115,14 @@ def tiny_two_token(n: int, n_threads: int | None = None) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10 pairs instead of 50, no two-thread pass")
+    parser.add_argument("--tiny-only", action="store_true", help="only the tiny model's two-token answer, one thread")
     args = parser.parse_args()
+    if args.tiny_only:
+        start = time.perf_counter()
+        tiny = tiny_two_token(len(TINY_CONTEXTS), 1)
+        emit("judge_reproducibility_tiny", {"tiny_two_token_answer": {"threads_1": tiny}, "machine": machine(),
+                                            **stamp(wall_time_s=time.perf_counter() - start)})
+        return
     pairs, goal = load_pairs(10 if args.quick else 50)
     captions = list(dict.fromkeys(c for pair in pairs for c in pair))
     start = time.perf_counter()

@@ -95,3 +95,11 @@ def test_robotics_table_reads_the_stored_summaries() -> None:
         arms_ = tasks["halfcheetah"]["arms"]
         row = rows[f"HalfCheetah-v5 (200-step episodes), {label} steps: env return"]
         assert [row[0], row[3]] == [shown(arms_["motif"], "mean_return", 1), shown(arms_["dense"], "mean_return", 1)]
+
+
+def test_judge_quality_reproducibility_numbers_are_the_measured_ones() -> None:
+    tiny = json.loads((RESULTS / "judge_reproducibility_tiny.json").read_text())["tiny_two_token_answer"]["threads_1"]
+    text = (ROOT / "docs" / "judge_quality.md").read_text().split("## Reproducibility across machines")[1]
+    assert f"over {['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'][tiny['prompts']]} prompts" \
+        in text
+    assert f"is {tiny['max_abs_diff']:.4f} with one thread" in text

@@ -158,7 +158,8 @@ def test_judge_without_probabilities_fails_its_check():
 
 #: How far one probability of the embedded models moves between two decode paths (the prompt decoded in one batch,
 #: or its last token decoded alone onto the cached prefix) and across CPUs: up to 0.0035 here with one thread
-#: (``benchmarks/results/judge_reproducibility_quick.json``, ``tiny_two_token_answer``), 0.016 on an AVX2-only
+#: (``benchmarks/results/judge_reproducibility_tiny.json``, ``python benchmarks/judge_reproducibility.py
+#: --tiny-only``), 0.016 on an AVX2-only
 #: EPYC machine (0.4929 against 0.5092). The tolerance is three times the larger; a wrong formula for a two-token
 #: answer moves the probability by P(1) * P(0 | 1), tenths here.
 PATH_TOLERANCE = 0.05
