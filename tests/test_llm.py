@@ -202,12 +202,14 @@ def test_tiny_model_choice_probs_and_prefix_reuse_is_exact():
     batched = llm.choice_probs_batch(prompts, ["1", "2"])
     for probs in batched:
         assert set(probs) == {"1", "2"} and abs(sum(probs.values()) - 1) < 1e-6
-    # Reusing the KV cache across prompts must not change the numbers: compare with a cold evaluation of each.
+    # Reusing the KV cache across prompts must not change the answer beyond what llama.cpp's decode paths move it by
+    # (a cold prompt is evaluated in other batch shapes than a reused prefix): 0.0064 apart on an AMX-capable Xeon with
+    # llama-cpp-python 0.3.16, 0.016 on an AVX2 EPYC; the tolerance is test_judges.PATH_TOLERANCE's.
     random.seed(0)
     for i in random.sample(range(6), 3):
         llm.model.reset()
         cold = llm.choice_probs_batch([prompts[i]], ["1", "2"])[0]
-        assert cold["1"] == pytest.approx(batched[i]["1"], abs=2e-3)
+        assert cold["1"] == pytest.approx(batched[i]["1"], abs=0.05)
     text = llm.complete(chat("Say hello."), max_tokens=8)
     assert isinstance(text, str) and text.strip()
 
