@@ -89,7 +89,8 @@ def test_oracle_agreement_counts_pairs_with_unknown_labels():
     oracle = y.copy()
     y[::2] = np.nan  # the judge gave up on half: the oracle still scores the model there
     _, metrics = fit_reward_model(a, b, y, epochs=20, batch_size=64, progress=False, oracle_labels=oracle)
-    assert 0.0 <= metrics["oracle_agreement"] <= 1.0 and metrics["oracle_agreement_all"] > 0.8
+    # the rule is learnable from the labelled half: the model agrees with the oracle on held-out and on all pairs
+    assert metrics["oracle_agreement"] > 0.8 and metrics["oracle_agreement_all"] > 0.8
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -338,7 +338,7 @@ def test_evaluate_reads_half_under_a_position_only_judge_and_more_under_a_prefer
     """rlaif.evaluate on the real policy against a perturbed start: a judge that answers by position alone gives
     0.5 and zero position consistency (trained answers and null control alike); a judge that prefers the trained
     policy's answers gives more than 0.5; the checker scores both policies on the constrained prompts."""
-    from llm_reward.rlaif.evaluate import evaluate, generate_answers
+    from llm_reward.rlaif.evaluate import checker_scores, evaluate, generate_answers
 
     prompts = load_prompts("shipped_instructions")
     held = list(prompts.heldout[:3])
@@ -357,8 +357,9 @@ def test_evaluate_reads_half_under_a_position_only_judge_and_more_under_a_prefer
     assert result["null"]["biased"]["win_rate"] == 0.5
     assert result["prefers"]["win_rate"] > 0.5 and result["kl_to_start"] > 0
     checker = result["checker"]
-    assert checker["checker_prompts"] == 3 and 0.0 <= checker["checker_success_start"] <= 1.0
-    assert len(checker["differences"]) == 3
+    before, after = checker_scores(start_answers, prompts.constraints), checker_scores(trained, prompts.constraints)
+    assert checker["checker_prompts"] == 3 and checker["checker_success_start"] == pytest.approx(before.mean())
+    assert checker["differences"] == pytest.approx((after - before).tolist())
 
 
 @pytest.mark.slow
