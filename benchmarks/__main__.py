@@ -4,10 +4,12 @@
     python -m benchmarks run suite=minigrid only_tasks=[doorkey_8x8] seeds=[0,1] launcher=basic
     python -m benchmarks report suite=minigrid             # aggregate finished cells only (seconds)
     python -m benchmarks list                              # the suites and their tasks
+    python -m benchmarks docs                              # rewrite every generated block of README.md and docs/
 
 Suites live in benchmarks/suites/<name>.yaml; any of their keys can be overridden Hydra style (key=value).
 Results: benchmarks/results/<suite>/summary.json, summary.md, final_scores.png, learning_curves.png,
 performance_profile.png; the results block of README.md and docs/results.md is rewritten from the summaries.
+`docs` rewrites every generated block (benchmarks/suite/docs_blocks.py) from the stored results, no run needed.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from benchmarks.suite import results_block
+from benchmarks.suite import docs_blocks, results_block
 from benchmarks.suite.config import RESULTS_DIR, available_suites, load_suite, out_dir
 from benchmarks.suite.report import write_report
 
-COMMANDS = ("run", "report", "list")
+COMMANDS = ("run", "report", "list", "docs")
 
 
 def main(argv: list[str]) -> int:
@@ -38,6 +40,10 @@ def main(argv: list[str]) -> int:
             cfg = load_suite(name)
             tasks, rewards = ", ".join(cfg.tasks), ", ".join(cfg.rewards)
             print(f"{name:10s} {cfg.title}: tasks {tasks}; rewards {rewards}")
+        return 0
+    if command == "docs":
+        for notice in docs_blocks.update():
+            print(f"notice: {notice}", file=sys.stderr)
         return 0
     suites = [a.split("=", 1)[1] for a in rest if a.startswith("suite=")]
     if len(suites) != 1:

@@ -291,7 +291,10 @@ def results_markdown() -> str:
     probe_file = RESULTS / "rlaif_judge_probe.json"
     if probe_file.exists():
         probes = json.loads(probe_file.read_text())["probes"]
-        lines += ["**Judge probe** (32 stored pairs, both orders; pass: >= 80 % right, >= 70 % position-consistent):",
+        first = next(r for r in probes.values() if "error" not in r)
+        lines += [f"**Judge probe** ({first['pairs']} stored pairs, both orders; pass: >= "
+                  f"{100 * first['min_accuracy']:.0f} % right, >= {100 * first['min_position_consistency']:.0f} % "
+                  "position-consistent):",
                   "", "| model | form | right | position consistency | constraint pairs right | quality pairs right "
                   "| prompts/s | passes |", "|---|---|---|---|---|---|---|---|"]
         for r in probes.values():
@@ -373,9 +376,9 @@ def results_markdown() -> str:
 
 
 def write_docs() -> None:
-    text = DOCS.read_text()
-    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-    DOCS.write_text(text[:start] + "\n" + results_markdown() + "\n" + text[end:])
+    from benchmarks.suite.results_block import rewrite
+
+    rewrite(DOCS, results_markdown() + "\n", MARKERS)
 
 
 def main() -> None:

@@ -1,105 +1,112 @@
-"""The result tables of the hand-written docs pages read what the stored results hold: each table cell is parsed and
-compared, at the precision shown, with the result file the page names. A number typed by hand, or left behind when
-a result was rerun, fails here. (The generated results block of README.md and docs/results.md is written by
-``python -m benchmarks report`` and is not hand-written at all.)"""
+"""Every number README.md and docs/ show a user is either written from the stored results or checked against them.
+
+- Tables and result lines are generated blocks (``<!-- name:start -->`` ... ``<!-- name:end -->``), written by
+  ``python -m benchmarks docs`` (``benchmarks/suite/docs_blocks.py``); a page whose block differs from what the
+  files in ``benchmarks/results/`` give now fails here.
+- Every other number in a page's prose (code blocks and inline code aside) must sit inside a phrase of
+  ``tests/docs_numbers.yaml``: a *result* phrase, whose ``{file:path|format}`` fields are rendered from the stored
+  result and must then be found verbatim in the page, or a *setting* phrase (a default, a budget, a citation, a
+  fact about a library) found verbatim. A number typed by hand, or left behind when a result was rerun, fails.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.suite import docs_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-FAMILIES = ("minigrid", "nethack", "robotics")
+PAGES = ["README.md"] + sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))
+SOURCES = yaml.safe_load((Path(__file__).parent / "docs_numbers.yaml").read_text())
+BLOCK = re.compile(r"<!-- ([\w-]+):start -->(.*?)<!-- \1:end -->", re.DOTALL)
+# A number as prose shows it: 87, 0.50, -27.3, 2,000, 3x; not a digit inside a name (DoorKey-8x8, Qwen2.5-1.5B,
+# SHA-256, v5, 300k).
+NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
+FIELD = re.compile(r"\{([^{}:|]+):([^{}|]+)\|([^{}]+)\}")
+WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
-def table_rows(page: str, header: str) -> dict[str, list[str]]:
-    """The rows of the first table of ``page`` after the line ``header``: first cell (backticks off) -> the others."""
-    lines = (ROOT / page).read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows, inside = {}, False
-    for line in lines[start:]:
-        if line.startswith("|"):
-            inside = True
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not cells[0].startswith(("---", "strategy", "task")):
-                rows[cells[0].strip("`")] = cells[1:]
-        elif inside:
-            break
-    return rows
+def prose(page: str) -> str:
+    """The page without its code blocks, generated blocks and comments, whitespace collapsed to single spaces."""
+    text, kept, fence = (ROOT / page).read_text(), [], False
+    for line in BLOCK.sub(" ", text).splitlines():
+        if line.strip().startswith("```"):
+            fence = not fence
+        elif not fence:
+            kept.append(line)
+    return " ".join(re.sub(r"<!--.*?-->", " ", "\n".join(kept), flags=re.DOTALL).split())
 
 
-def pct(value: float) -> str:
-    return f"{100 * value:.0f}"
+def numbers(text: str) -> list[tuple[int, int]]:
+    """Spans of the numbers in ``text`` outside inline code and link targets."""
+    hidden = [m.span() for m in re.finditer(r"`[^`]*`|\]\([^)]*\)", text)]
+    spans = []
+    for m in NUMBER.finditer(text):
+        start, end = m.span()
+        before, after = text[max(start - 2, 0):start], text[end:end + 2]
+        if re.search(r"[\w.]$", before) or re.match(r"[A-Za-z]-$", before):  # Coder-1.5B, SHA-256, v5
+            continue
+        if re.match(r"[A-Za-z_]", after) and not re.match(r"x(?![\w])", after):  # 300k, 1.5B; 3x counts
+            continue
+        if not any(a <= start < b for a, b in hidden):
+            spans.append((start, end))
+    return spans
 
 
-def points(value: float) -> str:
-    return f"{100 * value:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+def value_at(file: str, path: str):
+    value = json.loads((RESULTS / file).read_text())
+    for key in path.split("."):
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return value
 
 
-def test_judge_quality_pointwise_table_reads_the_stored_cells() -> None:
-    cells = json.loads((RESULTS / "judge_quality.json").read_text())["cells"]
-    rows = table_rows("docs/judge_quality.md", "### Every pair: the pointwise strategies")
-    assert set(rows) == {"pointwise", "pointwise_fewshot", "pointwise_harm"}
-    for strategy, shown in rows.items():
-        for family, text in zip(FAMILIES, shown, strict=True):
-            cell = cells[strategy][family]
-            low, high = cell["oracle_agreement_ci95"]
-            expected = f"{pct(cell['oracle_agreement'])} [{pct(low)}–{pct(high)}]"
-            if strategy != "pointwise":
-                versus = cell["vs_pointwise"]
-                expected += (f", {points(versus['difference'])} [{points(versus['ci95'][0])}, "
-                             f"{points(versus['ci95'][1])}]")
-            expected += f"; RM {pct(cell['rm_heldout_accuracy'])} / {pct(cell['rm_heldout_accuracy_dense'])}"
-            assert text == expected, (strategy, family)
+def render(phrase: str) -> str:
+    """A result phrase with each ``{file:path|format}`` field replaced by the stored value, formatted."""
+    def field(m: re.Match) -> str:
+        value, fmt = value_at(m[1], m[2]), m[3]
+        if fmt == "pct":
+            return docs_blocks.pct(value)
+        if fmt == "points":
+            return docs_blocks.points(value)
+        if fmt == "word":
+            return WORDS[value]
+        return format(value, fmt)
+    return FIELD.sub(field, phrase)
 
 
-def test_judge_quality_copy_answer_table_reads_the_stored_cells() -> None:
-    cells = json.loads((RESULTS / "judge_quality.json").read_text())["cells"]
-    rows = table_rows("docs/judge_quality.md", "| `pairwise` / `_bc`, for reference")
-    checked = 0
-    for name, shown in rows.items():
-        strategy = name.split(" ")[0].strip("`")
-        for family, text in zip(FAMILIES, shown, strict=True):
-            if text == "–":
-                continue
-            answered, calibrated = cells[strategy][family], cells[f"{strategy}_bc"][family]
-            low, high = answered["oracle_agreement_ci95"]
-            expected = (f"{pct(answered['oracle_agreement'])} [{pct(low)}–{pct(high)}] / "
-                        f"{pct(answered['position_consistency'])} → {pct(calibrated['position_consistency'])}")
-            if strategy != "pairwise":
-                versus = answered["vs_pointwise"]
-                expected += (f"; {points(versus['difference'])} [{points(versus['ci95'][0])}, "
-                             f"{points(versus['ci95'][1])}]")
-            assert text == expected, (strategy, family)
-            checked += 1
-    assert checked >= 10
+def test_every_generated_block_is_what_the_stored_results_give() -> None:
+    for page in PAGES:
+        found = {m[1]: m[2] for m in BLOCK.finditer((ROOT / page).read_text())}
+        registered = docs_blocks.BLOCKS.get(page, {})
+        assert set(found) == set(registered), (page, "blocks without a writer, or writers without a block")
+        for name, write in registered.items():
+            assert found[name] == f"\n{write()}", f"{page}: block {name} is not current: python -m benchmarks docs"
 
 
-def test_robotics_table_reads_the_stored_summaries() -> None:
-    summary = json.loads((RESULTS / "robot_motif" / "summary.json").read_text())["tasks"]
-    longer = json.loads((RESULTS / "robot_motif" / "summary_5000_halfcheetah.json").read_text())["tasks"]
-    rows = table_rows("docs/robotics.md", "| task, budget |")
-
-    def shown(arm: dict, key: str, digits: int) -> str:
-        low, high = arm[f"{key}_ci95"]
-        return f"{arm[f'{key}_iqm']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-    fetch = summary["fetch_reach"]["arms"]
-    arms = ("motif", "sparse", "sparse_her", "dense")
-    assert rows["FetchReach-v4, 2,500 steps: success rate"] == [shown(fetch[a], "success_rate", 2) for a in arms]
-    returns = rows["FetchReach-v4, 2,500 steps: sparse return"]
-    assert returns[:3] == [shown(fetch[a], "mean_return", 1) for a in arms[:3]]
-    assert returns[3] == f"(dense reward: {fetch['dense']['mean_return_iqm']:.1f})"
-    for label, tasks in (("1,500", summary), ("5,000", longer)):
-        arms_ = tasks["halfcheetah"]["arms"]
-        row = rows[f"HalfCheetah-v5 (200-step episodes), {label} steps: env return"]
-        assert [row[0], row[3]] == [shown(arms_["motif"], "mean_return", 1), shown(arms_["dense"], "mean_return", 1)]
+def check(page: str) -> tuple[list[str], list[str]]:
+    """The page's listed phrases that are not in it (as the stored results render them), and its numbers that no
+    listed phrase covers, each with some context."""
+    text, entry = prose(page), SOURCES.get(page) or {}
+    missing, covered = [], []
+    for kind in ("results", "settings"):
+        for phrase in entry.get(kind) or []:
+            assert isinstance(phrase, str), f"{page}: quote the phrase {phrase!r} in tests/docs_numbers.yaml"
+            shown = " ".join((render(phrase) if kind == "results" else phrase).split())
+            starts = [m.start() for m in re.finditer(re.escape(shown), text)]
+            missing += [] if starts else [f"{kind[:-1]}: {shown!r}"]
+            covered += [(s, s + len(shown)) for s in starts]
+    loose = [text[max(a - 40, 0):b + 20] for a, b in numbers(text) if not any(s <= a and b <= e for s, e in covered)]
+    return missing, loose
 
 
-def test_judge_quality_reproducibility_numbers_are_the_measured_ones() -> None:
-    tiny = json.loads((RESULTS / "judge_reproducibility_tiny.json").read_text())["tiny_two_token_answer"]["threads_1"]
-    text = (ROOT / "docs" / "judge_quality.md").read_text().split("## Reproducibility across machines")[1]
-    assert f"over {['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight'][tiny['prompts']]} prompts" \
-        in text
-    assert f"is {tiny['max_abs_diff']:.4f} with one thread" in text
+@pytest.mark.parametrize("page", PAGES)
+def test_every_number_in_the_prose_is_a_checked_result_or_a_setting(page: str) -> None:
+    missing, loose = check(page)
+    assert not missing, f"{page}: phrases of tests/docs_numbers.yaml not in the page as rendered: {missing}"
+    assert not loose, f"{page}: numbers neither generated nor listed in tests/docs_numbers.yaml: {loose}"
