@@ -62,6 +62,20 @@ def test_the_app_exits_with_the_reason_on_bad_input(tmp_path):
     assert done.returncode == 2 and "search.samples must be an integer >= 1" in done.stderr
 
 
+def test_a_jail_that_cannot_start_stops_the_app_before_the_coder_loads(tmp_path, monkeypatch):
+    from llm_reward.apps import eureka as app
+    from llm_reward.eureka import jail
+
+    loaded = []
+    monkeypatch.setattr(app, "make_llm_from_config", lambda cfg: loaded.append(cfg))
+    monkeypatch.setattr(jail, "isolation_status", lambda: "bubblewrap could not set up the namespaces: denied")
+    with pytest.raises(jail.SandboxUnavailable, match=r"sandbox\.isolation='os' cannot run here"):
+        app.run(_compose("sandbox.isolation=os", f"run_dir={tmp_path / 'run'}"))
+    with pytest.raises(ValueError, match=r"sandbox\.isolation must be one of"):
+        app.run(_compose("sandbox.isolation=none", f"run_dir={tmp_path / 'run'}"))
+    assert loaded == [] and not (tmp_path / "run").exists()
+
+
 def test_ray_requested_but_missing_is_a_clear_error(monkeypatch):
     from llm_reward.eureka import executors
 

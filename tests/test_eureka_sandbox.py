@@ -131,7 +131,8 @@ def test_timeout_kills_a_looping_worker(tmp_path):
 # -- the layers below the allow-list, each on its own ----------------------------------------------------------
 def _guarded(snippet: str, sandbox: Path) -> subprocess.CompletedProcess:
     """Run ``snippet`` in ``python -I`` after the worker's audit hook is installed (no allow-list involved)."""
-    program = (f"from llm_reward.eureka.guard import install_audit_hook\ninstall_audit_hook({str(sandbox)!r})\n"
+    program = (f"import sys; sys.path.insert(0, {_root()!r})\n"
+               f"from llm_reward.eureka.guard import install_audit_hook\ninstall_audit_hook({str(sandbox)!r})\n"
                + textwrap.dedent(snippet))
     return subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=60,
                           cwd=sandbox)
@@ -644,8 +645,9 @@ def _root() -> str:
     return package_root()
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="the weaker 'process' isolation drops to nobody only for a root caller")
 def test_escape_process_isolation_still_drops_root_and_filters_syscalls(tmp_path):
+    """The weaker isolation, for a root caller (the server drops to nobody) and a normal one (it keeps the user's
+    uid): seccomp, and Landlock where the kernel has it, still hold."""
     body = """
     hits['root'] = float(os.getuid() == 0)
     for name, fn in [('fork', os.fork), ('kill', lambda: os.kill(os.getppid(), signal.SIGKILL))]:
@@ -673,9 +675,10 @@ def test_escape_process_isolation_still_drops_root_and_filters_syscalls(tmp_path
     probe = "import ctypes; print(ctypes.CDLL(None).syscall(444, None, 0, 1))"  # Landlock's ABI version
     landlock = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip()
     expected = {"root": 0.0, "fork": 0.0, "kill": 0.0, "parent_environ": 0.0, "host_file": 0.0}
-    if not landlock.isdigit() or int(landlock) <= 0:
-        expected.pop("host_file")  # no Landlock in this kernel: documented as lost in 'process' isolation
-        hits.pop("host_file")
+    if not landlock.isdigit() or int(landlock) <= 0:  # no Landlock in this kernel: documented as lost
+        for key in ("host_file",) if os.getuid() == 0 else ("host_file", "parent_environ"):  # the user's own
+            expected.pop(key)
+            hits.pop(key)
     assert hits == expected
 
 
@@ -695,6 +698,88 @@ def test_escape_user_namespace_jail_as_a_normal_user_gets_it():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["65534", "65534", "0", "2", "False", "['/tmp']"]
+
+
+@pytest.mark.parametrize("case", ["busy_loop", "long_c_call", "output_flood"])
+def test_escape_validate_reward_code_returns_within_its_deadline(case, monkeypatch, tmp_path):
+    """Python that never yields, one C call that runs for minutes, output without end: ``(False, reason)`` within
+    the smoke timeout plus the cleanup allowance, and nothing left in the directory the job ran in."""
+    import tempfile
+    import time
+
+    from llm_reward.eureka import candidate, validate_reward_code
+    from llm_reward.eureka.sandbox import CLEANUP_S
+
+    body = {
+        "busy_loop": "x = 0\nwhile True:\n    x += 1",
+        "long_c_call": "a = np.ones((3000, 3000))\nwhile True:\n    np.linalg.svd(a)",
+        "output_flood": "while True:\n    print('x' * 100_000)",
+    }[case]
+    timeout = 15.0  # the smoke test's own is 45 s; the bound is the same whatever it is
+    monkeypatch.setattr(candidate, "SMOKE_TIMEOUT_S", timeout)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the job's directory goes
+    start = time.monotonic()
+    ok, reason = validate_reward_code(reward(body), ENV_ID)
+    elapsed = time.monotonic() - start
+    assert not ok and reason and "\n" not in reason
+    assert elapsed < timeout + CLEANUP_S, (elapsed, reason)
+    assert list(tmp_path.iterdir()) == []
+
+
+#: The escape tests a normal user's caller reruns (a user namespace instead of privileged bubblewrap, no uid drop).
+AS_USER_TESTS = ("test_escape_os_layers_hold_against_code_past_the_allowlist_and_hook",
+                 "test_escape_no_process_outlives_the_worker", "test_escape_disk_and_tree_inside_the_worker_are",
+                 "test_escape_process_isolation_still_drops_root_and_filters_syscalls")
+
+
+def _normal_user() -> tuple[str | None, str]:
+    """A normal user this root caller can run the tests as (``LLM_REWARD_TEST_USER``, default ``lruser``), or why
+    not. Create one with ``useradd -m lruser``; it needs to read the interpreter and this package."""
+    import pwd
+    import shutil
+
+    name = os.environ.get("LLM_REWARD_TEST_USER", "lruser")
+    if os.getuid() != 0:
+        return None, "already running as a normal user"
+    if shutil.which("runuser") is None:
+        return None, "no runuser here"
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return None, f"no user {name!r} (useradd -m {name}, or set LLM_REWARD_TEST_USER)"
+    done = subprocess.run(["runuser", "-u", name, "--", sys.executable, "-I", "-c",
+                           f"import sys; sys.path.insert(0, {_root()!r}); import numpy, llm_reward.eureka.jail"],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        return None, f"user {name!r} cannot import the interpreter or this package: {done.stderr.strip()[-200:]}"
+    return name, ""
+
+
+@needs_jail
+def test_escape_the_os_layers_hold_for_a_normal_user_caller():
+    """The key escape tests again, in a pytest run by a normal user (skipped where this caller is not root or
+    there is no such user): the jail then rests on a user namespace, and the server keeps the user's uid."""
+    import pwd
+    import shutil
+    import tempfile
+
+    user, reason = _normal_user()
+    if user is None:
+        pytest.skip(reason)
+    entry = pwd.getpwnam(user)
+    base = tempfile.mkdtemp(prefix="eureka-as-user-")  # the user's pytest temp dir: root's tmp_path is 0700
+    try:
+        os.chown(base, entry.pw_uid, entry.pw_gid)
+        done = subprocess.run(
+            ["runuser", "-u", user, "--", "env", f"PYTHONPATH={_root()}", "OMP_NUM_THREADS=1", f"HOME={base}",
+             sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
+             f"--basetemp={base}/t", "-k", " or ".join(AS_USER_TESTS)],
+            capture_output=True, text=True, timeout=600, cwd=base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+    assert f"{len(AS_USER_TESTS)} passed" in summary and "skipped" not in summary, summary
 
 
 def test_escape_a_worker_that_stops_reading_cannot_block_the_caller():

@@ -346,3 +346,14 @@ def test_an_executor_that_cannot_start_is_an_error_naming_its_keys_before_any_ll
     with pytest.raises(ExecutorError, match=r"search\.executor=local could not start.*search\.ray_address"):
         EurekaSearch(ENV_ID, llm, tiny_config(), tmp_path, progress=False).run()
     assert llm.calls == []
+
+
+def test_a_jail_that_cannot_start_is_an_error_naming_sandbox_isolation_before_any_llm_call(tmp_path, monkeypatch):
+    from llm_reward.eureka import jail
+
+    monkeypatch.setenv(jail.ISOLATION_ENV, "os")
+    monkeypatch.setattr(jail, "isolation_status", lambda: "bubblewrap could not set up the namespaces: denied")
+    llm = ScriptedLLM([GOOD])
+    with pytest.raises(jail.SandboxUnavailable, match=r"sandbox\.isolation='os' cannot run here.*denied"):
+        EurekaSearch(ENV_ID, llm, tiny_config(), tmp_path / "run", progress=False).run()
+    assert llm.calls == [] and not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from llm_reward.apps._common import CONFIG_PATH, VERSION_BASE, make_llm_from_config
 from llm_reward.eureka.context import ContextError, env_context
 from llm_reward.eureka.executors import ExecutorError
+from llm_reward.eureka.jail import ISOLATION_ENV, SandboxUnavailable, check_isolation
 from llm_reward.eureka.prescreen import PrescreenError
 from llm_reward.eureka.search import EurekaSearch, SearchConfig
 
@@ -38,8 +40,11 @@ def search_config(cfg: DictConfig) -> SearchConfig:
 
 
 def prepare(cfg: DictConfig) -> EurekaSearch:
-    """Every check first (config, executor, env context, LLM): bad input fails here, before any LLM call."""
+    """Every check first (config, sandbox, executor, env context, LLM): bad input fails here, before any LLM call."""
     config = search_config(cfg)
+    isolation = str(cfg.sandbox.isolation) if cfg.get("sandbox") else os.environ.get(ISOLATION_ENV, "os")
+    check_isolation(isolation)  # before the coder loads: reward code must have a jail that starts here
+    os.environ[ISOLATION_ENV] = isolation  # every sandbox this search starts reads it (local and Ray workers)
     overrides = OmegaConf.to_container(cfg.context, resolve=True) if cfg.get("context") else {}
     context = env_context(cfg.env.id, overrides, success=config.success, seed=config.seed)
     llm = make_llm_from_config(cfg)
@@ -56,7 +61,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     try:
         search = prepare(cfg)
-    except (ValueError, ContextError, FileNotFoundError) as err:  # bad input: one line naming the key
+    except (ValueError, ContextError, FileNotFoundError, SandboxUnavailable) as err:  # one line naming the key
         print(f"llm-reward-eureka: {err}", file=sys.stderr)
         sys.exit(2)
     try:

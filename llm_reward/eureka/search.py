@@ -48,6 +48,7 @@ from llm_reward.eureka.candidate import evaluate_candidate, validate_reward_code
 from llm_reward.eureka.context import EnvContext, env_context
 from llm_reward.eureka.executors import ExecutorError, check_executor, make_executor
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
+from llm_reward.eureka.jail import check_isolation, default_isolation
 from llm_reward.eureka.prescreen import Rollouts, load_or_collect, prescreen_score, spearman
 from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initial_messages, repair_messages
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
@@ -159,6 +160,8 @@ class EurekaSearch:
                  progress: bool = True):
         self.env_id, self.llm, self.config, self.progress = env_id, llm, config, progress
         self._stopping = False
+        # Before any LLM call: reward code needs a jail that starts here (or the user's explicit, warned opt-out).
+        check_isolation(default_isolation())
         self.context = context if context is not None else env_context(env_id, context_overrides,
                                                                        success=config.success, seed=config.seed)
         self.identity = search_identity(env_id, getattr(llm, "name", "?"), asdict(config), self.context.as_dict())
