@@ -109,10 +109,12 @@ def main() -> None:
         train = [row["train_score_last100"] if "train_score_last100" in row else train_score(run)
                  for row, run in zip(rows, run_paths)]
         known = [v for v in train if v is not None]
-        table[arm] = {"mean_score": float(np.mean(scores)) if scores else None,  # None: not run yet
-                      "std": float(np.std(scores)) if scores else None, "seeds": done, "scores": scores,
-                      "train_score_last100": train,
-                      "mean_train_score_last100": float(np.mean(known)) if known else None,
+        # "score" in a cell is the NLE task return (its step penalty included), not the in-game score beside it
+        table[arm] = {"mean_task_return": float(np.mean(scores)) if scores else None,  # None: not run yet
+                      "std_task_return": float(np.std(scores)) if scores else None, "seeds": done,
+                      "task_returns": scores, "in_game_scores": [row.get("in_game_score") for row in rows],
+                      "train_task_return_last100": train,
+                      "mean_train_task_return_last100": float(np.mean(known)) if known else None,
                       "intrinsic_return_first_vs_last_tenth": [
                           row["intrinsic_return_first_vs_last_tenth"] if "intrinsic_return_first_vs_last_tenth" in row
                           else intrinsic_trend(run, steps) for row, run in zip(rows, run_paths)]}
@@ -125,7 +127,7 @@ def main() -> None:
                          ylabel="NLE task return (last 100 training episodes)")
     (RESULTS / f"{summary}_detail.json").write_text(json.dumps({"steps": steps, "table": table, "machine": machine()},
                                                             indent=2) + "\n")
-    emit(summary, {arm: row["mean_score"] for arm, row in table.items()})
+    emit(summary, {arm: row["mean_task_return"] for arm, row in table.items()})
 
 
 if __name__ == "__main__":

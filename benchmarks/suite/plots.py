@@ -32,6 +32,11 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def _tick(reward: str, stats: dict[str, Any]) -> str:
+    n = stats.get("n_seeds", 0)
+    return f"{reward} (n={n}, mean)" if n and stats.get("estimator") == "mean" else f"{reward} (n={n})"
+
+
 def final_scores(summary: dict[str, Any], path: Path) -> bool:
     """One panel per task: each reward's IQM (dot), 95 % interval (bar) and runs (small marks). False when no
     task has a finished cell (nothing drawn)."""
@@ -52,12 +57,13 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
                 ax.text(0.02, y, "no cells", va="center", fontsize=7, color="#888888",
                         transform=ax.get_yaxis_transform())  # x in axes fractions: inside whatever the data range
                 continue
-            ax.plot([stats["ci_low"], stats["ci_high"]], [y, y], color=palette[reward], lw=5, alpha=0.45,
-                    solid_capstyle="butt")
-            ax.plot(stats["iqm"], y, "o", color=palette[reward], ms=7)
+            # the table's estimate: the IQM with five seeds or more, else the mean (a trimmed mean of 3 is the mean)
+            low, high = stats.get("point_ci") or (stats["ci_low"], stats["ci_high"])
+            ax.plot([low, high], [y, y], color=palette[reward], lw=5, alpha=0.45, solid_capstyle="butt")
+            ax.plot(stats.get("point", stats["iqm"]), y, "o", color=palette[reward], ms=7)
             ax.plot(stats["scores"], [y + 0.22] * stats["n_seeds"], "|", color=palette[reward], ms=7)
-        ax.set_yticks(range(len(rewards)), [f"{r} (n={row['rewards'].get(r, {}).get('n_seeds', 0)})"
-                                            for r in reversed(rewards)], fontsize=8)
+        ax.set_yticks(range(len(rewards)), [_tick(r, row["rewards"].get(r, {})) for r in reversed(rewards)],
+                      fontsize=8)
         ax.set_ylim(-0.6, len(rewards) - 0.4)
         ax.set_title(f"{task} ({row['steps']:,} steps)", fontsize=9)
         ax.set_xlabel(summary["metric_label"], fontsize=8)
@@ -66,8 +72,8 @@ def final_scores(summary: dict[str, Any], path: Path) -> bool:
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[len(tasks):]:
         ax.axis("off")
-    fig.suptitle(f"{summary['title']}\nIQM (dot) with 95 % stratified-bootstrap CI (bar); ticks are single seeds",
-                 fontsize=10)
+    fig.suptitle(f"{summary['title']}\nIQM (dot; the mean under five seeds, marked) with 95 % stratified-bootstrap "
+                 "CI (bar); ticks are single seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
