@@ -21,7 +21,8 @@ Every search lives in ``benchmarks/results/eureka_runs/<task>_<setting>/`` and r
 LLM replies and final runs are kept); each final run is also a cell in ``results/eureka_cells.jsonl`` (code
 version, hash of the search's identity, machine and load, wall time; the worker reports the evaluation's mean,
 not its per-episode outcomes). The last stdout line is the JSON result (also
-``results/eureka[_quick].json``).
+``results/eureka[_quick].json``); ``eureka.json`` keeps every task searched: a run of some tasks replaces their
+results and keeps the others' stored ones, each task naming the code version that produced it.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
                              for control in arms if control != "eureka" and "eureka" in arms},
         "hns": summary["hns"] if task["dense_human"] else None,
         "run_dir": str(search.run_dir), "run_identity": identity_hash(identity), "identity": identity,
-        "wall_s": time.monotonic() - start,
+        "wall_s": time.monotonic() - start, "code_version": stamp()["code_version"],
     }
     write_cells(result, search.run_dir)
     return result
@@ -157,6 +158,16 @@ def write_cells(result: dict[str, Any], run_dir: Path) -> None:
                     "eval_episodes": record.get("eval_episodes"), "training_fitness": record.get("fitness"),
                     "status": record.get("status"), "run_identity": result["run_identity"],
                     **stamp(config=result["identity"], wall_time_s=record.get("elapsed_s"))}) + "\n")
+
+
+def stored_tasks(path: Path) -> dict[str, dict[str, Any]]:
+    """The per-task results of an earlier run in ``path``, each with its code version (the file's where a task
+    result does not name its own), so one ``eureka.json`` holds every task searched, whichever run searched it."""
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text())
+    return {name: {"code_version": stored.get("code_version"), **task}
+            for name, task in stored.get("tasks", {}).items()}
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -197,6 +208,8 @@ def main() -> None:
     start = time.monotonic()
     llm = make_llm(args.llm, n_threads=args.llm_threads) if args.llm.startswith("local") else make_llm(args.llm)
     results = {name: run_task(name, args, llm) for name in args.tasks}
+    if not args.quick:  # the tasks this run did not search keep their stored results (and their code version)
+        results = {**stored_tasks(RESULTS / "eureka.json"), **results}
     first = results[args.tasks[0]]
     arms = sorted({arm for r in results.values() for arm in r["eval_success"]})
     total = sum(r["candidates"] for r in results.values())

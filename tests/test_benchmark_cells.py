@@ -45,3 +45,17 @@ def test_a_cell_runs_in_one_process_and_a_dead_owner_is_taken_over(tmp_path: Pat
     claim_file.write_text(f"{dead.pid}\nc|0\n")  # left behind by a crashed sweep
     with log.claim("c|0") as mine:
         assert mine
+
+
+def test_eureka_json_keeps_each_stored_task_with_the_code_version_that_searched_it(tmp_path: Path) -> None:
+    from eureka import stored_tasks
+
+    assert stored_tasks(tmp_path / "absent.json") == {}
+    path = tmp_path / "eureka.json"
+    path.write_text(json.dumps({"code_version": {"commit": "old", "dirty": False},
+                                "tasks": {"a": {"final_scores": {"eureka": [1.0]}},
+                                          "b": {"code_version": {"commit": "own", "dirty": False}}}}))
+    tasks = stored_tasks(path)
+    assert tasks["a"]["code_version"]["commit"] == "old"  # a task without its own version: the file's
+    assert tasks["b"]["code_version"]["commit"] == "own"
+    assert tasks["a"]["final_scores"] == {"eureka": [1.0]}
