@@ -1,6 +1,8 @@
 """``make_agent``: an SB3 algorithm with per-env-family defaults, built from the VecEnv's spaces.
 
-The family is read from the observation space, so the caller never names it:
+The defaults are config, not code: ``family_defaults`` of ``conf/agent/<algo>.yaml`` (the same file a Hydra run
+composes as ``agent``), with class-valued options as ``{_target_: hydra.utils.get_class, path: ...}`` nodes that
+Hydra's ``instantiate`` builds. The family is read from the observation space, so the caller never names it:
 
 - ``minigrid``: a symbolic (7, 7, 3) uint8 image -> :class:`MiniGridCNN` (rl-starter-files PPO settings);
 - ``nethack``: a Dict with glyphs/blstats/message -> :class:`NetHackExtractor` + ``MultiInputPolicy``
@@ -16,30 +18,32 @@ The family is read from the observation space, so the caller never names it:
 ``recurrent_ppo`` (sb3-contrib's ``RecurrentPPO``) is PPO with an LSTM after the same extractor, for tasks a
 memoryless policy cannot solve from one egocentric view (RedBlueDoors: was the red door, now out of view, opened?).
 
-Hydra's ``agent.kwargs`` arrive as ``overrides``: dicts merge key by key into the defaults (so
+Hydra's ``agent.kwargs`` arrive as ``overrides``: OmegaConf merges them into the defaults, dicts key by key (so
 ``policy_kwargs.features_extractor_kwargs.features_dim`` can be changed alone), anything else replaces.
-Class-valued policy options may be given as dotted import paths (``activation_fn: torch.nn.Tanh``).
+Class-valued options may be given as dotted import paths (``activation_fn: torch.nn.Tanh``).
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
+from importlib import resources
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from sb3_contrib import RecurrentPPO
-from stable_baselines3 import A2C, DQN, PPO, SAC, TD3, HerReplayBuffer
+from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
-from llm_reward.importing import import_object
-
-from .policies import NETHACK_KEYS, MiniGridCNN, NetHackExtractor
+from .policies import NETHACK_KEYS
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "recurrent_ppo": RecurrentPPO, "a2c": A2C, "dqn": DQN,
                                          "sac": SAC, "td3": TD3, "sac_her": SAC}
@@ -49,64 +53,8 @@ CONTINUOUS_ONLY = ("sac", "td3", "sac_her")
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 #: Env-id prefixes whose action space is known to be Discrete, so validate_algo need not build them.
 DISCRETE_ENV_PREFIXES = ("MiniGrid-", "BabyAI-", "NetHack")
-_LSTM_POLICIES = {"CnnPolicy": "CnnLstmPolicy", "MultiInputPolicy": "MultiInputLstmPolicy",
-                  "MlpPolicy": "MlpLstmPolicy"}
-_CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class", "replay_buffer_class")
-
-_MINIGRID_POLICY = {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"features_dim": 128},
-                    "normalize_images": False}
-_NETHACK_POLICY = {"features_extractor_class": NetHackExtractor, "features_extractor_kwargs": {"features_dim": 256}}
-
-_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "minigrid": {
-        # rl-starter-files' torch-ac settings (2048-step rollouts with 8 envs, 4 epochs of 256): they solve DoorKey
-        # and are ~2.5x faster on a CPU than the zoo's 10 epochs of 64 at similar sample efficiency.
-        "ppo": {"policy": "CnnPolicy", "n_steps": 256, "batch_size": 256, "n_epochs": 4, "gamma": 0.99,
-                "gae_lambda": 0.95, "ent_coef": 0.01, "learning_rate": 1e-3, "clip_range": 0.2, "max_grad_norm": 0.5,
-                "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
-        "a2c": {"policy": "CnnPolicy", "n_steps": 5, "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01,
-                "learning_rate": 7e-4, "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": {"pi": [64], "vf": [64]}}},
-        "dqn": {"policy": "CnnPolicy", "learning_rate": 1e-4, "buffer_size": 100_000, "learning_starts": 5_000,
-                "batch_size": 64, "gamma": 0.99, "train_freq": 4, "target_update_interval": 1_000,
-                "exploration_fraction": 0.3, "exploration_final_eps": 0.05,
-                "policy_kwargs": {**_MINIGRID_POLICY, "net_arch": [64]}},
-    },
-    "nethack": {
-        "ppo": {"policy": "MultiInputPolicy", "n_steps": 128, "batch_size": 256, "n_epochs": 2, "gamma": 0.999,
-                "gae_lambda": 0.95, "ent_coef": 1e-3, "learning_rate": 2e-4, "clip_range": 0.1,
-                "max_grad_norm": 4.0, "policy_kwargs": {**_NETHACK_POLICY, "net_arch": {"pi": [128], "vf": [128]}}},
-        "a2c": {"policy": "MultiInputPolicy", "n_steps": 32, "gamma": 0.999, "gae_lambda": 0.95, "ent_coef": 1e-3,
-                "learning_rate": 2e-4, "max_grad_norm": 4.0,
-                "policy_kwargs": {**_NETHACK_POLICY, "net_arch": {"pi": [128], "vf": [128]}}},
-        # A Dict replay buffer stores obs and next_obs (~7.6 kB per transition): 50k transitions ~ 380 MB.
-        "dqn": {"policy": "MultiInputPolicy", "learning_rate": 1e-4, "buffer_size": 50_000, "learning_starts": 5_000,
-                "batch_size": 64, "gamma": 0.99, "train_freq": 4, "target_update_interval": 2_000,
-                "exploration_fraction": 0.2, "exploration_final_eps": 0.05,
-                "policy_kwargs": {**_NETHACK_POLICY, "net_arch": [128]}},
-    },
-    "vector": {
-        # PPO paper / SB3 defaults (n_steps is rescaled below so one rollout is 2048 transitions whatever n_envs).
-        "ppo": {"policy": "MlpPolicy", "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
-                "gae_lambda": 0.95, "learning_rate": 3e-4, "clip_range": 0.2, "ent_coef": 0.0},
-        "a2c": {"policy": "MlpPolicy"},
-        "dqn": {"policy": "MlpPolicy"},
-        # gradient_steps=-1: one update per collected transition (update-to-data ratio 1) whatever n_envs.
-        "sac": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
-        "td3": {"policy": "MlpPolicy", "learning_starts": 10_000, "batch_size": 256, "gradient_steps": -1},
-    },
-    "goal": {
-        # rl-baselines3-zoo's FetchReach settings (her.yml), for SAC with or without HER.
-        "sac": {"policy": "MultiInputPolicy", "learning_starts": 1_000, "batch_size": 256, "gamma": 0.95,
-                "learning_rate": 1e-3, "gradient_steps": -1},
-        "td3": {"policy": "MultiInputPolicy", "learning_starts": 1_000, "batch_size": 256, "gamma": 0.95,
-                "learning_rate": 1e-3, "gradient_steps": -1},
-        "ppo": {"policy": "MultiInputPolicy", "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "gamma": 0.95,
-                "gae_lambda": 0.95, "learning_rate": 3e-4, "clip_range": 0.2, "ent_coef": 0.0},
-        "a2c": {"policy": "MultiInputPolicy"},
-    },
-}
-_HER = {"replay_buffer_class": HerReplayBuffer,
-        "replay_buffer_kwargs": {"goal_selection_strategy": "future", "n_sampled_goal": 4}}
+#: Policy options that take a class; a string there is an import path (``activation_fn: torch.nn.Tanh``).
+_POLICY_CLASS_KEYS = ("activation_fn", "features_extractor_class", "optimizer_class")
 
 
 def algo_class(algo: str) -> type[BaseAlgorithm]:
@@ -182,35 +130,79 @@ def env_family(observation_space: spaces.Space) -> str:
         f"Dict with keys {list(GOAL_KEYS)} (Fetch, mazes), or a flat Box")
 
 
-def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spaces.Space,
-                   n_envs: int = 1) -> dict[str, Any]:
-    """The constructor kwargs ``make_agent`` would use before overrides (a fresh, mutable copy)."""
+def family_defaults(algo: str) -> DictConfig:
+    """The per-env-family constructor keywords of ``algo``: ``family_defaults`` of ``conf/agent/<algo>.yaml``.
+
+    Args:
+        algo: an algorithm name of :data:`ALGOS` (case-insensitive).
+
+    Returns:
+        A DictConfig ``{family: {keyword: value}}``; class-valued options are ``_target_`` nodes, not classes yet.
+
+    Example:
+        >>> family_defaults("ppo").minigrid.n_steps
+        256
+    """
+    key = _algo_key(algo)
+    return OmegaConf.load(resources.files("llm_reward.conf").joinpath("agent", f"{key}.yaml")).family_defaults
+
+
+def _defaults_node(algo: str, observation_space: spaces.Space, action_space: spaces.Space, n_envs: int,
+                   table: Any) -> DictConfig:
+    """The family's defaults of ``algo`` as a config node, with the rules that depend on the spaces applied."""
     key = _algo_key(algo)
     check_algo_action_space(key, action_space)
     family = env_family(observation_space)
     if key == "sac_her" and family != "goal":
         raise ValueError(f"agent.algo='sac_her' needs a goal-conditioned Dict observation with keys {list(GOAL_KEYS)} "
                          f"(e.g. FetchReach-v4), got {observation_space}; use agent=sac")
-    # recurrent_ppo: PPO's settings, with the LSTM flavour of its policy; sac_her: SAC's, with HER's buffer
-    base = {"recurrent_ppo": "ppo", "sac_her": "sac"}.get(key, key)
-    if base not in _DEFAULTS[family]:
-        raise ValueError(f"algo {key!r} has no settings for the {family} family; choose one of "
-                         f"{sorted(_DEFAULTS[family])}")
-    params = copy.deepcopy(_DEFAULTS[family][base])
-    if key == "recurrent_ppo":
-        params["policy"] = _LSTM_POLICIES[params["policy"]]
-    if key == "sac_her":
-        params.update(copy.deepcopy(_HER))
-    if family in ("vector", "goal") and base == "ppo":
-        params["n_steps"] = max(64, params["n_steps"] // n_envs)
-    if key == "td3" and isinstance(action_space, spaces.Box):
+    table = family_defaults(key) if table is None else table
+    if family not in table:
+        having = [name for name in ALGOS if family in family_defaults(name)]
+        raise ValueError(f"algo {key!r} has no settings for the {family} family; choose one of {having}")
+    node = OmegaConf.create(table[family])
+    if family in ("vector", "goal") and key in ("ppo", "recurrent_ppo"):  # 2048 transitions per update in all
+        node.n_steps = max(64, int(node.n_steps) // n_envs)
+    return node
+
+
+def agent_defaults(algo: str, observation_space: spaces.Space, action_space: spaces.Space,
+                   n_envs: int = 1, table: Any = None) -> dict[str, Any]:
+    """The constructor keywords ``make_agent`` would use before overrides, classes resolved.
+
+    Args:
+        algo: an algorithm name of :data:`ALGOS` (case-insensitive).
+        observation_space: picks the env family (:func:`env_family`).
+        action_space: checked against the algorithm (:func:`check_algo_action_space`); TD3's action noise is
+            sized on it.
+        n_envs: the number of envs (PPO on vector / goal envs divides its 2048-step rollout among them).
+        table: the per-family defaults (``agent.family_defaults`` of the run's config); None: the packaged
+            ``conf/agent/<algo>.yaml`` (:func:`family_defaults`).
+
+    Returns:
+        A fresh dict of constructor keywords.
+
+    Example:
+        >>> import numpy as np
+        >>> image = spaces.Box(0, 255, (7, 7, 3), np.uint8)
+        >>> params = agent_defaults("ppo", image, spaces.Discrete(7))
+        >>> params["policy"], params["policy_kwargs"]["features_extractor_class"].__name__
+        ('CnnPolicy', 'MiniGridCNN')
+    """
+    node = _defaults_node(algo, observation_space, action_space, n_envs, table)
+    return _with_action_noise(algo, action_space, instantiate(node, _convert_="all"))
+
+
+def _with_action_noise(algo: str, action_space: spaces.Space, params: dict[str, Any]) -> dict[str, Any]:
+    """TD3 explores with Gaussian action noise, sigma 0.1 per action dimension, unless one is given."""
+    if _algo_key(algo) == "td3" and isinstance(action_space, spaces.Box) and "action_noise" not in params:
         dim = action_space.shape[0]
         params["action_noise"] = NormalActionNoise(np.zeros(dim), 0.1 * np.ones(dim))
     return params
 
 
 def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | None = None,
-               **overrides: Any) -> BaseAlgorithm:
+               family_defaults: Any = None, **overrides: Any) -> BaseAlgorithm:
     """An untrained SB3 ``algo`` on ``venv`` (CPU, seeded, quiet) with per-family defaults and ``overrides``.
 
     Args:
@@ -218,8 +210,11 @@ def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | Non
         venv: the training VecEnv; its observation space picks the family's defaults (:func:`agent_defaults`).
         seed: the agent's seed.
         tensorboard_log: a TensorBoard directory (None: no logging).
-        **overrides: constructor keywords of the SB3 class; dicts merge key by key into the defaults, class-valued
-            policy options may be dotted import paths (``activation_fn="torch.nn.Tanh"``).
+        family_defaults: the per-family defaults (``agent.family_defaults`` of a run's config); None: the packaged
+            ``conf/agent/<algo>.yaml``.
+        **overrides: constructor keywords of the SB3 class; dicts merge key by key into the defaults (OmegaConf
+            merge), ``{_target_: ...}`` nodes are built with Hydra, and class-valued policy options may be import
+            paths (``policy_kwargs={"activation_fn": "torch.nn.Tanh"}``).
 
     Returns:
         The SB3 algorithm, not trained yet.
@@ -236,36 +231,31 @@ def make_agent(algo: str, venv: VecEnv, *, seed: int, tensorboard_log: str | Non
         ('MiniGridCNN', 64)
     """
     cls = algo_class(algo)
-    params = agent_defaults(algo, venv.observation_space, venv.action_space, n_envs=venv.num_envs)
+    node = _defaults_node(algo, venv.observation_space, venv.action_space, venv.num_envs, family_defaults)
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "env", "seed"}
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise ValueError(f"{cls.__name__} does not accept {unknown}; allowed keys: {sorted(allowed)}")
-    params = _resolve_classes(_deep_merge(params, overrides))
-    params = {"device": "cpu", "verbose": 0, **params}
+    try:
+        merged = OmegaConf.merge(node, OmegaConf.create(_class_paths_as_targets(overrides),
+                                                        flags={"allow_objects": True}))
+        params = instantiate(merged, _convert_="all")
+    except (OmegaConfBaseException, InstantiationException) as exc:
+        raise ValueError(f"agent keywords: {exc}") from exc
+    params = {"device": "cpu", "verbose": 0, **_with_action_noise(algo, venv.action_space, params)}
     return cls(env=venv, seed=seed, tensorboard_log=tensorboard_log, **params)
 
 
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def _class_paths_as_targets(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Import paths given for class-valued options (``replay_buffer_class``, ``policy_kwargs.activation_fn``, ...)
+    as ``{_target_: hydra.utils.get_class}`` nodes, so Hydra imports them with the rest."""
+    def target(value: Any) -> Any:
+        return {"_target_": "hydra.utils.get_class", "path": value} if isinstance(value, str) else value
 
-
-def _resolve_classes(params: dict[str, Any]) -> dict[str, Any]:
-    """Turn dotted paths (``"torch.nn.Tanh"``) under class-valued keys into the classes, at any depth."""
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            value = _resolve_classes(value)
-        elif key in _CLASS_KEYS and isinstance(value, str):
-            try:
-                value = import_object(value)
-            except ValueError as exc:
-                raise ValueError(f"{key}={value!r} is not an importable 'module.Class' path") from exc
-        out[key] = value
+    out = dict(overrides)
+    if "replay_buffer_class" in out:
+        out["replay_buffer_class"] = target(out["replay_buffer_class"])
+    if isinstance(out.get("policy_kwargs"), dict):
+        out["policy_kwargs"] = {k: target(v) if k in _POLICY_CLASS_KEYS else v
+                                for k, v in out["policy_kwargs"].items()}
     return out

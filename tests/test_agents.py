@@ -140,7 +140,7 @@ def test_make_agent_errors(minigrid_venv, pendulum_venv):
         make_agent("sac", minigrid_venv, seed=0)
     with pytest.raises(ValueError, match=r"PPO does not accept \['n_stepz'\]"):
         make_agent("ppo", minigrid_venv, seed=0, n_stepz=8)
-    with pytest.raises(ValueError, match=r"activation_fn='torch.nn.NoSuch'"):
+    with pytest.raises(ValueError, match=r"(?s)torch\.nn\.NoSuch.*full_key: policy_kwargs\.activation_fn"):
         make_agent("ppo", minigrid_venv, seed=0, policy_kwargs={"activation_fn": "torch.nn.NoSuch"})
     with pytest.raises(ValueError, match="unsupported observation space"):
         env_family(gym.spaces.Box(0, 1, (4, 4), np.float32))

@@ -128,7 +128,9 @@ def _check_eval_info_keys(cfg: DictConfig, venv: Any) -> None:
 
 
 def _agent_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(cfg.agent.kwargs, resolve=True)
+    """``make_agent``'s keywords: the family defaults of the run's ``agent`` config and its ``kwargs``."""
+    kwargs = OmegaConf.to_container(cfg.agent.kwargs, resolve=True)
+    return {"family_defaults": cfg.agent.get("family_defaults"), **kwargs}
 
 
 def _shaping_kwargs(cfg: DictConfig, venv: Any) -> dict[str, Any]:
@@ -136,7 +138,9 @@ def _shaping_kwargs(cfg: DictConfig, venv: Any) -> dict[str, Any]:
     cancels out over an episode only under the discount the agent optimizes."""
     shaping = OmegaConf.to_container(cfg.reward.shaping, resolve=True) if "shaping" in cfg.reward else {}
     if "gamma" in shaping and shaping["gamma"] is None:
-        agent = {**agent_defaults(cfg.agent.algo, venv.observation_space, venv.action_space), **_agent_kwargs(cfg)}
+        kwargs = _agent_kwargs(cfg)
+        agent = {**agent_defaults(cfg.agent.algo, venv.observation_space, venv.action_space,
+                                  table=kwargs.pop("family_defaults")), **kwargs}
         shaping["gamma"] = agent.get("gamma", 0.99)
     return shaping
 
