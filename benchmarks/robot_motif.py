@@ -16,8 +16,9 @@ Tasks and arms (same SAC, same budget, same seeds within a task):
 
 Each cell is one ``llm-reward-train`` run (``train.baseline=false``), composed from ``conf/`` in this process;
 finished cells land in ``results/robot_motif/cells.jsonl`` and are skipped on rerun. All seeds of a task share one
-reward model (``data_seed=0``: the same random-action captions and judged pairs). The summary (IQM and 95 %
-stratified-bootstrap CIs over seeds, rliable's estimators) is ``results/robot_motif/summary.json``.
+reward model (``data_seed=0``: the same random-action captions and judged pairs). The summary (per arm the IQM
+over seeds with five seeds or more, else the mean, with a 95 % bootstrap interval; P(motif > arm) with its
+interval) is ``results/robot_motif/summary.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PLAIN_RECIPE, RESULTS, CellLog, emit, machine  # noqa: E402
 from _hydra import run_cell  # noqa: E402
-from suite.stats import iqm, iqm_ci, prob_improvement  # noqa: E402
+from suite.stats import prob_improvement, prob_improvement_ci, reward_stats, verdict  # noqa: E402
 
 OUT = RESULTS / "robot_motif"
 SAC_SMALL = ["+agent.kwargs.learning_starts=500", "+agent.kwargs.policy_kwargs={net_arch:[64,64]}"]
@@ -104,7 +105,9 @@ def main() -> None:
 
 
 def summarise(cells: CellLog, args: argparse.Namespace, seeds: list[int]) -> dict:
-    """Per task and arm: IQM and 95 % bootstrap CI of the task's metric (and of the other one) over seeds."""
+    """Per task and arm: the point estimate of each metric over seeds with its 95 % bootstrap interval (the IQM
+    with five seeds or more, else the mean, as ``estimator`` says), and P(motif > arm) with its interval and
+    verdict."""
     summary: dict = {"machine": machine(), "seeds": seeds, "tasks": {}}
     for task in args.tasks:
         spec = TASKS[task]
@@ -112,24 +115,31 @@ def summarise(cells: CellLog, args: argparse.Namespace, seeds: list[int]) -> dic
         rows: dict = {}
         for arm in spec["arms"]:
             done = [cells.cells[c] for s in seeds if (c := f"{task}|{arm}|{s}|{steps}") in cells]
-            entry: dict = {"seeds": [row["seed"] for row in done]}
+            # cells recorded before cells named their code version cannot show they share one: stale
+            entry: dict = {"seeds": [row["seed"] for row in done],
+                           "stale_cells": sum("code_version" not in row for row in done)}
             for metric in ("success_rate", "mean_return"):
                 values = [float(row[metric]) for row in done]
+                stats = reward_stats(values, {}, reps=20_000)
                 entry[metric] = values
-                entry[f"{metric}_iqm"] = iqm(values) if values else float("nan")
-                entry[f"{metric}_ci95"] = list(iqm_ci(values)) if len(values) > 1 else [float("nan")] * 2
+                entry[f"{metric}_point"] = stats["point"]
+                entry[f"{metric}_point_ci"] = stats["point_ci"] if len(values) > 1 else None
+                entry[f"{metric}_estimator"] = stats["estimator"]
             entry["steps_per_s"] = float(np.mean([row["steps_per_s"] for row in done])) if done else float("nan")
             rows[arm] = entry
         metric = spec["metric"]
         motif = rows["motif"][metric]
-        versus = {arm: prob_improvement(motif, entry[metric]) for arm, entry in rows.items()
-                  if arm != "motif" and motif and entry[metric]}  # P(a motif seed scores above a seed of arm)
+        versus = {}
+        for arm, entry in rows.items():  # P(a motif seed scores above a seed of arm), with its interval
+            if arm != "motif" and motif and entry[metric]:
+                ci = list(prob_improvement_ci(motif, entry[metric]))
+                versus[arm] = {"p": prob_improvement(motif, entry[metric]), "ci": ci, "verdict": verdict(ci)}
         summary["tasks"][task] = {"metric": metric, "steps": steps, "arms": rows, "p_motif_better": versus}
-        print(f"{task} ({steps} SAC steps, {spec['metric']} IQM [95% CI] over seeds):", file=sys.stderr)
+        print(f"{task} ({steps} SAC steps, {spec['metric']} over seeds, [95% CI]):", file=sys.stderr)
         for arm, entry in rows.items():
-            low, high = entry[f"{spec['metric']}_ci95"]
-            print(f"  {arm:11s} {entry[spec['metric'] + '_iqm']:8.2f} [{low:.2f}, {high:.2f}]  "
-                  f"n={len(entry['seeds'])}", file=sys.stderr)
+            low, high = entry[f"{metric}_point_ci"] or (float("nan"), float("nan"))
+            print(f"  {arm:11s} {entry[metric + '_point']:8.2f} [{low:.2f}, {high:.2f}]  "
+                  f"n={len(entry['seeds'])} ({entry[metric + '_estimator']})", file=sys.stderr)
     return summary
 
 

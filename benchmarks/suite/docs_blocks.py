@@ -156,14 +156,21 @@ def judge_quality_copy() -> str:
 
 
 def robot_motif() -> str:
-    """The robot runs (``robot_motif/summary*.json``): per task and budget the mean over seeds [95 % bootstrap
-    interval] of each arm, and the SAC speed range of the run."""
+    """The robot runs (``robot_motif/summary*.json``): per task and budget each arm's estimate over seeds [95 %
+    bootstrap interval] (seeds), P(motif > dense reward) with its interval and verdict on the task's metric, the SAC
+    speed range of the runs, and whether the cells are stale."""
     summary = _load("robot_motif/summary.json")["tasks"]
     longer = _load("robot_motif/summary_5000_halfcheetah.json")["tasks"]
 
     def shown(arm: dict[str, Any], key: str, digits: int) -> str:
-        low, high = arm[f"{key}_ci95"]
-        return f"{arm[f'{key}_iqm']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] ({len(arm['seeds'])})"
+        low, high = arm[f"{key}_point_ci"]
+        mean = ", mean" if arm[f"{key}_estimator"] == "mean" else ""
+        return (f"{arm[f'{key}_point']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] "
+                f"({len(arm['seeds'])}{mean})")
+
+    def versus(task: dict[str, Any]) -> str:
+        p = task["p_motif_better"]["dense"]
+        return f"{p['p']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}] {p['verdict']}"
 
     def speeds(*tasks: dict[str, Any]) -> str:
         values = [arm["steps_per_s"] for task in tasks for arm in task["arms"].values()]
@@ -172,18 +179,22 @@ def robot_motif() -> str:
     fetch, cheetah, cheetah_long = (summary["fetch_reach"], summary["halfcheetah"], longer["halfcheetah"])
     arms = ("motif", "sparse", "sparse_her", "dense")
     fa = fetch["arms"]
-    lines = [f"Mean [95 % bootstrap interval] (seeds). SAC ran at {speeds(fetch)} steps/s on FetchReach and "
+    lines = [f"Estimate [95 % bootstrap interval] (seeds). SAC ran at {speeds(fetch)} steps/s on FetchReach and "
              f"{speeds(cheetah, cheetah_long)} on HalfCheetah in these runs.", "",
-             "| task, budget | motif | sparse SAC | sparse SAC + HER | dense reward |", "|---|---|---|---|---|",
+             "| task, budget | motif | sparse SAC | sparse SAC + HER | dense reward | P(motif > dense reward) |",
+             "|---|---|---|---|---|---|",
              f"| FetchReach-v4, {fetch['steps']:,} steps: success rate | "
-             + " | ".join(shown(fa[a], "success_rate", 2) for a in arms) + " |",
+             + " | ".join(shown(fa[a], "success_rate", 2) for a in arms) + f" | {versus(fetch)} |",
              f"| FetchReach-v4, {fetch['steps']:,} steps: sparse return | "
              + " | ".join(shown(fa[a], "mean_return", 1) for a in arms[:3])
-             + f" | (dense reward: {fa['dense']['mean_return_iqm']:.1f}) |"]
+             + f" | (dense reward: {fa['dense']['mean_return_point']:.1f}) | – |"]
     for task in (cheetah, cheetah_long):
         lines.append(f"| HalfCheetah-v5 (200-step episodes), {task['steps']:,} steps: env return | "
                      f"{shown(task['arms']['motif'], 'mean_return', 1)} | — | — | "
-                     f"{shown(task['arms']['dense'], 'mean_return', 1)} |")
+                     f"{shown(task['arms']['dense'], 'mean_return', 1)} | {versus(task)} |")
+    if any(arm["stale_cells"] for task in (fetch, cheetah, cheetah_long) for arm in task["arms"].values()):
+        lines += ["", "*Stale*: these cells were recorded before cells named their code version, so they cannot "
+                  "show that one code computed them all; `python benchmarks/robot_motif.py` reruns them."]
     return "\n".join(lines) + "\n"
 
 
