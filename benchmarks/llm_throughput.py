@@ -12,8 +12,9 @@ Prompt decoding is compute-bound on 2 cores, so tokens decoded per prompt is wha
 
 The three ways of sending prompts are timed as a side-by-side comparison on a shared machine should be: after a
 warm-up of each (the first calls after loading a model run slower), in ``--rounds`` rounds that alternate them
-(batched, one at a time, cold; each round on new prompts), so a change of machine load hits all three alike. The
-result lists every round and reports the speedups as the median over rounds with the lowest and highest round.
+(batched, one at a time, cold, then the reverse order in the next round; each round on new prompts), so a change of
+machine load hits all three alike. The result lists every round and reports the speedups as the median over rounds
+with the lowest and highest round.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def measure(spec: str, n_prompts: int, n_reference: int, n_pairs: int, rounds: i
         decoded = []
         for i in range(rounds):
             row: dict[str, float] = {"round": i}
-            for name, (run, n) in ways.items():
+            # the order turns every round (ABC, CBA, ...), so no way always runs first after the previous one
+            for name, (run, n) in (list(ways.items()) if i % 2 == 0 else list(reversed(ways.items()))):
                 chunk = timed if (name == "batched" and i == 0) else [next(fresh) for _ in range(n)]
                 before, start = llm.stats.prompt_tokens, time.perf_counter()
                 run(chunk)
