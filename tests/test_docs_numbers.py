@@ -110,3 +110,10 @@ def test_every_number_in_the_prose_is_a_checked_result_or_a_setting(page: str) -
     missing, loose = check(page)
     assert not missing, f"{page}: phrases of tests/docs_numbers.yaml not in the page as rendered: {missing}"
     assert not loose, f"{page}: numbers neither generated nor listed in tests/docs_numbers.yaml: {loose}"
+
+
+def test_the_number_finder_sees_results_and_skips_names_and_code() -> None:
+    text = "agrees on 87 % [81–92] of DoorKey-8x8 pairs (Qwen2.5-Coder-1.5B, -27.3 points) at 0.55 prompts/s, 3x, `n=5`"
+    assert [text[a:b] for a, b in numbers(text)] == ["87", "81", "92", "-27.3", "0.55", "3"]
+    assert render("{judge_quality.json:n_pairs.minigrid|d} pairs") == \
+        f"{json.loads((RESULTS / 'judge_quality.json').read_text())['n_pairs']['minigrid']} pairs"
