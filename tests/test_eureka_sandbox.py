@@ -616,6 +616,23 @@ def test_escape_a_refused_layer_is_an_error_naming_the_key_or_a_loud_warning(mon
     assert "SANDBOX WEAKENED" in caplog.text
 
 
+@pytest.mark.parametrize("isolation", [pytest.param("os", marks=needs_jail), "process"])
+def test_escape_a_kernel_refusing_seccomp_stops_either_mode_before_any_code(isolation, monkeypatch):
+    """The probe starts a worker the way a reward server starts; a layer it cannot install is named up front."""
+    from llm_reward.eureka import jail
+
+    monkeypatch.setattr(jail, "_PROBE", "raise OSError(22, 'seccomp(SECCOMP_SET_MODE_FILTER) failed')")
+    jail._probe.cache_clear()
+    try:
+        with pytest.raises(SandboxUnavailable) as caught:
+            jail.check_isolation(isolation)
+    finally:
+        jail._probe.cache_clear()
+    reason = str(caught.value)
+    assert f"sandbox.isolation='{isolation}' cannot run here" in reason and "\n" not in reason
+    assert "seccomp(SECCOMP_SET_MODE_FILTER) failed" in reason and "CONFIG_SECCOMP_FILTER" in reason
+
+
 def test_escape_syscall_filter_on_its_own():
     """The seccomp filter in a child: threads yes; processes, exec, signals, FIFOs and sockets no."""
     program = textwrap.dedent("""

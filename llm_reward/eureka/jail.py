@@ -149,39 +149,60 @@ def jailed_child(init_pid: int) -> int | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _probe() -> str | None:
-    """``None`` when bubblewrap starts a jailed interpreter here, else the reason it could not."""
+#: What a reward server does before it loads the code, as a program: drop privileges, Landlock, seccomp.
+_PROBE = ("import sys; sys.path.insert(0, {root!r})\n"
+          "from llm_reward.eureka import jail\n"
+          "readable = jail.read_only_paths() + jail.system_read_paths()\n"
+          "jail.drop_privileges()\n"
+          "abi = jail.restrict_files(readable, [])\n"
+          "jail.install_syscall_filter()\n"
+          "print('landlock', abi)\n")
+
+
+@functools.lru_cache(maxsize=2)
+def _probe(jailed: bool) -> tuple[str | None, int]:
+    """``(None, Landlock ABI)`` when a worker sets up every layer here (inside bubblewrap if ``jailed``), else
+    ``(reason, 0)`` naming the first layer that failed."""
+    argv = [sys.executable, "-I", "-c", _PROBE.format(root=package_root())]
     try:
-        command = jail_command([sys.executable, "-I", "-c", "pass"], writable_mb=1)
+        command = jail_command(argv, writable_mb=1) if jailed else argv
     except SandboxUnavailable as exc:
-        return str(exc)
+        return str(exc), 0
     try:
-        done = subprocess.run(command, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, timeout=60, stdin=subprocess.DEVNULL, cwd="/")
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap could not start: {type(exc).__name__}: {exc}"
-    if done.returncode != 0:
-        message = " ".join(done.stderr.decode(errors="replace").split())[:300]
-        return f"bubblewrap could not set up the namespaces: {message or f'exit code {done.returncode}'}"
+        return f"the sandbox probe could not start: {type(exc).__name__}: {exc}", 0
+    words = done.stdout.split()
+    if done.returncode == 0 and len(words) == 2 and words[0] == b"landlock" and words[1].isdigit():
+        return None, int(words[1])
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    last = " ".join(lines[-1].split())[:300] if lines else f"exit code {done.returncode}"
+    if jailed and last.startswith("bwrap"):
+        return (f"bubblewrap could not set up the namespaces: {last}. User namespaces (a non-root caller) need "
+                "kernel.unprivileged_userns_clone=1 and no AppArmor restriction "
+                "(kernel.apparmor_restrict_unprivileged_userns=0); in a container, run it with "
+                "--security-opt seccomp=unconfined or --privileged"), 0
+    return (f"a worker could not drop its privileges or install its filters: {last}. The seccomp filter needs "
+            "CONFIG_SECCOMP_FILTER; a root caller needs CAP_SETUID and CAP_SETGID; in a container, run it with "
+            "--security-opt seccomp=unconfined or --privileged"), 0
+
+
+def _platform_reason() -> str | None:
+    if sys.platform != "linux":
+        return "the OS sandbox needs Linux (namespaces and seccomp)"
+    if syscall_table() is None:
+        return f"no seccomp syscall table for the {platform.machine()} architecture"
     return None
 
 
 def isolation_status() -> str | None:
     """``None`` if every OS layer works on this machine, else a one-line reason naming how to allow it."""
-    if sys.platform != "linux":
-        return "the OS sandbox needs Linux (namespaces and seccomp)"
-    if syscall_table() is None:
-        return f"no seccomp syscall table for the {platform.machine()} architecture"
-    reason = _probe()
-    if reason is None:
-        return None
-    return (f"{reason}. User namespaces (a non-root caller) need kernel.unprivileged_userns_clone=1 and no AppArmor "
-            "restriction (kernel.apparmor_restrict_unprivileged_userns=0); in a container, run it with "
-            "--security-opt seccomp=unconfined or --privileged")
+    return _platform_reason() or _probe(True)[0]
 
 
 def check_isolation(isolation: str) -> bool:
-    """Whether reward code will run in the OS jail, checked before any work.
+    """Whether reward code will run in the OS jail, checked before any work (the first call starts a probe worker,
+    about a second; later calls are free).
 
     Args:
         isolation: ``"os"`` (the jail, required) or ``"process"`` (the user's explicit acceptance of a weaker
@@ -191,14 +212,18 @@ def check_isolation(isolation: str) -> bool:
         True for ``"os"`` (when the jail starts here), False for ``"process"``.
 
     Raises:
-        SandboxUnavailable: ``"os"`` on a machine where the jail cannot start (the message names
-            ``sandbox.isolation`` and how to allow the missing layer).
+        SandboxUnavailable: a layer the mode needs cannot start here (the message names ``sandbox.isolation`` and
+            how to allow the missing layer): for ``"os"`` any of them, for ``"process"`` the privilege drop or
+            seccomp. Without Landlock either mode runs, with a warning saying what is lost.
 
     >>> check_isolation("os")  # doctest: +SKIP
     True
     """
+    import logging
+
     if isolation not in ISOLATION_MODES:
         raise ValueError(f"sandbox.isolation must be one of {ISOLATION_MODES}, got {isolation!r}")
+    log = logging.getLogger(__name__)
     if isolation == "os":
         reason = isolation_status()
         if reason is not None:
@@ -206,14 +231,25 @@ def check_isolation(isolation: str) -> bool:
                                      f"(rlimits, no privileges, seccomp and the audit hook, but the host's file "
                                      f"system, processes and network in view), set sandbox.isolation='process' "
                                      f"({ISOLATION_ENV}=process)")
+        if _probe(True)[1] <= 0:
+            _warn_once(log, "this kernel has no Landlock: the OS sandbox loses its second file-system wall (the "
+                            "jail's read-only mounts still hold)")
         return True
-    import logging
-
-    logging.getLogger(__name__).warning(
+    reason = _platform_reason() or _probe(False)[0]
+    if reason is not None:
+        raise SandboxUnavailable(f"sandbox.isolation='process' cannot run here either: {reason}")
+    lost = ("" if _probe(False)[1] > 0 else " This kernel has no Landlock either: the code can read whatever the "
+            "server's uid can read.")
+    log.warning(
         "SANDBOX WEAKENED (sandbox.isolation='process'): reward code runs without namespaces or a private file "
-        "system; it can read whatever this user can read and see other processes. Use isolation='os' for "
-        "untrusted code.")
+        "system; it can see other processes and the host's file system beyond Landlock's rules. Use "
+        "isolation='os' for untrusted code.%s", lost)
     return False
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(log: object, message: str) -> None:
+    log.warning(message)  # type: ignore[attr-defined]
 
 
 def default_isolation() -> str:
