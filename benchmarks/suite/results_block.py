@@ -133,8 +133,8 @@ def main_job_text(summary: dict[str, Any]) -> str:
     partial = n < HEADLINE_SEEDS
     verdict = (f"{n} of the five seeds needed for a verdict" if partial else
                f"the shaped agent is {'ahead of' if p['verdict'] == 'ahead' else p['verdict']} the baseline")
-    text = (f"{'So far m' if partial else 'M'}easured from a cold start on {n} seed{'s' * (n != 1)} at the current "
-            f"code (`python benchmarks/main_job.py`): {min(minutes):.0f}–"
+    text = (f"{'So far m' if partial else 'M'}easured from a cold start on {n} seed{'s' * (n != 1)} at one code "
+            f"version (`python benchmarks/main_job.py`): {min(minutes):.0f}–"
             f"{max(minutes):.0f} min per run on a shared 2-core machine. Evaluation success per seed ranges "
             f"{spread('shaped')} for the shaped agent ({estimate('shaped')}) and {spread('extrinsic')} for the "
             f"extrinsic-only baseline ({estimate('extrinsic')}); P(shaped > extrinsic) = "
