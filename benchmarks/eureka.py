@@ -131,6 +131,7 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
         "hns": summary["hns"] if task["dense_human"] else None,
         "run_dir": str(search.run_dir), "run_identity": identity_hash(identity), "identity": identity,
         "wall_s": time.monotonic() - start, "code_version": stamp()["code_version"],
+        "best_code": best.read_text() if (best := search.run_dir / "best_reward.py").is_file() else None,
     }
     write_cells(result, search.run_dir)
     return result
@@ -168,6 +169,26 @@ def stored_tasks(path: Path) -> dict[str, dict[str, Any]]:
     stored = json.loads(path.read_text())
     return {name: {"code_version": stored.get("code_version"), **task}
             for name, task in stored.get("tasks", {}).items()}
+
+
+def over_tasks(results: dict[str, dict[str, Any]], eval_episodes: int) -> dict[str, Any]:
+    """The headline over the tasks of ``results`` (task name -> one task's result): candidates and executable
+    rates pooled over every candidate, each arm's fresh-episode success (the mean over tasks when there are several)
+    and each task's pre-screen correlation and best training fitness per iteration."""
+    arms = sorted({arm for r in results.values() for arm in r["eval_success"]})
+    total = sum(r["candidates"] for r in results.values())
+    return {
+        "task": ",".join(r["task"] for r in results.values()), "candidates": total,
+        "execute_rate": sum(r["execute_rate"] * r["candidates"] for r in results.values()) / total,
+        "execute_rate_first_try": sum(r["execute_rate_first_try"] * r["candidates"] for r in results.values()) / total,
+        "eval_success": {arm: _mean([r["eval_success"].get(arm) for r in results.values()]) for arm in arms},
+        "eval_episodes": eval_episodes,
+        "prescreen_spearman": next(iter(results.values()))["prescreen_spearman"] if len(results) == 1 else
+        {name: r["prescreen_spearman"] for name, r in results.items()},
+        "best_training_fitness_per_iteration": {name: r["best_training_fitness_per_iteration"]
+                                                for name, r in results.items()},
+        "tasks": results,
+    }
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -210,22 +231,10 @@ def main() -> None:
     results = {name: run_task(name, args, llm) for name in args.tasks}
     if not args.quick:  # the tasks this run did not search keep their stored results (and their code version)
         results = {**stored_tasks(RESULTS / "eureka.json"), **results}
-    first = results[args.tasks[0]]
-    arms = sorted({arm for r in results.values() for arm in r["eval_success"]})
-    total = sum(r["candidates"] for r in results.values())
     result: dict[str, Any] = {
-        "task": ",".join(r["task"] for r in results.values()), "candidates": total,
-        "execute_rate": sum(r["execute_rate"] * r["candidates"] for r in results.values()) / total,
-        "execute_rate_first_try": sum(r["execute_rate_first_try"] * r["candidates"] for r in results.values()) / total,
-        # fresh-episode success of the final policies per arm (the mean over tasks when there are several)
-        "eval_success": {arm: _mean([r["eval_success"].get(arm) for r in results.values()]) for arm in arms},
-        "eval_episodes": args.eval_episodes,
-        "prescreen_spearman": first["prescreen_spearman"] if len(results) == 1 else
-        {name: r["prescreen_spearman"] for name, r in results.items()},
-        "best_training_fitness_per_iteration": {name: r["best_training_fitness_per_iteration"]
-                                                for name, r in results.items()},
-        "tasks": results, "llm": llm.name, "llm_stats": llm.stats.as_dict(), "wall_s": time.monotonic() - start,
-        "machine": machine(), "quick": args.quick, **{k: v for k, v in stamp().items() if k != "machine"},
+        **over_tasks(results, args.eval_episodes), "llm": llm.name, "llm_stats": llm.stats.as_dict(),
+        "wall_s": time.monotonic() - start, "machine": machine(), "quick": args.quick,
+        **{k: v for k, v in stamp().items() if k != "machine"},
     }
     emit("eureka_quick" if args.quick else "eureka", result)
 
