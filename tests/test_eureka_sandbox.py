@@ -3,6 +3,7 @@ reads no secret, and leaves no process behind. Plus the layers below the allow-l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.channel import ChannelError, FrameReader, decode_payload, encode
-from llm_reward.eureka.sandbox import SandboxLimits, check_frame, run_job
+from llm_reward.eureka.frames import ProgressFrame, parse_frame
+from llm_reward.eureka.sandbox import SandboxLimits, run_job
 
 ENV_ID = "MiniGrid-DoorKey-5x5-v0"
 SECRET = "sk-test-" + uuid.uuid4().hex
@@ -116,8 +118,8 @@ def test_good_code_passes_the_same_path(tmp_path):
     outcome = run_job({"mode": "smoke", "env_id": ENV_ID, "code": code, "seed": 0, "n_steps": 30},
                       sandbox_root=tmp_path)
     assert outcome.ok, outcome.reason
-    assert set(outcome.result["components"]) == {"mean_abs"}
-    assert outcome.result["steps"] == 30
+    assert set(outcome.result.components) == {"mean_abs"}
+    assert outcome.result.steps == 30
 
 
 def test_timeout_kills_a_looping_worker(tmp_path):
@@ -167,13 +169,20 @@ def test_channel_refuses_non_finite_and_malformed_frames():
         decode_payload(b'{"type": "progress", "x": NaN}')
     with pytest.raises(ChannelError):
         decode_payload(b"[1, 2]")
+    progress = {"type": "progress", "point": 0, "timestep": 1, "episodes": 0, "success_rate": None,
+                "env_return": 1.0, "reward_mean": None, "components": {"c": 1.0}, "progress_best_mean": None,
+                "progress_best_max": None, "time_limit_rate": 0.5}
+    assert parse_frame("train", progress) == ProgressFrame(**{k: v for k, v in progress.items() if k != "type"})
+    for bad in ({"components": {f"c{i}": 1.0 for i in range(100)}}, {"point": True}, {"env_return": "1"},
+                {"forged": 0.9}):
+        with pytest.raises(ChannelError):
+            parse_frame("train", {**progress, **bad})
+    with pytest.raises(ChannelError, match="missing fields"):
+        parse_frame("train", {k: v for k, v in progress.items() if k != "episodes"})
     with pytest.raises(ChannelError):
-        check_frame("train", {"type": "progress", "point": 0, "timestep": 1, "episodes": 0,
-                              "components": {f"c{i}": 1.0 for i in range(100)}})
+        parse_frame("smoke", {"type": "result", "steps": 1, "total": ["1", 1, 1], "components": {}})
     with pytest.raises(ChannelError):
-        check_frame("smoke", {"type": "result", "steps": 1, "total": ["1", 1, 1], "components": {}})
-    with pytest.raises(ChannelError):
-        check_frame("smoke", {"type": "progress"})
+        parse_frame("smoke", progress)
 
 
 def test_frame_reader_round_trip_and_deadline():
@@ -472,8 +481,8 @@ def test_escape_training_fitness_cannot_be_forged(tmp_path):
                        "algo": "ppo", "total_timesteps": 128, "n_envs": 1, "n_points": 2, "eval_episodes": 1,
                        "agent_kwargs": {"n_steps": 64, "batch_size": 64}, "inner_layers": False},
                       limits=SandboxLimits(timeout_s=90, memory_mb=3072), sandbox_root=tmp_path)
-    numbers = [value for point in outcome.progress for value in point.values()]
-    numbers += list((outcome.result or {}).values())
+    numbers = [value for point in outcome.progress for value in dataclasses.asdict(point).values()]
+    numbers += list(dataclasses.asdict(outcome.result).values()) if outcome.result is not None else []
     assert 0.987 not in numbers
     assert not outcome.ok and "frame instead of rewards" in outcome.reason, outcome.reason
     assert list(tmp_path.iterdir()) == []

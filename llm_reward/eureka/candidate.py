@@ -11,6 +11,7 @@ training, for users and CI.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.context import ALWAYS_HIDDEN
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
+from llm_reward.eureka.frames import SmokeResult
 from llm_reward.eureka.reflection import fitness, tiebreak
 from llm_reward.eureka.sandbox import SandboxLimits, run_job
 
@@ -48,10 +50,10 @@ def validate_reward_code(code: str, env_id: str, *, smoke_steps: int = 100, seed
     return True, smoke_summary(outcome.result)
 
 
-def smoke_summary(result: dict[str, Any]) -> str:
-    mean, low, high = result["total"] if result["total"] else (0.0, 0.0, 0.0)
-    return (f"ok: {result['steps']} smoke-test steps, total reward mean {mean:.3g} (min {low:.3g}, max {high:.3g}), "
-            f"components {sorted(result['components'])}")
+def smoke_summary(result: SmokeResult) -> str:
+    mean, low, high = result.total if result.total else (0.0, 0.0, 0.0)
+    return (f"ok: {result.steps} smoke-test steps, total reward mean {mean:.3g} (min {low:.3g}, max {high:.3g}), "
+            f"components {sorted(result.components)}")
 
 
 def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
         if not outcome.ok:
             record.update(stage="smoke", reason=outcome.reason, elapsed_s=round(time.monotonic() - start, 2))
             return record
-        record["smoke"] = outcome.result
+        record["smoke"] = dataclasses.asdict(outcome.result)
     train = job["train"]
     outcome = run_job({"mode": "train", **env, "code": job.get("code"), "reward": job["reward"],
                        "seed": job["seed"], "algo": train["algo"], "total_timesteps": int(train["total_timesteps"]),
@@ -88,15 +90,15 @@ def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
                        "agent_kwargs": dict(train.get("agent_kwargs") or {})},
                       limits=SandboxLimits(timeout_s=float(job.get("timeout_s", 600)), memory_mb=memory),
                       log_path=log_dir / "train.log" if log_dir else None)
-    record["curve"] = outcome.progress
+    record["curve"] = [dataclasses.asdict(point) for point in outcome.progress]
     record["train_s"] = round(outcome.elapsed_s, 2)
     record["elapsed_s"] = round(time.monotonic() - start, 2)
     if not outcome.ok:
         record.update(stage="train", reason=outcome.reason)
         return record
-    record["eval_success"] = outcome.result["eval_success"]
-    record["eval_return"] = outcome.result["eval_return"]
-    record.update(status="ok", fitness=fitness(outcome.progress, mode=job.get("fitness", "max"),
-                                                evaluation=outcome.result["eval_success"]),
-                  tiebreak=tiebreak(outcome.progress))
+    record["eval_success"] = outcome.result.eval_success
+    record["eval_return"] = outcome.result.eval_return
+    record.update(status="ok", fitness=fitness(record["curve"], mode=job.get("fitness", "max"),
+                                                evaluation=outcome.result.eval_success),
+                  tiebreak=tiebreak(record["curve"]))
     return record

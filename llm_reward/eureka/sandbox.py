@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 from llm_reward.eureka import channel
 from llm_reward.eureka.channel import ChannelError, FrameReader
+from llm_reward.eureka.frames import ErrorFrame, ProgressFrame, SmokeResult, TrainResult, parse_frame
 from llm_reward.eureka.jail import (JAIL_TMP, NOBODY, check_isolation, default_isolation, jail_command,
                                    jailed_child, package_root)
 
@@ -101,8 +102,8 @@ class SandboxResult:
 
     ok: bool
     reason: str = ""
-    result: dict[str, Any] | None = None
-    progress: list[dict[str, Any]] = field(default_factory=list)
+    result: SmokeResult | TrainResult | None = None
+    progress: list[ProgressFrame] = field(default_factory=list)
     elapsed_s: float = 0.0
     killed: bool = False
     log_tail: str = ""
@@ -345,7 +346,7 @@ def remove_tree(path: str | os.PathLike, deadline: float) -> bool:
 
 
 def run_job(job: dict[str, Any], *, limits: SandboxLimits | None = None, sandbox_root: str | Path | None = None,
-            on_progress: Callable[[dict[str, Any]], None] | None = None,
+            on_progress: Callable[[ProgressFrame], None] | None = None,
             log_path: str | Path | None = None) -> SandboxResult:
     """Run ``job`` (mode ``smoke`` or ``train`` and its arguments) in a runner with its own reward server; return
     the checked result.
@@ -385,7 +386,7 @@ def run_job(job: dict[str, Any], *, limits: SandboxLimits | None = None, sandbox
 
 
 def _collect(reader: FrameReader, mode: str, deadline: float,
-             on_progress: Callable[[dict[str, Any]], None] | None) -> SandboxResult:
+             on_progress: Callable[[ProgressFrame], None] | None) -> SandboxResult:
     outcome = SandboxResult(ok=False)
     while True:
         try:
@@ -397,52 +398,20 @@ def _collect(reader: FrameReader, mode: str, deadline: float,
         if frame is None:
             return outcome
         try:
-            checked = check_frame(mode, frame)
+            checked = parse_frame(mode, frame)
         except ChannelError as exc:
             outcome.reason = f"bad output from the worker: {exc}"
             return outcome
-        if checked["type"] == "progress":
+        if isinstance(checked, ProgressFrame):
             outcome.progress.append(checked)
             if on_progress is not None:
                 on_progress(checked)
-        elif checked["type"] == "error":
-            outcome.reason = checked["reason"]
+        elif isinstance(checked, ErrorFrame):
+            outcome.reason = checked.reason
             return outcome
-        elif checked["type"] == "result":
+        else:
             outcome.ok, outcome.result = True, checked
             return outcome
-
-
-def check_frame(mode: str, frame: dict[str, Any]) -> dict[str, Any]:
-    """The frame rebuilt from its expected, checked fields only; ChannelError for anything else."""
-    kind = frame["type"]
-    if kind == "error":
-        return {"type": "error", "reason": channel.reason_text(frame.get("reason"))}
-    if kind == "progress" and mode == "train":
-        return {"type": "progress", "point": int(channel.finite_number(frame.get("point"), "point")),
-                "timestep": int(channel.finite_number(frame.get("timestep"), "timestep")),
-                "episodes": int(channel.finite_number(frame.get("episodes"), "episodes")),
-                "success_rate": channel.optional_number(frame.get("success_rate"), "success_rate"),
-                "env_return": channel.optional_number(frame.get("env_return"), "env_return"),
-                "reward_mean": channel.optional_number(frame.get("reward_mean"), "reward_mean"),
-                "components": channel.component_means(frame.get("components")),
-                **{key: channel.optional_number(frame.get(key), key)  # failure diagnosis for the reflection
-                   for key in ("progress_best_mean", "progress_best_max", "time_limit_rate")}}
-    if kind == "result" and mode == "smoke":
-        components = frame.get("components")
-        if not isinstance(components, dict) or len(components) > channel.MAX_COMPONENTS:
-            raise ChannelError("smoke components must be a dict of at most 32 entries")
-        stats = {}
-        for name, values in components.items():
-            channel.component_means({name: 0.0})  # the name check
-            stats[name] = channel.number_list(values, f"components[{name!r}]", max_len=3)
-        return {"type": "result", "steps": int(channel.finite_number(frame.get("steps"), "steps")),
-                "total": channel.number_list(frame.get("total"), "total", max_len=3), "components": stats}
-    if kind == "result" and mode == "train":
-        return {"type": "result", "timesteps": int(channel.finite_number(frame.get("timesteps"), "timesteps")),
-                "eval_success": channel.optional_number(frame.get("eval_success"), "eval_success"),
-                "eval_return": channel.optional_number(frame.get("eval_return"), "eval_return")}
-    raise ChannelError(f"unexpected frame type {kind!r} in mode {mode!r}")
 
 
 def _exit_reason(returncode: int | None, log_tail: str) -> str:

@@ -35,8 +35,8 @@ import json
 import logging
 import math
 import statistics
-import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -55,6 +55,7 @@ from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
 from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
 from llm_reward.eureka.sandbox import kill_all_workers
 from llm_reward.eureka.server import CodeRewardError
+from llm_reward.jsonio import write_json
 from llm_reward.types import Messages
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,6 @@ def sample_seed(search_seed: int, iteration: int, sample: int) -> int:
     return search_seed * 1_000_000 + iteration * 1_000 + sample
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")  # one per writer thread
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)  # atomic: a crash never leaves half a result.json that a rerun would trust
-
-
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
@@ -174,9 +168,9 @@ class EurekaSearch:
         """Run (or continue) every iteration, then the final retraining; returns and writes ``summary.json``."""
         cfg, start = self.config, time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.run_dir / "config.json", {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"),
+        write_json(self.run_dir / "config.json", {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"),
                                                   "search": asdict(cfg), "context": self.context.as_dict()})
-        _write_json(self.run_dir / "context.json", self.context.as_dict())
+        write_json(self.run_dir / "context.json", self.context.as_dict())
         (self.run_dir / "context.txt").write_text(self.context.as_text())
         executor = self._start_executor()
         iterations, best, feedback = [], None, None
@@ -204,7 +198,7 @@ class EurekaSearch:
             raise
         executor.shutdown()
         summary = self._summary(iterations, best, final, time.monotonic() - start)
-        _write_json(self.run_dir / "summary.json", summary)
+        write_json(self.run_dir / "summary.json", summary)
         return summary
 
     def _start_executor(self) -> Any:
@@ -234,7 +228,7 @@ class EurekaSearch:
             messages = initial_messages(self.context)
         else:
             messages = feedback_messages(self.context, feedback["code"], feedback["text"])
-        _write_json(it_dir / "prompt.json", messages)
+        write_json(it_dir / "prompt.json", messages)
         records: dict[int, dict[str, Any]] = {}
         futures: dict[cf.Future, int] = {}
         screened: list[dict[str, Any]] = []
@@ -279,7 +273,7 @@ class EurekaSearch:
         bar.close()
         ordered = [records[k] for k in range(cfg.samples)]
         summary = self._iteration_summary(it, ordered)
-        _write_json(it_dir / "summary.json", summary)
+        write_json(it_dir / "summary.json", summary)
         return ordered, summary
 
     def _write_code(self, messages: Messages, cand_dir: Path, seed: int) -> tuple[str | None, list[dict[str, Any]]]:
@@ -353,20 +347,17 @@ class EurekaSearch:
     @staticmethod
     def _finish(cand_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
         record = {"candidate": cand_dir.name, **record}
-        _write_json(cand_dir / "result.json", record)
+        write_json(cand_dir / "result.json", record)
         return record
 
     def _iteration_summary(self, it: int, records: list[dict[str, Any]]) -> dict[str, Any]:
         ok = [r for r in records if r["status"] == "ok"]
         executable = [r for r in records if _executable(r)]
-        stages = {}
-        for r in records:
-            if r["status"] == "failed":
-                stages[r["stage"]] = stages.get(r["stage"], 0) + 1
+        stages = Counter(r["stage"] for r in records if r["status"] == "failed")
         summary: dict[str, Any] = {
             "iteration": it, "candidates": len(records), "executable": len(executable), "trained": len(ok),
             "executable_first_try": sum(not r.get("repairs") for r in executable),
-            "execute_rate": len(executable) / len(records), "failures_by_stage": stages,
+            "execute_rate": len(executable) / len(records), "failures_by_stage": dict(stages),
             "best_candidate": None, "best_training_fitness": None,
             "prescreen_scores": [r.get("prescreen_score") for r in records],
             "training_fitness": [r.get("fitness") for r in records],
@@ -428,7 +419,7 @@ class EurekaSearch:
         if self._stopping or future.cancelled() or future.exception() is not None:
             return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
         record = {**future.result(), "eval_episodes": self.config.final_eval_episodes}
-        _write_json(path, record)
+        write_json(path, record)
         return record
 
     def _blind_code(self) -> str | None:
@@ -439,7 +430,7 @@ class EurekaSearch:
                            action=ctx.action, success=None, hidden_info_keys=ctx.hidden_info_keys)
         code, attempts = self._write_code(initial_messages(blind), self.run_dir / "blind", sample_seed(
             self.config.seed, 999, 0))
-        _write_json(self.run_dir / "blind" / "result.json", {"code": code, "attempts": attempts})
+        write_json(self.run_dir / "blind" / "result.json", {"code": code, "attempts": attempts})
         return code
 
     def _summary(self, iterations: list[dict[str, Any]], best: dict[str, Any] | None,
@@ -457,7 +448,7 @@ class EurekaSearch:
             "execute_rate_first_try": sum(s["executable_first_try"] for s in iterations) / total if total else 0.0,
             "execute_rate_per_iteration": [s["execute_rate"] for s in iterations],
             "best_training_fitness_per_iteration": [s["best_training_fitness"] for s in iterations],
-            "failures_by_stage": _merge_counts([s["failures_by_stage"] for s in iterations]),
+            "failures_by_stage": dict(sum((Counter(s["failures_by_stage"]) for s in iterations), Counter())),
             "best_candidate": None if best is None else f"{best.get('candidate')}",
             "best_training_fitness": None if best is None else best["fitness"],
             "prescreen_spearman": spearman([p for p, _ in scored], [order.index(k) for _, k in scored])
@@ -505,14 +496,6 @@ def final_arm(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
 def _mean(values: list[float | None]) -> float | None:
     valid = [v for v in values if v is not None]
     return statistics.mean(valid) if valid else None
-
-
-def _merge_counts(counts: list[dict[str, int]]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for c in counts:
-        for k, v in c.items():
-            merged[k] = merged.get(k, 0) + v
-    return merged
 
 
 def hns_summary(scores: Mapping[str, list[float | None]]) -> dict[str, Any]:
