@@ -1,12 +1,19 @@
-"""The Hydra config tree (``pkg://llm_reward.conf``) and the resolvers its paths use."""
+"""The Hydra config tree (``pkg://llm_reward.conf``) and the resolvers its paths use.
+
+The resolvers name each Motif stage (rollouts, labels, reward model) after what decides it; their hashes come from
+:func:`llm_reward.identity.digest`, the one stage-identity hash of every track.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from llm_reward.identity import digest
+
+from .schema import register as _register_schemas
 
 
 def policy_tag(policy: str | None) -> str:
@@ -15,8 +22,7 @@ def policy_tag(policy: str | None) -> str:
     if policy is None:
         return ""
     path = Path(policy)
-    digest = hashlib.sha256(path.read_bytes() if path.is_file() else str(path.resolve()).encode()).hexdigest()
-    return f"_{path.stem}-{digest[:8]}"
+    return f"_{path.stem}-{digest(path.read_bytes() if path.is_file() else str(path.resolve()))}"
 
 
 def goal_tag(goal: str) -> str:
@@ -25,7 +31,7 @@ def goal_tag(goal: str) -> str:
     if goal == "default":
         return ""
     if goal.startswith("text:"):
-        return f"_goal-{hashlib.sha256(goal.encode()).hexdigest()[:8]}"
+        return f"_goal-{digest(goal)}"
     return f"_goal-{goal}"
 
 
@@ -73,3 +79,4 @@ OmegaConf.register_new_resolver("goal_tag", goal_tag, replace=True)
 OmegaConf.register_new_resolver("strategy_tag", strategy_tag, replace=True)
 OmegaConf.register_new_resolver("dense_tag", dense_tag, replace=True)
 OmegaConf.register_new_resolver("dense_default", dense_default, replace=True)
+_register_schemas()

@@ -187,6 +187,18 @@ def get_adapter(env_id: str) -> EnvAdapter:
 def captioner_name(env_id: str) -> str:
     """Name of the caption format of ``env_id`` (reward models refuse captions of another format).
 
+    Rollouts, labels and reward models are keyed on it, so a captioner change never reuses captions written in the
+    old format.
+
+    Args:
+        env_id: a Gymnasium id with an adapter (built in or registered with :func:`register_adapter`).
+
+    Returns:
+        The adapter's ``captioner_name``, e.g. ``minigrid-text-nomission-v1``.
+
+    Raises:
+        ValueError: no adapter handles ``env_id``.
+
     Example:
         >>> captioner_name("CartPole-v1")
         'vector-state-v1'

@@ -12,6 +12,7 @@ MODULES = [
     "llm_reward",  # the quickstart: every root export on one path
     "llm_reward.types",  # the contracts: Labeler, LabelBatch
     "llm_reward.jsonio",
+    "llm_reward.identity",  # the stage-identity hash of every track
     "llm_reward.llm",
     "llm_reward.feedback.prompts",
     "llm_reward.feedback.labelers",
@@ -37,6 +38,8 @@ MODULES = [
     "llm_reward.envs.registry",
     "llm_reward.envs.minigrid",
     "llm_reward.agents.factory",
+    "llm_reward.conf.schema",
+    "llm_reward.eureka.frames",
 ]
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 from llm_reward.apps._common import ConfigError
 from llm_reward.apps.experiment import reward_kind, validate
 from llm_reward.apps.rewards import CountBonus, ExtrinsicOnly, OfflineReward, OnlineReward
 from llm_reward.apps.train import claim_run_dir
+from llm_reward.conf.schema import TrainSection
 from llm_reward.training.context import BuiltReward
 
 CONF = Path(__file__).parents[1] / "conf"
@@ -96,6 +98,16 @@ def test_config_errors_name_the_key_before_any_work(overrides, key, tmp_path):
         validate(cfg)
     assert str(error.value).startswith(key) or f" {key}" in str(error.value), str(error.value)
     assert not any(tmp_path.iterdir())  # nothing collected, nothing written
+
+
+@pytest.mark.parametrize("override, key", [("train.n_envs=four", "train.n_envs"),
+                                           ("train.subprocess=maybe", "train.subprocess"),
+                                           ("rollouts.n_steps=1.5", "rollouts.n_steps")])
+def test_typed_sections_refuse_a_wrong_type_when_composed(override, key):
+    """conf/schema.py: a value of the wrong type in a typed section stops the composition, naming the key."""
+    with pytest.raises(Exception, match=key.replace(".", r"\.")):
+        config(override)
+    assert OmegaConf.get_type(config().train) is TrainSection
 
 
 @pytest.mark.parametrize("overrides, dense_pairs", [

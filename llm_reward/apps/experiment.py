@@ -24,6 +24,7 @@ from llm_reward.agents import agent_defaults, evaluate_success, make_agent, make
 from llm_reward.agents.evaluation import missing_info_keys
 from llm_reward.apps._common import ConfigError, config_key, run_context, use_env_adapter
 from llm_reward.apps.baseline import baseline_runner
+from llm_reward.conf.schema import check_sections
 from llm_reward.envs import get_adapter, make_env, make_vec_env, success_rule
 from llm_reward.jsonio import write_json
 from llm_reward.shaping.formula import ShapingConfig
@@ -76,12 +77,10 @@ def validate(cfg: DictConfig) -> tuple[Any, RunContext]:
         success_rule(adapter, cfg.env.id, cfg.env.get("success"))
     with config_key("agent.algo"):
         validate_algo(cfg.agent.algo, cfg.env.id)
-    for key in ("total_timesteps", "n_envs", "eval_episodes", "eval_every_episodes"):
-        if int(cfg.train[key]) < 1:
-            raise ConfigError(f"train.{key} must be >= 1, got {cfg.train[key]}")
-    if int(cfg.train.eval_every) < 0:
-        raise ConfigError(f"train.eval_every must be >= 0 (0: no evaluation during training), got "
-                          f"{cfg.train.eval_every}")
+    try:  # types and key names were checked when the config was composed (conf/schema.py); ranges here
+        check_sections(cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     kind = reward_kind(cfg)
     check = getattr(kind, "check", None)
     if check is not None:

@@ -15,11 +15,12 @@ iterations or final seeds) or change where it runs (workers, executor, limits) m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any, Mapping
+
+from llm_reward.identity import digest
 
 #: ``search.*`` keys a resumed run may change: they add or place work, never change a finished candidate.
 RESUMABLE_KEYS = frozenset({"samples", "iterations", "final_seeds", "baselines", "blind", "workers", "executor",
@@ -39,9 +40,8 @@ def search_identity(env_id: str, llm_name: str, search: Mapping[str, Any],
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
-    """Eight hex digits of the identity's SHA-256 (stable across runs and machines)."""
-    text = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    """Eight hex digits of the identity's SHA-256 (:func:`llm_reward.identity.digest`, stable across machines)."""
+    return digest(dict(identity))
 
 
 def default_run_dir(identity: Mapping[str, Any], root: str | Path = "runs/eureka") -> Path:

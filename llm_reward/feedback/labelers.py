@@ -34,6 +34,16 @@ MODES = ("rlaif", "motif", "pointwise")
 class LLMPreferenceLabeler:
     """Asks an LLM which caption shows more progress.
 
+    Args:
+        llm: the judge (:func:`~llm_reward.llm.make_llm`).
+        prompt: the question's domain, goal and wording.
+        mode: ``rlaif`` (P(first preferred) from the judge's answer-token probabilities), ``motif`` (free-text
+            verdicts) or ``pointwise`` (one P(yes) per caption, Bradley-Terry labels from their scores).
+        both_orders: ask each pair in both orders and average (cancels the judge's position bias).
+        temperature: sampling temperature of ``motif`` verdicts.
+        top_p: nucleus sampling of ``motif`` verdicts.
+        max_tokens: the longest ``motif`` verdict.
+
     Example:
         >>> from llm_reward.llm import make_llm
         >>> judge = LLMPreferenceLabeler(make_llm("local"), PairPrompt("nethack", goal=None), mode="rlaif")

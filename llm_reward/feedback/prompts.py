@@ -68,6 +68,12 @@ def goal_sentence(domain: str, variant: str = "default", env_goal: str | None = 
 class PairPrompt:
     """Builds judge messages for one ordered caption pair.
 
+    Args:
+        domain: the env family whose captions are judged (``minigrid``, ``nethack``, ...): names the game.
+        goal: the goal sentence the judge is told (:func:`goal_sentence`); None: no goal (zero-knowledge).
+        chain_of_thought: let ``motif`` verdicts reason before answering.
+        version: the wording's version (part of a label store's fingerprint).
+
     Example:
         >>> prompt = PairPrompt(domain="nethack", goal=goal_sentence("nethack", "gold"))
         >>> messages = prompt.rlaif("You see here 12 gold pieces.", "It's a wall.")

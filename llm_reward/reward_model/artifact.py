@@ -32,7 +32,15 @@ QUANTILE_POINTS = 101  # q = 0, 0.01, ..., 1
 class RewardArtifact:
     """Normalized caption reward ``(r(caption) - mean) / std``: the :class:`CaptionRewardFn` the RL wrappers use.
 
-    Picklable (SubprocVecEnv workers, rl-baselines3-zoo env wrappers).
+    Picklable (SubprocVecEnv workers, rl-baselines3-zoo env wrappers). Built by :func:`build_artifact`.
+
+    Args:
+        model: the trained reward model.
+        captioner: the caption format it was trained on (it refuses captions of another).
+        metrics: the fit's metrics (saved beside the weights).
+        mean: the raw reward's mean over the training captions.
+        std: its standard deviation.
+        quantiles: raw-reward quantiles, for :meth:`threshold`.
 
     Example:
         >>> import tempfile

@@ -41,6 +41,15 @@ class RewardModelRecipe:
     1 / 0 / tie). A small judge's both-order-averaged labels are right in sign far more often than they are
     confident (on our probe: 16/18 right with labels within 0.02 of 0.5), so hard targets keep that signal.
 
+    Args:
+        encoder: ``char_cnn`` or ``sentence_embedding``.
+        encoder_kwargs: the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+        epochs: the most epochs to train.
+        n_members: ensemble members.
+        seed: seeds the split, the initialization and the dense pairs.
+        targets: ``hard`` or ``soft`` (above).
+        dense_pairs: extra pairs labelled by a pointwise judge's caption scores (0: none).
+
     Example:
         >>> recipe = RewardModelRecipe(epochs=5, seed=0)
         >>> model, metrics = recipe.fit(["You find gold."] * 4, ["A wall."] * 4, np.ones(4), progress=False)

@@ -31,21 +31,44 @@ def fit_reward_model(captions_a: Sequence[str], captions_b: Sequence[str], label
                      encoder_kwargs: Mapping[str, Any] | None = None, caption_scores: Mapping[str, float] | None = None,
                      dense_pairs: int = 0, dense_targets: str = "hard",
                      exclude_pairs: Sequence[tuple[str, str]] = ()) -> tuple[RewardModel, dict[str, Any]]:
-    """Train a reward model on labelled caption pairs; returns the model and its metrics.
+    """Train a Bradley-Terry reward model on labelled caption pairs.
 
-    ``labels``: P(first preferred) in [0, 1], 0.5 = tie, NaN = unknown (dropped, counted). A seeded
-    ``val_fraction`` of the known pairs is held out; training stops early after ``patience`` epochs without a
-    better validation loss and keeps the best epoch's weights (``patience=None`` runs all ``epochs``).
-    ``oracle_labels`` (same layout as ``labels``, e.g. from the game score) gives ``oracle_agreement``.
-    ``encoder_kwargs`` are the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+    A seeded ``val_fraction`` of the known pairs is held out; training stops early after ``patience`` epochs
+    without a better validation loss and keeps the best epoch's weights. A pointwise judge has already ranked every
+    caption it saw, and with one pair per caption the plain pairs keep one bit of that ranking: ``dense_pairs``
+    adds pairs among the training pairs' scored captions, labelled by the judge's own scores. No held-out pair (in
+    either order), nor any of ``exclude_pairs``, is drawn, so ``heldout_accuracy`` measures pairs the model was not
+    trained on (their captions may have been compared with others, as they may be when captions repeat).
 
-    ``dense_pairs`` > 0 with ``caption_scores`` (a pointwise judge's score per caption, the store's
-    ``caption_scores()``) adds that many pairs among the *training* pairs' scored captions, each labelled by the
-    judge's own scores (``dense_targets``: ``hard`` = side of the score gap, ``soft`` = sigmoid of it). A pointwise
-    judge has already ranked every caption it saw; with one pair per caption the plain pairs keep one bit of that
-    ranking. No held-out pair (in either order), nor any of ``exclude_pairs`` (e.g. a test fold fitted apart), is
-    drawn: ``heldout_accuracy`` measures pairs the model was not trained on, though their captions may have been
-    compared with others (as they may be without dense pairs when captions repeat).
+    Args:
+        captions_a: the first caption of each pair.
+        captions_b: the second caption of each pair.
+        labels: P(first preferred) in [0, 1] per pair; 0.5 is a tie, NaN unknown (dropped, counted).
+        encoder: ``char_cnn`` or ``sentence_embedding`` (the ``[embeddings]`` extra).
+        epochs: the most epochs to train.
+        n_members: ensemble members (their mean is the reward).
+        seed: seeds the split, the initialization and the dense pairs.
+        progress: show a progress bar.
+        oracle_labels: labels of the same pairs from a ground truth (e.g. the game score), for
+            ``oracle_agreement``.
+        val_fraction: the share of known pairs held out.
+        batch_size: pairs per gradient step.
+        lr: Adam's learning rate.
+        patience: epochs without a better validation loss before stopping; None runs all ``epochs``.
+        encoder_kwargs: the encoder's hyper-parameters (char_cnn: ``max_chars``, ``truncate``, sizes).
+        caption_scores: a pointwise judge's score per caption (the label store's ``caption_scores()``).
+        dense_pairs: how many judge-score-labelled pairs to add (needs ``caption_scores``).
+        dense_targets: ``hard`` (the side of the score gap) or ``soft`` (the sigmoid of it).
+        exclude_pairs: caption pairs never drawn as dense pairs (e.g. a test fold fitted apart).
+
+    Returns:
+        ``(model, metrics)``: the trained :class:`RewardModel` and a dict of pair counts (``n_pairs``, ``n_train``,
+        ``n_val``, ``n_dense_pairs``, ...), ``heldout_accuracy``, ``train_accuracy``, losses, timings and
+        ``oracle_agreement`` (NaN without ``oracle_labels``).
+
+    Raises:
+        ValueError: labels of the wrong length or outside [0, 1], no pair with a preferred side, or a bad
+            hyper-parameter, before any training.
 
     Example:
         >>> import numpy as np

@@ -7,8 +7,6 @@ probe, policy, context length) runs before the first sample is drawn, and names 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
 from llm_reward.feedback.text_prompts import DEFAULT_CONSTITUTION, PairExample, ResponsePairPrompt, \
     ResponseScorePrompt, ScoreExample
+from llm_reward.identity import digest
 from llm_reward.jsonio import write_json
 from llm_reward.llm import LLMError, make_llm
 from llm_reward.rlaif.constraints import checker_success
@@ -78,8 +77,7 @@ def run_key(cfg: DictConfig) -> str:
     decided = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("policy", "judge", "data", "distilled")}
     decided["distilled"] = decided["distilled"] if cfg.mode == "distilled" else None
     decided["train"] = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "steps"}
-    digest = hashlib.sha256(json.dumps(decided, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{cfg.mode}_{cfg.policy.name}_{cfg.judge.name}_seed{cfg.seed}_{digest}"
+    return f"{cfg.mode}_{cfg.policy.name}_{cfg.judge.name}_seed{cfg.seed}_{digest(decided, length=10)}"
 
 
 def check_config(cfg: DictConfig) -> tuple[TrainSettings, PromptSet]:

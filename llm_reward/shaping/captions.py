@@ -19,6 +19,11 @@ PROGRESS_KEY = "progress"
 class FunctionCaptioner:
     """Adapts a plain ``fn(obs, info) -> str`` to the :class:`Captioner` protocol.
 
+    Args:
+        fn: the caption function of an observation and its step info.
+        name: the caption format's name (reward models refuse captions of another format); None:
+            ``function:<fn's qualified name>``.
+
     Example:
         >>> captioner = FunctionCaptioner(lambda obs, info: f"The cart is at {obs[0]:.1f}.", name="cartpole")
         >>> captioner(None, [0.25, 0.0], {}), captioner.name
@@ -38,6 +43,11 @@ class FunctionCaptioner:
 
 class CaptionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Adds ``info["caption"]`` (and ``info["progress"]`` when a progress oracle is given) on reset and step.
+
+    Args:
+        env: the Gymnasium env to caption.
+        captioner: ``captioner(env, obs, info) -> str`` (:class:`~llm_reward.types.Captioner`).
+        progress: the progress oracle ``progress(env, obs, info) -> float``; None: no ``info["progress"]``.
 
     Example:
         >>> env = CaptionWrapper(gym.make("CartPole-v1"), FunctionCaptioner(lambda obs, info: f"x={obs[0]:.2f}"))

@@ -79,9 +79,13 @@ def _caption(info: dict[str, Any], where: str) -> str:
 class LLMRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces the env reward by the shaped reward ``alpha_ext*r_env + alpha_int*bonus(caption)`` (Motif).
 
-    ``reward_model``: any ``CaptionRewardFn`` or a path to a saved reward model. ``captioner``: a Captioner or an
-    import path of one; when given, the env is wrapped in a CaptionWrapper first (``progress`` goes with it),
-    otherwise an inner CaptionWrapper must provide ``info["caption"]``. ``**shaping``: :class:`ShapingConfig`.
+    Args:
+        env: the Gymnasium env.
+        reward_model: any ``CaptionRewardFn`` (captions -> rewards) or the path of a saved reward model.
+        captioner: a Captioner or the import path of one; when given, the env is wrapped in a CaptionWrapper first
+            (``progress`` goes with it), otherwise an inner CaptionWrapper must provide ``info["caption"]``.
+        progress: the progress oracle handed to that CaptionWrapper.
+        **shaping: the reward formula's settings (:class:`~llm_reward.shaping.formula.ShapingConfig`).
 
     Example (a reward model is any function of captions; a saved one is given by its directory):
         >>> import gymnasium as gym, numpy as np
@@ -152,8 +156,13 @@ class LLMRewardVecEnv(VecEnvWrapper):
     first caption of the new episode, read from the inner VecEnv's ``reset_infos`` (SB3 auto-reset).
     ``reset()`` restarts the episodic counts of every env; global counts last as long as the wrapper.
 
-    ``reward_model``: any ``CaptionRewardFn`` (a torch module is fine) or a path to a saved reward model;
-    ``**shaping``: :class:`ShapingConfig`. Also usable as an rl-baselines3-zoo ``vec_env_wrapper``.
+    Also usable as an rl-baselines3-zoo ``vec_env_wrapper``.
+
+    Args:
+        venv: the VecEnv; its envs must put ``info["caption"]`` in every step's info (a CaptionWrapper inside,
+            as :func:`~llm_reward.envs.make_vec_env` builds them).
+        reward_model: any ``CaptionRewardFn`` (a torch module is fine) or the path of a saved reward model.
+        **shaping: the reward formula's settings (:class:`~llm_reward.shaping.formula.ShapingConfig`).
 
     Example:
         >>> import numpy as np
