@@ -823,3 +823,169 @@ def test_escape_a_worker_that_stops_reading_cannot_block_the_caller():
     finally:
         server.close()
     assert time.monotonic() - start < 10
+
+
+# -- numpy's memory views: the allow-list and the code's numpy namespace ------------------------------------------
+#: Routes to an array of objects, records or pointers (from which a view over raw memory reads and forges Python
+#: objects), each written past the allow-list: aliased, with a computed dtype, or through an allowed call.
+NUMPY_MEMORY_ROUTES = [
+    "f = np.ndarray\nkw = {'buf' + 'fer': np.zeros(1, dtype=np.uint64)}\na = f((1,), **kw)",
+    "from numpy import ndarray as f\na = f((1,))",
+    "import numpy\na = numpy.ndarray((1,))",
+    "a = np.empty(1, dtype='o'.upper())",
+    "a = np.ones(2, 'o'.upper())",
+    "a = np.zeros(1, dtype='v'.upper() + '8')",
+    "d = [('a', 'o'.upper())]\na = np.zeros(1, dtype=d)",
+    "a = np.zeros(2, dtype='t'.upper())",
+    "a = np.array([print])",
+    "a = np.array([1, None])",
+    "a = np.asarray([2 ** 70])",
+    "a = np.full(2, print)",
+    "a = np.where(True, print, 1)",
+    "a = np.stack([np.zeros(1), [print]])",
+    "a = np.concatenate([[print], [1]])",
+    "a = np.meshgrid([print], [1])",
+    "a = np.select([True], [print])",
+    "a = np.repeat([print], 2)",
+    "t = np.array([1])\nf = 'o'.upper()\na = t.astype(f)",
+    "a = np.zeros(2).cumsum(dtype='o'.upper())",
+    "a = np.zeros(2).sum(None, 'o'.upper())",
+    "a = np.cumsum(np.zeros(2), dtype='o'.upper())",
+    "g = np.add\na = g.accumulate(np.zeros(2), 0, 'o'.upper())",
+    "a = np.einsum('i->i', np.zeros(2), dtype='o'.upper())",
+]
+
+
+@pytest.mark.parametrize("route", NUMPY_MEMORY_ROUTES)
+def test_escape_numpy_object_and_raw_memory_arrays_are_refused_at_run_time(route):
+    """The code's numpy (built by the worker, out of the code's reach) refuses each route when it runs."""
+    from llm_reward.eureka.guard import RewardCodeError, call_reward, load_reward
+
+    code = reward(route + "\nreturn float(a.dtype.kind == 'O'), {}")
+    check_code(code)  # each one gets past the allow-list: the run-time layer is what is tested here
+    fn = load_reward(code)
+    with pytest.raises(RewardCodeError, match="not allowed in reward code|not callable"):
+        call_reward(fn, np.zeros(3), np.zeros(1), np.zeros(3), {})
+
+
+def test_escape_numpy_memory_views_refused_by_the_allowlist_and_missing_from_the_namespace():
+    from llm_reward.eureka.guard import safe_numpy
+
+    for line in ("a = np.ndarray((1,), dtype=np.uint64, buffer=obs)", "a = np.empty(1, dtype='O')",
+                 "a = obs.astype('V8')", "a = np.zeros(1, dtype=[('a', 'u8')])", "obs.dtype = np.uint64",
+                 "f = obs.astype", "a = np.frombuffer(obs)", "a = np.lib.stride_tricks.as_strided(obs)"):
+        with pytest.raises(CodeRejected):
+            check_code(reward(line + "\nreturn 0.0, {}"))
+    view = safe_numpy()
+    for name in ("frombuffer", "frompyfunc", "vectorize", "fromiter", "rec", "dtype", "lib", "ctypeslib", "void",
+                 "object_", "ma", "memmap"):
+        assert not hasattr(view, name), name
+    assert isinstance(np.zeros(2), view.ndarray) and not isinstance(1.0, view.ndarray)
+    assert isinstance(np.float32(1), (view.ndarray, view.floating))
+
+
+def test_escape_ordinary_reward_code_runs_on_the_guarded_numpy():
+    """What reward code writes (the wrapper-speed benchmark's and the allow-list test's code, astype, reductions,
+    ufunc methods, linalg, tuples of arrays) gives the same numbers as on plain numpy."""
+    from llm_reward.eureka.guard import call_reward, load_reward
+
+    code = reward("""
+        v = np.linalg.norm(next_obs[:2] - obs[:2]) + math.cos(1.0)
+        x = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0).sum()
+        k = float(info.get('is_success', 0.0)) + float(np.maximum.reduce([1.0, 2.0]))
+        ctrl = -0.1 * float(np.sum(np.square(action)))
+        m = next_obs.astype(np.float32).mean(axis=0) + obs.astype('float64').std() + obs.cumsum(0)[-1]
+        lo, hi = np.split(np.arange(4.0), 2)
+        hist, edges = np.histogram(obs, bins=3)
+        q = np.add.accumulate(obs)[-1] + obs.clip(0.0, 1.0).dot(obs) + float(isinstance(obs, np.ndarray))
+        from numpy.linalg import det
+        d = det(np.eye(2)) + obs.sum(dtype=np.float64) + np.mean(obs, dtype=np.float32)
+        total = float(v + x + k + ctrl + m + lo.sum() + hi.sum() + hist.sum() + edges[0] + q + d)
+        return total, {'v': float(v), 'x': float(x)}
+        """, header="import math\nimport numpy as np\n")
+    check_code(code)
+    obs, action, next_obs = np.linspace(-1, 2, 5), np.array([0.5, -2.0]), np.linspace(0, 1, 5)
+    guarded = call_reward(load_reward(code), obs, action, next_obs, {"is_success": 1.0})
+    namespace: dict = {}
+    exec(compile(code, "<plain>", "exec"), namespace)  # noqa: S102 - the test's own code, on plain numpy
+    plain = call_reward(namespace["compute_reward"], obs, action, next_obs, {"is_success": 1.0})
+    assert guarded == plain
+
+
+@needs_jail
+def test_escape_numpy_fake_object_escape_is_refused_in_the_jailed_server():
+    """The red team's escape (an object array over raw memory, then the real builtins), written so the allow-list
+    passes it, in the real server with every layer on: refused by the code's numpy, not by the OS."""
+    from llm_reward.eureka.server import CodeRewardError, RewardServer
+
+    code = reward("""
+        nd = np.ndarray
+        kw = {'buf' + 'fer': np.array([1], dtype=np.uint64)}
+        a = nd((1,), dtype='o'.upper(), **kw)[0]
+        return float(a is None), {}
+        """)
+    check_code(code)
+    server = RewardServer(code)
+    try:
+        with pytest.raises(CodeRewardError, match="not callable"):
+            server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
+    finally:
+        server.close()
+
+
+def test_escape_syscall_filter_refuses_memfd_ipc_and_parent_death_changes():
+    """memfd (host memory outside every rlimit), System V and POSIX IPC objects (they outlive the worker), and
+    clearing PR_SET_PDEATHSIG (to outlive the caller): refused by the filter; reading the setting still works."""
+    program = textwrap.dedent("""
+        import ctypes, os
+        from llm_reward.eureka.jail import install_syscall_filter
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9, 0, 0, 0)
+        install_syscall_filter()
+        refused = []
+        for name, call in [('memfd', lambda: os.memfd_create('m')), ('shmget', lambda: libc.shmget(0, 4096, 0o1600)),
+                           ('semget', lambda: libc.semget(0, 1, 0o1600)), ('msgget', lambda: libc.msgget(0, 0o1600)),
+                           ('mq_open', lambda: libc.mq_open(b'/eureka-test', 0o100 | 2, 0o600, None)),
+                           ('pdeathsig', lambda: libc.prctl(1, 0, 0, 0, 0))]:
+            try:
+                result = call()
+            except OSError:
+                result = -1
+            if result == -1:
+                refused.append(name)
+        signal = ctypes.c_int(0)
+        libc.prctl(2, ctypes.byref(signal), 0, 0, 0)
+        print(','.join(refused), signal.value)
+    """)
+    done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {_root()!r})\n" + program],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["memfd,shmget,semget,msgget,mq_open,pdeathsig", "9"]
+
+
+@pytest.mark.parametrize("isolation", ["os", "process"])
+def test_escape_server_cannot_hold_memory_outside_its_limits(isolation):
+    """In the real server (OS layers only, as if the code were past the allow-list): no memfd, few descriptors."""
+    from llm_reward.eureka.guard import SERVER_MAX_OPEN_FILES
+
+    if isolation == "os" and JAIL_STATUS is not None:
+        pytest.skip(JAIL_STATUS)
+    body = """
+    try:
+        os.memfd_create('m')
+        hits['memfd'] = 1.0
+    except OSError:
+        hits['memfd'] = 0.0
+    fds = []
+    try:
+        for _ in range(1000):
+            fds.append(os.dup(0))
+    except OSError:
+        pass
+    hits['more_files'] = len(fds)
+    for fd in fds:
+        os.close(fd)
+    """
+    hits, _ = _serve_once(_attack(body), limits=SandboxLimits(memory_mb=2048, isolation=isolation))
+    assert hits["memfd"] == 0.0
+    assert 0 < hits["more_files"] < SERVER_MAX_OPEN_FILES

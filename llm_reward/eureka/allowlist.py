@@ -5,10 +5,12 @@ arithmetic Python over ``math`` and ``numpy`` where every attribute is named her
 ``math.<name>`` must be one of the listed numerical callables, types or constants (``np.linalg.<name>`` likewise);
 a module may only appear as the left side of such an attribute (never stored, passed or returned, so no chain of
 attributes reaches another module); any other attribute must be a listed ndarray, dict, list, str or float
-method or property. Dunder and private names, ``open``/``exec``/``eval``/``getattr``/``type`` and friends,
-classes, ``global``/``nonlocal`` and ``with`` are refused. The worker enforces limits a second time (restricted
-builtins, an audit hook) and the operating system a third (:mod:`llm_reward.eureka.jail`), so a gap here is not
-an escape by itself.
+method or property, never assigned, and the dtype-taking ones (``GUARDED_METHODS``) only called directly. Dunder
+and private names, ``open``/``exec``/``eval``/``getattr``/``type`` and friends, classes, ``global``/``nonlocal``
+and ``with`` are refused, and so are ``buffer=`` and object or record dtypes written out. The worker enforces
+limits a second time (a numpy namespace that refuses those dtypes at run time, restricted builtins, an audit hook:
+:mod:`llm_reward.eureka.guard`) and the operating system a third (:mod:`llm_reward.eureka.jail`), so a gap here
+is not an escape by itself.
 
     >>> check_code("import numpy as np\\ndef compute_reward(obs, action, next_obs, info):\\n    return 0.0, {}")
     >>> check_code("import os")
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import ast
 import math
+
+import numpy as np
 
 ALLOWED_MODULES = frozenset({"math", "numpy"})
 MAX_SOURCE_CHARS = 20_000
@@ -102,6 +106,15 @@ OBJECT_ATTRIBUTES = frozenset({
     # ufunc methods (np.add.reduce, np.maximum.accumulate)
     "reduce", "accumulate", "outer",
 })
+#: dtype kinds reward code may make: numbers, bools, datetimes and fixed-width bytes or text. Never objects ('O'),
+#: raw or structured records ('V') or variable-width strings ('T'): their memory holds pointers, and an array of
+#: them built over another array's memory reads and forges Python objects.
+SAFE_DTYPE_KINDS = frozenset("biufcmMSU")
+#: ndarray methods that take a ``dtype`` (or, for ``clip`` and ``dot``, an operand that can promote to object):
+#: they may only be called directly, and the worker routes each call through a run-time dtype check
+#: (``guard.call_method``).
+GUARDED_METHODS = frozenset({"astype", "sum", "prod", "mean", "std", "var", "cumsum", "cumprod", "trace", "clip",
+                             "dot"})
 _FORBIDDEN_NODES: dict[type, str] = {
     ast.Global: "'global' statements", ast.Nonlocal: "'nonlocal' statements", ast.ClassDef: "class definitions",
     ast.AsyncFunctionDef: "async functions", ast.Await: "await", ast.AsyncFor: "async for",
@@ -137,15 +150,18 @@ def check_code(source: str) -> None:
         raise CodeRejected(f"line {exc.lineno}: syntax error: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise CodeRejected(f"unparsable reward code: {type(exc).__name__}") from None
-    modules = _module_aliases(tree)
-    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    for node in ast.walk(tree):
-        reason = _node_reason(node) or _attribute_reason(node, modules, parents)
-        if reason is not None:
-            raise CodeRejected(f"line {getattr(node, 'lineno', '?')}: {reason}")
+    try:
+        modules = module_aliases(tree)
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            reason = _node_reason(node) or _attribute_reason(node, modules, parents) or _dtype_reason(node)
+            if reason is not None:
+                raise CodeRejected(f"line {getattr(node, 'lineno', '?')}: {reason}")
+    except (RecursionError, MemoryError) as exc:  # a checker that cannot finish refuses: never an uncaught error
+        raise CodeRejected(f"reward code too deeply nested to check: {type(exc).__name__}") from None
 
 
-def _module_aliases(tree: ast.AST) -> dict[str, str]:
+def module_aliases(tree: ast.AST) -> dict[str, str]:
     """Local name -> module for ``np``/``math`` (bound in the worker) and every import of numpy, math, linalg.
 
     A name must stand for one module wherever it is bound (``import math as np`` in one branch and ``import numpy
@@ -170,11 +186,14 @@ def _module_aliases(tree: ast.AST) -> dict[str, str]:
     return aliases
 
 
-def _module_of(node: ast.AST, modules: dict[str, str]) -> str | None:
-    """The module ``node`` evaluates to (``np``, ``np.linalg``), or None if it is not a module expression."""
+def module_of(node: ast.AST, modules: dict[str, str]) -> str | None:
+    """The module ``node`` evaluates to (``np``, ``np.linalg``), or None if it is not a module expression.
+
+    Looks at most two levels down (no recursion: a chain of thousands of attributes is just "not a module")."""
     if isinstance(node, ast.Name):
         return modules.get(node.id)
-    if isinstance(node, ast.Attribute) and _module_of(node.value, modules) == "numpy" and node.attr == "linalg":
+    if isinstance(node, ast.Attribute) and node.attr == "linalg" and isinstance(node.value, ast.Name) \
+            and modules.get(node.value.id) == "numpy":
         return "numpy.linalg"
     return None
 
@@ -188,7 +207,7 @@ def _attribute_reason(node: ast.AST, modules: dict[str, str], parents: dict[ast.
         if not (isinstance(parent, ast.Attribute) and parent.value is node):
             return f"the module {node.id!r} may only be used as {node.id}.<name>"
     elif isinstance(node, ast.Attribute):
-        module = _module_of(node.value, modules)
+        module = module_of(node.value, modules)
         if module is not None:
             if node.attr not in _MODULE_NAMES[module]:
                 base = ast.unparse(node.value)
@@ -199,7 +218,38 @@ def _attribute_reason(node: ast.AST, modules: dict[str, str], parents: dict[ast.
                     return "numpy.linalg may only be used as np.linalg.<name>"
         elif node.attr not in OBJECT_ATTRIBUTES and not node.attr.startswith("_"):
             return f"attribute {node.attr!r} is not allowed (not an ndarray, dict, list or str method)"
+        elif not isinstance(node.ctx, ast.Load):
+            return f"attributes cannot be assigned or deleted ('.{node.attr}')"
+        elif node.attr in GUARDED_METHODS:
+            parent = parents.get(node)
+            if not (isinstance(parent, ast.Call) and parent.func is node):
+                return f"'.{node.attr}' may only be called directly, as x.{node.attr}(...)"
     return None
+
+
+def _dtype_reason(node: ast.AST) -> str | None:
+    """No ``buffer=`` and no object, record or pointer dtype written out (the worker checks computed ones)."""
+    if not isinstance(node, ast.Call):
+        return None
+    given = [kw.value for kw in node.keywords if kw.arg == "dtype"]
+    if isinstance(node.func, ast.Attribute) and node.func.attr == "astype" and node.args:
+        given.append(node.args[0])
+    for keyword in node.keywords:
+        if keyword.arg == "buffer":
+            return "'buffer=' is not allowed (an array over another object's memory)"
+    for value in given:
+        if isinstance(value, (ast.List, ast.Tuple, ast.Dict)):
+            return "record (structured) dtypes are not allowed in reward code"
+        if isinstance(value, ast.Constant) and not _safe_dtype(value.value):
+            return f"dtype {value.value!r} is not allowed (numbers, bools or fixed-width text only)"
+    return None
+
+
+def _safe_dtype(value: object) -> bool:
+    try:
+        return np.dtype(value).kind in SAFE_DTYPE_KINDS  # type: ignore[call-overload]
+    except (TypeError, ValueError, SyntaxError):
+        return True  # not a dtype at all: numpy raises at run time
 
 
 def _node_reason(node: ast.AST) -> str | None:

@@ -8,17 +8,20 @@ system's (:mod:`llm_reward.eureka.jail`), and every number is checked again by t
 
 from __future__ import annotations
 
+import ast
 import builtins
 import math
 import os
 import resource
 import sys
 import traceback
+import types
 from typing import Any, Callable
 
 import numpy as np
 
-from llm_reward.eureka.allowlist import ALLOWED_MODULES, SAFE_BUILTINS, check_code
+from llm_reward.eureka.allowlist import (ALLOWED_MODULES, GUARDED_METHODS, LINALG_NAMES, NUMPY_NAMES, SAFE_BUILTINS,
+                                         SAFE_DTYPE_KINDS, check_code, module_aliases, module_of)
 from llm_reward.eureka.channel import MAX_ABS_REWARD, MAX_COMPONENTS, MAX_NAME_CHARS, valid_name
 from llm_reward.eureka.extract import FUNCTION_NAME
 
@@ -30,7 +33,13 @@ class RewardCodeError(Exception):
     """The reward code raised, returned something invalid, or tried something forbidden (one-line ``str``)."""
 
 
-def apply_limits(*, cpu_seconds: int, memory_mb: int, max_file_mb: int, max_processes: int | None) -> None:
+#: Open files a reward server may hold (it needs about ten): each descriptor can pin memory no rlimit counts
+#: (a pipe's buffer), so their number is capped too.
+SERVER_MAX_OPEN_FILES = 64
+
+
+def apply_limits(*, cpu_seconds: int, memory_mb: int, max_file_mb: int, max_processes: int | None,
+                 max_open_files: int | None = None) -> None:
     """Lower this process's rlimits (hard limits too, so the code cannot raise them again; a limit inherited lower
     from the parent stays)."""
 
@@ -45,6 +54,8 @@ def apply_limits(*, cpu_seconds: int, memory_mb: int, max_file_mb: int, max_proc
     lower(resource.RLIMIT_CORE, 0)
     if max_processes is not None:
         lower(resource.RLIMIT_NPROC, max_processes)
+    if max_open_files is not None:
+        lower(resource.RLIMIT_NOFILE, max_open_files)
 
 
 _BLOCKED_EVENTS = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
@@ -106,23 +117,177 @@ def install_audit_hook(sandbox_dir: str) -> None:
     sys.addaudithook(hook)
 
 
-def _restricted_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-    """``math`` and ``numpy`` for the code; numpy's own lazy imports of its already loaded submodules also pass
-    through here (C code imports with the calling frame's builtins), so those are allowed too."""
-    top = name.split(".")[0]
-    if level == 0 and top in ALLOWED_MODULES and (name in ("math", "numpy") or name in sys.modules):
-        return builtins.__import__(name, globals, locals, fromlist, level)
-    raise ImportError(f"import of {name!r} is not allowed (only math, numpy)")
+def _refuse_dtype(dtype: Any) -> None:
+    """TypeError if ``dtype`` names an object, record or pointer dtype (see ``SAFE_DTYPE_KINDS``)."""
+    if dtype is not None and np.dtype(dtype).kind not in SAFE_DTYPE_KINDS:
+        raise TypeError(f"dtype {np.dtype(dtype)} is not allowed in reward code (numbers, bools or fixed-width text)")
+
+
+#: Result types that need no further look: Python numbers and numpy's number, bool, time and fixed-width scalars.
+_PLAIN_RESULTS = frozenset({float, int, bool, type(None)} | {
+    kind for kind in set(np.sctypeDict.values()) if np.dtype(kind).kind in SAFE_DTYPE_KINDS})
+
+
+def _checked(result: Any) -> Any:
+    """``result`` unless it is (or directly holds) an array or scalar of a refused dtype."""
+    if isinstance(result, (np.ndarray, np.generic)):
+        if result.dtype.kind not in SAFE_DTYPE_KINDS:
+            raise TypeError(f"an array of dtype {result.dtype} is not allowed in reward code (numbers, bools or "
+                            "fixed-width text)")
+    elif isinstance(result, (tuple, list)):
+        for item in result:
+            if isinstance(item, (np.ndarray, np.generic)) and item.dtype.kind not in SAFE_DTYPE_KINDS:
+                raise TypeError(f"an array of dtype {item.dtype} is not allowed in reward code")
+    return result
+
+
+def _guarded(fn: Callable) -> Callable:
+    """``fn`` refusing a ``dtype=`` argument and a result of a refused dtype (a ufunc's methods likewise)."""
+    ndarray, plain, safe_kinds = np.ndarray, _PLAIN_RESULTS, SAFE_DTYPE_KINDS
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if kwargs and "dtype" in kwargs:
+            _refuse_dtype(kwargs["dtype"])
+        result = fn(*args, **kwargs)
+        kind = type(result)  # the common results first: every reward call goes through here several times
+        if kind in plain or (kind is ndarray and result.dtype.kind in safe_kinds):
+            return result
+        return _checked(result)
+
+    if isinstance(fn, np.ufunc):
+        for method in ("reduce", "accumulate", "outer"):
+            setattr(call, method, _guarded(getattr(fn, method)))
+    return call
+
+
+#: Where the dtype sits among the positional arguments of a ``GUARDED_METHODS`` method (``x.sum(axis, dtype)``).
+_DTYPE_POSITION = {"astype": 0, "sum": 1, "prod": 1, "mean": 1, "std": 1, "var": 1, "cumsum": 1, "cumprod": 1,
+                   "trace": 3}
+
+
+def call_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``obj.<name>(*args, **kwargs)`` for a method of ``GUARDED_METHODS``: reward code's calls of them are
+    rewritten to this (:func:`load_reward`), so a computed dtype (``x.astype(chr(79))``) is refused at run time.
+
+    >>> call_method(np.arange(3), "astype", "O")
+    Traceback (most recent call last):
+    ...
+    TypeError: dtype object is not allowed in reward code (numbers, bools or fixed-width text)
+    """
+    if "dtype" in kwargs:
+        _refuse_dtype(kwargs["dtype"])
+    position = _DTYPE_POSITION.get(name)
+    if position is not None and len(args) > position:
+        _refuse_dtype(args[position])
+    return _checked(getattr(obj, name)(*args, **kwargs))
+
+
+class _InstanceCheck:
+    """Stands for ``np.ndarray`` in ``isinstance`` only: it cannot be called, so no array is ever built over another
+    object's memory (``np.ndarray(shape, dtype, buffer=...)``)."""
+
+    __slots__ = ("_types",)
+
+    def __init__(self, types_: tuple[type, ...]):
+        self._types = types_
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return isinstance(obj, self._types)
+
+    def __repr__(self) -> str:
+        return "<numpy.ndarray, for isinstance() only>"
+
+
+class _Namespace(types.SimpleNamespace):
+    """A read-only module stand-in holding exactly the names it was built with."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the reward code's numpy is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("the reward code's numpy is read-only")
+
+
+def _exposed(value: Any) -> Any:
+    if value is np.ndarray:
+        return _InstanceCheck((np.ndarray,))
+    if isinstance(value, type) or not callable(value):  # scalar types, finfo/iinfo, constants
+        return value
+    return _guarded(value)
+
+
+def safe_numpy() -> types.SimpleNamespace:
+    """The ``np`` reward code gets: the allow-listed names only, ``ndarray`` for isinstance only, every callable
+    refusing object, record and pointer dtypes (in its ``dtype=`` argument and in its result). So no allowed call,
+    however aliased and with whatever computed argument, builds an array that reads or forges raw memory.
+
+    >>> snp = safe_numpy()
+    >>> float(snp.sum(snp.ones(3)))
+    3.0
+    >>> snp.array([print])
+    Traceback (most recent call last):
+    ...
+    TypeError: an array of dtype object is not allowed in reward code (numbers, bools or fixed-width text)
+    """
+    linalg = _Namespace(**{name: _guarded(getattr(np.linalg, name)) for name in LINALG_NAMES
+                           if hasattr(np.linalg, name)})
+    names = {name: _exposed(getattr(np, name)) for name in NUMPY_NAMES if name != "linalg" and hasattr(np, name)}
+    return _Namespace(linalg=linalg, **names)
+
+
+class _RouteMethods(ast.NodeTransformer):
+    """``x.astype(...)`` (any of ``GUARDED_METHODS``, called on a non-module) becomes
+    ``__method__(x, "astype", ...)``."""
+
+    def __init__(self, modules: dict[str, str]):
+        self.modules = modules
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in GUARDED_METHODS \
+                and module_of(func.value, self.modules) is None:
+            routed = ast.Call(func=ast.Name("__method__", ast.Load()),
+                              args=[func.value, ast.Constant(func.attr), *node.args], keywords=node.keywords)
+            return ast.copy_location(routed, node)
+        return node
+
+
+def _importer(np_view: types.SimpleNamespace) -> Callable:
+    def restricted_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+                          level: int = 0) -> Any:
+        """The code's ``import numpy`` gets ``np_view``; ``math`` is math. numpy's own lazy imports of its loaded
+        submodules also pass through here (C code imports with the calling frame's builtins): they are allowed,
+        and C code takes the module from ``sys.modules``, never from this return value."""
+        top = name.split(".")[0]
+        if level == 0 and top in ALLOWED_MODULES and (name in ("math", "numpy") or name in sys.modules):
+            module = builtins.__import__(name, globals, locals, fromlist, level)
+            if name == "numpy":
+                return np_view
+            if name == "numpy.linalg":
+                return np_view.linalg if fromlist else np_view
+            return module if top == "math" else None
+        raise ImportError(f"import of {name!r} is not allowed (only math, numpy)")
+
+    return restricted_import
 
 
 def load_reward(source: str) -> RewardFn:
-    """Check ``source`` against the allow-list, execute it with restricted builtins, return ``compute_reward``."""
+    """Check ``source`` against the allow-list, execute it with restricted builtins, return ``compute_reward``.
+
+    The code's ``np`` (and ``import numpy``) is :func:`safe_numpy`, and its calls of dtype-taking ndarray methods
+    go through :func:`call_method`.
+    """
     check_code(source)
+    tree = ast.parse(source)
+    tree = ast.fix_missing_locations(_RouteMethods(module_aliases(tree)).visit(tree))
+    np_view = safe_numpy()
     safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}
-    safe["__import__"] = _restricted_import
-    namespace: dict[str, Any] = {"__builtins__": safe, "__name__": "reward_code", "np": np, "math": math}
+    safe["__import__"] = _importer(np_view)
+    namespace: dict[str, Any] = {"__builtins__": safe, "__name__": "reward_code", "np": np_view, "math": math,
+                                 "__method__": call_method}
     try:
-        exec(compile(source, CODE_FILENAME, "exec"), namespace)  # noqa: S102 - inside the sandbox worker only
+        exec(compile(tree, CODE_FILENAME, "exec"), namespace)  # noqa: S102 - inside the sandbox worker only
     except BaseException as exc:  # noqa: BLE001 - any failure of untrusted code becomes a reason
         raise RewardCodeError(f"defining the reward code failed: {describe_exception(exc)}") from None
     fn = namespace.get(FUNCTION_NAME)

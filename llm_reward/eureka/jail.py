@@ -21,7 +21,9 @@ worker after its imports and before the reward code is compiled. What each layer
 - **seccomp** (a classic-BPF filter loaded with ``seccomp(2)`` on all threads): no ``execve``, no new processes
   (``clone`` only with ``CLONE_THREAD``), no signals to anything (``kill``/``tkill``/``tgkill``/``pidfd_*``), no
   ``ptrace`` or cross-process memory access, no ``mknod``/``mkfifo``, no sockets, no namespace, mount, keyring,
-  BPF, io_uring or rlimit changes. Forbidden calls fail with ``EPERM``; a foreign syscall ABI kills the process.
+  BPF, io_uring or rlimit changes, no ``memfd_create`` (memory outside every rlimit), no System V or POSIX IPC
+  objects (they outlive the process), and ``PR_SET_PDEATHSIG`` cannot be changed once set. Forbidden calls fail
+  with ``EPERM``; a foreign syscall ABI kills the process.
 
     >>> "--unshare-pid" in jail_command(["/usr/bin/python3", "-I"], writable_mb=16)  # doctest: +SKIP
     True
@@ -396,6 +398,12 @@ _DENY_X86_64 = {
     "pidfd_send_signal": 424, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
     "pidfd_open": 434, "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442,
+    # memory no rlimit counts (a memfd's pages are the host's shared memory), and System V / POSIX IPC objects,
+    # which outlive the process that made them
+    "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64,
+    "semop": 65, "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+    "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244,
+    "mq_getsetattr": 245,
 }
 _DENY_AARCH64 = {
     "socket": 198, "socketpair": 199, "bind": 200, "listen": 201, "accept": 202, "connect": 203, "sendto": 206,
@@ -411,10 +419,14 @@ _DENY_AARCH64 = {
     "kexec_file_load": 294, "bpf": 280, "userfaultfd": 282, "pidfd_send_signal": 424, "io_uring_setup": 425,
     "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_open": 434, "pidfd_getfd": 438,
-    "process_madvise": 440, "mount_setattr": 442,
+    "process_madvise": 440, "mount_setattr": 442, "memfd_create": 279, "memfd_secret": 447, "mq_open": 180,
+    "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
+    "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189, "semget": 190, "semctl": 191, "semtimedop": 192,
+    "semop": 193, "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197,
 }
-# arch -> (AUDIT_ARCH_*, refused syscalls, clone's number, clone3's number)
-_TABLES = {"x86_64": (0xC000003E, _DENY_X86_64, 56, 435), "aarch64": (0xC00000B7, _DENY_AARCH64, 220, 435)}
+# arch -> (AUDIT_ARCH_*, refused syscalls, clone's number, clone3's number, prctl's number)
+_TABLES = {"x86_64": (0xC000003E, _DENY_X86_64, 56, 435, 157),
+           "aarch64": (0xC00000B7, _DENY_AARCH64, 220, 435, 167)}
 
 _BPF_LD_W_ABS, _BPF_JEQ, _BPF_JGE, _BPF_JSET, _BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
 _RET_ALLOW, _RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
@@ -423,8 +435,9 @@ _CLONE_THREAD = 0x00010000
 _X32_BIT = 0x40000000
 
 
-def syscall_table() -> tuple[int, dict[str, int], int, int] | None:
-    """This machine's (audit arch, refused syscalls, clone, clone3), or ``None`` for an architecture without one."""
+def syscall_table() -> tuple[int, dict[str, int], int, int, int] | None:
+    """This machine's (audit arch, refused syscalls, clone, clone3, prctl), or ``None`` for an architecture without
+    one."""
     return _TABLES.get(platform.machine())
 
 
@@ -433,13 +446,15 @@ def filter_program() -> list[tuple[int, int, int, int]]:
     table = syscall_table()
     if table is None:
         raise SandboxUnavailable(f"no seccomp syscall table for the {platform.machine()} architecture")
-    arch, denied, clone, clone3 = table
+    arch, denied, clone, clone3, prctl = table
     numbers = sorted(set(denied.values()))
     # Layout: [0] load arch, [1] arch check, [2] load nr, [3] x32 check, [4..] one jeq per refused nr, clone,
-    # clone3, then ALLOW, the clone check (load flags, jset, ALLOW), EPERM, ENOSYS, KILL. BPF jumps only forward.
-    allow = 4 + len(numbers) + 2
+    # clone3, prctl, then ALLOW, the clone check (load flags, jset, ALLOW), the prctl check (load option, jeq,
+    # ALLOW), EPERM, ENOSYS, KILL. BPF jumps only forward.
+    allow = 4 + len(numbers) + 3
     clone_check = allow + 1
-    eperm = clone_check + 3
+    prctl_check = clone_check + 3
+    eperm = prctl_check + 3
     enosys = eperm + 1
     kill = enosys + 1
     program = [(_BPF_LD_W_ABS, 0, 0, 4), (_BPF_JEQ, 0, kill - 2, arch), (_BPF_LD_W_ABS, 0, 0, 0),
@@ -448,9 +463,14 @@ def filter_program() -> list[tuple[int, int, int, int]]:
         program.append((_BPF_JEQ, eperm - len(program) - 1, 0, nr))
     program.append((_BPF_JEQ, clone_check - len(program) - 1, 0, clone))
     program.append((_BPF_JEQ, enosys - len(program) - 1, 0, clone3))  # glibc falls back to clone, checked below
+    program.append((_BPF_JEQ, prctl_check - len(program) - 1, 0, prctl))
     program.append((_BPF_RET, 0, 0, _RET_ALLOW))
     program.append((_BPF_LD_W_ABS, 0, 0, 16))  # clone's flags: the low 32 bits of args[0] (little endian)
-    program.append((_BPF_JSET, 0, 1, _CLONE_THREAD))  # a thread: allowed; a process: EPERM
+    program.append((_BPF_JSET, 0, eperm - len(program) - 1, _CLONE_THREAD))  # a thread: allowed; a process: EPERM
+    program.append((_BPF_RET, 0, 0, _RET_ALLOW))
+    program.append((_BPF_LD_W_ABS, 0, 0, 16))  # prctl's option
+    # PR_SET_PDEATHSIG is set before the filter; changing it (to outlive the caller) is refused
+    program.append((_BPF_JEQ, eperm - len(program) - 1, 0, _PR_SET_PDEATHSIG))
     program.append((_BPF_RET, 0, 0, _RET_ALLOW))
     program += [(_BPF_RET, 0, 0, _RET_ERRNO | errno.EPERM), (_BPF_RET, 0, 0, _RET_ERRNO | errno.ENOSYS),
                 (_BPF_RET, 0, 0, _RET_KILL_PROCESS)]

@@ -29,8 +29,8 @@ from typing import Any, Callable
 from llm_reward.eureka.batch import HEADER as REQUEST_HEADER
 from llm_reward.eureka.batch import decode_request
 from llm_reward.eureka.channel import ChannelError, encode_rewards, write_bytes, write_frame
-from llm_reward.eureka.guard import (RewardCodeError, apply_limits, call_reward, describe_exception,
-                                     install_audit_hook, load_reward)
+from llm_reward.eureka.guard import (SERVER_MAX_OPEN_FILES, RewardCodeError, apply_limits, call_reward,
+                                     describe_exception, install_audit_hook, load_reward)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdin.close()
     send = functools.partial(write_frame, args.channel)
     limits = job["limits"]
-    apply_limits(cpu_seconds=limits["cpu_seconds"], memory_mb=limits["memory_mb"],
-                 max_file_mb=limits["max_file_mb"], max_processes=None)
-    os.chdir(job["work_dir"])
     stage = job["mode"]
+    apply_limits(cpu_seconds=limits["cpu_seconds"], memory_mb=limits["memory_mb"],
+                 max_file_mb=limits["max_file_mb"], max_processes=None,
+                 max_open_files=SERVER_MAX_OPEN_FILES if stage == "serve" else None)
+    os.chdir(job["work_dir"])
     try:
         if stage == "smoke":
             run_smoke(job, send)
