@@ -417,13 +417,14 @@ def test_escape_os_layers_hold_against_code_past_the_allowlist_and_hook(tmp_path
 @needs_jail
 def test_escape_no_process_outlives_the_worker(tmp_path):
     """Threads work (numpy, the code itself); a process started any way would be found after the close."""
-    body = """
+    marker = f"{60 + uuid.uuid4().int % 10 ** 6 / 10 ** 6:.6f}"  # this test's own sleep, not another's on the machine
+    body = f"""
     import threading
     t = threading.Thread(target=lambda: None)
     t.start()
     t.join()
     hits['thread_failed'] = 0.0
-    for start in (lambda: os.fork(), lambda: os.posix_spawn('/bin/sleep', ['sleep', '60'], {})):
+    for start in (lambda: os.fork(), lambda: os.posix_spawn('/bin/sleep', ['sleep', '{marker}'], {{}})):
         try:
             start()
             hits['started'] = 1.0
@@ -435,7 +436,7 @@ def test_escape_no_process_outlives_the_worker(tmp_path):
     assert not any(hits.values())
     new = [p for p in set(os.listdir("/proc")) - before if p.isdigit()]
     survivors = [p for p in new if Path(f"/proc/{p}/cmdline").exists()
-                 and b"sleep" in Path(f"/proc/{p}/cmdline").read_bytes()]
+                 and marker.encode() in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert survivors == []
 
 
