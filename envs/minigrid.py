@@ -28,6 +28,7 @@ from minigrid.envs.obstructedmaze import ObstructedMazeEnv
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.wrappers import ImgObsWrapper
 
+from llm_reward.envs.minigrid_info import MiniGridInfo
 from llm_reward.envs.registry import EnvAdapter
 
 CAPTIONER_NAME = "minigrid-text-v1"
@@ -65,7 +66,8 @@ def owns(unwrapped: gym.Env) -> bool:
 
 
 def adapter(env_id: str) -> EnvAdapter:
-    """The MiniGrid adapter; the image observation (``ImgObsWrapper``) is what agents see."""
+    """The MiniGrid adapter; the image observation (``ImgObsWrapper``) is what agents see, and ``info`` carries the
+    grid's state in absolute coordinates (:class:`~llm_reward.envs.minigrid_info.MiniGridInfo`)."""
     if env_id not in gym.registry:
         raise ValueError(f"unknown MiniGrid/BabyAI env id {env_id!r}; registered ids look like "
                          f"'MiniGrid-DoorKey-5x5-v0' or 'BabyAI-GoToRedBallGrey-v0'")
@@ -81,7 +83,8 @@ def adapter(env_id: str) -> EnvAdapter:
     captioner = functools.partial(MiniGridCaptioner, with_mission=with_mission, remember_doors=remember_doors,
                                   rooms=has_rooms(env_id))
     return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
-                      goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper)
+                      goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper,
+                      inner_wrapper=MiniGridInfo)
 
 
 @functools.lru_cache(maxsize=None)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import inspect
 import re
 import textwrap
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from minigrid.minigrid_env import MiniGridEnv
 
 from llm_reward.envs import robotics_tasks
+from llm_reward.envs.minigrid_info import ACTION_MEANINGS, MiniGridInfo
 from llm_reward.envs.robotics_info import RobotInfo
 from llm_reward.envs.task_layout import ObsField, class_doc, observation_layout
 
@@ -145,6 +147,8 @@ class TaskSpec:
     reward_terms: list[str]
     info_keys: list[str]
     observation_source: str | None
+    #: What the keys an info wrapper of ours adds mean (MiniGrid's grid state), one line each.
+    info_meanings: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,7 +191,14 @@ def task_spec(env_id: str, *, success: str | None = None) -> TaskSpec:
         family = robotics_tasks.family_of(cls)
         if robotics_tasks.is_robot(cls):
             env = RobotInfo(env)
+        elif isinstance(env.unwrapped, MiniGridEnv):  # what the MiniGrid adapter's make_env adds
+            env = MiniGridInfo(env)
         info_keys = _rollout_info_keys(env)
+        description = robotics_tasks.description(cls, class_doc(cls))
+        action_text = str(env.action_space)
+        if isinstance(env.unwrapped, MiniGridEnv):  # a class doc may not say what to do (KeyCorridor): the mission does
+            description += f' Its mission reads like "{str(env.unwrapped.mission).strip().rstrip(".")}".'
+            action_text += f": {ACTION_MEANINGS}"
         criterion = success if success is not None else default_criterion(env_id)
         if criterion is None and "is_success" in info_keys:
             criterion = "is_success"
@@ -200,11 +211,11 @@ def task_spec(env_id: str, *, success: str | None = None) -> TaskSpec:
         else:
             criterion_text = "none: the env reports no success flag; give one with success='<info key> >= <number>'"
         return TaskSpec(
-            env_id=env_id, family=family, description=robotics_tasks.description(cls, class_doc(cls)),
+            env_id=env_id, family=family, description=description,
             observation_layout=observation_layout(env), observation_shape=space_text(env.observation_space),
-            action_space=str(env.action_space), success_criterion=criterion_text,
+            action_space=action_text, success_criterion=criterion_text,
             reward_terms=[k for k in info_keys if REWARD_TERM.search(k)], info_keys=info_keys,
-            observation_source=observation_source(cls))
+            observation_source=observation_source(cls), info_meanings=getattr(env, "meanings", {}))
     finally:
         env.close()
 

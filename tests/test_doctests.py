@@ -37,6 +37,7 @@ MODULES = [
     "llm_reward.training.rollouts",
     "llm_reward.envs.registry",
     "llm_reward.envs.minigrid",
+    "llm_reward.envs.minigrid_info",
     "llm_reward.agents.factory",
     "llm_reward.conf.schema",
     "llm_reward.eureka.frames",

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from minigrid.core.actions import Actions
+from minigrid.core.constants import COLOR_TO_IDX, DIR_TO_VEC, OBJECT_TO_IDX
+from minigrid.wrappers import ImgObsWrapper
 from stable_baselines3.common.monitor import Monitor
 
 from llm_reward.shaping.captions import CaptionWrapper
@@ -21,6 +23,7 @@ from llm_reward.envs import nethack as nh
 from llm_reward.envs.minigrid import NoPath, facing
 from llm_reward.envs.minigrid import find_object as find
 from llm_reward.envs.minigrid import plan_actions as plan
+from llm_reward.envs.minigrid_info import ALWAYS, OPTIONAL_KEYS
 from llm_reward.feedback.prompts import goal_sentence
 from llm_reward.envs import make_vec_env
 
@@ -112,6 +115,45 @@ def test_doorkey_success_and_monitor_return(doorkey_run):
         wrappers.append(type(layer).__name__)
         layer = layer.env
     assert wrappers[:5] == ["ImgObsWrapper", "SuccessInfo", "CaptionWrapper", "StepInfo", "Monitor"]
+
+
+def test_doorkey_info_reports_the_grid_state_on_every_step(doorkey_run):
+    env, key, log, _ = doorkey_run
+    base = env.unwrapped
+    door, goal = find(base, "door"), find(base, "goal")
+    keys = set(ALWAYS) | {k for group in ("key", "door", "goal") for k in OPTIONAL_KEYS[group]}
+    assert all(keys <= set(info) and "target_x" not in info for info in log.values())  # every step, reset too
+    assert all(type(info[k]) is int for info in log.values() for k in keys)  # plain ints, copied to reward code
+    reset = log["reset"]
+    assert (reset["door_x"], reset["door_y"], reset["door_locked"], reset["door_open"]) == (*door, 1, 0)
+    assert (reset["goal_x"], reset["goal_y"], reset["carrying"], reset["carrying_color"]) == (*goal, 0, -1)
+
+    def front(info):
+        dx, dy = DIR_TO_VEC[info["agent_dir"]]
+        return info["agent_x"] + int(dx), info["agent_y"] + int(dy)
+
+    pickup = log["pickup"]  # the key was in front of the agent, where it lay since the reset
+    assert front(pickup) == (reset["key_x"], reset["key_y"]) and (pickup["key_x"], pickup["key_y"]) == (-1, -1)
+    assert (pickup["carrying"], pickup["carrying_color"]) == (OBJECT_TO_IDX["key"], COLOR_TO_IDX[key.color])
+    drop = log["drop"]
+    assert (drop["key_x"], drop["key_y"]) == front(drop) and drop["carrying"] == 0
+    assert (log["locked"]["door_locked"], log["unlock"]["door_locked"], log["unlock"]["door_open"]) == (1, 0, 1)
+    assert (log["close"]["door_open"], log["open"]["door_open"]) == (0, 1)
+    assert (log["goal"]["agent_x"], log["goal"]["agent_y"]) == goal
+
+
+def test_minigrid_info_leaves_observations_alone_and_finds_the_keycorridor_ball():
+    env, raw = make_env("MiniGrid-KeyCorridorS3R3-v0"), ImgObsWrapper(gym.make("MiniGrid-KeyCorridorS3R3-v0"))
+    (obs, info), (raw_obs, _) = env.reset(seed=1), raw.reset(seed=1)
+    ball = env.unwrapped.obj
+    assert (info["target_x"], info["target_y"]) == tuple(int(v) for v in ball.cur_pos) and "goal_x" not in info
+    assert info["door_locked"] == 1 and info["key_x"] >= 0
+    env.action_space.seed(0)
+    for _ in range(30):
+        action = env.action_space.sample()
+        (obs, *_), (raw_obs, *_) = env.step(action), raw.step(action)
+        assert np.array_equal(obs, raw_obs)
+    assert np.array_equal(obs, raw_obs)
 
 
 def test_timeout_and_lava_are_not_success():

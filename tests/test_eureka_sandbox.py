@@ -122,6 +122,28 @@ def test_good_code_passes_the_same_path(tmp_path):
     assert outcome.result.steps == 30
 
 
+def test_minigrid_grid_info_reaches_reward_code_in_the_sandbox():
+    from llm_reward.eureka import validate_reward_code
+
+    # info[...] (not .get): a key that did not reach the code process fails the smoke test with a KeyError;
+    # out-of-range values fail it too, so the sandboxed code checks what it was sent
+    code = reward("""\
+        if not (0 < info['agent_x'] < 7 and 0 < info['agent_y'] < 7 and 0 <= info['agent_dir'] < 4):
+            raise ValueError('agent off the grid')
+        if info['door_locked'] + info['door_open'] > 1 or info['goal_x'] != 6 or info['goal_y'] != 6:
+            raise ValueError('bad door or goal')
+        has_key = float(info['carrying'] == 5)
+        tx, ty = (info['door_x'], info['door_y']) if has_key else (info['key_x'], info['key_y'])
+        if info['door_open'] == 1:
+            tx, ty = info['goal_x'], info['goal_y']
+        approach = -0.01 * float(abs(info['agent_x'] - tx) + abs(info['agent_y'] - ty))
+        return approach + 0.5 * has_key + float(info['door_open']), {'approach': approach, 'key': has_key}
+        """)
+    ok, reason = validate_reward_code(code, "MiniGrid-DoorKey-8x8-v0", smoke_steps=50)
+    assert ok, reason
+    assert "components ['approach', 'key']" in reason
+
+
 def test_timeout_kills_a_looping_worker(tmp_path):
     outcome = run_job({"mode": "smoke", "env_id": ENV_ID, "code": HOSTILE["infinite_loop"], "seed": 0,
                        "n_steps": 5}, limits=SandboxLimits(timeout_s=8), sandbox_root=tmp_path)

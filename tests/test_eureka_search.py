@@ -158,6 +158,12 @@ def test_context_errors_name_the_key():
     with pytest.raises(ValueError, match="unknown env id"):
         env_context("NoSuchEnv-v0")
     ctx = env_context(ENV_ID)
+    # MiniGrid: the coder is pointed at the grid's state in info, each key with its meaning, not at the egocentric ids
+    text = ctx.as_text()
+    assert "info['agent_x']: column of the agent (x = 0 is the left wall" in text
+    assert "info['key_x']: column of the key (-1 while carried)" in text and "object ids" not in text
+    assert "prefer these keys over indexing the observation" in text and "3 pick up" in text
+    assert not set(ctx.info_meanings) & set(ctx.hidden_info_keys) and "info_meanings" in ctx.as_dict()
     with pytest.raises(ValueError, match="context.descripton"):
         ctx.with_overrides({"descripton": "typo"})
     from llm_reward.eureka.context import check_context

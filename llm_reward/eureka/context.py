@@ -41,6 +41,7 @@ class EnvContext:
     observation_source: str | None = None
     hidden_info_keys: list[str] = field(default_factory=lambda: list(ALWAYS_HIDDEN))
     end_only_info_keys: list[str] = field(default_factory=list)
+    info_meanings: dict[str, str] = field(default_factory=dict)  # info key -> one line (MiniGrid's grid state)
 
     def as_text(self) -> str:
         """The compact block that goes into the prompt."""
@@ -48,8 +49,13 @@ class EnvContext:
         if self.success:
             lines.append(f"Success (what the agent is scored on): {self.success}")
         lines += [self.observation, f"Action: {self.action}"]
-        if self.info_keys:
-            lines.append("info keys available (numbers): " + ", ".join(self.info_keys))
+        described = [k for k in self.info_meanings if k in self.info_keys]
+        if described:
+            lines.append("info (numbers, on every step; prefer these keys over indexing the observation):")
+            lines += [f"  info[{key!r}]: {self.info_meanings[key]}" for key in described]
+        others = [k for k in self.info_keys if k not in described]
+        if others:
+            lines.append(("other " if described else "") + "info keys available (numbers): " + ", ".join(others))
         if self.end_only_info_keys:
             lines.append("only on an episode's last step (use info.get(key, 0.0)): "
                          + ", ".join(self.end_only_info_keys))
@@ -58,7 +64,10 @@ class EnvContext:
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out["info_meanings"]:  # absent when unused: the run-directory identity of other envs stays as it was
+            del out["info_meanings"]
+        return out
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> EnvContext:
         """A copy with user-given fields replaced (unknown keys raise, naming ``context.<key>``)."""
@@ -72,6 +81,8 @@ class EnvContext:
         for key in ("info_keys", "reward_terms", "hidden_info_keys", "end_only_info_keys"):
             if key in values:
                 values[key] = list(values[key])
+        if "info_meanings" in values:
+            values["info_meanings"] = {str(k): str(v) for k, v in dict(values["info_meanings"]).items()}
         return replace(self, **values)
 
 
@@ -92,7 +103,8 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
         raise ContextError(f"env={env_id!r}: {exc}") from None
     sample, info_keys, end_only = _rollout_view(env_id, rollout_steps, seed, success)
     layout = _matching_layout(list(spec.observation_layout or []), sample)
-    observation = _observation_text(layout, sample)
+    meanings = {k: v for k, v in (spec.info_meanings or {}).items() if k in info_keys and k not in end_only}
+    observation = _observation_text(layout, sample, info_described=bool(meanings))
     documented = any("undocumented" not in (f.meaning or "undocumented") for f in layout) or "\n  " in observation
     hidden = [*ALWAYS_HIDDEN, *(spec.reward_terms or [])]
     context = EnvContext(
@@ -101,7 +113,8 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
         info_keys=[k for k in (info_keys or spec.info_keys or []) if k not in hidden and k not in end_only],
         end_only_info_keys=[k for k in end_only if k not in hidden],
         reward_terms=list(spec.reward_terms or []),
-        observation_source=None if documented else _trim_source(spec.observation_source), hidden_info_keys=hidden)
+        observation_source=None if documented else _trim_source(spec.observation_source), hidden_info_keys=hidden,
+        info_meanings={k: v for k, v in meanings.items() if k not in hidden})
     context = context.with_overrides(overrides)
     check_context(context)
     return context
@@ -147,15 +160,19 @@ def _matching_layout(layout: list[Any], sample: Any) -> list[Any]:
     return []
 
 
-def _image_text(array: np.ndarray) -> str:
-    """MiniGrid's symbolic view, the one multi-dimensional observation worth a special description."""
+def _image_text(array: np.ndarray, info_described: bool = False) -> str:
+    """MiniGrid's symbolic view, the one multi-dimensional observation worth a special description; in one line
+    when ``info`` describes the grid (a small coder indexes ids it is given, and gets them wrong)."""
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
         return ""
+    size = array.shape[0]
+    if info_described:
+        return (f"  The agent's egocentric {size}x{size} view as (object, color, state) ids; you may ignore it: the "
+                f"info keys below give the grid's state.")
     try:
         from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
     except ImportError:
         return ""
-    size = array.shape[0]
     return (f"  The agent's egocentric {size}x{size} view: obs[i, j] = (object, color, state) of the cell i columns "
             f"from the left and j rows from the top; the agent is at obs[{size // 2}, {size - 1}] facing up "
             f"(toward j = 0).\n  object ids: {_ids(OBJECT_TO_IDX)}\n  color ids: {_ids(COLOR_TO_IDX)}\n"
@@ -173,7 +190,7 @@ def _shape_of(obs: Any) -> Any:
     return f"numpy {array.dtype} array of shape {tuple(array.shape)}"
 
 
-def _observation_text(layout: list[Any], sample: Any) -> str:
+def _observation_text(layout: list[Any], sample: Any, info_described: bool = False) -> str:
     shape = _shape_of(sample)
     if isinstance(shape, dict):
         head = "Observation (obs and next_obs: dict of " + ", ".join(f"{k!r}: {v}" for k, v in shape.items()) + "):"
@@ -181,7 +198,7 @@ def _observation_text(layout: list[Any], sample: Any) -> str:
         head = f"Observation (obs and next_obs: {shape}):"
     lines = [head]
     if not layout and not isinstance(sample, dict):
-        image = _image_text(np.asarray(sample))
+        image = _image_text(np.asarray(sample), info_described)
         if image:
             lines.append(image)
     for item in layout[:MAX_LAYOUT_LINES]:
