@@ -1012,3 +1012,123 @@ def test_escape_server_cannot_hold_memory_outside_its_limits(isolation):
     hits, _ = _serve_once(_attack(body), limits=SandboxLimits(memory_mb=2048, isolation=isolation))
     assert hits["memfd"] == 0.0
     assert 0 < hits["more_files"] < SERVER_MAX_OPEN_FILES
+
+
+def test_escape_a_reply_that_breaks_a_check_is_a_failed_candidate_not_a_crash(tmp_path, monkeypatch):
+    """A long attribute chain (``obs.T.T...``) checks without recursion; and if any check of a reply raises
+    (RecursionError, say), validate_reward_code returns ``(False, reason)`` and the search records a failed
+    candidate, on the first run and on resume."""
+    from llm_reward.eureka import candidate, search
+    from llm_reward.eureka.search import EurekaSearch, SearchConfig
+
+    for depth in (2_000, 6_000):
+        try:
+            check_code(reward("x = obs" + ".T" * depth + "\nreturn 0.0, {}"))
+        except CodeRejected:
+            pass
+
+    def broken(source):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(candidate, "check_code", broken)
+    monkeypatch.setattr(search, "check_code", broken)
+    assert candidate.validate_reward_code(reward("return 0.0, {}"), ENV_ID) == (
+        False, "the reply could not be checked: RecursionError")
+
+    class OneReply:
+        name = "one-reply"
+
+        def complete(self, messages, **sampling):
+            return "```python\n" + reward("return 0.0, {}") + "```"
+
+    config = SearchConfig(samples=1, iterations=1, total_timesteps=512, n_envs=1, n_points=2, eval_episodes=0,
+                          final_seeds=0, baselines=False, workers=1, smoke_steps=10, repairs=0, prescreen_steps=0)
+    for _ in ("run", "resume"):
+        summary = EurekaSearch(ENV_ID, OneReply(), config, tmp_path, progress=False).run()
+        assert summary["execute_rate"] == 0.0
+    assert "could not be checked: RecursionError" in (tmp_path / "iter_00" / "cand_00" / "result.json").read_text()
+
+
+def test_escape_a_frame_the_caller_cannot_parse_is_a_code_error():
+    """A frame with a 5,000-digit integer (json's digit limit raises ValueError) or a huge integer field: the
+    caller's error for bad code (CodeRewardError / ChannelError), never another exception."""
+    from llm_reward.eureka.channel import finite_number, reason_text
+    from llm_reward.eureka.server import CodeRewardError
+
+    with pytest.raises(ChannelError):
+        decode_payload(b'{"type": "error", "reason": ' + b"7" * 5000 + b"}")
+    with pytest.raises(ChannelError):
+        finite_number(10 ** 400, "steps")
+    assert reason_text(10 ** 4000)
+    body = """
+    ch = int(sys.argv[sys.argv.index('--channel') + 1])
+    payload = ('{"type": "error", "reason": ' + '7' * 5000 + '}').encode()
+    os.write(ch, len(payload).to_bytes(4, 'big') + payload)
+    hits['wrote'] = 1.0
+    """
+    with pytest.raises(CodeRewardError, match="undecodable frame"):
+        _serve_once(_attack(body), limits=SandboxLimits(memory_mb=2048, isolation="process"))
+
+
+def test_escape_a_component_cannot_stand_in_for_the_total():
+    """A component named ``__total__`` is refused, and the runner keeps the total apart from the components anyway."""
+    from llm_reward.eureka.channel import valid_name
+    from llm_reward.eureka.guard import RewardCodeError, call_reward
+    from llm_reward.eureka.worker import _Stats
+
+    assert not valid_name("__total__") and valid_name("_x") and valid_name("speed_total")
+    with pytest.raises(RewardCodeError, match="not starting with __"):
+        call_reward(lambda *args: (-100.0, {"__total__": 9000.0}), None, None, None, {})
+    stats = _Stats()
+    for _ in range(3):
+        stats.add(-100.0, {"__total__": 9000.0, "penalty": -100.0})
+    assert stats.total_summary() == [-100.0, -100.0, -100.0]
+    assert stats.summary() == {"__total__": [9000.0] * 3, "penalty": [-100.0] * 3}
+
+
+@pytest.mark.parametrize("filler", [" ", "\t ", "a ", "`"])
+def test_escape_fence_matching_is_linear_on_its_worst_cases(filler):
+    """A fence line that never ends (``'```' + ' ' * n + 'x'``, quadratic before): four times the reply costs about
+    four times the CPU (the bound, 10x plus a millisecond allowance, is far below the 16x of quadratic time)."""
+    import time
+
+    from llm_reward.eureka.extract import ExtractionError, code_blocks, extract_reward_code
+
+    def cost(n: int) -> float:
+        reply = "```" + filler * (n // len(filler)) + "x"
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            try:
+                extract_reward_code(reply)
+            except ExtractionError:
+                pass
+            best = min(best, time.process_time() - start)
+        return best
+
+    small, large = cost(40_000), cost(160_000)
+    assert large < 10 * small + 0.05, (small, large)
+    assert code_blocks("```python\na = 1\n```\n``` js \nb\n```\n```py  \nc = 2\n") == ["a = 1\n", "c = 2\n"]
+
+
+def test_escape_cpu_budget_cannot_be_banked_for_one_long_call():
+    """400 fast calls bank 4 s of budget at 10 ms a call; one call of about a second after them is refused."""
+    from llm_reward.eureka.server import CodeRewardError, RewardServer
+
+    code = reward("""
+        CALLS.append(1)
+        if len(CALLS) == 401:
+            x = 0
+            for i in range(30_000_000):
+                x += i
+        return 0.0, {}
+        """, header="import numpy as np\nCALLS = []\n")
+    server = RewardServer(code, cpu_s_per_call=0.01, call_timeout_s=60,
+                          limits=SandboxLimits(memory_mb=2048, isolation="process"))
+    try:
+        for _ in range(2):
+            server.rewards(np.zeros((200, 3)), np.zeros((200, 1)), np.zeros((200, 3)), [{}] * 200)
+        with pytest.raises(CodeRewardError, match="CPU for a batch of 1 calls"):
+            server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
+    finally:
+        server.close()

@@ -40,6 +40,8 @@ def validate_reward_code(code: str, env_id: str, *, smoke_steps: int = 100, seed
         check_code(source)
     except (ExtractionError, CodeRejected) as exc:
         return False, str(exc)
+    except Exception as exc:  # noqa: BLE001 - never raise for bad code, even where a check itself fails on it
+        return False, f"the reply could not be checked: {type(exc).__name__}"
     if not isinstance(env_id, str) or not env_id:
         return False, f"env_id must be a non-empty Gymnasium id, got {env_id!r}"
     outcome = run_job({"mode": "smoke", "env_id": env_id, "code": source, "seed": seed, "n_steps": smoke_steps,

@@ -40,8 +40,8 @@ MAX_ABS_VALUE = 1e9
 #: smoke test: a reward beyond it is a bug or an attack on the training run, never a useful signal.
 MAX_ABS_REWARD = 1e4
 #: A component name: letters, digits and ``_ . : - + / ( ) [ ]`` or spaces (no control characters, no newlines:
-#: names reach the reflection prompt).
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:+\-/()\[\] ]{1,%d}" % MAX_NAME_CHARS)
+#: names reach the reflection prompt), not starting with ``__`` (kept for the library's own keys).
+NAME_PATTERN = re.compile(r"(?!__)[A-Za-z0-9_.:+\-/()\[\] ]{1,%d}" % MAX_NAME_CHARS)
 _HEADER = struct.Struct(">I")
 
 #: First bytes of a binary ``rewards`` frame. It starts with NUL, which no JSON text does, so a JSON reader
@@ -84,8 +84,8 @@ def decode_payload(body: bytes) -> dict[str, Any]:
     """Parse one frame body into a dict, refusing NaN/Infinity and non-object payloads."""
     try:
         message = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ChannelError(f"undecodable frame: {type(exc).__name__}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # bad UTF-8 or JSON, an integer beyond the digit
+        raise ChannelError(f"undecodable frame: {type(exc).__name__}") from None  # limit, nesting too deep
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ChannelError("a frame must be a JSON object with a string 'type'")
     return message
@@ -210,6 +210,8 @@ def finite_number(value: Any, what: str) -> float:
     """``value`` as a float if it is a finite real number within +-1e9 (bools excluded); ChannelError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ChannelError(f"{what} is {type(value).__name__}, not a number")
+    if isinstance(value, int) and abs(value) > MAX_ABS_VALUE:  # before float(): a huge int overflows it
+        raise ChannelError(f"{what} is an integer beyond +-{MAX_ABS_VALUE:g}")
     value = float(value)
     if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
         raise ChannelError(f"{what} = {value} is not a finite number within +-{MAX_ABS_VALUE:g}")
@@ -248,7 +250,10 @@ def valid_name(name: Any) -> bool:
 def reason_text(value: Any) -> str:
     """A worker's one-line failure reason, flattened, truncated and always encodable as UTF-8 (it may quote the
     reward code's own message, lone surrogates included)."""
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else repr(value)[:MAX_REASON_CHARS]
+    except Exception:  # noqa: BLE001 - an int beyond repr's digit limit, say
+        text = f"a reason of type {type(value).__name__}"
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = " ".join(text.split())
     return text[:MAX_REASON_CHARS] or "unknown error"

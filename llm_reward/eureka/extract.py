@@ -23,7 +23,10 @@ import re
 
 FUNCTION_NAME = "compute_reward"
 SIGNATURE = "compute_reward(obs, action, next_obs, info) -> (float, dict[str, float])"
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+#: A fence line (an optional language, then spaces) and the block up to the closing fence or the end. The spaces
+#: before and after the language are never adjacent quantifiers (that backtracked quadratically on a fence line of
+#: spaces without a newline), so matching is linear in the reply's length.
+_FENCE = re.compile(r"```[ \t]*(?:([A-Za-z0-9_+-]+)[ \t]*)?\n(.*?)(?:```|\Z)", re.DOTALL)
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Assign, ast.AnnAssign)
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # the line ends ast counts (not str.splitlines' \f, \v, \x1c...)
 #: Longest LLM reply looked at; checked before any parsing (a reply is a few KB; the code itself is capped at

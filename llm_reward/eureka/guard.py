@@ -279,14 +279,14 @@ def load_reward(source: str) -> RewardFn:
     go through :func:`call_method`.
     """
     check_code(source)
-    tree = ast.parse(source)
-    tree = ast.fix_missing_locations(_RouteMethods(module_aliases(tree)).visit(tree))
     np_view = safe_numpy()
     safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}
     safe["__import__"] = _importer(np_view)
     namespace: dict[str, Any] = {"__builtins__": safe, "__name__": "reward_code", "np": np_view, "math": math,
                                  "__method__": call_method}
     try:
+        tree = ast.parse(source)
+        tree = ast.fix_missing_locations(_RouteMethods(module_aliases(tree)).visit(tree))
         exec(compile(tree, CODE_FILENAME, "exec"), namespace)  # noqa: S102 - inside the sandbox worker only
     except BaseException as exc:  # noqa: BLE001 - any failure of untrusted code becomes a reason
         raise RewardCodeError(f"defining the reward code failed: {describe_exception(exc)}") from None
@@ -356,7 +356,8 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
     components = {}
     for name, value in parts.items():
         if not valid_name(name):
-            raise RewardCodeError(f"component names must be 1-{MAX_NAME_CHARS} letters, digits, spaces or _.:+-/()[]")
+            raise RewardCodeError(f"component names must be 1-{MAX_NAME_CHARS} letters, digits, spaces or _.:+-/()[], "
+                                  "not starting with __")
         components[name] = _as_number(value, "component", name)
     return total, components
 

@@ -292,6 +292,8 @@ class EurekaSearch:
                 check_code(code)
             except (ExtractionError, CodeRejected) as exc:
                 stage, reason = ("extract" if isinstance(exc, ExtractionError) else "allowlist"), str(exc)
+            except Exception as exc:  # noqa: BLE001 - a check that fails on a hostile reply fails the reply only
+                stage, reason = "allowlist", f"the reply could not be checked: {type(exc).__name__}"
             else:
                 ok, reason = validate_reward_code(code, self.env_id, smoke_steps=cfg.smoke_steps, seed=cfg.seed)
                 if ok:

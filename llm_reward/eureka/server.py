@@ -4,7 +4,8 @@ batches this process sends; every reply is checked here before a number is used.
 Checks on every batch, at run time as much as in the smoke test: the reply is one binary frame for exactly the
 batch sent; every total and component is finite and within +-``MAX_ABS_REWARD``; the component names are the
 same on every call and contain no control characters; and the worker's CPU time, counted by the kernel (not
-reported by the worker), stays within ``cpu_s_per_call`` per transition plus a small start-up allowance.
+reported by the worker), stays within ``cpu_s_per_call`` per transition plus a small allowance, over all calls so
+far and in every batch (so fast calls bank no budget for one long call).
 
     >>> server = RewardServer("def compute_reward(o, a, n, i):\\n    return 1.0, {'alive': 1.0}")  # doctest: +SKIP
     >>> server.rewards(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 3)), [{}, {}])  # doctest: +SKIP
@@ -36,7 +37,9 @@ from llm_reward.eureka.sandbox import CLEANUP_S, SandboxLimits, remove_tree, spa
 CPU_S_PER_CALL = 0.005
 #: CPU the worker may spend beyond the per-call budget (first-call warm-ups, request decoding).
 CPU_SLACK_S = 2.0
-_CPU_CHECK_EVERY_S = 0.25
+#: CPU one batch may spend beyond its calls' budget (a first call's warm-up, the kernel's 10 ms accounting ticks,
+#: batches in flight). Checked on every batch, so fast calls cannot bank budget for one long call.
+BATCH_CPU_SLACK_S = 0.5
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -92,8 +95,7 @@ class RewardServer:
             raise CodeRewardError(f"the reward worker did not start: {reason}")
         self.pid = self._worker.code_pid
         self._stat_fd = _open_stat(self.pid) if self.pid is not None else None
-        self._cpu_at_ready = self._cpu_seconds()
-        self._next_cpu_check = time.monotonic() + _CPU_CHECK_EVERY_S
+        self._cpu_at_ready = self._cpu_at_reply = self._cpu_seconds()
 
     def _fail(self, reason: str) -> CodeRewardError:
         self.close()
@@ -172,19 +174,23 @@ class RewardServer:
         elif names != self.names:
             raise self._fail(f"compute_reward changed its component names from {list(self.names)} to {list(names)}")
         self._calls += n
-        now = time.monotonic()
-        if now >= self._next_cpu_check:
-            self._next_cpu_check = now + _CPU_CHECK_EVERY_S
-            self.check_cpu()
+        self.check_cpu(n)
         return names, values
 
-    def check_cpu(self) -> None:
-        """CodeRewardError (and the worker closed) if the code used more CPU than its budget for the calls so far."""
-        used = self._cpu_seconds() - self._cpu_at_ready
-        allowed = CPU_SLACK_S + self.cpu_s_per_call * self._calls
-        if used > allowed:
-            raise self._fail(f"the reward code used {used:.2f} s of CPU for {self._calls} calls; the budget is "
-                             f"{self.cpu_s_per_call * 1000:g} ms per call (reward.cpu_s_per_call)")
+    def check_cpu(self, batch: int = 0) -> None:
+        """CodeRewardError (and the worker closed) if the code used more CPU than its budget: for the calls so far,
+        and for the ``batch`` calls answered since the last check (one kernel read, about a microsecond)."""
+        cpu = self._cpu_seconds()
+        spent, self._cpu_at_reply = cpu - self._cpu_at_reply, cpu
+        used = cpu - self._cpu_at_ready
+        if spent > BATCH_CPU_SLACK_S + self.cpu_s_per_call * batch:
+            raise self._fail(f"the reward code used {spent:.2f} s of CPU for a batch of {batch} calls; "
+                             f"{self._budget()}")
+        if used > CPU_SLACK_S + self.cpu_s_per_call * self._calls:
+            raise self._fail(f"the reward code used {used:.2f} s of CPU for {self._calls} calls; {self._budget()}")
+
+    def _budget(self) -> str:
+        return f"the budget is {self.cpu_s_per_call * 1000:g} ms per call (reward.cpu_s_per_call)"
 
     def _cpu_seconds(self) -> float:
         """User + system CPU of the worker, from the kernel's accounting in ``/proc/<pid>/stat``."""

@@ -89,24 +89,43 @@ def _make_env(job: dict[str, Any], seed: int) -> Any:
 
 
 class _Stats:
-    """Running mean/min/max of the total and of each component."""
+    """Running mean/min/max of the total and of each component. The total is kept apart from the components, so
+    no component name (``__total__`` included) can stand in for it."""
 
     def __init__(self) -> None:
+        self.total: list[float] | None = None  # sum, min, max, count
         self.sums: dict[str, list[float]] = {}
 
     def add(self, total: float, components: dict[str, float]) -> None:
-        for name, value in (("__total__", total), *components.items()):
-            entry = self.sums.get(name)
-            if entry is None:
-                self.sums[name] = [value, value, value, 1.0]
-            else:
-                entry[0] += value
-                entry[1] = min(entry[1], value)
-                entry[2] = max(entry[2], value)
-                entry[3] += 1
+        self.total = _accumulate(self.total, total)
+        for name, value in components.items():
+            self.sums[name] = _accumulate(self.sums.get(name), value)
+
+    def total_summary(self) -> list[float] | None:
+        """``[mean, min, max]`` of the total, or None before the first ``add``."""
+        return None if self.total is None else _mean_min_max(self.total)
 
     def summary(self) -> dict[str, list[float]]:
-        return {name: [s / n, lo, hi] for name, (s, lo, hi, n) in self.sums.items()}
+        """``{component: [mean, min, max]}``."""
+        return {name: _mean_min_max(entry) for name, entry in self.sums.items()}
+
+    def clear(self) -> None:
+        self.total, self.sums = None, {}
+
+
+def _accumulate(entry: list[float] | None, value: float) -> list[float]:
+    if entry is None:
+        return [value, value, value, 1.0]
+    entry[0] += value
+    entry[1] = min(entry[1], value)
+    entry[2] = max(entry[2], value)
+    entry[3] += 1
+    return entry
+
+
+def _mean_min_max(entry: list[float]) -> list[float]:
+    total, low, high, count = entry
+    return [total / count, low, high]
 
 
 def _reward_server(job: dict[str, Any]) -> Any:
@@ -149,9 +168,8 @@ def run_smoke(job: dict[str, Any], send: Callable[[dict], None]) -> None:
             obs = env.reset()[0] if terminated or truncated else next_obs
     finally:
         server.close()
-    summary = stats.summary()
-    send({"type": "result", "steps": int(job["n_steps"]), "total": summary.pop("__total__", [0.0, 0.0, 0.0]),
-          "components": summary})
+    send({"type": "result", "steps": int(job["n_steps"]), "total": stats.total_summary() or [0.0, 0.0, 0.0],
+          "components": stats.summary()})
 
 
 def _sparse_reward(env: Any) -> Any:
@@ -248,8 +266,7 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
             return True
 
         def report(self) -> None:
-            summary = stats.summary()
-            total_stats = summary.pop("__total__", None)
+            summary, total_stats = stats.summary(), stats.total_summary()
             send({"type": "progress", "point": self.point, "timestep": int(self.num_timesteps),
                   "episodes": len(self.successes),
                   "success_rate": sum(self.successes) / len(self.successes) if self.successes else None,
@@ -258,14 +275,14 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
                   "components": {name: values[0] for name, values in summary.items()},
                   "progress_best_mean": _mean(self.progress_best), "progress_best_max": max(
                       self.progress_best, default=None), "time_limit_rate": _mean(self.time_limits)})
-            stats.sums.clear()
+            stats.clear()
             self.successes, self.returns, self.progress_best, self.time_limits = [], [], [], []
             self.point += 1
             self.next_report += chunk
 
     progress = Progress()
     model.learn(total_timesteps=total, callback=progress, progress_bar=False)
-    if progress.successes or stats.sums:
+    if progress.successes or stats.total is not None:
         progress.report()
     evaluation = {}
     if int(job.get("eval_episodes", 0)) > 0:
