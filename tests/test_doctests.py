@@ -41,6 +41,7 @@ MODULES = [
     "llm_reward.agents.factory",
     "llm_reward.conf.schema",
     "llm_reward.eureka.frames",
+    "llm_reward.eureka.records",
 ]
 
 

@@ -104,19 +104,21 @@ def test_ray_executor_runs_a_candidate_on_a_real_local_instance(tmp_path):
 
     from llm_reward.eureka.candidate import evaluate_candidate
     from llm_reward.eureka.executors import RayExecutor
+    from llm_reward.eureka.records import CandidateJob, TrainSettings
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         executor = RayExecutor(workers=1)
-        job = {"env_id": "InvertedPendulum-v5", "reward": "code", "code": GOOD, "seed": 0, "smoke_steps": 20,
-               "train": {"algo": "ppo", "total_timesteps": 256, "n_envs": 2, "n_points": 2, "eval_episodes": 0,
-                         "max_episode_steps": 50}, "timeout_s": 300, "memory_mb": 4096, "log_dir": str(tmp_path)}
+        job = CandidateJob("InvertedPendulum-v5", reward="code", code=GOOD, seed=0, smoke_steps=20,
+                           train=TrainSettings("ppo", total_timesteps=256, n_envs=2, n_points=2, eval_episodes=0,
+                                               max_episode_steps=50), timeout_s=300, memory_mb=4096,
+                           log_dir=str(tmp_path))
         record = executor.submit(evaluate_candidate, job).result(timeout=600)
         executor.shutdown()
     finally:
         ray.shutdown()
-    assert record["status"] == "ok", record["reason"]
-    assert record["curve"] and (tmp_path / "train.log").exists()
+    assert record.trained, record.reason
+    assert record.curve and (tmp_path / "train.log").exists()
 
 
 @pytest.mark.slow

@@ -23,6 +23,9 @@ from typing import Any
 _EXPORTS = {
     "validate_reward_code": "llm_reward.eureka.candidate",
     "evaluate_candidate": "llm_reward.eureka.candidate",
+    "CandidateJob": "llm_reward.eureka.records",
+    "CandidateResult": "llm_reward.eureka.records",
+    "TrainSettings": "llm_reward.eureka.records",
     "EnvContext": "llm_reward.eureka.context",
     "env_context": "llm_reward.eureka.context",
     "SearchConfig": "llm_reward.eureka.search",

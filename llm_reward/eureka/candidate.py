@@ -1,8 +1,8 @@
 """One candidate's whole life outside the LLM: allow-list, sandboxed smoke test, sandboxed training, fitness.
 
-:func:`evaluate_candidate` is the unit of work the executors run; it takes and returns plain JSON-able dicts so a
-Ray node needs nothing but the installed package. :func:`validate_reward_code` is the same check without the
-training, for users and CI.
+:func:`evaluate_candidate` is the unit of work the executors run; it takes a :class:`CandidateJob` and returns a
+:class:`CandidateResult` (typed records that pickle, so a Ray node needs nothing but the installed package).
+:func:`validate_reward_code` is the same check without the training, for users and CI.
 
     >>> code = "def compute_reward(o, a, n, i):\\n    return 1.0, {'alive': 1.0}"
     >>> validate_reward_code(code, "Hopper-v5")  # doctest: +SKIP
@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
 from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.context import ALWAYS_HIDDEN
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
 from llm_reward.eureka.frames import SmokeResult
+from llm_reward.eureka.records import CandidateJob, CandidateResult, Stage, Status
 from llm_reward.eureka.reflection import fitness, tiebreak
 from llm_reward.eureka.sandbox import SandboxLimits, run_job
 
@@ -58,49 +58,48 @@ def smoke_summary(result: SmokeResult) -> str:
             f"components {sorted(result.components)}")
 
 
-def evaluate_candidate(job: dict[str, Any]) -> dict[str, Any]:
-    """Smoke-test, then train on ``job["code"]`` (or the env's ``env`` / ``sparse`` reward) in sandbox workers.
+def evaluate_candidate(job: CandidateJob) -> CandidateResult:
+    """Smoke-test, then train on ``job.code`` (or the env's ``env`` / ``sparse`` reward) in sandbox workers.
 
-    ``job`` keys: ``env_id``, ``success`` (criterion or None), ``hidden_info_keys``, ``reward`` (code | env |
-    sparse), ``code``, ``seed``, ``smoke_steps``, ``train``
-    (algo, total_timesteps, n_envs, n_points, eval_episodes, agent_kwargs, max_episode_steps), ``fitness``,
-    ``timeout_s``, ``memory_mb``, ``log_dir``. Returns ``status`` (ok | failed), ``stage`` and ``reason`` of a
-    failure, the training ``curve``, ``fitness``, ``tiebreak``, ``eval_success`` and timings.
+    Args:
+        job: what to run (:class:`~llm_reward.eureka.records.CandidateJob`); it pickles, so a Ray node needs
+            nothing but the installed package.
+
+    Returns:
+        The :class:`~llm_reward.eureka.records.CandidateResult`: ``status`` (ok | failed), the ``stage`` and
+        ``reason`` of a failure, the training ``curve``, ``fitness``, ``tiebreak``, ``eval_success`` and timings.
+        Bad code is a failed result, never an exception.
     """
     start = time.monotonic()
-    log_dir = Path(job["log_dir"]) if job.get("log_dir") else None
-    record: dict[str, Any] = {"status": "failed", "stage": None, "reason": "", "curve": [], "fitness": None,
-                              "tiebreak": None, "eval_success": None, "seed": job["seed"], "reward": job["reward"]}
-    memory = int(job.get("memory_mb", 6144))
-    env = {"env_id": job["env_id"], "success": job.get("success"), "max_episode_steps": job["train"].get(
-        "max_episode_steps"), "hidden_info_keys": list(job.get("hidden_info_keys", ALWAYS_HIDDEN))}
-    if job["reward"] == "code":
-        outcome = run_job({"mode": "smoke", **env, "code": job["code"], "seed": job["seed"],
-                           "n_steps": int(job.get("smoke_steps", 100))},
-                          limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S, memory_mb=memory),
+    log_dir = Path(job.log_dir) if job.log_dir else None
+    result = CandidateResult(seed=job.seed, reward=job.reward)
+    train = job.train
+    env = {"env_id": job.env_id, "success": job.success, "max_episode_steps": train.max_episode_steps,
+           "hidden_info_keys": list(job.hidden_info_keys)}
+    if job.reward == "code":
+        outcome = run_job({"mode": "smoke", **env, "code": job.code, "seed": job.seed, "n_steps": job.smoke_steps},
+                          limits=SandboxLimits(timeout_s=SMOKE_TIMEOUT_S, memory_mb=job.memory_mb),
                           log_path=log_dir / "smoke.log" if log_dir else None)
-        record["smoke_s"] = round(outcome.elapsed_s, 2)
+        result.smoke_s = round(outcome.elapsed_s, 2)
         if not outcome.ok:
-            record.update(stage="smoke", reason=outcome.reason, elapsed_s=round(time.monotonic() - start, 2))
-            return record
-        record["smoke"] = dataclasses.asdict(outcome.result)
-    train = job["train"]
-    outcome = run_job({"mode": "train", **env, "code": job.get("code"), "reward": job["reward"],
-                       "seed": job["seed"], "algo": train["algo"], "total_timesteps": int(train["total_timesteps"]),
-                       "n_envs": int(train["n_envs"]), "n_points": int(train.get("n_points", 10)),
-                       "eval_episodes": int(train.get("eval_episodes", 0)),
-                       "agent_kwargs": dict(train.get("agent_kwargs") or {})},
-                      limits=SandboxLimits(timeout_s=float(job.get("timeout_s", 600)), memory_mb=memory),
+            result.stage, result.reason = Stage.SMOKE, outcome.reason
+            result.elapsed_s = round(time.monotonic() - start, 2)
+            return result
+        result.smoke = dataclasses.asdict(outcome.result)
+    outcome = run_job({"mode": "train", **env, "code": job.code, "reward": job.reward, "seed": job.seed,
+                       "algo": train.algo, "total_timesteps": int(train.total_timesteps), "n_envs": int(train.n_envs),
+                       "n_points": int(train.n_points), "eval_episodes": int(train.eval_episodes),
+                       "agent_kwargs": dict(train.agent_kwargs)},
+                      limits=SandboxLimits(timeout_s=float(job.timeout_s), memory_mb=job.memory_mb),
                       log_path=log_dir / "train.log" if log_dir else None)
-    record["curve"] = [dataclasses.asdict(point) for point in outcome.progress]
-    record["train_s"] = round(outcome.elapsed_s, 2)
-    record["elapsed_s"] = round(time.monotonic() - start, 2)
+    result.curve = [dataclasses.asdict(point) for point in outcome.progress]
+    result.train_s = round(outcome.elapsed_s, 2)
+    result.elapsed_s = round(time.monotonic() - start, 2)
     if not outcome.ok:
-        record.update(stage="train", reason=outcome.reason)
-        return record
-    record["eval_success"] = outcome.result.eval_success
-    record["eval_return"] = outcome.result.eval_return
-    record.update(status="ok", fitness=fitness(record["curve"], mode=job.get("fitness", "max"),
-                                                evaluation=outcome.result.eval_success),
-                  tiebreak=tiebreak(record["curve"]))
-    return record
+        result.stage, result.reason = Stage.TRAIN, outcome.reason
+        return result
+    result.eval_success, result.eval_return = outcome.result.eval_success, outcome.result.eval_return
+    result.status = Status.OK
+    result.fitness = fitness(result.curve, mode=job.fitness, evaluation=outcome.result.eval_success)
+    result.tiebreak = tiebreak(result.curve)
+    return result

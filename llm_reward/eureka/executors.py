@@ -1,8 +1,8 @@
 """Where candidates train: one interface, a bounded local pool by default and Ray for a cluster.
 
-Each task is :func:`llm_reward.eureka.candidate.evaluate_candidate` on a JSON-able job; it starts its own sandbox
-worker, so a local "worker" is a thread that waits on a child process (the GIL is not the bottleneck) and a Ray
-task is the same call on whichever node Ray picks.
+Each task is :func:`llm_reward.eureka.candidate.evaluate_candidate` on a ``CandidateJob`` (a typed record that
+pickles, for Ray); it starts its own sandbox worker, so a local "worker" is a thread that waits on a child process
+(the GIL is not the bottleneck) and a Ray task is the same call on whichever node Ray picks.
 
     >>> with make_executor("local", workers=2) as pool:  # doctest: +SKIP
     ...     future = pool.submit(evaluate_candidate, job)

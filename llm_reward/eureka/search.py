@@ -31,6 +31,7 @@ another env id, coder or search setting is refused, see :mod:`.rundir`)::
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ from llm_reward.eureka.extract import ExtractionError, extract_reward_code
 from llm_reward.eureka.jail import check_isolation, default_isolation
 from llm_reward.eureka.prescreen import Rollouts, load_or_collect, prescreen_score, spearman
 from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initial_messages, repair_messages
+from llm_reward.eureka.records import CandidateJob, CandidateResult, Stage, Status, TrainSettings
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
 from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
 from llm_reward.eureka.sandbox import kill_all_workers
@@ -117,19 +119,20 @@ class SearchConfig:
             raise ValueError(f"search.timeout_s must be > 0, got {self.timeout_s}")
         check_executor(self.executor)
 
-    def job(self, env_id: str, hidden_info_keys: list[str], eval_episodes: int | None = None,
-            **fields: Any) -> dict[str, Any]:
+    def job(self, env_id: str, hidden_info_keys: list[str], *, reward: str, seed: int, code: str | None = None,
+            log_dir: str | None = None, eval_episodes: int | None = None) -> CandidateJob:
         """An :func:`~llm_reward.eureka.candidate.evaluate_candidate` job with these settings."""
-        return {"env_id": env_id, "success": self.success, "hidden_info_keys": list(hidden_info_keys),
-                "smoke_steps": self.smoke_steps, "train": self.train_settings(eval_episodes),
-                "fitness": self.fitness,
-                "timeout_s": self.timeout_s, "memory_mb": self.memory_mb, **fields}
+        return CandidateJob(env_id=env_id, reward=reward, seed=seed, code=code, success=self.success,
+                            hidden_info_keys=tuple(hidden_info_keys), smoke_steps=self.smoke_steps,
+                            train=self.train_settings(eval_episodes), fitness=self.fitness, timeout_s=self.timeout_s,
+                            memory_mb=self.memory_mb, log_dir=log_dir)
 
-    def train_settings(self, eval_episodes: int | None = None) -> dict[str, Any]:
-        return {"algo": self.algo, "total_timesteps": self.total_timesteps, "n_envs": self.n_envs,
-                "n_points": self.n_points, "eval_episodes": self.eval_episodes if eval_episodes is None else
-                eval_episodes,
-                "agent_kwargs": dict(self.agent_kwargs), "max_episode_steps": self.max_episode_steps}
+    def train_settings(self, eval_episodes: int | None = None) -> TrainSettings:
+        """How each candidate's agent trains (``eval_episodes``: the final runs' evaluation instead)."""
+        return TrainSettings(algo=self.algo, total_timesteps=self.total_timesteps, n_envs=self.n_envs,
+                             n_points=self.n_points,
+                             eval_episodes=self.eval_episodes if eval_episodes is None else eval_episodes,
+                             agent_kwargs=dict(self.agent_kwargs), max_episode_steps=self.max_episode_steps)
 
 
 def sample_seed(search_seed: int, iteration: int, sample: int) -> int:
@@ -137,13 +140,12 @@ def sample_seed(search_seed: int, iteration: int, sample: int) -> int:
     return search_seed * 1_000_000 + iteration * 1_000 + sample
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+def _read_result(path: Path) -> CandidateResult:
+    return CandidateResult.from_json(json.loads(path.read_text()))
 
 
-def _rank(record: dict[str, Any]) -> tuple[float, float]:
-    tie = record.get("tiebreak")
-    return float(record["fitness"]), float(tie) if tie is not None else -math.inf
+def _rank(record: CandidateResult) -> tuple[float, float]:
+    return float(record.fitness), float(record.tiebreak) if record.tiebreak is not None else -math.inf
 
 
 class EurekaSearch:
@@ -179,7 +181,7 @@ class EurekaSearch:
             for it in range(cfg.iterations):
                 records, summary = self._iteration(it, feedback, executor)
                 iterations.append(summary)
-                ok = [r for r in records if r["status"] == "ok"]
+                ok = [r for r in records if r.trained]
                 if ok:
                     top = max(ok, key=_rank)
                     if best is None or _rank(top) > _rank(best):
@@ -222,30 +224,30 @@ class EurekaSearch:
                                seed=cfg.seed, success=cfg.success, max_episode_steps=cfg.max_episode_steps)
 
     def _iteration(self, it: int, feedback: dict[str, str] | None,
-                   executor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                   executor: Any) -> tuple[list[CandidateResult], dict[str, Any]]:
         cfg, it_dir = self.config, self.run_dir / f"iter_{it:02d}"
         if feedback is None or not cfg.reflection:  # reflection off (a control): every iteration starts afresh
             messages = initial_messages(self.context)
         else:
             messages = feedback_messages(self.context, feedback["code"], feedback["text"])
         write_json(it_dir / "prompt.json", messages)
-        records: dict[int, dict[str, Any]] = {}
+        records: dict[int, CandidateResult] = {}
         futures: dict[cf.Future, int] = {}
         screened: list[dict[str, Any]] = []
         bar = tqdm(total=cfg.samples, desc=f"iteration {it}", unit="candidate", disable=not self.progress)
         for k in range(cfg.samples):
             cand_dir = it_dir / f"cand_{k:02d}"
             if (cand_dir / "result.json").exists():  # finished in an earlier run
-                records[k] = _read_json(cand_dir / "result.json")
+                records[k] = _read_result(cand_dir / "result.json")
                 bar.update()
                 continue
             code, attempts = self._write_code(messages, cand_dir, sample_seed(cfg.seed, it, k))
             common = {"attempts": attempts, "repairs": len(attempts) - 1}
             if code is None:
                 last = attempts[-1]
-                records[k] = self._finish(cand_dir, {"status": "failed", "stage": last["stage"],
-                                                     "reason": last["reason"], "curve": [], "fitness": None,
-                                                     "code": last.get("code"), "executable": False, **common})
+                records[k] = self._finish(cand_dir, CandidateResult(
+                    status=Status.FAILED, stage=Stage(last["stage"]), reason=last["reason"], code=last.get("code"),
+                    executable=False, **common))
                 bar.update()
                 continue
             candidate = {"k": k, "dir": cand_dir, "code": code, "prescreen_score": self._prescreen(code),
@@ -258,10 +260,10 @@ class EurekaSearch:
             screened.sort(key=lambda c: -math.inf if c["prescreen_score"] is None else c["prescreen_score"],
                           reverse=True)
             for candidate in screened[cfg.prescreen_top:]:
-                records[candidate["k"]] = self._finish(candidate["dir"], {
-                    "status": "screened_out", "stage": "prescreen", "executable": True,
-                    "reason": f"prescreen score {candidate['prescreen_score']} not in the top {cfg.prescreen_top}",
-                    "curve": [], "fitness": None, **_public(candidate)})
+                records[candidate["k"]] = self._finish(candidate["dir"], CandidateResult(
+                    status=Status.SCREENED_OUT, stage=Stage.PRESCREEN, executable=True,
+                    reason=f"prescreen score {candidate['prescreen_score']} not in the top {cfg.prescreen_top}",
+                    **_public(candidate)))
                 bar.update()
             for candidate in screened[:cfg.prescreen_top]:
                 futures[self._submit(executor, candidate)] = candidate["k"]
@@ -347,63 +349,62 @@ class EurekaSearch:
         return text
 
     @staticmethod
-    def _finish(cand_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-        record = {"candidate": cand_dir.name, **record}
-        write_json(cand_dir / "result.json", record)
+    def _finish(cand_dir: Path, record: CandidateResult) -> CandidateResult:
+        record = dataclasses.replace(record, candidate=cand_dir.name)
+        write_json(cand_dir / "result.json", record.to_json())
         return record
 
-    def _iteration_summary(self, it: int, records: list[dict[str, Any]]) -> dict[str, Any]:
-        ok = [r for r in records if r["status"] == "ok"]
-        executable = [r for r in records if _executable(r)]
-        stages = Counter(r["stage"] for r in records if r["status"] == "failed")
+    def _iteration_summary(self, it: int, records: list[CandidateResult]) -> dict[str, Any]:
+        ok = [r for r in records if r.trained]
+        executable = [r for r in records if r.ran]
+        stages = Counter(r.stage.value for r in records if r.status is Status.FAILED and r.stage is not None)
         summary: dict[str, Any] = {
             "iteration": it, "candidates": len(records), "executable": len(executable), "trained": len(ok),
-            "executable_first_try": sum(not r.get("repairs") for r in executable),
+            "executable_first_try": sum(not r.repairs for r in executable),
             "execute_rate": len(executable) / len(records), "failures_by_stage": dict(stages),
             "best_candidate": None, "best_training_fitness": None,
-            "prescreen_scores": [r.get("prescreen_score") for r in records],
-            "training_fitness": [r.get("fitness") for r in records],
-            "selection_keys": [list(_rank(r)) if r["status"] == "ok" else None for r in records],
-            "candidate_wall_s": [r.get("elapsed_s") for r in records]}
+            "prescreen_scores": [r.prescreen_score for r in records],
+            "training_fitness": [r.fitness for r in records],
+            "selection_keys": [list(_rank(r)) if r.trained else None for r in records],
+            "candidate_wall_s": [r.elapsed_s for r in records]}
         summary["execute_rate_first_try"] = summary["executable_first_try"] / len(records)
         if ok:
             top = max(ok, key=_rank)
-            summary.update(best_candidate=top["candidate"], best_training_fitness=top["fitness"])
-            text = reflection_text(top["curve"], evaluation=top.get("eval_success"), reference=self._reference())
-            summary["feedback"] = {"code": top["code"], "text": text, "from": top["candidate"]}
+            summary.update(best_candidate=top.candidate, best_training_fitness=top.fitness)
+            text = reflection_text(top.curve, evaluation=top.eval_success, reference=self._reference())
+            summary["feedback"] = {"code": top.code, "text": text, "from": top.candidate}
         else:  # nothing ran: show the model its own failure (the first one with code, else any)
-            failed = next((r for r in records if r.get("code")), records[0])
-            code = failed.get("code") or "# (no compute_reward found in the reply)"
-            summary["feedback"] = {"code": code, "text": failure_feedback(failed["reason"]),
-                                   "from": failed["candidate"]}
+            failed = next((r for r in records if r.code), records[0])
+            code = failed.code or "# (no compute_reward found in the reply)"
+            summary["feedback"] = {"code": code, "text": failure_feedback(failed.reason), "from": failed.candidate}
         return summary
 
     # -- final evaluation -------------------------------------------------------------------------------------
-    def _final(self, best: dict[str, Any], executor: Any) -> dict[str, list[dict[str, Any]]]:
+    def _final(self, best: CandidateResult, executor: Any) -> dict[str, list[CandidateResult]]:
         """Retrain the best code (and the env/sparse baselines) over ``final_seeds`` seeds at the same budget, then
         evaluate each final policy on ``final_eval_episodes`` fresh episodes."""
         cfg = self.config
-        (self.run_dir / "best_reward.py").write_text(best["code"])
+        (self.run_dir / "best_reward.py").write_text(best.code)
         kinds = ["eureka"] + (["env", "sparse"] if cfg.baselines else [])
-        codes = {"eureka": best["code"]}
+        codes = {"eureka": best.code}
         if cfg.blind:
             blind = self._blind_code()
             if blind is not None:
                 kinds.append("blind")
                 codes["blind"] = blind
-        results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+        results: dict[str, list[CandidateResult]] = {kind: [] for kind in kinds}
         futures = {}
         for kind in kinds:
             for s in range(cfg.final_seeds):
                 path = self.run_dir / "final" / f"{kind}_seed{s}.json"
                 if path.exists():
-                    results[kind].append(_read_json(path))
+                    results[kind].append(_read_result(path))
                     continue
                 job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
                               reward="code" if kind in codes else kind,
                               code=codes.get(kind), seed=cfg.seed + 100 + s,
                               log_dir=str(path.parent / f"{kind}_seed{s}"))
-                Path(job["log_dir"]).mkdir(parents=True, exist_ok=True)
+                Path(job.log_dir).mkdir(parents=True, exist_ok=True)
                 future = executor.submit(evaluate_candidate, job)
                 futures[future] = (kind, path)
                 # written the moment it finishes, so a Ctrl-C while others still train keeps it
@@ -414,14 +415,14 @@ class EurekaSearch:
             future.result()  # evaluate_candidate never raises for bad code; a crash here is a bug: surface it
             results[kind].append(self._final_done(future, path))
         for kind in kinds:
-            results[kind].sort(key=lambda r: r["seed"])
+            results[kind].sort(key=lambda r: r.seed)
         return results
 
-    def _final_done(self, future: cf.Future, path: Path) -> dict[str, Any] | None:
+    def _final_done(self, future: cf.Future, path: Path) -> CandidateResult | None:
         if self._stopping or future.cancelled() or future.exception() is not None:
             return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
-        record = {**future.result(), "eval_episodes": self.config.final_eval_episodes}
-        write_json(path, record)
+        record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes)
+        write_json(path, record.to_json())
         return record
 
     def _blind_code(self) -> str | None:
@@ -435,8 +436,8 @@ class EurekaSearch:
         write_json(self.run_dir / "blind" / "result.json", {"code": code, "attempts": attempts})
         return code
 
-    def _summary(self, iterations: list[dict[str, Any]], best: dict[str, Any] | None,
-                 final: dict[str, list[dict[str, Any]]], wall_s: float) -> dict[str, Any]:
+    def _summary(self, iterations: list[dict[str, Any]], best: CandidateResult | None,
+                 final: dict[str, list[CandidateResult]], wall_s: float) -> dict[str, Any]:
         total = sum(s["candidates"] for s in iterations)
         walls = [w for s in iterations for w in s["candidate_wall_s"] if w is not None]
         # the prescreen score against the search's own selection order (training fitness, ties broken by the
@@ -451,8 +452,8 @@ class EurekaSearch:
             "execute_rate_per_iteration": [s["execute_rate"] for s in iterations],
             "best_training_fitness_per_iteration": [s["best_training_fitness"] for s in iterations],
             "failures_by_stage": dict(sum((Counter(s["failures_by_stage"]) for s in iterations), Counter())),
-            "best_candidate": None if best is None else f"{best.get('candidate')}",
-            "best_training_fitness": None if best is None else best["fitness"],
+            "best_candidate": None if best is None else f"{best.candidate}",
+            "best_training_fitness": None if best is None else best.fitness,
             "prescreen_spearman": spearman([p for p, _ in scored], [order.index(k) for _, k in scored])
             if scored else None,
             "prescreen_pairs": len(scored),
@@ -473,26 +474,20 @@ def _public(candidate: dict[str, Any]) -> dict[str, Any]:
     return {key: candidate[key] for key in ("code", "prescreen_score", "attempts", "repairs")}
 
 
-def _trained(future: cf.Future) -> dict[str, Any]:
+def _trained(future: cf.Future) -> CandidateResult:
     record = future.result()
     # executable: ran through training without an error (the smoke test inside the job included)
-    return {**record, "executable": record.get("status") == "ok", **_public(future.candidate)}
+    return dataclasses.replace(record, executable=record.trained, **_public(future.candidate))
 
 
-def _executable(record: dict[str, Any]) -> bool:
-    """Passed extraction, the allow-list and the smoke test (trained or screened out; older records: trained)."""
-    return bool(record.get("executable", record["status"] == "ok"))
-
-
-def final_arm(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def final_arm(runs: list[CandidateResult]) -> dict[str, list[Any]]:
     """One arm's final runs, seed by seed: ``eval_success`` / ``eval_return`` of the final policy on fresh
     episodes (the reported metric) and ``training_fitness`` (best training-window success, Eureka's selection
     signal). A failed run is None in each list."""
-    ok = [r.get("status") == "ok" for r in runs]
-    return {"seeds": [r.get("seed") for r in runs],
-            "eval_success": [r.get("eval_success") if good else None for r, good in zip(runs, ok)],
-            "eval_return": [r.get("eval_return") if good else None for r, good in zip(runs, ok)],
-            "training_fitness": [r.get("fitness") if good else None for r, good in zip(runs, ok)]}
+    return {"seeds": [r.seed for r in runs],
+            "eval_success": [r.eval_success if r.trained else None for r in runs],
+            "eval_return": [r.eval_return if r.trained else None for r in runs],
+            "training_fitness": [r.fitness if r.trained else None for r in runs]}
 
 
 def _mean(values: list[float | None]) -> float | None:
