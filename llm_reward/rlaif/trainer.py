@@ -16,7 +16,6 @@ import copy
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from llm_reward.jsonio import replaced_directory
 from llm_reward.rlaif.policy import Policy
 from llm_reward.rlaif.rewards import TextReward
 from llm_reward.rlaif.rloo import (RunningBaseline, penalised_advantages, policy_gradient_loss, sampled_kl)
@@ -96,20 +96,13 @@ class RLAIFTrainer:
 
     def save(self) -> None:
         """Write the checkpoint to a temporary directory, then swap it in: a crash never leaves a half one."""
-        tmp = self.out_dir / "checkpoint.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        torch.save(self.policy.trainable_state(), tmp / "trainable.pt")
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         state = {"step": self.step, "history": self.history, "baseline": self.baseline.value,
                  "fingerprint": self.fingerprint}
-        (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        old = self.out_dir / "checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.checkpoint_dir.exists():
-            os.replace(self.checkpoint_dir, old)
-        os.replace(tmp, self.checkpoint_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        with replaced_directory(self.checkpoint_dir) as tmp:
+            torch.save(self.policy.trainable_state(), tmp / "trainable.pt")
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            # json.dumps, not jsonio's strict JSON: a NaN in the history must come back as NaN on resume
+            (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
     def resume(self) -> bool:
         """Load the checkpoint if one exists (refusing one written under different settings); True if loaded."""
