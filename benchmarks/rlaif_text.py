@@ -360,7 +360,7 @@ def results_markdown() -> str:
         if timing and not r.get("quick"):
             hours = lambda steps, t=timing: steps * t / 3600  # noqa: E731
             lines.append(f"- Budget: a direct-mode training step took {_f(timing, 1)} s here on average (sampling, "
-                         f"judge, optimiser); the issue's target budget of 300 steps per run would take "
+                         f"judge, optimiser); a budget of 300 steps per run would take "
                          f"{_f(hours(300), 1)} h per run at this speed, so {_f(9 * hours(300), 1)} h for 3 modes x 3 "
                          f"seeds, before evaluation and the distilled modes' 1,024 labelling prompts per run.")
         speed = r.get("sampling_vs_generate")

@@ -234,7 +234,8 @@ def test_track_scripts_results_are_imported(tmp_path: Path) -> None:
     assert row["eureka"]["seeds"] == [100, 101, 102] and row["none"]["scores"] == [0.1, 0.0]
     assert row["human"]["n_seeds"] == 3 and row["eureka"]["prob_improvement_vs_none"] == 1.0
     _write_jsonl(tmp_path / "rlaif_text_cells.jsonl", [
-        {"cell": f"full|{mode}|seed{s}|x", "mode": mode, "seed": s, "win_rate_heldout_judge": 0.5 + 0.1 * s, **STAMP}
+        {"cell": f"full|{mode}|seed{s}|x", "mode": mode, "seed": s, "steps": 24,
+         "checker_success_difference": 0.5 + 0.1 * s, **STAMP}
         for mode in ("direct", "distilled") for s in (0, 1)])
     summary = write_report(load_suite("rlaif", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
     assert summary["tasks"]["shipped_prompts"]["rewards"]["direct"]["scores"] == [0.5, 0.6]
@@ -290,3 +291,13 @@ def test_a_partial_run_or_report_keeps_the_whole_suite_in_its_summary(tmp_path: 
     saved = json.loads((tmp_path / "minigrid" / "summary.json").read_text())
     assert set(saved["tasks"]) == set(load_suite("minigrid").tasks) and "motif" in saved["rewards"]
     assert saved["tasks"]["doorkey_8x8"]["rewards"]["motif"]["n_seeds"] == 1
+
+
+def test_one_seed_shows_its_value_without_an_interval() -> None:
+    from benchmarks.suite.report import interval
+    from benchmarks.suite.results_block import _cell
+
+    one = {"n_seeds": 1, "point": -0.1875, "point_ci": [-0.1875, -0.1875], "estimator": "mean"}
+    assert interval(one) == "-0.19 (n=1, no interval)" and _cell(one, 2) == "-0.19 (1, no interval)"
+    two = {**one, "n_seeds": 2, "point_ci": [-0.3, 0.0]}
+    assert interval(two) == "-0.19 [-0.30, 0.00] (n=2, mean)"

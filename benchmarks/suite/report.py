@@ -183,11 +183,13 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def interval(stats: dict[str, Any], digits: int = 2) -> str:
-    """``0.84 [0.20, 1.00] (n=5)`` (IQM), ``0.67 [0.00, 1.00] (n=3, mean)`` under five seeds, ``stale (3 cells)``
-    when only stale cells exist, or ``no cells``."""
+    """``0.84 [0.20, 1.00] (n=5)`` (IQM), ``0.67 [0.00, 1.00] (n=3, mean)`` under five seeds, ``0.50 (n=1, no
+    interval)`` for one seed, ``stale (3 cells)`` when only stale cells exist, or ``no cells``."""
     if not stats["n_seeds"]:
         n_stale = len(stats.get("stale_cells") or [])
         return f"stale ({n_stale} cell{'s' * (n_stale != 1)})" if n_stale else "no cells"
+    if stats["n_seeds"] == 1:  # one run has no spread to resample: an interval would be the point twice
+        return f"{fmt(stats['point'], digits)} (n=1, no interval)"
     low, high = stats["point_ci"]
     label = f"n={stats['n_seeds']}" + (", mean" if stats["estimator"] == "mean" else "")
     return f"{fmt(stats['point'], digits)} [{fmt(low, digits)}, {fmt(high, digits)}] ({label})"

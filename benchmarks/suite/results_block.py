@@ -27,12 +27,14 @@ def load_summaries(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def _cell(stats: dict[str, Any] | None, digits: int) -> str:
-    """``0.84 [0.20, 1.00] (5)`` (IQM), ``0.67 [0.00, 1.00] (3, mean)`` under five seeds, ``stale`` when the
-    reward has only stale cells, ``–`` when it has none."""
+    """``0.84 [0.20, 1.00] (5)`` (IQM), ``0.67 [0.00, 1.00] (3, mean)`` under five seeds, ``0.50 (1, no interval)``
+    for one seed, ``stale`` when the reward has only stale cells, ``–`` when it has none."""
     if not stats or not stats["n_seeds"]:
         return "stale" if stats and stats.get("stale_cells") else "–"
     if "point_ci" not in stats:  # a summary written before cells named their code: all its cells are stale
         return "stale"
+    if stats["n_seeds"] == 1:  # one run has no spread to resample: an interval would be the point twice
+        return f"{fmt(stats['point'], digits)} (1, no interval)"
     low, high = stats["point_ci"]
     n = f"{stats['n_seeds']}" + (", mean" if stats["estimator"] == "mean" else "")
     return f"{fmt(stats['point'], digits)} [{fmt(low, digits)}, {fmt(high, digits)}] ({n})"
