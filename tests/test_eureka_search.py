@@ -317,6 +317,7 @@ def test_a_failed_reply_is_repaired_and_prescreening_picks_what_trains(tmp_path)
     repair = llm.calls[1]["messages"]
     assert repair[-2] == {"role": "assistant", "content": BUGGY}
     assert "could not be used" in repair[-1]["content"] and "NameError" in repair[-1]["content"]
+    assert llm.calls[1]["seed"] != llm.calls[0]["seed"]  # a repair samples anew, not the failed reply's seed
     first = json.loads((tmp_path / "iter_00" / "cand_00" / "result.json").read_text())
     assert first["repairs"] == 1 and first["attempts"][0]["stage"] == "smoke"
     assert (tmp_path / "iter_00" / "cand_00" / "response_repair1.md").read_text() == GOOD

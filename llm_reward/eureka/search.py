@@ -287,7 +287,9 @@ class EurekaSearch:
         cfg, attempts, turn = self.config, [], messages
         for attempt in range(cfg.repairs + 1):
             name = "response.md" if attempt == 0 else f"response_repair{attempt}.md"
-            reply = self._response(turn, cand_dir / name, seed)
+            # a repair samples with its own seed: with the first reply's seed the small coder repeats that reply
+            # verbatim, whatever the reason it is told
+            reply = self._response(turn, cand_dir / name, seed if attempt == 0 else seed + 7919 * attempt)
             code = None
             try:
                 code = extract_reward_code(reply)
