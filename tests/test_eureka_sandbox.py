@@ -988,7 +988,8 @@ def test_escape_syscall_filter_refuses_memfd_ipc_and_parent_death_changes():
 
 @pytest.mark.parametrize("isolation", ["os", "process"])
 def test_escape_server_cannot_hold_memory_outside_its_limits(isolation):
-    """In the real server (OS layers only, as if the code were past the allow-list): no memfd, few descriptors."""
+    """In the real server (OS layers only, as if the code were past the allow-list): no memfd, no System V shared
+    memory, few descriptors."""
     from llm_reward.eureka.guard import SERVER_MAX_OPEN_FILES
 
     if isolation == "os" and JAIL_STATUS is not None:
@@ -999,6 +1000,12 @@ def test_escape_server_cannot_hold_memory_outside_its_limits(isolation):
         hits['memfd'] = 1.0
     except OSError:
         hits['memfd'] = 0.0
+    import ctypes
+    libc = ctypes.CDLL(None)
+    segment = libc.shmget(0, 1 << 20, 0o1600)  # a System V segment outlives its maker (removed at once if made)
+    hits['sysv_shm'] = float(segment != -1)
+    if segment != -1:
+        libc.shmctl(segment, 0, None)
     fds = []
     try:
         for _ in range(1000):
@@ -1010,7 +1017,7 @@ def test_escape_server_cannot_hold_memory_outside_its_limits(isolation):
         os.close(fd)
     """
     hits, _ = _serve_once(_attack(body), limits=SandboxLimits(memory_mb=2048, isolation=isolation))
-    assert hits["memfd"] == 0.0
+    assert hits["memfd"] == 0.0 and hits["sysv_shm"] == 0.0
     assert 0 < hits["more_files"] < SERVER_MAX_OPEN_FILES
 
 
@@ -1132,3 +1139,98 @@ def test_escape_cpu_budget_cannot_be_banked_for_one_long_call():
             server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("isolation", ["os", "process"])
+def test_escape_server_dies_with_a_killed_caller(isolation, tmp_path):
+    """Code past the allow-list tries to clear PR_SET_PDEATHSIG and to hide the request pipe's end (dup2 of a pipe
+    of its own over it); the caller is SIGKILLed: the server is gone within seconds."""
+    import signal
+    import time
+
+    if isolation == "os" and JAIL_STATUS is not None:
+        pytest.skip(JAIL_STATUS)
+    body = """
+    import ctypes
+    hits['cleared'] = float(ctypes.CDLL(None).prctl(1, 0, 0, 0, 0) == 0)
+    r, w = os.pipe()
+    req = int(sys.argv[sys.argv.index('--requests') + 1])
+    os.dup2(r, req)
+    """
+    driver = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {_root()!r})
+        import numpy as np
+        from llm_reward.eureka.server import RewardServer
+        from llm_reward.eureka.sandbox import SandboxLimits
+        server = RewardServer({_attack(body)!r}, _inner_layers=False,
+                              limits=SandboxLimits(memory_mb=2048, isolation={isolation!r}))
+        totals, parts = server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{{}}])
+        print(server.pid, parts['cleared'][0], flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-I", "-c", driver], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    pid = None
+    try:
+        words = proc.stdout.readline().split()
+        assert len(words) == 2, words
+        pid, cleared = int(words[0]), float(words[1])
+        assert cleared == 0.0
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] if Path(
+                f"/proc/{pid}/stat").exists() else "X"
+            if state == "Z":
+                break
+            time.sleep(0.1)
+        alive = Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().rsplit(
+            ")", 1)[-1].split()[0] != "Z"
+        assert not alive
+    finally:
+        proc.kill()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def test_escape_process_isolation_caps_the_disk_and_leaves_nothing(tmp_path):
+    """isolation='process' (no bubblewrap): the code's directory is a private tmpfs of ``writable_mb`` with a
+    bounded number of entries where the kernel allows a mount namespace; the caller's disk sees none of it."""
+    from llm_reward.eureka.jail import MAX_WORK_INODES
+    from llm_reward.eureka.server import RewardServer
+
+    body = """
+    chunk = b'x' * (1 << 20)
+    hits['mb'] = 0
+    try:
+        for i in range(6):
+            with open(f'big{i}', 'wb') as f:
+                for _ in range(8):
+                    f.write(chunk)
+                    hits['mb'] += 1
+    except OSError:
+        pass
+    hits['files'] = 0
+    try:
+        for i in range(MAX_WORK_INODES + 100):
+            open(f'f{i}', 'w').close()
+            hits['files'] += 1
+    except OSError:
+        pass
+    """
+    code = _attack(body, header=f"MAX_WORK_INODES = {MAX_WORK_INODES}\n")
+    server = RewardServer(code, _inner_layers=False,
+                          limits=SandboxLimits(memory_mb=2048, isolation="process", writable_mb=16))
+    try:
+        totals, parts = server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
+        on_disk = os.listdir(os.path.join(server._dir, "work"))
+        if "no mount namespace here" in server._worker.log_tail():
+            pytest.skip("no mount namespace for this caller: documented as capped per file only")
+    finally:
+        server.close()
+    assert parts["mb"][0] <= 16 and parts["files"][0] <= MAX_WORK_INODES
+    assert on_disk == []

@@ -103,8 +103,8 @@ def test_reflection_lists_every_component_with_max_mean_min():
     text = reflection_text(CURVE, evaluation=0.4)
     lines = text.splitlines()
     assert lines[1] == "task_score: [0, 0.5, 0.25], max 0.5, mean 0.25, min 0"
-    assert "dist: [-1, -0.9, -0.8, -0.7], max -0.7, mean -0.85, min -1" in text
-    assert "ctrl: [-0.01, -0.01, -0.01, -0.01]" in text
+    assert "'dist': [-1, -0.9, -0.8, -0.7], max -0.7, mean -0.85, min -1" in text
+    assert "'ctrl': [-0.01, -0.01, -0.01, -0.01]" in text
     assert "final policy on fresh episodes: 0.4" in text
     assert "Write a new, complete compute_reward" in text
 
@@ -219,7 +219,7 @@ def test_best_candidate_reflection_feeds_the_next_prompt(finished_search):
     second = json.loads((run_dir / "iter_01" / "prompt.json").read_text())
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert "key_visible" in second[2]["content"]  # the selected (only working) code
-    assert "task_score" in second[3]["content"] and "key_visible: [" in second[3]["content"]
+    assert "task_score" in second[3]["content"] and "'key_visible': [" in second[3]["content"]
     # failure diagnosis from the training runner's view of the progress oracle, beside a random policy's
     assert "Where episodes ended" in second[3]["content"] and "a random policy's progress" in second[3]["content"]
     assert "share of episodes that ran out of time" in second[3]["content"]

@@ -290,6 +290,59 @@ def die_with_parent(parent_pid: int | None = None, lifeline_fd: int | None = Non
             os._exit(1)
 
 
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+#: Files and directories the private directory of an unjailed server may hold (each costs kernel memory).
+MAX_WORK_INODES = 4096
+
+
+def private_work_dir(path: str, size_mb: int) -> bool:
+    """Mount a tmpfs of ``size_mb`` and at most :data:`MAX_WORK_INODES` entries over ``path`` in a mount namespace
+    of this process's own (``"process"`` isolation, where bubblewrap does not run): the code's files then count
+    against a cap and vanish with the process, never on the host's disk. As root directly; otherwise through a
+    user namespace (its capabilities are dropped again before returning). Call before :func:`drop_privileges`,
+    while the process has one thread.
+
+    Returns False, changing nothing, where the kernel refuses the namespaces: the directory stays on disk,
+    capped per file only.
+    """
+    libc = _libc()
+    uid, gid = os.getuid(), os.getgid()
+    root = uid == 0
+    if libc.unshare(_CLONE_NEWNS if root else _CLONE_NEWNS | _CLONE_NEWUSER) != 0:
+        return False
+    if not root:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    owner = NOBODY if root else uid  # a root caller's server becomes nobody before the code loads
+    options = f"size={int(size_mb)}m,nr_inodes={MAX_WORK_INODES},mode=0700,uid={owner},gid={NOBODY if root else gid}"
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0 or libc.mount(
+            b"tmpfs", os.fsencode(path), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, options.encode()) != 0:
+        raise OSError(ctypes.get_errno(), f"could not mount a private tmpfs at {path}")
+    os.chdir(path)  # the old working directory is the one on disk below the mount
+    if not root:  # the user namespace gave this process every capability inside it: give them up
+        _drop_capabilities(libc)
+    return True
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capabilities(libc: ctypes.CDLL) -> None:
+    last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    for cap in range(last_cap + 1):
+        libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()  # _LINUX_CAPABILITY_VERSION_3, all zero
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
 def drop_privileges() -> None:
     """As root: empty the capability bounding set, drop all groups, become uid/gid 65534. Always: no_new_privs.
 

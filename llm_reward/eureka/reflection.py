@@ -79,8 +79,8 @@ def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = N
     names: dict[str, None] = {}
     for point in curve:
         names.update(dict.fromkeys(point.get("components", {})))
-    for name in names:
-        lines.append(_series(name, [p["components"][name] for p in curve if name in p.get("components", {})]))
+    for name in names:  # quoted: a name is the code's own text (checked: one line, 64 characters, no quotes)
+        lines.append(_series(repr(name), [p["components"][name] for p in curve if name in p.get("components", {})]))
     lines.append(_series("total_reward (mean per step)",
                          [p["reward_mean"] for p in curve if p.get("reward_mean") is not None]))
     lines.append(_series("episode_return (the env's own reward, for reference)",

@@ -311,6 +311,9 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
     import pickle  # noqa: F401 - decode_request's, imported before the audit hook and the filter
 
     readable = jail.read_only_paths() + jail.system_read_paths()  # while every module can still be imported
+    if not job["jailed"] and not jail.private_work_dir(job["work_dir"], int(job["limits"]["writable_mb"])):
+        print("sandbox: no mount namespace here; the reward code's directory is on disk, capped per file only",
+              file=sys.stderr, flush=True)
     jail.drop_privileges()
     # After the uid change (which clears it): die with the parent, and exit if it died before this line.
     jail.die_with_parent(1 if job["jailed"] else int(job["parent_pid"]), lifeline_fd=requests_fd)
