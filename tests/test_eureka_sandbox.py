@@ -887,7 +887,7 @@ def test_escape_numpy_object_and_raw_memory_arrays_are_refused_at_run_time(route
     code = reward(route + "\nreturn float(a.dtype.kind == 'O'), {}")
     check_code(code)  # each one gets past the allow-list: the run-time layer is what is tested here
     fn = load_reward(code)
-    with pytest.raises(RewardCodeError, match="not allowed in reward code|not callable"):
+    with pytest.raises(RewardCodeError, match="not allowed in reward code"):
         call_reward(fn, np.zeros(3), np.zeros(1), np.zeros(3), {})
 
 
@@ -950,7 +950,7 @@ def test_escape_numpy_fake_object_escape_is_refused_in_the_jailed_server():
     check_code(code)
     server = RewardServer(code)
     try:
-        with pytest.raises(CodeRewardError, match="not callable"):
+        with pytest.raises(CodeRewardError, match="np.ndarray.*not allowed"):
             server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
     finally:
         server.close()

@@ -183,7 +183,7 @@ def call_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 class _InstanceCheck:
-    """Stands for ``np.ndarray`` in ``isinstance`` only: it cannot be called, so no array is ever built over another
+    """Stands for ``np.ndarray`` in ``isinstance`` only: calling it raises, so no array is ever built over another
     object's memory (``np.ndarray(shape, dtype, buffer=...)``)."""
 
     __slots__ = ("_types",)
@@ -193,6 +193,9 @@ class _InstanceCheck:
 
     def __instancecheck__(self, obj: Any) -> bool:
         return isinstance(obj, self._types)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("np.ndarray(...) is not allowed in reward code (build arrays with np.array, np.zeros, ...)")
 
     def __repr__(self) -> str:
         return "<numpy.ndarray, for isinstance() only>"
