@@ -13,6 +13,7 @@ prompts/s, optimiser steps/s; our sampling against transformers' own batched ``g
     python benchmarks/rlaif_text.py --probe-judges      # which shipped model passes which judge form
     nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 1 2   # resumable cells
     nice -n 15 python benchmarks/rlaif_text.py --modes distilled shuffled --seeds 0 1 2
+    nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 --tag checklist judge.reward_form=checklist
 
 Finished cells are kept in ``results/rlaif_text_cells.jsonl`` and skipped on rerun; an interrupted cell resumes
 from its checkpoint. The last stdout line is the JSON summary.
@@ -446,14 +447,15 @@ def main() -> None:
         "heldout_judge_probe": first.get("heldout_judge_probe", {}), "judge_probe": first.get("judge_probe", {}),
         "judge_checker_agreement": first.get("judge_checker_agreement", {}),
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
-        "judges": {"training": "qwen2.5-coder-1.5b-instruct (local), score form",
+        "judges": {"training": f"qwen2.5-coder-1.5b-instruct (local), {first.get('reward_form', 'score')} form",
                    "heldout": first.get("heldout_judge_probe", {}).get("judge")},
         "policy": "smollm2-135m-instruct (full fine-tune)", "machine": machine(),
         "wall_s_this_invocation": time.perf_counter() - started,
     }
     if quick:
         result["sampling_vs_generate"] = sampling_speed()
-    emit("rlaif_text_quick" if quick else "rlaif_text", result)
+    # A tagged sweep (say --tag checklist judge.reward_form=checklist) keeps its own summary beside the default one.
+    emit("rlaif_text_quick" if quick else "rlaif_text" if tag == "full" else f"rlaif_text_{tag}", result)
 
 
 if __name__ == "__main__":

@@ -181,6 +181,84 @@ def test_win_rate_of_a_position_only_judge_is_half_and_a_preferring_judge_is_abo
         assert out["win_rate_ci"][0] > 0.5 - 1e-9 and out["position_consistency"] == 1.0
 
 
+class ReadsOneInstruction:
+    """A scripted judge LLM that reads one instruction at a time (checklist: yes iff the answer keeps the quoted
+    instruction) but, asked for a holistic 1-10 score, rates the longer answer higher (the measured failure)."""
+
+    name, cache = "reads-one-instruction", None
+
+    def __init__(self, rules):
+        self.rules = {r.instruction: r for r in rules}
+        self.asked = []
+
+    def choice_probs_batch(self, conversations, choices):
+        out = []
+        for messages in conversations:
+            text = messages[-1]["content"]
+            self.asked.append(text)
+            if text.endswith("Reply 1 for yes or 2 for no."):
+                answer = text.split("\n\nAnswer: ", 1)[1].rsplit("\n\n", 1)[0]
+                quoted = text.split('instruction: "', 1)[1].split('"', 1)[0] if 'instruction: "' in text else None
+                p1 = 0.6 if quoted is None else (0.9 if checker_success(answer, [self.rules[quoted]]) == 1 else 0.1)
+                out.append({"1": p1, "2": 1 - p1})
+            else:
+                answer = text.rsplit("Answer:\n", 1)[1].rsplit("\n\nReply", 1)[0]
+                best = "9" if len(answer.split()) > 6 else "3"
+                out.append({c: (1.0 if c == best else 0.0) for c in choices})
+        return out
+
+
+def test_checklist_reward_ranks_the_answer_that_keeps_the_instructions_above_one_that_breaks_them(tmp_path):
+    from llm_reward.rlaif.pipeline import direct_reward
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "How do I cure food poisoning in NetHack?", "split": "train", '
+                    '"constraints": ["no_commas", "lowercase"]}\n{"prompt": "b", "split": "heldout"}\n')
+    prompts = load_prompts(path)
+    prompt, rules = prompts.train[0], prompts.constraints_of(prompts.train[0])
+    keeps, breaks = "pray or eat a lizard corpse.", "Pray, or eat a lizard corpse, or quaff holy water."
+    assert checker_success(keeps, rules) == 1.0 and checker_success(breaks, rules) == 0.0
+    llm = ReadsOneInstruction(rules)
+    pairwise, scorer = PairwiseJudge(llm, ResponsePairPrompt()), ScoreJudge(llm, ResponseScorePrompt())
+    score_form = direct_reward("score", pairwise, scorer, prompts).score([prompt] * 2, [keeps, breaks])
+    assert score_form[0] < score_form[1]  # the holistic score prefers the longer answer that breaks both rules
+    llm.asked.clear()
+    checklist = direct_reward("checklist", pairwise, scorer, prompts).score([prompt] * 2, [keeps, breaks])
+    # Mean P(yes) over helpful + 2 instructions, rescaled to [-1, 1]: (0.6 + 0.9 + 0.9) / 3 vs (0.6 + 0.1 + 0.1) / 3.
+    np.testing.assert_allclose(checklist, [2 * 2.4 / 3 - 1, 2 * 0.8 / 3 - 1], atol=1e-9)
+    # One question per item, each naming the instruction as the user reads it; the checker's specs never shown.
+    assert len(llm.asked) == 2 * (1 + len(rules))
+    assert all(r.instruction in "".join(llm.asked) for r in rules)
+    assert not any("no_commas" in text for text in llm.asked)
+    with pytest.raises(ValueError, match="judge.reward_form must be one of"):
+        direct_reward("vote", pairwise, scorer, prompts)
+
+
+def test_default_reward_form_keeps_the_run_key_and_checklist_gets_its_own():
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    from llm_reward.rlaif.pipeline import run_key
+
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        cfg = compose("rlaif")
+
+    def key(mode="direct", reward_form=None):
+        changed = cfg.copy()
+        with open_dict(changed):
+            changed.mode = mode
+            if reward_form is None:  # the config as it was before judge.reward_form existed
+                del changed.judge["reward_form"]
+            else:
+                changed.judge.reward_form = reward_form
+        return run_key(changed)
+
+    assert cfg.judge.reward_form == "score" and run_key(cfg) == key() == key(reward_form="score")
+    assert key(reward_form="checklist") != key()
+    # Distilled mode never reads the reward form: same run, same key.
+    assert key("distilled", "checklist") == key("distilled")
+
+
 # -- RLOO, KL ----------------------------------------------------------------------------------------------------
 
 def test_rloo_advantages_match_hand_computed_values():
@@ -431,6 +509,7 @@ def test_distilled_reward_learns_the_judges_preference(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("heldout_judge.form=vote", "heldout_judge.form must be one of"),
     ("eval.judge_form=vote", "eval.judge_form must be one of"),
+    ("judge.reward_form=vote", "judge.reward_form must be one of"),
     ("mode=dpo", "mode must be one of"),
     ("distilled.pairs=2", "distilled.pairs must be >= 4"),
     ("train.max_new_tokens=0", "train.max_new_tokens must be a positive integer"),

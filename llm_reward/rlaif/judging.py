@@ -11,9 +11,10 @@ that judge reads 0.5 whatever the answers are, so a win rate under it is forced.
   judge that fails the pairwise form may still pass this one.
 * :class:`ChecklistJudge` asks one yes/no question per item instead of one holistic score: "is this answer helpful
   and relevant?" and, for each instruction sentence the user wrote, "does the answer follow it?" (the instruction's
-  text, as the user wrote it; never the checker). Its reward is the mean P(yes), and it compares answers
-  position-free like :class:`PositionFreeJudge`. Small judges that miss instructions inside a holistic 1-10 score
-  (they prefer the longer answer) read single instructions better.
+  text, as the user wrote it; never the checker). Its reward is the mean P(yes) (direct mode's reward with
+  ``judge.reward_form=checklist``), and it compares answers position-free like :class:`PositionFreeJudge`. Small
+  judges that miss instructions inside a holistic 1-10 score (they prefer the longer answer) read single
+  instructions better.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class ChecklistJudge:
     Example:
         >>> from llm_reward.llm import make_llm
         >>> judge = ChecklistJudge(make_llm("local"), prompts.constraints)  # doctest: +SKIP
-        >>> judge.score(["Name a fruit.\n\nDo not use any commas."], ["apple, pear"])  # doctest: +SKIP
+        >>> judge.score(["Name a fruit.\\n\\nDo not use any commas."], ["apple, pear"])  # doctest: +SKIP
         array([0.41])
     """
 
@@ -145,6 +146,13 @@ class ChecklistJudge:
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         """Reward per answer: mean P(yes) over its checklist, in [0, 1]."""
         return self._scores(list(completions), list(prompts))[0]
+
+    def scores(self, responses: Sequence[str], contexts: Sequence[str | None] | None = None) -> np.ndarray:
+        """Rewards in [-1, 1] (every question "no" -> -1, every "yes" -> +1): the scale of
+        :meth:`ScoreJudge.scores`, so :class:`~llm_reward.rlaif.rewards.DirectReward` takes either judge and the
+        KL weight ``train.beta`` means the same for both."""
+        contexts = list(contexts) if contexts is not None else [None] * len(responses)
+        return 2.0 * self._scores(list(responses), contexts)[0] - 1.0
 
     def label(self, pairs: Sequence[tuple[str, str]], contexts: Sequence[str | None] | None = None) -> LabelBatch:
         return _compare_by_scores(self._scores, pairs, contexts)

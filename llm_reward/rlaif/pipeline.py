@@ -25,13 +25,14 @@ from llm_reward.llm import LLMError, make_llm
 from llm_reward.rlaif.constraints import checker_success
 from llm_reward.rlaif.data import PromptSet, load_prompts
 from llm_reward.rlaif.evaluate import evaluate, generate_answers
-from llm_reward.rlaif.judging import FORMS, comparing_judge, probe_judge, require_probe
+from llm_reward.rlaif.judging import FORMS, ChecklistJudge, comparing_judge, probe_judge, require_probe
 from llm_reward.rlaif.policy import LoraSettings, Policy, check_policy, load_policy
 from llm_reward.rlaif.rewards import DirectReward, DistilledReward, TextReward, checker_labels, fit_distilled_reward
 from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, plot_curve, timing_summary
 
 log = logging.getLogger(__name__)
 MODES = ("direct", "distilled")
+REWARD_FORMS = ("score", "checklist")  # judge.reward_form: how direct mode's judge rewards one answer
 
 
 def _plain(value: Any) -> Any:
@@ -72,9 +73,35 @@ def build_judges(judge_cfg: DictConfig, key: str) -> tuple[PairwiseJudge, ScoreJ
     return pairwise, ScoreJudge(llm, ResponseScorePrompt(constitution, score_shots))
 
 
+def direct_reward(form: str, pairwise: PairwiseJudge, scorer: ScoreJudge, prompts: PromptSet) -> DirectReward:
+    """Direct mode's reward of one ``judge.reward_form``, in [-1, 1] either way.
+
+    ``score``: the judge's expected 1-10 score of the answer. ``checklist``: the same judge's mean P(yes) over
+    "helpful and relevant?" and one question per instruction of the prompt (:class:`ChecklistJudge`; the
+    instructions' text as the user reads it, never the checker).
+
+    Example:
+        >>> prompts = load_prompts("shipped_instructions")
+        >>> reward = direct_reward("checklist", pairwise, scorer, prompts)  # doctest: +SKIP
+        >>> reward.score([prompt, prompt], ["keeps the rules", "Breaks, them."])  # doctest: +SKIP
+        array([ 0.62, -0.35])
+    """
+    if form not in REWARD_FORMS:
+        raise ValueError(f"judge.reward_form must be one of {list(REWARD_FORMS)}, got {form!r}")
+    if form == "checklist":
+        return DirectReward(ChecklistJudge(pairwise.llm, dict(prompts.constraints)))
+    return DirectReward(scorer)
+
+
 def run_key(cfg: DictConfig) -> str:
-    """The run directory's name: everything that decides the result except ``train.steps`` (so more steps resume)."""
+    """The run directory's name: everything that decides the result except ``train.steps`` (so more steps resume).
+
+    ``judge.reward_form`` counts only where it changes the reward (direct mode, not ``score``), so runs from before
+    the key existed keep their directories.
+    """
     decided = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("policy", "judge", "data", "distilled")}
+    if decided["judge"].get("reward_form", "score") == "score" or cfg.mode != "direct":
+        decided["judge"].pop("reward_form", None)
     decided["distilled"] = decided["distilled"] if cfg.mode == "distilled" else None
     decided["train"] = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "steps"}
     return f"{cfg.mode}_{cfg.policy.name}_{cfg.judge.name}_seed{cfg.seed}_{digest(decided, length=10)}"
@@ -93,6 +120,9 @@ def check_config(cfg: DictConfig) -> tuple[TrainSettings, PromptSet]:
             raise ValueError(f"heldout_judge.form must be one of {list(FORMS)}, got {form!r}")
     if cfg.eval.get("judge_form", "score") not in FORMS:
         raise ValueError(f"eval.judge_form must be one of {list(FORMS)}, got {cfg.eval.judge_form!r}")
+    reward_form = cfg.judge.get("reward_form", "score")
+    if reward_form not in REWARD_FORMS:
+        raise ValueError(f"judge.reward_form must be one of {list(REWARD_FORMS)}, got {reward_form!r}")
     if cfg.mode == "distilled" and int(cfg.distilled.pairs) < 4:
         raise ValueError(f"distilled.pairs must be >= 4, got {cfg.distilled.pairs}")
     check_policy(cfg.policy.path)
@@ -141,7 +171,11 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
     reward: TextReward
     extra: dict[str, Any] = {}
     if cfg.mode == "direct":
-        reward = DirectReward(scorer)
+        reward_form = cfg.judge.get("reward_form", "score")
+        reward = direct_reward(reward_form, pairwise, scorer, prompts)
+        if reward_form != "score":  # the default keeps the fingerprint of existing checkpoints
+            fingerprint["reward_form"] = reward_form
+        extra["reward_form"] = reward_form
     else:
         reward, extra = _distilled(cfg, policy, pairwise, prompts, out_dir)
         fingerprint["shuffled_labels"] = bool(cfg.distilled.get("shuffle_labels", False))

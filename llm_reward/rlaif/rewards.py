@@ -16,6 +16,7 @@ import numpy as np
 from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
 from llm_reward.reward_model import RewardModel, fit_reward_model
 from llm_reward.reward_model.artifact import RewardArtifact, build_artifact
+from llm_reward.rlaif.judging import ChecklistJudge
 
 CAPTIONER = "rlaif_prompt_answer"  # the artifact's input format: reward_text(prompt, answer)
 
@@ -30,7 +31,9 @@ class TextReward(Protocol):
 
 @dataclass
 class DirectReward:
-    """Direct RLAIF: the judge's expected 1-10 score of each answer, rescaled to [-1, 1].
+    """Direct RLAIF: each answer judged alone, rescaled to [-1, 1]: a :class:`ScoreJudge`'s expected 1-10 score
+    (``judge.reward_form=score``) or a :class:`~llm_reward.rlaif.judging.ChecklistJudge`'s mean P(yes) over "helpful?"
+    and one question per instruction of the prompt (``judge.reward_form=checklist``).
 
     Example:
         >>> from llm_reward.llm import make_llm
@@ -41,7 +44,7 @@ class DirectReward:
         array([0.48])
     """
 
-    judge: ScoreJudge
+    judge: ScoreJudge | ChecklistJudge
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
         return self.judge.scores(list(completions), contexts=list(prompts))
