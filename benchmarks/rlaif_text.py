@@ -449,7 +449,8 @@ def main() -> None:
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
         "judges": {"training": f"qwen2.5-coder-1.5b-instruct (local), {first.get('reward_form', 'score')} form",
                    "heldout": first.get("heldout_judge_probe", {}).get("judge")},
-        "policy": "smollm2-135m-instruct (full fine-tune)", "machine": machine(),
+        "policy": "smollm2-135m-instruct (" + ("LoRA" if "policy=smollm2_lora" in settings else "full fine-tune") + ")",
+        "machine": machine(),
         "wall_s_this_invocation": time.perf_counter() - started,
     }
     if quick:
