@@ -68,8 +68,7 @@ class HashJudge:
 
 
 def _record(overrides: list[str]) -> dict:
-    with initialize_config_module("llm_reward.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["env=minigrid/doorkey_5x5", *overrides])
+    cfg = compose("train", overrides=["env=minigrid/doorkey_5x5", *overrides])
     judge = HashJudge()
     labeler = labeler_from_config(cfg, judge)
     batch = labeler.label(PAIRS)
@@ -80,7 +79,8 @@ def _record(overrides: list[str]) -> dict:
 
 
 def test_feedback_configs_fingerprints_prompts_and_paths_are_pinned():
-    recorded = {name: _record(overrides) for name, overrides in CASES.items()}
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        recorded = {name: _record(overrides) for name, overrides in CASES.items()}
     recorded = json.loads(json.dumps(recorded))  # NaN/tuples as the stored JSON has them
     if os.environ.get("LLM_REWARD_WRITE_LABELER_CONFIGS"):
         EXPECTED.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
@@ -89,6 +89,16 @@ def test_feedback_configs_fingerprints_prompts_and_paths_are_pinned():
     for name in CASES:
         for key in expected[name]:
             assert recorded[name][key] == expected[name][key], f"{name}: {key} changed"
+
+
+def test_a_mode_and_its_question_as_strategy_send_the_same_prompts():
+    """``feedback.mode`` only picks a question: the same question given as ``feedback.strategy`` asks alike."""
+    question = "{_target_:llm_reward.feedback.strategies.VerdictQuestion,chain_of_thought:true}"
+    with initialize_config_module("llm_reward.conf", version_base="1.3"):
+        by_mode, by_strategy = _record(["feedback=motif"]), _record(["feedback=motif", f"feedback.strategy={question}"])
+    assert by_strategy["prompts"] == by_mode["prompts"] and by_strategy["label"] == by_mode["label"]
+    assert by_strategy["fingerprint"]["kind"] == "verdict"
+    assert by_strategy["paths"]["labeler"] == "motif_verdict_cot_local"
 
 
 def test_every_feedback_config_is_pinned():

@@ -1,8 +1,11 @@
-"""Preference labelers: LLM judges (Motif, RLAIF and pointwise styles) and the ground-truth oracle.
+"""Preference labelers: an LLM judge asked a feedback mode's question, and the ground-truth oracle.
 
-The LLM labeler is the shared judge code of :mod:`llm_reward.feedback.judges` with caption prompts: ``rlaif``
-is its :class:`PairwiseJudge`, ``pointwise`` its :class:`PointwiseScorer`, ``motif`` its both-order averaging over
-free-text verdicts.
+:class:`LLMPreferenceLabeler` is a feedback ``mode`` (``conf/feedback/``) as one of the questions of
+:mod:`llm_reward.feedback.strategies` (:func:`~llm_reward.feedback.strategies.mode_question`): ``pointwise`` asks
+:class:`~llm_reward.feedback.strategies.PointwiseQuestion`, ``rlaif``
+:class:`~llm_reward.feedback.strategies.PairQuestion`, ``motif``
+:class:`~llm_reward.feedback.strategies.VerdictQuestion`. It labels through that question's labeler and keeps the
+mode's fingerprint, so label stores written under a mode stay valid.
 
 Every labeler answers P(first preferred) per pair: 1.0 / 0.0 for a clear verdict, 0.5 for a tie, a soft value
 for RLAIF probabilities, and NaN when the judge gave no usable answer (such pairs are excluded from training).
@@ -15,28 +18,27 @@ pairs, in both orders); asked about one caption at a time it ranks them (``bench
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
 
-from llm_reward.feedback import calibration
-from llm_reward.feedback.judges import (LabelBatch, PairwiseJudge, PointwiseScorer, both_order_labels,
-                                        bradley_terry_labels, position_consistency)
-from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, CaptionPrompt, PairPrompt, parse_verdict
+from llm_reward.feedback.judges import LabelBatch, position_consistency
+from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+from llm_reward.feedback.strategies import MODES, JudgingSpec, mode_question
 from llm_reward.llm.base import LLM
+from llm_reward.types import Labeler
 
 Mode = Literal["rlaif", "motif", "pointwise"]
-MODES = ("rlaif", "motif", "pointwise")
 
 
 @dataclass
 class LLMPreferenceLabeler:
-    """Asks an LLM which caption shows more progress.
+    """Asks an LLM which caption shows more progress, the way a feedback ``mode`` asks.
 
     Args:
         llm: the judge (:func:`~llm_reward.llm.make_llm`).
-        prompt: the question's domain, goal and wording.
+        prompt: the question's domain, goal and (``motif``) chain of thought.
         mode: ``rlaif`` (P(first preferred) from the judge's answer-token probabilities), ``motif`` (free-text
             verdicts) or ``pointwise`` (one P(yes) per caption, Bradley-Terry labels from their scores).
         both_orders: ask each pair in both orders and average (cancels the judge's position bias).
@@ -46,7 +48,9 @@ class LLMPreferenceLabeler:
 
     Example:
         >>> from llm_reward.llm import make_llm
-        >>> judge = LLMPreferenceLabeler(make_llm("local"), PairPrompt("nethack", goal=None), mode="rlaif")
+        >>> judge = LLMPreferenceLabeler(make_llm("local:tiny"), PairPrompt("nethack", goal=None), mode="rlaif")
+        >>> judge.question  # the question the mode asks, and labels through
+        PairQuestion(template='plain', chain_of_thought=False, calibration=None, both_orders=True)
         >>> judge([("You kill the newt!", "It's a wall.")])  # doctest: +SKIP
         array([0.93], dtype=float32)
     """
@@ -58,72 +62,35 @@ class LLMPreferenceLabeler:
     temperature: float = 0.1
     top_p: float = 0.95
     max_tokens: int = 320
+    question: JudgingSpec = field(init=False)
+    judge: Labeler = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        self.question = mode_question(self.mode, both_orders=self.both_orders,
+                                      chain_of_thought=self.prompt.chain_of_thought, temperature=self.temperature,
+                                      top_p=self.top_p, max_tokens=self.max_tokens)
+        self.judge = self.question.build(self.llm, domain=self.prompt.domain, goal=self.prompt.goal)
 
     @property
     def fingerprint(self) -> dict[str, object]:
-        """What decides the labels; a label store refuses to mix labels made under different fingerprints."""
+        """What decides the labels; a label store refuses to mix labels made under different fingerprints.
+
+        The mode's own (not the question's), so stores written under a mode stay valid."""
         if self.mode == "pointwise":
-            prompt = self._caption_prompt
-            return {"llm": self.llm.name, "mode": self.mode, "domain": prompt.domain, "goal": prompt.goal,
-                    "prompt_version": prompt.version}
+            return {"llm": self.llm.name, "mode": self.mode, "domain": self.prompt.domain, "goal": self.prompt.goal,
+                    "prompt_version": CaptionPrompt(self.prompt.domain, self.prompt.goal).version}
         return {
             "llm": self.llm.name, "mode": self.mode, "both_orders": self.both_orders, "domain": self.prompt.domain,
             "goal": self.prompt.goal, "chain_of_thought": self.prompt.chain_of_thought,
             "prompt_version": self.prompt.version, "temperature": self.temperature, "top_p": self.top_p,
         }
 
-    @property
-    def _caption_prompt(self) -> CaptionPrompt:
-        """The one-caption question pointwise mode asks, built from the pair prompt's domain and goal."""
-        return CaptionPrompt(self.prompt.domain, self.prompt.goal)
-
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         return self.label(pairs).label
 
     def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
-        if self.mode == "pointwise":
-            return self._pointwise(pairs)
-        if self.mode == "rlaif":  # the shared pairwise judge, with the caption prompt as its template
-            return PairwiseJudge(self.llm, self.prompt, both_orders=self.both_orders).label(pairs)
-        return both_order_labels(pairs, lambda _indices, ordered: self._motif(ordered), both_orders=self.both_orders)
-
-    def _pointwise(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
-        """Bradley–Terry labels from one P(yes) per distinct caption (identical captions: tie, never asked)."""
-        n = len(pairs)
-        forward = np.full(n, np.nan, dtype=np.float32)
-        asked = [i for i, (a, b) in enumerate(pairs) if a != b]
-        scorer = PointwiseScorer(self.llm, self._caption_prompt.rlaif)
-        scores: dict[str, float] = {}
-        if asked:
-            captions = [c for i in asked for c in pairs[i]]
-            yes = scorer.yes_probs(captions)
-            forward[asked] = bradley_terry_labels(yes[0::2], yes[1::2])
-            scores = dict(zip(captions, calibration.logit(yes).tolist()))
-        label = np.where(np.isnan(forward), 0.5, forward).astype(np.float32)
-        return LabelBatch(label, forward, np.full(n, np.nan, dtype=np.float32), llm_prompts=scorer.prompts_sent,
-                          caption_scores=scores)
-
-    def _motif(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
-        """P(first preferred) from free-text verdicts for each ordered pair, NaN where the judge gave none."""
-        # An empty reply is parsed like any other: no verdict -> retry -> unknown (counted), never a silent label.
-        sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, allow_empty=True)
-        conversations = [self.prompt.motif(a, b) for a, b in ordered]
-        answers = self.llm.complete_batch(conversations, **sampling)
-        verdicts = [parse_verdict(text) for text in answers]
-        missing = [i for i, v in enumerate(verdicts) if v is None]
-        if missing:  # One follow-up asking for the verdict alone; still nothing -> unknown.
-            follow_ups = [
-                conversations[i] + [{"role": "assistant", "content": answers[i]},
-                                    {"role": "user", "content": VERDICT_ONLY_REQUEST}]
-                for i in missing
-            ]
-            for i, text in zip(missing, self.llm.complete_batch(follow_ups, **{**sampling, "max_tokens": 12})):
-                verdicts[i] = parse_verdict(text)
-        return np.array([np.nan if v is None else v for v in verdicts], dtype=np.float32), len(missing)
+        """The mode's question asked about ``pairs`` (identical captions: a tie, never asked)."""
+        return self.judge.label(pairs)
 
 
 def oracle_labels(progress_first: Sequence[float], progress_second: Sequence[float]) -> np.ndarray:

@@ -21,6 +21,11 @@ shared judges (:class:`~llm_reward.feedback.judges.PairwiseJudge`,
   or "2" to be biased towards); ``_pmi`` divides out how likely each copy is when the question asks for either
   description (:class:`ContentPairStrategy`); ``_fewshot`` answers exemplar pairs by copying first; ``_bc``
   removes the batch's position prior as above.
+* verdict (:class:`VerdictQuestion`, Motif's ``mode: motif``) — free-text answers, optionally reasoned, ending with
+  ``Verdict: 1|2|none``.
+
+The feedback modes are questions too (:func:`mode_question`): ``pointwise`` asks :class:`PointwiseQuestion`,
+``rlaif`` :class:`PairQuestion`, ``motif`` :class:`VerdictQuestion`.
 
 Example:
     >>> from llm_reward.llm import make_llm
@@ -41,7 +46,7 @@ from llm_reward.feedback import calibration
 from llm_reward.feedback.caption_diff import VERSION as DIFF_VERSION
 from llm_reward.feedback.caption_diff import compact, difference_pair
 from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, PointwiseScorer, ScoreJudge, both_order_labels
-from llm_reward.feedback.prompts import CaptionPrompt, PairPrompt
+from llm_reward.feedback.prompts import VERDICT_ONLY_REQUEST, CaptionPrompt, PairPrompt, parse_verdict
 from llm_reward.llm.base import LLM
 from llm_reward.types import Messages
 
@@ -461,6 +466,7 @@ class PairQuestion:
         chain_of_thought: decode a short comparison before the verdict.
         calibration: None, ``content_free`` (divide out the answer to content-free pairs) or ``batch`` (the
             batch's own position prior, no extra calls).
+        both_orders: ask each pair in both orders and average (``batch`` calibration needs them).
 
     Example:
         >>> PairQuestion(template="diff", calibration="batch").name
@@ -470,6 +476,7 @@ class PairQuestion:
     template: str = "plain"
     chain_of_thought: bool = False
     calibration: str | None = None
+    both_orders: bool = True
     scores_captions = False
 
     def __post_init__(self) -> None:
@@ -477,11 +484,14 @@ class PairQuestion:
             raise ValueError(f"template must be 'plain', 'fewshot', 'diff' or 'ref', got {self.template!r}")
         if self.calibration not in (None, "content_free", "batch"):
             raise ValueError(f"calibration must be None, 'content_free' or 'batch', got {self.calibration!r}")
+        if self.calibration == "batch" and not self.both_orders:
+            raise ValueError("calibration 'batch' needs both_orders: the prior is read from the two orders")
 
     @property
     def name(self) -> str:
         parts = ["pairwise", "" if self.template == "plain" else self.template, "cot" if self.chain_of_thought else "",
-                 {None: "", "content_free": "cf", "batch": "bc"}[self.calibration]]
+                 {None: "", "content_free": "cf", "batch": "bc"}[self.calibration],
+                 "" if self.both_orders else "one_order"]
         return "_".join(p for p in parts if p)
 
     def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> PairwiseStrategy:
@@ -493,7 +503,7 @@ class PairQuestion:
             template = ReferencePairPrompt(prompt)
         else:
             template = DifferencePairPrompt(prompt) if self.template == "diff" else prompt
-        judge = PairwiseJudge(llm, template, both_orders=True, chain_of_thought=self.chain_of_thought,
+        judge = PairwiseJudge(llm, template, both_orders=self.both_orders, chain_of_thought=self.chain_of_thought,
                               rationale_tokens=rationale_tokens)
         return PairwiseStrategy(judge, difference=self.template == "diff", calibration=self.calibration)
 
@@ -531,10 +541,113 @@ class CopyQuestion:
         return ContentPairStrategy(llm, template, pmi=self.pmi, batch_calibration=self.batch_calibration)
 
 
-#: A way of judging caption pairs as plain data: a config node with ``_target_`` builds one.
-JudgingSpec = PointwiseQuestion | ScoreQuestion | PairQuestion | CopyQuestion
+@dataclass
+class VerdictStrategy:
+    """P(first preferred) from free-text verdicts (Motif): the judge may reason, then ends with ``Verdict: 1|2|none``
+    (the last one counts); an answer without one gets a single verdict-only follow-up, then counts as unknown (NaN).
+    Built by :class:`VerdictQuestion`.
+    """
 
-#: The strategies measured by ``benchmarks/judge_quality.py``, by name: combinations of the four questions above.
+    llm: LLM
+    prompt: PairPrompt
+    both_orders: bool = True
+    temperature: float = 0.1
+    top_p: float = 0.95
+    max_tokens: int = 320
+
+    @property
+    def fingerprint(self) -> dict[str, object]:
+        return {"llm": self.llm.name, "kind": "verdict", "template": self.prompt.version,
+                "chain_of_thought": self.prompt.chain_of_thought, "both_orders": self.both_orders,
+                "temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        return self.label(pairs).label
+
+    def label(self, pairs: Sequence[tuple[str, str]]) -> LabelBatch:
+        return both_order_labels(pairs, lambda _indices, ordered: self._verdicts(ordered), both_orders=self.both_orders)
+
+    def _verdicts(self, ordered: list[tuple[str, str]]) -> tuple[np.ndarray, int]:
+        """P(first preferred) from free-text verdicts for each ordered pair, NaN where the judge gave none."""
+        # An empty reply is parsed like any other: no verdict -> retry -> unknown (counted), never a silent label.
+        sampling = dict(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p, allow_empty=True)
+        conversations = [self.prompt.motif(a, b) for a, b in ordered]
+        answers = self.llm.complete_batch(conversations, **sampling)
+        verdicts = [parse_verdict(text) for text in answers]
+        missing = [i for i, v in enumerate(verdicts) if v is None]
+        if missing:  # One follow-up asking for the verdict alone; still nothing -> unknown.
+            follow_ups = [
+                conversations[i] + [{"role": "assistant", "content": answers[i]},
+                                    {"role": "user", "content": VERDICT_ONLY_REQUEST}]
+                for i in missing
+            ]
+            for i, text in zip(missing, self.llm.complete_batch(follow_ups, **{**sampling, "max_tokens": 12})):
+                verdicts[i] = parse_verdict(text)
+        return np.array([np.nan if v is None else v for v in verdicts], dtype=np.float32), len(missing)
+
+
+@dataclass(frozen=True)
+class VerdictQuestion:
+    """Motif's question: "which shows more progress?" answered in free text ending with a verdict, sampled.
+
+    Args:
+        chain_of_thought: the judge analyses both descriptions before its verdict (else: the verdict alone).
+        both_orders: ask each pair in both orders and average (cancels the judge's position bias).
+        temperature: sampling temperature of the answers.
+        top_p: nucleus sampling of the answers.
+        max_tokens: the longest answer.
+
+    Example:
+        >>> VerdictQuestion().name, VerdictQuestion(chain_of_thought=False, both_orders=False).name
+        ('verdict_cot', 'verdict_one_order')
+    """
+
+    chain_of_thought: bool = True
+    both_orders: bool = True
+    temperature: float = 0.1
+    top_p: float = 0.95
+    max_tokens: int = 320
+    scores_captions = False
+
+    @property
+    def name(self) -> str:
+        parts = ["verdict", "cot" if self.chain_of_thought else "", "" if self.both_orders else "one_order"]
+        return "_".join(p for p in parts if p)
+
+    def build(self, llm: LLM, *, domain: str, goal: str | None, rationale_tokens: int = 96) -> VerdictStrategy:
+        prompt = PairPrompt(domain=domain, goal=goal, chain_of_thought=self.chain_of_thought)
+        return VerdictStrategy(llm, prompt, both_orders=self.both_orders, temperature=float(self.temperature),
+                               top_p=float(self.top_p), max_tokens=int(self.max_tokens))
+
+
+#: A way of judging caption pairs as plain data: a config node with ``_target_`` builds one.
+JudgingSpec = PointwiseQuestion | ScoreQuestion | PairQuestion | CopyQuestion | VerdictQuestion
+QUESTIONS = (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion, VerdictQuestion)
+
+#: The feedback modes (``feedback.mode``) and the question each asks when no ``feedback.strategy`` is given.
+MODES = ("rlaif", "motif", "pointwise")
+
+
+def mode_question(mode: str, *, both_orders: bool = True, chain_of_thought: bool = True, temperature: float = 0.1,
+                  top_p: float = 0.95, max_tokens: int = 320) -> JudgingSpec:
+    """The question a feedback ``mode`` asks: ``pointwise`` -> :class:`PointwiseQuestion` (no exemplars), ``rlaif`` ->
+    :class:`PairQuestion` (P("1") vs P("2")), ``motif`` -> :class:`VerdictQuestion` (free-text verdicts, sampled
+    with ``temperature``, ``top_p`` and ``max_tokens``).
+
+    Example:
+        >>> mode_question("pointwise"), mode_question("rlaif", both_orders=False).name
+        (PointwiseQuestion(exemplars=False, phrasings=1, compact=False, harm=False), 'pairwise_one_order')
+    """
+    if mode == "pointwise":
+        return PointwiseQuestion()
+    if mode == "rlaif":
+        return PairQuestion(both_orders=bool(both_orders))
+    if mode == "motif":
+        return VerdictQuestion(chain_of_thought=bool(chain_of_thought), both_orders=bool(both_orders),
+                               temperature=float(temperature), top_p=float(top_p), max_tokens=int(max_tokens))
+    raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+
+#: The strategies measured by ``benchmarks/judge_quality.py``, by name: combinations of the question classes above.
 STRATEGIES: dict[str, JudgingSpec] = {spec.name: spec for spec in (
     PointwiseQuestion(), PointwiseQuestion(phrasings=3), PointwiseQuestion(exemplars=True),
     PointwiseQuestion(compact=True), PointwiseQuestion(harm=True), ScoreQuestion(),
@@ -547,23 +660,24 @@ STRATEGIES: dict[str, JudgingSpec] = {spec.name: spec for spec in (
 
 def judging_spec(strategy: str | JudgingSpec | Mapping[str, Any] | None) -> JudgingSpec | None:
     """``feedback.strategy`` as a spec: a name of :data:`STRATEGIES`, a spec, a config node with ``_target_`` (one
-    of the four question classes and its fields), or None (no strategy: the feedback mode's labeler).
+    of the question classes :data:`QUESTIONS` and its fields), or None (no strategy: the feedback mode's question,
+    :func:`mode_question`).
 
     Example:
         >>> judging_spec("pointwise_fewshot") == judging_spec(
         ...     {"_target_": "llm_reward.feedback.strategies.PointwiseQuestion", "exemplars": True})
         True
     """
-    if strategy is None or isinstance(strategy, (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)):
+    if strategy is None or isinstance(strategy, QUESTIONS):
         return strategy
     if isinstance(strategy, str):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown judge strategy {strategy!r}; choose one of {list(STRATEGIES)}, or give a "
-                             "question with _target_ (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)")
+                             f"question with _target_ ({', '.join(cls.__name__ for cls in QUESTIONS)})")
         return STRATEGIES[strategy]
     fields = dict(strategy)
     target = fields.pop("_target_", None)
-    kinds = {cls.__name__: cls for cls in (PointwiseQuestion, ScoreQuestion, PairQuestion, CopyQuestion)}
+    kinds = {cls.__name__: cls for cls in QUESTIONS}
     kind = target.rpartition(".")[2] if isinstance(target, str) else None
     if kind not in kinds or not target.startswith(__name__ + "."):
         raise ValueError(f"a judging config needs _target_: {__name__}.<one of {list(kinds)}>, got {target!r}")
@@ -581,8 +695,7 @@ def scores_captions(mode: str, strategy: str | JudgingSpec | Mapping[str, Any] |
         >>> scores_captions("pointwise"), scores_captions("rlaif"), scores_captions("pointwise", "pairwise_bc")
         (True, False, False)
     """
-    spec = judging_spec(strategy)
-    return mode == "pointwise" if spec is None else spec.scores_captions
+    return (judging_spec(strategy) or mode_question(mode)).scores_captions
 
 
 def make_strategy(name: str | JudgingSpec | Mapping[str, Any], llm: LLM, *, domain: str, goal: str | None,
@@ -607,6 +720,7 @@ def make_strategy(name: str | JudgingSpec | Mapping[str, Any], llm: LLM, *, doma
 
 
 __all__ = ["make_strategy", "judging_spec", "scores_captions", "Strategy", "STRATEGIES", "JudgingSpec",
-           "PointwiseQuestion", "ScoreQuestion", "PairQuestion", "CopyQuestion", "EXEMPLARS", "PHRASINGS",
+           "PointwiseQuestion", "ScoreQuestion", "PairQuestion", "CopyQuestion", "VerdictQuestion", "VerdictStrategy",
+           "QUESTIONS", "MODES", "mode_question", "EXEMPLARS", "PHRASINGS",
            "PairwiseStrategy", "PointwiseStrategy", "ContentPairStrategy", "ContentPairPrompt", "FewShotPairPrompt",
            "DifferencePairPrompt", "ReferencePairPrompt", "CaptionScorePrompt"]
