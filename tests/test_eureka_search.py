@@ -235,6 +235,22 @@ def test_rerun_resumes_without_calling_the_llm_or_retraining(finished_search):
     assert again["final"] == summary["final"]
 
 
+def test_a_final_run_of_code_that_is_no_longer_the_best_is_trained_again(finished_search, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "search"
+    shutil.copytree(finished_search[0], run_dir)
+    stale = json.loads((run_dir / "final" / "eureka_seed0.json").read_text())
+    assert stale["code"] == (run_dir / "best_reward.py").read_text()  # each final run names the code it trained
+    # as if an earlier, shorter search had picked other code and its final runs were kept
+    (run_dir / "final" / "eureka_seed0.json").write_text(json.dumps({**stale, "code": "def compute_reward(): ..."}))
+    kept = (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns
+    EurekaSearch(ENV_ID, ScriptedLLM([NO_FUNCTION]), tiny_config(), run_dir, progress=False).run()
+    again = json.loads((run_dir / "final" / "eureka_seed0.json").read_text())
+    assert again["code"] == (run_dir / "best_reward.py").read_text()  # retrained on the best code
+    assert (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns == kept  # a baseline's run stays
+
+
 def test_a_round_with_no_working_code_feeds_back_the_error(tmp_path):
     llm = ScriptedLLM([BUGGY])
     summary = EurekaSearch(ENV_ID, llm, tiny_config(samples=1, iterations=2, final_seeds=0), tmp_path,

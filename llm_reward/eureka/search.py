@@ -399,8 +399,10 @@ class EurekaSearch:
         for kind in kinds:
             for s in range(cfg.final_seeds):
                 path = self.run_dir / "final" / f"{kind}_seed{s}.json"
-                if path.exists():
-                    results[kind].append(_read_result(path))
+                # a stored final run counts only if it trained the code that is best now: extending a search
+                # (more samples or iterations) can change the best code, and its old final runs are then stale
+                if path.exists() and (stored := _read_result(path)).code == codes.get(kind):
+                    results[kind].append(stored)
                     continue
                 job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
                               reward="code" if kind in codes else kind,
@@ -410,20 +412,21 @@ class EurekaSearch:
                 future = executor.submit(evaluate_candidate, job)
                 futures[future] = (kind, path)
                 # written the moment it finishes, so a Ctrl-C while others still train keeps it
-                future.add_done_callback(lambda f, p=path: self._final_done(f, p))
+                code = codes.get(kind)
+                future.add_done_callback(lambda f, p=path, c=code: self._final_done(f, p, c))
         for future in tqdm(cf.as_completed(futures), total=len(futures), desc="final retraining", unit="run",
                            disable=not self.progress or not futures):
             kind, path = futures[future]
             future.result()  # evaluate_candidate never raises for bad code; a crash here is a bug: surface it
-            results[kind].append(self._final_done(future, path))
+            results[kind].append(self._final_done(future, path, codes.get(kind)))
         for kind in kinds:
             results[kind].sort(key=lambda r: r.seed)
         return results
 
-    def _final_done(self, future: cf.Future, path: Path) -> CandidateResult | None:
+    def _final_done(self, future: cf.Future, path: Path, code: str | None) -> CandidateResult | None:
         if self._stopping or future.cancelled() or future.exception() is not None:
             return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
-        record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes)
+        record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes, code=code)
         write_json(path, record.to_json())
         return record
 
