@@ -70,6 +70,10 @@ HOSTILE = {
 }
 
 
+#: the hostile cases whose containment is the deadline itself
+TIMES_OUT = {"infinite_loop", "busy_sleep", "fork_bomb"}
+
+
 def _processes_in_session(sid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
@@ -103,10 +107,14 @@ def test_hostile_code_is_contained(name, tmp_path):
         reason = str(exc)
         assert reason and "\n" not in reason
         return
+    # code that loops must meet the deadline; any other code must be stopped by what it does, not by a deadline
+    # that a busy machine reached before the code ran (that would pass without testing anything)
+    loops = name in TIMES_OUT
     outcome = run_job({"mode": "smoke", "env_id": ENV_ID, "code": code, "seed": 0, "n_steps": 30},
-                      limits=SandboxLimits(timeout_s=15, memory_mb=3072), sandbox_root=tmp_path)
+                      limits=SandboxLimits(timeout_s=15 if loops else 120, memory_mb=3072), sandbox_root=tmp_path)
     assert not outcome.ok, f"{name} was accepted: {outcome.result}"
     assert outcome.reason and "\n" not in outcome.reason
+    assert loops or "timed out" not in outcome.reason, f"{name}: {outcome.reason}"
     assert SECRET not in outcome.reason and SECRET not in outcome.log_tail
     assert not CANARY.exists() and not Path(f"{CANARY}.npy").exists()
     assert list(tmp_path.iterdir()) == []  # the sandbox directory itself is gone
