@@ -237,6 +237,9 @@ def test_track_scripts_results_are_imported(tmp_path: Path) -> None:
         {"cell": f"full|{mode}|seed{s}|x", "mode": mode, "seed": s, "steps": 24,
          "checker_success_difference": 0.5 + 0.1 * s, **STAMP}
         for mode in ("direct", "distilled") for s in (0, 1)])
+    with (tmp_path / "rlaif_text_cells.jsonl").open("a") as f:  # a tagged variant's cell is another experiment
+        f.write(json.dumps({"cell": "checklist|direct|seed0|x", "mode": "direct", "seed": 0, "steps": 24,
+                            "checker_success_difference": -1.0, **STAMP}) + "\n")
     summary = write_report(load_suite("rlaif", [f"results_dir={tmp_path}", "bootstrap_reps=200"]))
     assert summary["tasks"]["shipped_prompts"]["rewards"]["direct"]["scores"] == [0.5, 0.6]
 

@@ -32,7 +32,8 @@ def imported_rows(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
     ``kind: cells`` (default): a JSON-lines cell log (``benchmarks/_common.CellLog``) where each row keeps its env
     (``env_field``, or one ``env`` for the whole file), its reward (``reward_field``, renamed through ``rename``),
-    its seed, its budget (``steps``, or one ``steps`` for the file) and its score (``score_field``).
+    its seed, its budget (``steps``, or one ``steps`` for the file) and its score (``score_field``); with
+    ``cell_prefix`` only the rows whose ``cell`` starts with it.
     ``kind: final_scores``: a script's JSON result holding ``tasks.<name>.final_scores.<arm>`` (one score per seed
     of ``final_seeds``), as ``benchmarks/eureka.py`` writes it.
     """
@@ -44,6 +45,8 @@ def imported_rows(cfg: DictConfig) -> dict[str, dict[str, Any]]:
         rename = spec.get("rename") or {}
         found = _final_scores(path, rename) if spec.get("kind") == "final_scores" else []
         for row in CellLog(path).cells.values() if spec.get("kind", "cells") == "cells" else []:
+            if spec.get("cell_prefix") and not str(row.get("cell", "")).startswith(spec.cell_prefix):
+                continue  # another sweep's cell in the same log (e.g. a tagged variant of the script's runs)
             env = row[spec.env_field] if spec.get("env_field") else spec.env
             steps = int(row["steps"]) if "steps" in row else int(spec.steps)
             found.append({"env": env, "label": rename.get(row[spec.reward_field], row[spec.reward_field]),
