@@ -28,6 +28,7 @@ they are written here against the papers' definitions and tested against them (`
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -148,7 +149,7 @@ class _Trainer:
                 for order in [rng.permutation(n)] for i in range(0, n, self.batch_size)]
 
 
-class _NetworkBonus:
+class _NetworkBonus(abc.ABC):
     """What E3B and RND share: the observation whitener, the transition buffer and the training schedule."""
 
     name = "novelty"
@@ -194,8 +195,9 @@ class _NetworkBonus:
             self._stats["loss"] = float(np.mean(losses))
             self._stats["updates"] += 1
 
+    @abc.abstractmethod
     def _train_batch(self, index: np.ndarray) -> float:
-        raise NotImplementedError
+        """One optimiser step of the bonus's network on the buffered transitions ``index``; returns its loss."""
 
     def stats(self) -> dict[str, float]:
         return dict(self._stats)
