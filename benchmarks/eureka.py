@@ -14,8 +14,11 @@ fitness (best training-window success); the reported metric is ``eval_success``:
 policy (the best code, and each control, retrained on ``--seeds`` seeds at the same budget) on ``--eval-episodes``
 fresh episodes. Controls: ``human`` (the env's own reward), ``sparse`` (its success reward), with ``--blind`` a
 blind candidate (code written without the task description and observation layout); ``--no-reflection`` runs the
-search without feedback (every iteration starts from the first prompt). P(eureka > control) with its bootstrap
-interval where a task has >= 2 seeds. HNS only where the human reward is dense.
+search without feedback (every iteration starts from the first prompt); ``--reference`` adds an arm ``reference``
+where the task names one: a reward written by hand (``benchmarks/eureka_reference/``), trained and evaluated like
+the final arms through the same sandbox, an upper reference for what the budget allows, never a search result.
+P(eureka > control) with its bootstrap interval where a task has >= 2 seeds. HNS only where the human reward is
+dense.
 
 Every search lives in ``benchmarks/results/eureka_runs/<task>_<setting>/`` and resumes on rerun (finished candidates,
 LLM replies and final runs are kept); each final run is also a cell in ``results/eureka_cells.jsonl`` (code
@@ -63,7 +66,9 @@ TASKS: dict[str, dict[str, Any]] = {
     # steps (`python -m benchmarks report suite=minigrid`, row doorkey_8x8, reward none). 200k per candidate keeps
     # a 4 x 2 search with five final seeds per arm within about an hour on two cores.
     "doorkey_8x8": {"env_id": "MiniGrid-DoorKey-8x8-v0", "max_episode_steps": None, "success": None,
-                    "algo": "ppo", "total_timesteps": 200_000, "dense_human": False},
+                    "algo": "ppo", "total_timesteps": 200_000, "dense_human": False,
+                    # --reference: a hand-written staged reward (upper reference, not a search result)
+                    "reference": "eureka_reference/doorkey_8x8.py"},
     "keycorridor_s3r3": {"env_id": "MiniGrid-KeyCorridorS3R3-v0", "max_episode_steps": None, "success": None,
                          "algo": "ppo", "total_timesteps": 600_000, "dense_human": False},
     # Push a block to a target (sparse success, 50-step episodes).
@@ -78,7 +83,7 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 QUICK = {"tasks": ["inverted_pendulum"], "samples": 3, "iterations": 1, "seeds": 1, "total_timesteps": 4000,
          "max_tokens": 380, "prescreen_steps": 1000, "repairs": 1}
-ARMS = {"eureka": "eureka", "env": "human", "sparse": "sparse", "blind": "blind"}
+ARMS = {"eureka": "eureka", "env": "human", "sparse": "sparse", "blind": "blind", "reference": "reference"}
 
 
 def prob_improvement(method: list[float], control: list[float]) -> dict[str, Any] | None:
@@ -104,7 +109,11 @@ def run_task(name: str, args: argparse.Namespace, llm: Any) -> dict[str, Any]:
     context = env_context(task["env_id"], task.get("context"), success=config.success, seed=config.seed)
     identity = search_identity(task["env_id"], llm.name, asdict(config), context.as_dict())
     run_dir = Path(args.runs) / f"{name}_{identity_hash(identity)}"  # one directory per search setting
-    search = EurekaSearch(task["env_id"], llm, config, run_dir, context=context, progress=not args.no_progress)
+    references = None
+    if args.reference and task.get("reference"):  # hand-written, trained beside the final arms, never selected
+        references = {"reference": (Path(__file__).resolve().parent / task["reference"]).read_text()}
+    search = EurekaSearch(task["env_id"], llm, config, run_dir, context=context, progress=not args.no_progress,
+                          references=references)
     start = time.monotonic()
     summary = search.run()
     final = summary["final"]
@@ -212,6 +221,9 @@ def main() -> None:
     parser.add_argument("--prescreen-top", type=int, default=0, help="train only the best-scoring N (0: all)")
     parser.add_argument("--blind", action="store_true", help="add the blind-candidate control")
     parser.add_argument("--no-reflection", action="store_true", help="the reflection-off control")
+    parser.add_argument("--reference", action="store_true",
+                        help="add the task's hand-written reference reward as an arm (an upper reference, where the "
+                             "task has one: doorkey_8x8)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=500)
     parser.add_argument("--llm", default="local")

@@ -11,7 +11,7 @@ from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.context import EnvContext, env_context
 from llm_reward.eureka.executors import ExecutorError, check_executor
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
-from llm_reward.eureka.prompts import feedback_messages, initial_messages
+from llm_reward.eureka.prompts import PROMPTS_DIGEST, TIPS, feedback_messages, initial_messages
 from llm_reward.eureka.reflection import fitness, hns, reflection_text
 from llm_reward.eureka.search import EurekaSearch, SearchConfig, hns_summary, sample_seed
 
@@ -144,6 +144,35 @@ def test_only_the_last_round_of_feedback_stays_in_context():
     assert messages[-1]["content"] == "feedback 2"
 
 
+def test_the_format_example_follows_the_action_space_and_names_no_task():
+    """A small coder copies the example's terms: an effort penalty on a discrete action (an index) taught the
+    DoorKey coder to charge for high action ids, so only continuous actions get it; the teaching names no task."""
+    discrete = initial_messages(env_context(ENV_ID))[0]["content"]
+    assert "effort" not in discrete and "np.square(action)" not in discrete and "discrete" in discrete
+    box = EnvContext("Car-v0", "Drive up the hill.", "obs[0] position", "Box(-1.0, 1.0, (1,), float32)", "top")
+    continuous = initial_messages(box)[0]["content"]
+    assert "effort = -0.01 * float(np.sum(np.square(action)))" in continuous
+    for system in (discrete, continuous):
+        assert "pays the agent not to finish" in system and "bonus for success" in system
+        # the blind control gets the same system message: no task's objects, keys or ids in it
+        assert not any(word in system.lower() for word in ("key", "door", "agent_x", "minigrid", "cell"))
+        assert "np.exp(-distance" not in system
+    assert "not a count of cells" in TIPS
+
+
+def test_a_run_dir_written_with_other_prompts_is_refused(tmp_path):
+    from llm_reward.eureka.rundir import RunDirMismatch, check_run_dir, search_identity
+
+    identity = search_identity(ENV_ID, "scripted", {"seed": 0}, None)
+    assert identity["prompts"] == PROMPTS_DIGEST
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": ENV_ID, "llm": "scripted", "search": {"seed": 0}}))
+    with pytest.raises(RunDirMismatch, match=r"prompts \(the prompt texts\): stored None"):
+        check_run_dir(tmp_path, identity)  # written before the prompts were part of the identity
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": ENV_ID, "llm": "scripted", "prompts": PROMPTS_DIGEST,
+                                                      "search": {"seed": 0}}))
+    check_run_dir(tmp_path, identity)
+
+
 # -- bad input ---------------------------------------------------------------------------------------------------
 def test_bad_config_fails_naming_the_key():
     with pytest.raises(ValueError, match="search.samples"):
@@ -249,6 +278,29 @@ def test_a_final_run_of_code_that_is_no_longer_the_best_is_trained_again(finishe
     again = json.loads((run_dir / "final" / "eureka_seed0.json").read_text())
     assert again["code"] == (run_dir / "best_reward.py").read_text()  # retrained on the best code
     assert (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns == kept  # a baseline's run stays
+
+
+def test_a_reference_arm_trains_beside_the_final_arms_and_is_never_selected(finished_search, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "search"
+    shutil.copytree(finished_search[0], run_dir)
+    best = (run_dir / "best_reward.py").read_text()
+    reference = ("def compute_reward(obs, action, next_obs, info):\n    cost = -0.01\n"
+                 "    return cost, {'cost': cost}\n")
+    llm = ScriptedLLM([NO_FUNCTION])
+    summary = EurekaSearch(ENV_ID, llm, tiny_config(), run_dir, progress=False,
+                           references={"reference": reference}).run()
+    assert llm.calls == [] and (run_dir / "best_reward.py").read_text() == best
+    stored = json.loads((run_dir / "final" / "reference_seed0.json").read_text())
+    assert stored["status"] == "ok" and stored["code"].strip() == reference.strip()
+    assert set(summary["eval_success"]) == {"eureka", "env", "sparse", "reference"}
+    assert summary["final"]["reference"]["seeds"] == [100]
+    with pytest.raises(ValueError, match="reference arm 'hand'"):  # checked like a candidate, before any LLM call
+        EurekaSearch(ENV_ID, llm, tiny_config(), tmp_path / "other", references={"hand": "import os\n" + reference})
+    for name in ("eureka", "../escape"):
+        with pytest.raises(ValueError, match="identifiers not taken"):
+            EurekaSearch(ENV_ID, llm, tiny_config(), tmp_path / "other", references={name: reference})
 
 
 def test_a_round_with_no_working_code_feeds_back_the_error(tmp_path):

@@ -3,45 +3,109 @@
 Only the last round of feedback is kept: iteration ``i`` sends ``[system, task, assistant: best code so far,
 user: its reflection]`` -- never the whole history -- which keeps prompts short for a small local coder.
 
+The system message states the contract, what makes a dense reward work (progress, costs rather than positive
+per-step rewards, milestones, a success bonus; in words that name no task, since the blind control gets them too)
+and a format example chosen by the action space: a small coder copies the example's terms, so an effort penalty
+appears in it only where actions are continuous.
+
     >>> from llm_reward.eureka.context import EnvContext
     >>> ctx = EnvContext("CartPole-v1", "Keep the pole upright.", "obs[0] cart position", "Discrete(2)", "not fallen")
     >>> [m["role"] for m in initial_messages(ctx)]
     ['system', 'user']
+    >>> "effort" in initial_messages(ctx)[0]["content"]
+    False
 """
 
 from __future__ import annotations
 
 from llm_reward.eureka.context import EnvContext
 from llm_reward.eureka.extract import SIGNATURE
+from llm_reward.identity import digest
 from llm_reward.types import Messages
 
-SYSTEM = (
+_CONTRACT = (
     "You are a reward engineer. You write dense reward functions in Python that make reinforcement learning "
     "agents solve a task. Write exactly one function:\n"
     f"    def {SIGNATURE}\n"
     "obs is the observation before the action, next_obs the one after it, action the action taken (numpy), and "
-    "info a dict of numbers. Return the total reward as a float and a dict naming each reward component. Use only "
-    "`import numpy as np` and `import math`; no files, no other modules, no classes, no printing. Index the "
-    "observation exactly as documented. Keep every component on a comparable scale. Reply with one ```python "
-    "code block and nothing else. The format, for a different task:\n"
+    "info a dict of numbers about the state after the action. Return the total reward as a float and a dict naming "
+    "each reward component. Use only `import numpy as np` and `import math`; no files, no other modules, no "
+    "classes, no printing. Index the observation exactly as documented.\n")
+
+#: What makes a dense reward work, in words that name no task: the blind control is sent them too.
+PRINCIPLES = (
+    "What makes a dense reward work:\n"
+    "- Reward progress: how much the step reduced the distance to the current subgoal (obs vs next_obs), or minus "
+    "that distance. A task in stages has one subgoal per stage, in order.\n"
+    "- Mind how episodes end. Where reaching the goal ends one, every per-step term but progress must be zero or "
+    "negative, a cost for what is still missing: a positive reward on every step pays the agent not to finish. "
+    "Where failing ends one (falling over), the reverse: a cost on every step pays the agent to fail early.\n"
+    "- A milestone reached lowers that cost on every later step (a constant cost while it is missing), or is paid "
+    "once, on the step it changes between obs and next_obs. Pay a large bonus for success; keep the other "
+    "components on a comparable scale.\n")
+
+#: The format example's lines, for a different task; the action penalty only where actions are continuous.
+_EXAMPLE_HEAD = (
     "```python\nimport numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
     "    distance = float(np.linalg.norm(next_obs[0:2] - next_obs[2:4]))\n"
-    "    reach = float(np.exp(-distance / 0.1))\n"
+    "    progress = float(np.linalg.norm(obs[0:2] - obs[2:4])) - distance\n"
+    "    cost = -0.01 * distance\n"
+    "    success = 10.0 if distance < 0.05 else 0.0\n")
+_EXAMPLE_DISCRETE = (
+    "    return progress + cost + success, {\"progress\": progress, \"cost\": cost, \"success\": success}\n```")
+_EXAMPLE_CONTINUOUS = (
     "    effort = -0.01 * float(np.sum(np.square(action)))\n"
-    "    return reach + effort, {\"reach\": reach, \"effort\": effort}\n```")
+    "    return progress + cost + success + effort, {\"progress\": progress, \"cost\": cost, \"success\": success, "
+    "\"effort\": effort}\n```")
+_ACTIONS_DISCRETE = ("The actions are discrete: an action is an index, not a force, so never penalise its value. "
+                     "Reply with one ```python code block and nothing else. The format, for a different task:\n")
+_ACTIONS_CONTINUOUS = ("The actions are continuous: a small penalty on their squared size (effort) keeps them "
+                       "smooth. Reply with one ```python code block and nothing else. The format, for a different "
+                       "task:\n")
 
 TIPS = (
     "Use this to write a better reward: a component whose values barely change cannot guide the agent (rescale "
-    "it, e.g. with np.exp(-d / temperature), or replace it); a component much larger than the others drowns them "
-    "(scale it down); if the task score stays low, reward progress toward success more directly. Write a new, "
-    "complete compute_reward.")
+    "it, or reward its change from obs to next_obs; np.exp(-d / temperature) suits a continuous distance that "
+    "must matter most near the target, not a count of cells); a component much larger than the others drowns "
+    "them (scale it down); where reaching the goal ends an episode and most episodes run out of time, a positive "
+    "per-step term pays the agent not to finish (make it a cost); if the task score stays low, reward progress "
+    "toward the next subgoal more directly. Write a new, complete compute_reward.")
+
+
+def continuous_actions(context: EnvContext) -> bool:
+    """Whether the context's action space is continuous (a Gymnasium ``Box``); discrete, multi-discrete and
+    binary actions are indices, and an effort penalty on them would only teach the agent to prefer low ids."""
+    return context.action.lstrip().startswith("Box")
+
+
+def system_prompt(context: EnvContext) -> str:
+    """The contract, what makes a dense reward work, and a format example for the context's kind of actions.
+
+    Args:
+        context: the env context; only its action space is read (the blind control's context has it too).
+
+    Returns:
+        The system message's text: the example penalises effort only for continuous actions.
+    """
+    continuous = continuous_actions(context)
+    return (_CONTRACT + PRINCIPLES + (_ACTIONS_CONTINUOUS if continuous else _ACTIONS_DISCRETE) + _EXAMPLE_HEAD
+            + (_EXAMPLE_CONTINUOUS if continuous else _EXAMPLE_DISCRETE))
+
+
+_FAILURE = ("This reward function could not be used: {reason}\nFix the problem and write the complete "
+            "compute_reward again, following the rules and the observation layout exactly.")
+
+#: A digest of every prompt text: part of a search's identity, so a run directory written with other prompts is
+#: never resumed as this search (its stored replies answer those prompts).
+PROMPTS_DIGEST = digest([_CONTRACT, PRINCIPLES, _EXAMPLE_HEAD, _EXAMPLE_DISCRETE, _EXAMPLE_CONTINUOUS,
+                         _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE])
 
 
 def initial_messages(context: EnvContext) -> Messages:
     """``[system, user]``: the contract, then the env context and the request."""
     task = (f"{context.as_text()}\n\nWrite compute_reward for this task. The dense reward should lead the agent "
             f"to success as defined above.")
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task}]
+    return [{"role": "system", "content": system_prompt(context)}, {"role": "user", "content": task}]
 
 
 def feedback_messages(context: EnvContext, code: str, feedback: str) -> Messages:
@@ -53,8 +117,7 @@ def feedback_messages(context: EnvContext, code: str, feedback: str) -> Messages
 
 def failure_feedback(reason: str) -> str:
     """What a candidate that did not run is told (the one-line reason from the allow-list, smoke test or trainer)."""
-    return (f"This reward function could not be used: {reason}\nFix the problem and write the complete "
-            f"compute_reward again, following the rules and the observation layout exactly.")
+    return _FAILURE.format(reason=reason)
 
 
 def repair_messages(messages: Messages, reply: str, reason: str) -> Messages:

@@ -1,8 +1,8 @@
 """What decides a search, the default run directory keyed on it, and the check that a resumed run is the same search.
 
 A run directory holds finished candidates that a rerun reuses without asking the LLM again, so reusing one written
-for another env, coder, context or training setting would report another search's code as this one's. The
-identity is every setting that changes a finished candidate; settings that only add work (more samples,
+for another env, coder, context, prompt text or training setting would report another search's code as this one's.
+The identity is every setting that changes a finished candidate; settings that only add work (more samples,
 iterations or final seeds) or change where it runs (workers, executor, limits) may change on resume.
 
     >>> ident = search_identity("MountainCarContinuous-v0", "qwen", {"seed": 0, "total_timesteps": 1000,
@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from llm_reward.eureka.prompts import PROMPTS_DIGEST
 from llm_reward.identity import digest
 
 #: ``search.*`` keys a resumed run may change: they add or place work, never change a finished candidate.
@@ -32,9 +33,10 @@ class RunDirMismatch(ValueError):
 
 
 def search_identity(env_id: str, llm_name: str, search: Mapping[str, Any],
-                    context: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The settings that decide a search's candidates (JSON-able; ``search`` as :func:`dataclasses.asdict`)."""
-    return {"env_id": env_id, "llm": llm_name,
+                    context: Mapping[str, Any] | None, prompts: str = PROMPTS_DIGEST) -> dict[str, Any]:
+    """The settings that decide a search's candidates (JSON-able; ``search`` as :func:`dataclasses.asdict`;
+    ``prompts`` the digest of the prompt texts, :data:`~llm_reward.eureka.prompts.PROMPTS_DIGEST`)."""
+    return {"env_id": env_id, "llm": llm_name, "prompts": prompts,
             "search": {k: v for k, v in sorted(search.items()) if k not in RESUMABLE_KEYS},
             "context": dict(context) if context is not None else None}
 
@@ -53,7 +55,8 @@ def default_run_dir(identity: Mapping[str, Any], root: str | Path = "runs/eureka
 
 
 def check_run_dir(run_dir: str | Path, identity: Mapping[str, Any]) -> None:
-    """Raise :class:`RunDirMismatch` if ``run_dir/config.json`` was written for another search.
+    """Raise :class:`RunDirMismatch` if ``run_dir/config.json`` was written for another search (another env id,
+    coder, prompt texts, search setting or context).
 
     The message names each differing setting and what to set (``run_dir=...``). A directory without
     ``config.json`` is new. Older directories that stored no context are compared on what they stored.
@@ -67,7 +70,8 @@ def check_run_dir(run_dir: str | Path, identity: Mapping[str, Any]) -> None:
         raise RunDirMismatch(f"run_dir={run_dir} has an unreadable config.json ({exc}); set run_dir to a new "
                              f"directory or delete this one") from None
     differs = []
-    for key, name in (("env_id", "env.id"), ("llm", "llm (the coder)")):
+    for key, name in (("env_id", "env.id"), ("llm", "llm (the coder)"), ("prompts", "prompts (the prompt texts)")):
+        # a directory from before prompts were versioned stores none: its replies answer older prompts
         if stored.get(key) != identity[key]:
             differs.append(f"{name}: stored {stored.get(key)!r}, now {identity[key]!r}")
     old_search = stored.get("search") or {}

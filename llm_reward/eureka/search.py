@@ -24,7 +24,7 @@ another env id, coder or search setting is refused, see :mod:`.rundir`)::
                                              training fitness, timings
     iter_00/summary.json                     execute rates, best candidate, the feedback given to the next prompt
     final/{eureka,env,sparse}_seed0.json     the best reward and both baselines retrained, each final policy
-                                             evaluated on fresh episodes
+                                             evaluated on fresh episodes (and each hand-written reference arm)
     best_reward.py  summary.json
 """
 
@@ -153,8 +153,20 @@ class EurekaSearch:
 
     def __init__(self, env_id: str, llm: Any, config: SearchConfig, run_dir: str | Path | None = None, *,
                  context: EnvContext | None = None, context_overrides: Mapping[str, Any] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, references: Mapping[str, str] | None = None):
+        """``references``: arm name -> reward source written by hand, retrained beside the final arms as upper
+        references (never candidates, never selected); the other arguments as the module docstring describes."""
         self.env_id, self.llm, self.config, self.progress = env_id, llm, config, progress
+        self.references = dict(references or {})
+        clash = set(self.references) & {"eureka", "env", "sparse", "blind"}
+        if clash or not all(name.isidentifier() for name in self.references):  # a name is part of a file name
+            raise ValueError(f"reference arm names must be identifiers not taken by the search's own arms, got "
+                             f"{sorted(self.references)}")
+        for name, code in self.references.items():
+            try:  # a reference is checked like a candidate, before any LLM call
+                check_code(extract_reward_code(code))
+            except (ExtractionError, CodeRejected) as exc:
+                raise ValueError(f"reference arm {name!r}: {exc}") from None
         self._stopping = False
         # Before any LLM call: reward code needs a jail that starts here (or the user's explicit, warned opt-out).
         check_isolation(default_isolation())
@@ -171,7 +183,8 @@ class EurekaSearch:
         cfg, start = self.config, time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"),
-                                                  "search": asdict(cfg), "context": self.context.as_dict()})
+                                                  "prompts": self.identity["prompts"], "search": asdict(cfg),
+                                                  "context": self.context.as_dict()})
         write_json(self.run_dir / "context.json", self.context.as_dict())
         (self.run_dir / "context.txt").write_text(self.context.as_text())
         executor = self._start_executor()
@@ -394,6 +407,9 @@ class EurekaSearch:
             if blind is not None:
                 kinds.append("blind")
                 codes["blind"] = blind
+        for name, code in self.references.items():
+            kinds.append(name)
+            codes[name] = extract_reward_code(code)
         results: dict[str, list[CandidateResult]] = {kind: [] for kind in kinds}
         futures = {}
         for kind in kinds:
