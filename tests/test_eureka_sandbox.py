@@ -344,6 +344,114 @@ def _serve_once(code: str, **kwargs):
 
 import numpy as np  # noqa: E402
 
+
+def test_a_rewards_frame_is_not_built_from_rows_of_the_wrong_width():
+    from llm_reward.eureka.channel import encode_rewards
+
+    with pytest.raises(ChannelError, match="a total and 2 components"):
+        encode_rewards(("a", "b"), [(1.0, 2.0, 3.0), (1.0, 2.0)])
+
+
+def test_requests_are_read_whole_however_the_pipe_splits_them():
+    """The worker reads one request per ``read`` when it arrives whole; split, merged or larger than a read, each
+    still comes out whole and in order, and a request cut short by the close is dropped."""
+    import threading
+
+    from llm_reward.eureka.batch import decode_request, encode_request
+    from llm_reward.eureka.worker import _requests
+
+    sizes = (1, 2, 40_000, 3, 150_000, 4)
+    requests = [encode_request(np.full((n, 3), float(n)), np.zeros((n, 1)), np.zeros((n, 3)), None) for n in sizes]
+    blob = b"".join(requests) + requests[0][:-5]
+    read_fd, write_fd = os.pipe()
+
+    def write_in_odd_pieces():
+        offset = 0
+        for piece in (3, 1, 10, 5000, 70_000, 1, 2, len(blob)):
+            os.write(write_fd, blob[offset:offset + piece])
+            offset += piece
+        os.close(write_fd)
+
+    writer = threading.Thread(target=write_in_odd_pieces)
+    writer.start()
+    try:
+        received = [decode_request(body)[0] for body in _requests(read_fd)]
+    finally:
+        writer.join()
+        os.close(read_fd)
+    assert [len(obs) for obs in received] == list(sizes)
+    assert all((obs == len(obs)).all() and obs.flags.writeable for obs in received)
+
+
+def _reward_results():
+    """Results a reward function may return, each with what :func:`call_reward` makes of it."""
+    return [(1.0, {"a": 0.5, "b": -0.25}), (np.float64(2.0), {"a": np.float64(1.0), "b": 3.0}),
+            (np.float32(0.5), {"a": 1, "b": np.array([2.0])}), (True, {"a": 1.0, "b": 1.0}),
+            (1.0, {"a": float("nan"), "b": 1.0}), (1.0, {"a": 1.0, "b": 2e4}), (-1e5, {"a": 1.0, "b": 1.0}),
+            (1.0, {"b": 1.0, "a": 1.0}), (1.0, {"a": 1.0}), (1.0, {"a": 1.0, "b": 1.0, "c": 1.0}),
+            [1.0, {"a": 1.0, "b": 1.0}], (1.0, {"a": 1.0, "b": "1.5"}), (1.0, {"a": 1.0, "__b": 1.0}),
+            (1.0, type("Parts", (dict,), {})(a=1.0, b=2.0)), (1.0, {"a": np.float64("inf"), "b": 1.0}),
+            (np.int64(3), {"a": 1.0, "b": 1.0}), ZeroDivisionError("boom")]
+
+
+@pytest.mark.parametrize("later", range(len(_reward_results())))
+def test_a_batch_of_calls_is_checked_as_each_call_would_be(later):
+    """``call_rewards`` (the worker's loop, with its shortcut for plain float results) accepts, converts and
+    refuses every result exactly as ``call_reward`` does on its own, reasons included."""
+    from llm_reward.eureka.guard import RewardCodeError, call_reward, call_rewards
+
+    results = [(1.0, {"a": 1.0, "b": 2.0}), _reward_results()[later]]
+
+    def fn(obs, action, next_obs, info):
+        result = results[int(obs)]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    transitions = [(float(i), None, None, {}) for i in range(2)]
+    try:
+        expected = [call_reward(fn, *transition) for transition in transitions]
+    except RewardCodeError as exc:
+        with pytest.raises(RewardCodeError) as caught:
+            call_rewards(fn, transitions)
+        assert str(caught.value) == str(exc)
+        return
+    names = tuple(expected[0][1])
+    if any(tuple(parts) != names for _, parts in expected):
+        with pytest.raises(RewardCodeError, match="different component names"):
+            call_rewards(fn, transitions)
+        return
+    got_names, rows = call_rewards(fn, transitions)
+    assert got_names == names
+    assert rows == [(total, *parts.values()) for total, parts in expected]
+    assert all(type(value) in (float, np.float64) for row in rows for value in row)
+
+
+def test_the_reward_codes_reductions_are_numpys():
+    """The code's ``np.sum`` and its kin take a shortcut for one plain array (straight to the ufunc's reduce, as
+    numpy's own wrapper does): same values, types and errors as numpy, and every other call is still guarded."""
+    from llm_reward.eureka.guard import safe_numpy
+
+    view = safe_numpy()
+    arrays = [np.float32([0.1, -2, 3]), np.arange(5), np.array([True, False, True]), np.zeros((2, 3)),
+              np.ones(()), np.array([], dtype=float), np.array([1 + 2j, 3j]), np.array([np.nan, 1.0]),
+              np.array(["a", "b"])]
+    for name in ("sum", "prod", "max", "min", "amax", "amin"):
+        for array in arrays:
+            outcomes = []
+            for fn in (getattr(np, name), getattr(view, name)):
+                try:
+                    result = fn(array)
+                    outcomes.append((type(result), repr(np.asarray(result).tolist())))  # repr: nan == nan
+                except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
+                    outcomes.append((type(exc), str(exc)))
+            assert outcomes[0] == outcomes[1], (name, array)
+        assert getattr(view, name)(np.arange(6).reshape(2, 3), 0).tolist() == getattr(np, name)(
+            np.arange(6).reshape(2, 3), 0).tolist()
+        assert getattr(view, name)([1.0, 2.0]) == getattr(np, name)([1.0, 2.0])
+    with pytest.raises(TypeError, match="not allowed in reward code"):
+        view.sum(np.arange(3), dtype=object)
+
 MODULE_CHAINS = [
     "b = np.ma.core.builtins\nf = b.getattr(b, 'op' + 'en')\nf('/etc/shadow').read()",
     "np.ma.core.builtins.__import__('os').system('id')",
@@ -1124,6 +1232,35 @@ def test_escape_fence_matching_is_linear_on_its_worst_cases(filler):
     small, large = cost(40_000), cost(160_000)
     assert large < 10 * small + 0.05, (small, large)
     assert code_blocks("```python\na = 1\n```\n``` js \nb\n```\n```py  \nc = 2\n") == ["a = 1\n", "c = 2\n"]
+
+
+@needs_jail
+def test_escape_cpu_burnt_in_a_thread_of_its_own_is_counted(monkeypatch):
+    """Code past the allow-list answers every call at once and burns CPU in a thread it started: the kernel's
+    count is the whole process's (the process CPU-time clock), so the budget runs out all the same."""
+    import time
+
+    from llm_reward.eureka import server as server_module
+    from llm_reward.eureka.server import CodeRewardError, RewardServer
+
+    monkeypatch.setattr(server_module, "CPU_SLACK_S", 0.3)  # a shorter test; the check is the same
+
+    code = ("import threading\nSTARTED = []\n"
+            "def burn():\n    x = 0\n    while True:\n        x += 1\n"
+            "def compute_reward(obs, action, next_obs, info):\n    if not STARTED:\n"
+            "        STARTED.append(threading.Thread(target=burn, daemon=True))\n        STARTED[0].start()\n"
+            "    return 0.0, {}\n")
+    server = RewardServer(code, _inner_layers=False, cpu_s_per_call=0.001, call_timeout_s=30)
+    try:
+        assert server._clock is not None  # the kernel's nanosecond clock, not the /proc ticks
+        deadline = time.monotonic() + 120
+        with pytest.raises(CodeRewardError, match="CPU for") as caught:
+            while time.monotonic() < deadline:
+                server.rewards(np.zeros((1, 3)), np.zeros((1, 1)), np.zeros((1, 3)), [{}])
+                time.sleep(0.01)
+        assert "\n" not in str(caught.value)
+    finally:
+        server.close()
 
 
 def test_escape_cpu_budget_cannot_be_banked_for_one_long_call():

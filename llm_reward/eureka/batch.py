@@ -54,5 +54,5 @@ def _unpack(value: Any) -> Any:
     if value[0] == "object":
         return value[1]
     _, dtype, shape, buffer = value
-    array = np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    array = np.ndarray(shape, dtype, buffer)  # a view of the buffer (a third of frombuffer + reshape's cost)
     return array if array.flags.writeable else array.copy()  # a read-only source array arrives as bytes

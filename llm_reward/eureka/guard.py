@@ -16,7 +16,7 @@ import resource
 import sys
 import traceback
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -157,7 +157,31 @@ def _guarded(fn: Callable) -> Callable:
     if isinstance(fn, np.ufunc):
         for method in ("reduce", "accumulate", "outer"):
             setattr(call, method, _guarded(getattr(fn, method)))
-    return call
+    try:
+        reduce = _REDUCTIONS.get(fn)
+    except TypeError:  # an unhashable callable
+        reduce = None
+    if reduce is None:
+        return call
+
+    def call_reduction(*args: Any, **kwargs: Any) -> Any:
+        if kwargs or len(args) != 1 or type(args[0]) is not ndarray:
+            return call(*args, **kwargs)
+        result = reduce(args[0], None)  # what fn(array) computes (numpy's wrapper calls exactly this), 1 us sooner
+        kind = type(result)
+        if kind in plain or (kind is ndarray and result.dtype.kind in safe_kinds):
+            return result
+        return _checked(result)
+
+    return call_reduction
+
+
+#: numpy reductions that, called on one exact ndarray and nothing else, are their ufunc's ``reduce`` over all axes
+#: (numpy's ``_wrapreduction`` calls ``ufunc.reduce(array, None, None, None)``). Reward code calls them on every
+#: transition, and their Python wrapper costs more than the reduction.
+_REDUCTIONS = {getattr(np, name): ufunc.reduce for name, ufunc in (
+    ("sum", np.add), ("prod", np.multiply), ("max", np.maximum), ("min", np.minimum), ("amax", np.maximum),
+    ("amin", np.minimum)) if hasattr(np, name)}
 
 
 #: Where the dtype sits among the positional arguments of a ``GUARDED_METHODS`` method (``x.sum(axis, dtype)``).
@@ -342,12 +366,21 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
     """One checked call: ``(finite total, {str: finite float})`` or :class:`RewardCodeError` with the reason."""
     try:
         result = fn(obs, action, next_obs, info)
-    except RecursionError:
-        raise RewardCodeError("RecursionError: maximum recursion depth exceeded") from None
-    except MemoryError:
-        raise RewardCodeError("MemoryError: the reward code ran out of memory") from None
     except Exception as exc:  # noqa: BLE001
-        raise RewardCodeError(describe_exception(exc)) from None
+        raise RewardCodeError(_failure(exc)) from None
+    return _checked_result(result)
+
+
+def _failure(exc: Exception) -> str:
+    """The one-line reason for an exception the reward code raised."""
+    if isinstance(exc, RecursionError):
+        return "RecursionError: maximum recursion depth exceeded"
+    if isinstance(exc, MemoryError):
+        return "MemoryError: the reward code ran out of memory"
+    return describe_exception(exc)
+
+
+def _checked_result(result: Any) -> tuple[float, dict[str, float]]:
     if not isinstance(result, tuple) or len(result) != 2:
         raise RewardCodeError(f"compute_reward returned {type(result).__name__}; return (total, {{name: value}})")
     total, parts = result
@@ -363,6 +396,48 @@ def call_reward(fn: RewardFn, obs: Any, action: Any, next_obs: Any, info: dict) 
                                   "not starting with __")
         components[name] = _as_number(value, "component", name)
     return total, components
+
+
+#: Values a reward call's fast path takes as they are (``np.float64`` is a ``float`` and compares like one).
+_PLAIN_FLOATS = frozenset({float, np.float64})
+
+
+def call_rewards(fn: RewardFn, transitions: Iterable[tuple[Any, Any, Any, dict]]
+                 ) -> tuple[tuple[str, ...], list[tuple[float, ...]]]:
+    """:func:`call_reward` on each ``(obs, action, next_obs, info)`` of a batch: the component names and one
+    ``(total, *components)`` row per call, or :class:`RewardCodeError` with the first failure's reason.
+
+    Every call must return the names of the first, in the same order. The first call is checked in full; a later
+    one whose result is an exact ``(float, dict)`` with those names and plain floats within +-``MAX_ABS_REWARD``
+    is taken as it is (the full check, which any other result gets, would accept it unchanged): the reward server
+    answers every vector step, and the full check costs more than many reward functions.
+    """
+    names: tuple[str, ...] | None = None
+    rows: list[tuple[float, ...]] = []
+    plain, low, high = _PLAIN_FLOATS, -MAX_ABS_REWARD, MAX_ABS_REWARD
+    for obs, action, next_obs, info in transitions:
+        if names is None:
+            total, components = call_reward(fn, obs, action, next_obs, info)
+            names = tuple(components)
+            rows.append((total, *components.values()))
+            continue
+        try:
+            result = fn(obs, action, next_obs, info)
+        except Exception as exc:  # noqa: BLE001
+            raise RewardCodeError(_failure(exc)) from None
+        if type(result) is tuple and len(result) == 2 and type(result[1]) is dict and tuple(result[1]) == names:
+            row = (result[0], *result[1].values())
+            for value in row:
+                if type(value) not in plain or not low <= value <= high:  # NaN fails the comparison
+                    break
+            else:
+                rows.append(row)
+                continue
+        total, components = _checked_result(result)
+        if tuple(components) != names:
+            raise RewardCodeError("compute_reward returned different component names on different calls")
+        rows.append((total, *components.values()))
+    return names or (), rows
 
 
 _NEVER_SHOWN = frozenset({"terminal_observation", "final_observation", "final_info"})

@@ -87,14 +87,18 @@ class RewardServer:
             raise
         finally:
             os.close(request_read)
-        self._stat_fd = None
+        self._stat_fd: int | None = None
+        self._clock: int | None = None
+        self._cpu_at_ready = self._cpu_at_reply = 0.0
         frame = self._next(time.monotonic() + startup_timeout_s)
         if frame["type"] != "ready":
             reason = channel.reason_text(frame.get("reason"))
             self.close()
             raise CodeRewardError(f"the reward worker did not start: {reason}")
         self.pid = self._worker.code_pid
-        self._stat_fd = _open_stat(self.pid) if self.pid is not None else None
+        if self.pid is not None:
+            self._clock = _cpu_clock(self.pid)
+            self._stat_fd = _open_stat(self.pid) if self._clock is None else None
         self._cpu_at_ready = self._cpu_at_reply = self._cpu_seconds()
 
     def _fail(self, reason: str) -> CodeRewardError:
@@ -135,12 +139,14 @@ class RewardServer:
         else:
             shown = None  # the code reads no info key: nothing to filter or send
         request = memoryview(encode_request(obs, actions, next_obs, shown))
-        deadline = time.monotonic() + self.call_timeout_s
+        deadline = None
         try:
             while request:  # non-blocking: a worker that stops reading cannot hang this process
                 try:
                     request = request[os.write(self._requests, request):]
                 except BlockingIOError:
+                    if deadline is None:
+                        deadline = time.monotonic() + self.call_timeout_s
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or not select.select([], [self._requests], [], remaining)[1]:
                         raise self._fail("timed out sending a batch (the reward worker stopped reading)") from None
@@ -179,7 +185,8 @@ class RewardServer:
 
     def check_cpu(self, batch: int = 0) -> None:
         """CodeRewardError (and the worker closed) if the code used more CPU than its budget: for the calls so far,
-        and for the ``batch`` calls answered since the last check (one kernel read, about a microsecond)."""
+        and for the ``batch`` calls answered since the last check (one ``clock_gettime``, a fraction of a
+        microsecond)."""
         cpu = self._cpu_seconds()
         spent, self._cpu_at_reply = cpu - self._cpu_at_reply, cpu
         used = cpu - self._cpu_at_ready
@@ -193,7 +200,13 @@ class RewardServer:
         return f"the budget is {self.cpu_s_per_call * 1000:g} ms per call (reward.cpu_s_per_call)"
 
     def _cpu_seconds(self) -> float:
-        """User + system CPU of the worker, from the kernel's accounting in ``/proc/<pid>/stat``."""
+        """User + system CPU of the worker (all its threads), as the kernel counts it: the process's CPU-time
+        clock (nanoseconds), else the ticks in ``/proc/<pid>/stat``."""
+        if self._clock is not None:
+            try:
+                return time.clock_gettime(self._clock)
+            except OSError:  # the worker is gone (its reply channel says why)
+                return self._cpu_at_reply
         if self._stat_fd is None:
             return 0.0
         try:
@@ -226,6 +239,17 @@ class RewardServer:
     def __del__(self) -> None:
         if getattr(self, "_worker", None) is not None:
             self.close()
+
+
+def _cpu_clock(pid: int) -> int | None:
+    """The clock id of ``pid``'s process CPU-time clock (``clock_getcpuclockid(3)``: all its threads, counted by the
+    kernel in nanoseconds), or ``None`` where the kernel does not let this process read it."""
+    clock = ((~pid) << 3) | 2  # Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    try:
+        time.clock_gettime(clock)
+    except (OSError, OverflowError):
+        return None
+    return clock
 
 
 def _open_stat(pid: int) -> int | None:

@@ -24,12 +24,12 @@ import math
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from llm_reward.eureka.batch import HEADER as REQUEST_HEADER
 from llm_reward.eureka.batch import decode_request
 from llm_reward.eureka.channel import ChannelError, encode_rewards, write_bytes, write_frame
-from llm_reward.eureka.guard import (SERVER_MAX_OPEN_FILES, RewardCodeError, apply_limits, call_reward,
+from llm_reward.eureka.guard import (SERVER_MAX_OPEN_FILES, RewardCodeError, apply_limits, call_rewards,
                                      describe_exception, install_audit_hook, load_reward)
 
 
@@ -331,12 +331,12 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
         fn = namespace["compute_reward"]
     send = functools.partial(write_frame, channel_fd)
     send({"type": "ready"})
-    reader = os.fdopen(requests_fd, "rb", buffering=1 << 16)
+    requests = _requests(requests_fd)
     while True:
-        size_bytes = reader.read(REQUEST_HEADER.size)
-        if len(size_bytes) < REQUEST_HEADER.size:
+        body = next(requests, None)
+        if body is None:
             return
-        obs, actions, next_obs, infos = decode_request(reader.read(REQUEST_HEADER.unpack(size_bytes)[0]))
+        obs, actions, next_obs, infos = decode_request(body)
         try:
             frame = _reward_batch(fn, obs, actions, next_obs, infos)
         except RewardCodeError as exc:
@@ -345,25 +345,46 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
         write_bytes(channel_fd, frame)
 
 
+def _requests(fd: int) -> Iterator[bytes | memoryview]:
+    """The bodies of the length-prefixed requests read from ``fd``, until it closes (a request cut short by
+    the close is dropped). One ``read`` per request when it arrives whole, as it does from the library."""
+    pending = bytearray()
+    want = 1 << 16
+    while True:
+        chunk = os.read(fd, want)
+        if not chunk:
+            return
+        if not pending and len(chunk) >= REQUEST_HEADER.size:  # the usual case: exactly one whole request
+            (size,) = REQUEST_HEADER.unpack_from(chunk)
+            if len(chunk) == REQUEST_HEADER.size + size:
+                yield memoryview(chunk)[REQUEST_HEADER.size:]
+                continue
+        pending += chunk
+        want = 1 << 16
+        while len(pending) >= REQUEST_HEADER.size:
+            end = REQUEST_HEADER.size + REQUEST_HEADER.unpack_from(pending)[0]
+            if len(pending) < end:
+                want = max(want, end - len(pending))  # a large request: read the rest in as few calls as it takes
+                break
+            body = bytes(pending[REQUEST_HEADER.size:end])
+            del pending[:end]
+            yield body
+
+
 def _reward_batch(fn: Callable, obs: Any, actions: Any, next_obs: Any, infos: list[dict] | None) -> bytes:
-    """One checked call per transition, answered as one binary rewards frame.
+    """One checked call per transition (:func:`~llm_reward.eureka.guard.call_rewards`), answered as one binary
+    rewards frame.
 
     ``infos`` went through ``plain_info`` in the library already (the library built this batch; filtering it
     again here would only repeat trusted work), and each transition gets its own dict; ``None`` means the code
     reads no info key, and each call gets a fresh empty dict.
     """
-    names: tuple[str, ...] | None = None
-    rows = []
     n = len(actions)
-    for i, (o, a, o2) in enumerate(zip(_rows(obs, n), actions, _rows(next_obs, n))):
-        total, components = call_reward(fn, o, a, o2, {} if infos is None else infos[i])
-        if names is None:
-            names = tuple(components)
-        elif tuple(components) != names:
-            raise RewardCodeError("compute_reward returned different component names on different calls")
-        rows.append((total, *components.values()))
+    if infos is None:
+        infos = [{} for _ in range(n)]
+    names, rows = call_rewards(fn, zip(_rows(obs, n), actions, _rows(next_obs, n), infos))
     try:
-        return encode_rewards(names or (), rows)
+        return encode_rewards(names, rows)
     except (UnicodeEncodeError, ChannelError) as exc:  # a name with lone surrogates, or a batch beyond the cap
         raise RewardCodeError(f"the rewards could not be sent: {type(exc).__name__}") from None
 
