@@ -98,12 +98,11 @@ def test_rnd_predictor_learns_seen_states_against_a_fixed_target():
     assert rnd.error(seen).mean() < 0.2 * rnd.error(unseen).mean()  # novel states keep a large error
 
 
-@pytest.mark.parametrize("kind", [RND, E3B])
-def test_bonus_is_normalised_by_the_spread_of_its_discounted_return(kind):
+def test_rnd_is_normalised_by_the_spread_of_its_discounted_return():
     """RND's normalisation (Burda et al.): the raw bonus over the running std of the discounted intrinsic return."""
     rng = np.random.default_rng(3)
-    bonus = kind(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, train_every=10_000)  # networks fixed
-    raw_twin = kind(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, normalize=False, train_every=10_000)
+    bonus = RND(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, train_every=10_000)  # networks fixed
+    raw_twin = RND(BOX, spaces.Discrete(2), n_envs=2, gamma=0.9, normalize=False, train_every=10_000)
     returns, rms = np.zeros(2), RunningMeanStd(shape=())
     obs = rng.normal(size=(2, 5)).astype(np.float32)
     bonus.reset(obs)
@@ -116,6 +115,74 @@ def test_bonus_is_normalised_by_the_spread_of_its_discounted_return(kind):
         np.testing.assert_allclose(bonus.step(obs, np.zeros(2), nxt, np.zeros(2, bool), nxt),
                                    raw / np.sqrt(rms.var + 1e-8), rtol=1e-6)
         obs = nxt
+
+
+def test_normalised_e3b_is_the_elliptical_bonus_on_unit_phi_over_the_per_step_spread():
+    """normalize=True: phi of unit length (so b <= 1/lambda whatever the encoder's scale) and b over the running std
+    of the per-step b (the E3B code's --reward_norm int), not of a discounted return."""
+    rng = np.random.default_rng(3)
+    e3b = E3B(BOX, spaces.Discrete(2), n_envs=2, latent_dim=6, ridge=0.1, train_every=10_000)  # encoder fixed
+    with torch.no_grad():  # an encoder whose raw output is far from unit length
+        e3b.encoder[-1].weight.mul_(50.0)
+    episode = rng.normal(size=(12, 2, 5)).astype(np.float32)
+    e3b.reset(episode[0])
+    rms, got = RunningMeanStd(shape=()), []
+    raw = np.array([elliptical_reference(e3b.embed(episode[:, env]), ridge=0.1) for env in range(2)]).T
+    for t in range(1, 12):
+        got.append(e3b.step(episode[t - 1], np.zeros(2), episode[t], np.zeros(2, bool), episode[t]))
+        rms.update(raw[t - 1])
+        np.testing.assert_allclose(got[-1], raw[t - 1] / np.sqrt(rms.var + 1e-8), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(e3b.embed(episode[0]), axis=1), 1.0, rtol=1e-6)
+    assert raw.max() <= 1 / 0.1 and e3b.stats()["raw_bonus_mean"] <= 1 / 0.1
+
+
+@pytest.fixture(scope="module")
+def keycorridor_e3b():
+    """The configured E3B (conf/novelty/e3b.yaml, trained faster) on KeyCorridorS3R3 under a random policy: per
+    encoder update, the bonuses paid, and for each step whether the observation reached was new in its episode."""
+    from llm_reward.envs import make_vec_env
+
+    venv = NoveltyTerm(bonus=functools.partial(E3B, train_every=512, epochs=2, lr=3e-3),
+                       weight=1.0).wrap(make_vec_env("MiniGrid-KeyCorridorS3R3-v0", n_envs=4, seed=0), seed=0)
+    rng = np.random.default_rng(0)
+    obs = venv.reset()
+    seen = [{o.tobytes()} for o in obs]
+    windows: dict[float, dict[str, list[float]]] = {}
+    for _ in range(2500):
+        obs, _, dones, infos = venv.step(rng.integers(0, 7, size=4))
+        stats = venv.stats()
+        window = windows.setdefault(stats["updates"], {"bonus": [], "raw": [], "new": [], "revisit": []})
+        window["raw"].append(stats["raw_bonus_mean"])
+        for i, info in enumerate(infos):
+            reached = (info["terminal_observation"] if dones[i] else obs[i]).tobytes()
+            window["bonus"].append(info["r_novelty"])
+            window["revisit" if reached in seen[i] else "new"].append(info["r_novelty"])
+            seen[i] = {obs[i].tobytes()} if dones[i] else seen[i] | {reached}
+    venv.close()
+    return venv.bonus, windows
+
+
+def test_e3b_scale_stays_steady_while_its_encoder_trains(keycorridor_e3b):
+    """The encoder's output norm grows as it trains (nothing in the inverse-dynamics loss bounds it); the bonus
+    must not follow it: b stays <= 1/lambda and the normalised bonus's mean per encoder update stays O(1). (The
+    earlier bonus on the raw encoder output over its return's spread: raw means in the hundreds, normalised ~0.01.)"""
+    e3b, windows = keycorridor_e3b
+    assert e3b.stats()["updates"] >= 15
+    assert e3b.stats()["encoder_norm"] > 2.0  # the encoder did grow: the bound below is tested, not idle
+    means = [np.mean(w["bonus"]) for updates, w in windows.items() if updates >= 1]
+    assert max(max(w["raw"]) for w in windows.values()) <= 1 / e3b.ridge
+    assert 0.08 < min(means) and max(means) < 3.0 and max(means) / min(means) < 8.0, means
+
+
+def test_e3b_revisit_earns_less_than_a_new_state(keycorridor_e3b):
+    """The property E3B exists for: within an episode, reaching an observation already seen pays much less than
+    reaching one not yet seen, once the encoder has trained too."""
+    _, windows = keycorridor_e3b
+    late = [w for updates, w in windows.items() if updates >= 5]
+    new = np.concatenate([w["new"] for w in late])
+    revisit = np.concatenate([w["revisit"] for w in late])
+    assert len(new) > 100 and len(revisit) > 100
+    assert revisit.mean() < 0.5 * new.mean(), (revisit.mean(), new.mean())
 
 
 def test_novelty_joins_a_judged_reward_in_one_vecenv_stack():

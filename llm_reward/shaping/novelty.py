@@ -7,9 +7,24 @@ Two kinds, each as its paper defines it:
     b_t = phi(s_t)^T C_{t-1}^{-1} phi(s_t),   C_0 = lambda * I,   C_t = C_{t-1} + phi(s_t) phi(s_t)^T
 
   ``C`` restarts at ``lambda * I`` in every episode and ``C^{-1}`` is kept by rank-one (Sherman–Morrison) updates;
-  ``phi`` is the encoder of an inverse-dynamics model (predict ``a_t`` from ``phi(s_t), phi(s_{t+1})``) trained
-  on the agent's own transitions, so it keeps what the agent's actions control and drops what they do not. By
-  default ``b`` is divided by the running spread of its discounted return, as RND's is (``normalize=False``: raw).
+  the episode's first state is counted in ``C`` but earns nothing, as in the paper's code. ``phi`` is the encoder
+  of an inverse-dynamics model (predict ``a_t`` from ``phi(s_t), phi(s_{t+1})``) trained on the agent's own
+  transitions, so it keeps what the agent's actions control and drops what they do not.
+
+  ``normalize=True`` (the default) makes ``b`` a per-step signal at a steady scale, in two steps:
+
+  1. ``phi`` is scaled to unit length. Nothing in the inverse-dynamics loss bounds the encoder's output, and on
+     KeyCorridorS3R3 its norm grew from ~1 to ~25 within 30 updates. ``b`` is unchanged by a common scale of
+     ``phi`` except through ``lambda``: in every direction the episode has not yet spanned (all of them for the
+     first steps, as ``phi`` has ``latent_dim`` of them) ``b`` is ``|phi_perp|^2 / lambda``, so a growing ``phi``
+     makes the first steps of every episode, not the novel states, dominate the bonus (mean of the first rewarded
+     step ~1000-2000 against ~1-20 later in the episode). With ``|phi| = 1``, ``0 <= b <= 1 / lambda`` and
+     ``lambda`` keeps one meaning through training.
+  2. ``b`` is divided by the running standard deviation of the per-step ``b`` (the paper's ``--reward_norm int``,
+     as rllte-core's ``rms``), not by that of its discounted return as RND's is: the return's spread is ~1/(1-gamma)
+     times the per-step one, which left a bonus of ~0.01 per step beside a success reward of ~1.
+
+  ``normalize=False`` is the paper's raw ``b`` on the encoder's raw output.
 * :class:`RND` — Random Network Distillation (Burda et al., ICLR 2019), global: the squared error of a predictor
   network against a fixed, randomly initialised target network on the whitened observation, divided by a running
   standard deviation of the discounted intrinsic return (the paper's normalisation).
@@ -155,16 +170,12 @@ class _NetworkBonus(abc.ABC):
     name = "novelty"
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int, seed: int,
-                 trainer: _Trainer, normalize: bool, gamma: float, clip: float = 5.0):
+                 trainer: _Trainer, normalize: bool, clip: float = 5.0):
         self.size = flat_size(observation_space, self.name)
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        self.n_envs, self.trainer = n_envs, trainer
-        self.gamma, self.normalize = float(gamma), bool(normalize)
-        self.returns = np.zeros(n_envs)  # per env, the discounted bonus return so far (RND's forward filter)
-        self.return_rms = RunningMeanStd(shape=())
+        self.n_envs, self.trainer, self.normalize = n_envs, trainer, bool(normalize)
+        self.spread_rms = RunningMeanStd(shape=())  # of what the bonus is divided by the spread of (_spread_sample)
         self.whiten = ObservationWhitener(self.size, clip)
         action_shape = () if isinstance(action_space, spaces.Discrete) else tuple(action_space.shape or ())
         self.buffer = _Transitions(self.size, action_shape, trainer.train_every)
@@ -175,14 +186,17 @@ class _NetworkBonus(abc.ABC):
     def flat(self, obs: np.ndarray) -> np.ndarray:
         return np.asarray(obs, dtype=np.float32).reshape(len(obs), self.size)
 
+    def _spread_sample(self, raw: np.ndarray) -> np.ndarray:
+        """What the bonus's scale is measured on: the per-step bonus itself (E3B's ``--reward_norm int``)."""
+        return raw
+
     def _normalized(self, raw: np.ndarray) -> np.ndarray:
-        """``raw`` over the running standard deviation of its discounted return (RND's reward normalisation, never
-        a shift by the mean), or ``raw`` itself when ``normalize`` is off."""
+        """``raw`` over the running standard deviation of :meth:`_spread_sample` (never a shift by the mean), or
+        ``raw`` itself when ``normalize`` is off."""
         if not self.normalize:
             return raw
-        self.returns = self.returns * self.gamma + raw
-        self.return_rms.update(self.returns)
-        return raw / math.sqrt(float(self.return_rms.var) + 1e-8)
+        self.spread_rms.update(self._spread_sample(raw))
+        return raw / math.sqrt(float(self.spread_rms.var) + 1e-8)
 
     def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
         self.buffer.add(obs, actions, next_obs)
@@ -213,10 +227,9 @@ class E3B(_NetworkBonus):
         latent_dim: size of ``phi``.
         hidden: width of the encoder's and the inverse head's hidden layers.
         ridge: ``lambda`` of ``C_0 = lambda * I``.
-        normalize: divide ``b`` by the running standard deviation of its discounted return (``gamma``), as RND
-            does (and RLeXplore for E3B): once the encoder trains, ``phi`` and so ``b`` change scale by orders of
-            magnitude, which a fixed weight cannot follow. False: the paper's raw ``b``.
-        gamma: discount of that return.
+        normalize: ``phi`` of unit length (so ``b <= 1 / ridge``) and ``b`` over the running standard deviation
+            of the per-step ``b`` (the paper code's ``--reward_norm int``); why: the module doc. False: the
+            paper's raw ``b`` on the encoder's raw output.
         train_every, epochs, batch_size, lr: the inverse-dynamics model's training (see the module doc).
         seed: network initialisation and minibatch order.
 
@@ -235,7 +248,7 @@ class E3B(_NetworkBonus):
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int = 1,
                  latent_dim: int = 64, hidden: int = 128, ridge: float = 0.1, normalize: bool = True,
-                 gamma: float = 0.99, train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
+                 train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
                  lr: float = 1e-3, seed: int = 0):
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise ValueError(f"e3b's inverse-dynamics model predicts Discrete or Box actions, got {action_space}")
@@ -244,7 +257,7 @@ class E3B(_NetworkBonus):
         if latent_dim < 1 or hidden < 1:
             raise ValueError(f"latent_dim and hidden must be >= 1, got {latent_dim}, {hidden}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, gamma=gamma)
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize)
         self.ridge, self.latent_dim = float(ridge), int(latent_dim)
         self.discrete = isinstance(action_space, spaces.Discrete)
         n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
@@ -255,10 +268,15 @@ class E3B(_NetworkBonus):
         self.optimizer = torch.optim.Adam([*self.encoder.parameters(), *self.inverse.parameters()], lr=lr)
         self.cov_inverse = np.zeros((n_envs, latent_dim, latent_dim))
 
+    def _phi(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The embedding the bonus and the inverse model share: the encoder's output, of unit length when
+        ``normalize`` (the module doc says why)."""
+        return nn.functional.normalize(encoded, dim=1) if self.normalize else encoded
+
     def embed(self, obs: np.ndarray) -> np.ndarray:
         """``phi(obs)`` for a batch of observations, float64 ``[B, latent_dim]``."""
         with torch.no_grad():
-            return self.encoder(self.whiten(self.flat(obs))).double().numpy()
+            return self._phi(self.encoder(self.whiten(self.flat(obs)))).double().numpy()
 
     def _start(self, index: np.ndarray, phi: np.ndarray) -> None:
         """New episodes in envs ``index``: ``C^{-1} = I / lambda``, then the first state is counted (unrewarded)."""
@@ -295,8 +313,10 @@ class E3B(_NetworkBonus):
         return bonus
 
     def _train_batch(self, index: np.ndarray) -> float:
-        phi = self.encoder(self.whiten(self.buffer.obs[index]))
-        phi_next = self.encoder(self.whiten(self.buffer.next_obs[index]))
+        encoded = self.encoder(self.whiten(self.buffer.obs[index]))
+        # the encoder's own output norm, which nothing in the loss bounds (the reason for normalize): for TensorBoard
+        self._stats["encoder_norm"] = float(encoded.detach().norm(dim=1).mean())
+        phi, phi_next = self._phi(encoded), self._phi(self.encoder(self.whiten(self.buffer.next_obs[index])))
         predicted = self.inverse(torch.cat([phi, phi_next], dim=1))
         actions = torch.as_tensor(self.buffer.actions[index])
         if self.discrete:
@@ -342,8 +362,12 @@ class RND(_NetworkBonus):
                  train_every: int = 2048, epochs: int = 1, batch_size: int = 256, lr: float = 5e-4, seed: int = 0):
         if out_dim < 1 or hidden < 1:
             raise ValueError(f"out_dim and hidden must be >= 1, got {out_dim}, {hidden}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, gamma=gamma)
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize)
+        self.gamma = float(gamma)
+        self.returns = np.zeros(n_envs)  # per env, the discounted bonus return so far (RND's forward filter)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.target = _mlp([self.size, hidden, hidden, out_dim])
@@ -356,6 +380,12 @@ class RND(_NetworkBonus):
         with torch.no_grad():
             x = self.whiten(self.flat(obs))
             return ((self.predictor(x) - self.target(x)) ** 2).mean(dim=1).double().numpy()
+
+    def _spread_sample(self, raw: np.ndarray) -> np.ndarray:
+        """RND's normalisation: the spread of the discounted intrinsic return (across episodes: RND's intrinsic
+        return is not episodic)."""
+        self.returns = self.returns * self.gamma + raw
+        return self.returns
 
     def reset(self, obs: np.ndarray) -> None:
         if not self.whiten.rms.count > 1:
