@@ -394,37 +394,40 @@ def _reward_results():
             (np.int64(3), {"a": 1.0, "b": 1.0}), ZeroDivisionError("boom")]
 
 
+@pytest.mark.parametrize("known", [None, ("a", "b"), ("x",)])
 @pytest.mark.parametrize("later", range(len(_reward_results())))
-def test_a_batch_of_calls_is_checked_as_each_call_would_be(later):
-    """``call_rewards`` (the worker's loop, with its shortcut for plain float results) accepts, converts and
-    refuses every result exactly as ``call_reward`` does on its own, reasons included."""
+def test_a_batch_of_calls_is_checked_as_each_call_would_be(later, known):
+    """``call_rewards`` (the worker's loop, with its shortcut for plain float results under names checked
+    already: ``known``, the last batch's) accepts, converts and refuses every result exactly as ``call_reward``
+    does on its own, reasons included, whether the result comes first in its batch or later."""
     from llm_reward.eureka.guard import RewardCodeError, call_reward, call_rewards
 
-    results = [(1.0, {"a": 1.0, "b": 2.0}), _reward_results()[later]]
+    for results in ([(1.0, {"a": 1.0, "b": 2.0}), _reward_results()[later]], [_reward_results()[later]]):
+        def fn(obs, action, next_obs, info, results=results):
+            assert info == {}
+            info["seen"] = True  # each call has a dict of its own
+            result = results[int(obs)]
+            if isinstance(result, Exception):
+                raise result
+            return result
 
-    def fn(obs, action, next_obs, info):
-        result = results[int(obs)]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    transitions = [(float(i), None, None, {}) for i in range(2)]
-    try:
-        expected = [call_reward(fn, *transition) for transition in transitions]
-    except RewardCodeError as exc:
-        with pytest.raises(RewardCodeError) as caught:
-            call_rewards(fn, transitions)
-        assert str(caught.value) == str(exc)
-        return
-    names = tuple(expected[0][1])
-    if any(tuple(parts) != names for _, parts in expected):
-        with pytest.raises(RewardCodeError, match="different component names"):
-            call_rewards(fn, transitions)
-        return
-    got_names, rows = call_rewards(fn, transitions)
-    assert got_names == names
-    assert rows == [(total, *parts.values()) for total, parts in expected]
-    assert all(type(value) in (float, np.float64) for row in rows for value in row)
+        transitions = [(float(i), None, None, None) for i in range(len(results))]
+        try:
+            expected = [call_reward(fn, obs, action, next_obs, {}) for obs, action, next_obs, _ in transitions]
+        except RewardCodeError as exc:
+            with pytest.raises(RewardCodeError) as caught:
+                call_rewards(fn, transitions, known)
+            assert str(caught.value) == str(exc)
+            continue
+        names = tuple(expected[0][1])
+        if any(tuple(parts) != names for _, parts in expected):
+            with pytest.raises(RewardCodeError, match="different component names"):
+                call_rewards(fn, transitions, known)
+            continue
+        got_names, rows = call_rewards(fn, transitions, known)
+        assert got_names == names
+        assert rows == [(total, *parts.values()) for total, parts in expected]
+        assert all(type(value) in (float, np.float64) for row in rows for value in row)
 
 
 def test_the_reward_codes_reductions_are_numpys():

@@ -54,5 +54,11 @@ def _unpack(value: Any) -> Any:
     if value[0] == "object":
         return value[1]
     _, dtype, shape, buffer = value
-    array = np.ndarray(shape, dtype, buffer)  # a view of the buffer (a third of frombuffer + reshape's cost)
-    return array if array.flags.writeable else array.copy()  # a read-only source array arrives as bytes
+    parsed = _DTYPES.get(dtype)
+    if parsed is None:
+        parsed = _DTYPES[dtype] = np.dtype(dtype)
+    array = np.ndarray(shape, parsed, buffer)  # a view of the buffer (a third of frombuffer + reshape's cost)
+    return array if type(buffer) is bytearray else array.copy()  # a read-only source array arrives as bytes
+
+
+_DTYPES: dict[str, np.dtype] = {}  # the requests' dtype strings, parsed once

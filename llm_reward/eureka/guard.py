@@ -402,39 +402,40 @@ def _checked_result(result: Any) -> tuple[float, dict[str, float]]:
 _PLAIN_FLOATS = frozenset({float, np.float64})
 
 
-def call_rewards(fn: RewardFn, transitions: Iterable[tuple[Any, Any, Any, dict]]
-                 ) -> tuple[tuple[str, ...], list[tuple[float, ...]]]:
-    """:func:`call_reward` on each ``(obs, action, next_obs, info)`` of a batch: the component names and one
-    ``(total, *components)`` row per call, or :class:`RewardCodeError` with the first failure's reason.
+def call_rewards(fn: RewardFn, transitions: Iterable[tuple[Any, Any, Any, dict | None]],
+                 known: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], list[tuple[float, ...]]]:
+    """:func:`call_reward` on each ``(obs, action, next_obs, info)`` of a batch (``info`` ``None``: a new empty
+    dict for that call): the component names and one ``(total, *components)`` row per call, or
+    :class:`RewardCodeError` with the first failure's reason.
 
-    Every call must return the names of the first, in the same order. The first call is checked in full; a later
-    one whose result is an exact ``(float, dict)`` with those names and plain floats within +-``MAX_ABS_REWARD``
-    is taken as it is (the full check, which any other result gets, would accept it unchanged): the reward server
-    answers every vector step, and the full check costs more than many reward functions.
+    Every call must return the names of the first, in the same order. A call whose result is an exact
+    ``(float, dict)`` with names checked already (``known``, the previous batch's, or this batch's first call's)
+    and plain floats within +-``MAX_ABS_REWARD`` is taken as it is; any other result gets the full check, which
+    would accept such a result unchanged. The reward server answers every vector step, and the full check costs
+    more than many reward functions.
     """
     names: tuple[str, ...] | None = None
+    expected = known
     rows: list[tuple[float, ...]] = []
     plain, low, high = _PLAIN_FLOATS, -MAX_ABS_REWARD, MAX_ABS_REWARD
     for obs, action, next_obs, info in transitions:
-        if names is None:
-            total, components = call_reward(fn, obs, action, next_obs, info)
-            names = tuple(components)
-            rows.append((total, *components.values()))
-            continue
         try:
-            result = fn(obs, action, next_obs, info)
+            result = fn(obs, action, next_obs, {} if info is None else info)
         except Exception as exc:  # noqa: BLE001
             raise RewardCodeError(_failure(exc)) from None
-        if type(result) is tuple and len(result) == 2 and type(result[1]) is dict and tuple(result[1]) == names:
+        if type(result) is tuple and len(result) == 2 and type(result[1]) is dict and tuple(result[1]) == expected:
             row = (result[0], *result[1].values())
             for value in row:
                 if type(value) not in plain or not low <= value <= high:  # NaN fails the comparison
                     break
             else:
                 rows.append(row)
+                names = expected
                 continue
         total, components = _checked_result(result)
-        if tuple(components) != names:
+        if names is None:
+            names = expected = tuple(components)
+        elif tuple(components) != names:
             raise RewardCodeError("compute_reward returned different component names on different calls")
         rows.append((total, *components.values()))
     return names or (), rows

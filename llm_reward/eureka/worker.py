@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import functools
+import itertools
 import json
 import math
 import os
@@ -331,14 +332,11 @@ def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
         fn = namespace["compute_reward"]
     send = functools.partial(write_frame, channel_fd)
     send({"type": "ready"})
-    requests = _requests(requests_fd)
-    while True:
-        body = next(requests, None)
-        if body is None:
-            return
+    names: tuple[str, ...] | None = None  # the last batch's, checked already
+    for body in _requests(requests_fd):
         obs, actions, next_obs, infos = decode_request(body)
         try:
-            frame = _reward_batch(fn, obs, actions, next_obs, infos)
+            names, frame = _reward_batch(fn, obs, actions, next_obs, infos, names)
         except RewardCodeError as exc:
             send({"type": "error", "reason": str(exc)})
             continue
@@ -371,20 +369,20 @@ def _requests(fd: int) -> Iterator[bytes | memoryview]:
             yield body
 
 
-def _reward_batch(fn: Callable, obs: Any, actions: Any, next_obs: Any, infos: list[dict] | None) -> bytes:
-    """One checked call per transition (:func:`~llm_reward.eureka.guard.call_rewards`), answered as one binary
-    rewards frame.
+def _reward_batch(fn: Callable, obs: Any, actions: Any, next_obs: Any, infos: list[dict] | None,
+                  known: tuple[str, ...] | None = None) -> tuple[tuple[str, ...], bytes]:
+    """One checked call per transition (:func:`~llm_reward.eureka.guard.call_rewards`; ``known``: the names of
+    the last batch), answered as one binary rewards frame: ``(names, frame)``.
 
     ``infos`` went through ``plain_info`` in the library already (the library built this batch; filtering it
     again here would only repeat trusted work), and each transition gets its own dict; ``None`` means the code
     reads no info key, and each call gets a fresh empty dict.
     """
     n = len(actions)
-    if infos is None:
-        infos = [{} for _ in range(n)]
-    names, rows = call_rewards(fn, zip(_rows(obs, n), actions, _rows(next_obs, n), infos))
+    infos = itertools.repeat(None) if infos is None else infos
+    names, rows = call_rewards(fn, zip(_rows(obs, n), actions, _rows(next_obs, n), infos), known)
     try:
-        return encode_rewards(names, rows)
+        return names, encode_rewards(names, rows)
     except (UnicodeEncodeError, ChannelError) as exc:  # a name with lone surrogates, or a batch beyond the cap
         raise RewardCodeError(f"the rewards could not be sent: {type(exc).__name__}") from None
 
