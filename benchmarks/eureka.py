@@ -225,7 +225,7 @@ def main() -> None:
                         help="add the task's hand-written reference reward as an arm (an upper reference, where the "
                              "task has one: doorkey_8x8)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=500)
+    parser.add_argument("--max-tokens", type=int, default=800)
     parser.add_argument("--llm", default="local")
     parser.add_argument("--llm-threads", type=int, default=1,
                         help="threads of the embedded model (1: training workers use the other core)")
@@ -240,7 +240,10 @@ def main() -> None:
     if args.eval_episodes < 20:
         parser.error("--eval-episodes must be >= 20: fewer fresh episodes cannot tell success rates apart")
     start = time.monotonic()
-    llm = make_llm(args.llm, n_threads=args.llm_threads) if args.llm.startswith("local") else make_llm(args.llm)
+    # n_ctx 8192: an iteration's repair turn holds the feedback prompt (~2,200 tokens), the failed reply and the
+    # room for a new one (--max-tokens each), near the default 4096.
+    llm = (make_llm(args.llm, n_threads=args.llm_threads, n_ctx=8192) if args.llm.startswith("local")
+           else make_llm(args.llm))
     results = {name: run_task(name, args, llm) for name in args.tasks}
     if not args.quick:  # the tasks this run did not search keep their stored results (and their code version)
         results = {**stored_tasks(RESULTS / "eureka.json"), **results}

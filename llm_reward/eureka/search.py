@@ -86,7 +86,7 @@ class SearchConfig:
     workers: int = 2
     executor: str = "local"
     ray_address: str | None = None
-    max_tokens: int = 512
+    max_tokens: int = 800
     temperature: float = 0.8
     top_p: float = 0.95
     smoke_steps: int = 100
