@@ -230,6 +230,35 @@ def test_frame_reader_round_trip_and_deadline():
         os.close(write_fd)
 
 
+def test_frame_reader_deadline_holds_against_a_trickling_writer():
+    """The reader polls the pipe before it sleeps; a worker that sends one byte at a time, so that every poll
+    finds something, must still meet the deadline (and a closed pipe is end of stream)."""
+    import time
+
+    read_fd, write_fd = os.pipe()
+    trickle = "import os, sys\nwhile True:\n    os.write(int(sys.argv[1]), b'0')"  # one byte per write, nonstop
+    os.write(write_fd, b"\x00\x80\x00\x00")  # a header announcing an 8 MiB frame, sent one byte at a time
+    writer = subprocess.Popen([sys.executable, "-c", trickle, str(write_fd)], pass_fds=(write_fd,))
+    try:
+        reader = FrameReader(read_fd)
+        time.sleep(0.5)  # the writer is running
+        start = time.monotonic()
+        with pytest.raises(ChannelError, match="timed out"):
+            reader.read_body(start + 0.3)
+        assert time.monotonic() - start < 5
+    finally:
+        writer.kill()
+        writer.wait()
+        os.close(write_fd)
+        os.close(read_fd)
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)
+    try:
+        assert FrameReader(read_fd).read(time.monotonic() + 5) is None
+    finally:
+        os.close(read_fd)
+
+
 def test_worker_environment_is_rebuilt_without_secrets(monkeypatch, tmp_path):
     from llm_reward.eureka.sandbox import scrubbed_environment
 

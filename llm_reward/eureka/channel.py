@@ -175,13 +175,31 @@ def _parse_names(block: bytes, k: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+#: How long a reader polls the pipe (yielding the CPU between tries) before it sleeps in ``select``: a reply comes
+#: within about a tenth of a millisecond, and waking a sleeping reader (an idle virtual CPU, here) costs more than
+#: that. On a quiet 2-core VM this took code reward inside PPO from 0.73x to 0.78x the env's own steps/s.
+SPIN_S = 0.0005
+
+
 class FrameReader:
     """Reads frames from a pipe's read end with a deadline (``select``), so a silent worker cannot hang us."""
 
     def __init__(self, fd: int):
         self.fd = fd
+        os.set_blocking(fd, False)
         self._buffer = bytearray()
         self.closed = False
+
+    def _poll(self) -> bytes | None:
+        """What the pipe holds within ``SPIN_S`` (``b""`` at end of stream), ``None`` if nothing came."""
+        end = time.perf_counter() + SPIN_S
+        while True:
+            try:
+                return os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                if time.perf_counter() > end:
+                    return None
+                os.sched_yield()
 
     def read(self, deadline: float) -> dict[str, Any] | None:
         """The next frame, ``None`` at end of stream; ChannelError when ``deadline`` (time.monotonic) passes."""
@@ -203,13 +221,15 @@ class FrameReader:
                 if self._buffer:
                     raise ChannelError("the channel closed in the middle of a frame")
                 return None
-            remaining = deadline - time.monotonic()
+            remaining = deadline - time.monotonic()  # checked on every chunk: a trickling worker cannot hang us
             if remaining <= 0:
                 raise ChannelError("timed out")
-            ready, _, _ = select.select([self.fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(self.fd, 1 << 16)
+            chunk = self._poll()
+            if chunk is None:
+                ready, _, _ = select.select([self.fd], [], [], remaining)
+                if not ready:
+                    continue
+                chunk = os.read(self.fd, 1 << 16)
             if not chunk:
                 self.closed = True
             elif not self._buffer and len(chunk) >= _HEADER.size:  # the usual case: exactly one whole frame
