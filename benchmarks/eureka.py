@@ -67,6 +67,12 @@ TASKS: dict[str, dict[str, Any]] = {
     # a 4 x 2 search with five final seeds per arm within about an hour on two cores.
     "doorkey_8x8": {"env_id": "MiniGrid-DoorKey-8x8-v0", "max_episode_steps": None, "success": None,
                     "algo": "ppo", "total_timesteps": 200_000, "dense_human": False,
+                    # the adapter's criterion reads the env's reward, which the reward code never sees: the prompt
+                    # states it in the info keys the code does see (the same event: stepping onto the goal ends
+                    # the episode with a positive reward)
+                    "context": {"success": (
+                        "the agent reached the goal square (info['agent_x'] == info['goal_x'] and "
+                        "info['agent_y'] == info['goal_y']), which ends the episode")},
                     # --reference: a hand-written staged reward (upper reference, not a search result)
                     "reference": "eureka_reference/doorkey_8x8.py"},
     "keycorridor_s3r3": {"env_id": "MiniGrid-KeyCorridorS3R3-v0", "max_episode_steps": None, "success": None,

@@ -21,6 +21,13 @@ MAX_LAYOUT_LINES = 48
 #: "human" baseline instead of writing a reward (the env's named reward terms are hidden too).
 ALWAYS_HIDDEN = ("env_reward", "progress", "caption", "episode", "TimeLimit.truncated")
 MAX_SOURCE_CHARS = 1200
+#: The head of the described info keys: a small coder subtracts tuples, indexes numbers and reads positions out of
+#: the observation unless told plainly what an info value is (one number) and when it is measured.
+INFO_HEAD = ("info (prefer these keys over indexing the observation): on every step, the state after the action "
+             "(no info holds the state before it). "
+             "Every value is one plain Python number (int or float), never a tuple, list or array: a position is "
+             "two keys, x and y. To subtract positions, build arrays first: np.array([info['a_x'], info['a_y']]) - "
+             "np.array([info['b_x'], info['b_y']]); or use abs(ax - bx) + abs(ay - by).")
 
 
 class ContextError(ValueError):
@@ -51,7 +58,7 @@ class EnvContext:
         lines += [self.observation, f"Action: {self.action}"]
         described = [k for k in self.info_meanings if k in self.info_keys]
         if described:
-            lines.append("info (numbers, on every step; prefer these keys over indexing the observation):")
+            lines.append(INFO_HEAD)
             lines += [f"  info[{key!r}]: {self.info_meanings[key]}" for key in described]
         others = [k for k in self.info_keys if k not in described]
         if others:
@@ -167,8 +174,9 @@ def _image_text(array: np.ndarray, info_described: bool = False) -> str:
         return ""
     size = array.shape[0]
     if info_described:
-        return (f"  The agent's egocentric {size}x{size} view as (object, color, state) ids; you may ignore it: the "
-                f"info keys below give the grid's state.")
+        return (f"  The agent's egocentric {size}x{size} view: each cell holds (object, color, state) ids, not "
+                f"coordinates; no slice of obs or next_obs is a position (obs[0:2] is two rows of ids). Do not index "
+                f"them: the info keys below give every position and the grid's state.")
     try:
         from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
     except ImportError:

@@ -18,6 +18,8 @@ appears in it only where actions are continuous.
 
 from __future__ import annotations
 
+import re
+
 from llm_reward.eureka.context import EnvContext
 from llm_reward.eureka.extract import SIGNATURE
 from llm_reward.identity import digest
@@ -57,6 +59,20 @@ _EXAMPLE_CONTINUOUS = (
     "    effort = -0.01 * float(np.sum(np.square(action)))\n"
     "    return progress + cost + success + effort, {\"progress\": progress, \"cost\": cost, \"success\": success, "
     "\"effort\": effort}\n```")
+#: The format example where the context describes info keys (MiniGrid's grid state): a small coder copies the
+#: observation example's ``obs[0:2]`` even into an image of ids, so it is shown reading positions from info instead.
+_EXAMPLE_INFO_HEAD = (
+    "```python\nimport numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
+    "    hand = np.array([info[\"hand_x\"], info[\"hand_y\"]], dtype=float)\n"
+    "    target = np.array([info[\"target_x\"], info[\"target_y\"]], dtype=float)\n"
+    "    distance = float(np.linalg.norm(target - hand))\n"
+    "    cost = -0.01 * distance\n"
+    "    success = 10.0 if distance == 0 else 0.0\n")
+_EXAMPLE_INFO_DISCRETE = (
+    "    return cost + success, {\"cost\": cost, \"success\": success}\n```")
+_EXAMPLE_INFO_CONTINUOUS = (
+    "    effort = -0.01 * float(np.sum(np.square(action)))\n"
+    "    return cost + success + effort, {\"cost\": cost, \"success\": success, \"effort\": effort}\n```")
 _ACTIONS_DISCRETE = ("The actions are discrete: an action is an index, not a force, so never penalise its value. "
                      "Reply with one ```python code block and nothing else. The format, for a different task:\n")
 _ACTIONS_CONTINUOUS = ("The actions are continuous: a small penalty on their squared size (effort) keeps them "
@@ -78,27 +94,75 @@ def continuous_actions(context: EnvContext) -> bool:
     return context.action.lstrip().startswith("Box")
 
 
+def info_described(context: EnvContext) -> bool:
+    """Whether the context describes info keys one by one (MiniGrid's grid state): then the format example reads
+    positions from info, not from the observation. The blind control's context describes none."""
+    return any(key in context.info_keys for key in context.info_meanings)
+
+
 def system_prompt(context: EnvContext) -> str:
     """The contract, what makes a dense reward work, and a format example for the context's kind of actions.
 
     Args:
-        context: the env context; only its action space is read (the blind control's context has it too).
+        context: the env context; only its action space and whether it describes info keys are read (the blind
+            control's context has the action space, and no info keys).
 
     Returns:
-        The system message's text: the example penalises effort only for continuous actions.
+        The system message's text: the example penalises effort only for continuous actions, and reads positions
+        from info where the context describes info keys.
     """
     continuous = continuous_actions(context)
-    return (_CONTRACT + PRINCIPLES + (_ACTIONS_CONTINUOUS if continuous else _ACTIONS_DISCRETE) + _EXAMPLE_HEAD
-            + (_EXAMPLE_CONTINUOUS if continuous else _EXAMPLE_DISCRETE))
+    if info_described(context):
+        head, tail = _EXAMPLE_INFO_HEAD, (_EXAMPLE_INFO_CONTINUOUS if continuous else _EXAMPLE_INFO_DISCRETE)
+    else:
+        head, tail = _EXAMPLE_HEAD, (_EXAMPLE_CONTINUOUS if continuous else _EXAMPLE_DISCRETE)
+    return _CONTRACT + PRINCIPLES + (_ACTIONS_CONTINUOUS if continuous else _ACTIONS_DISCRETE) + head + tail
 
 
 _FAILURE = ("This reward function could not be used: {reason}\nFix the problem and write the complete "
             "compute_reward again, following the rules and the observation layout exactly.")
 
+#: (pattern of a one-line failure reason, what it means for the coder): the small coder repeats a mistake it is
+#: told only the exception of, so the repair turn says what went wrong in the terms of the contract.
+HINTS: tuple[tuple[str, str], ...] = (
+    (r"for [-+*/]+: '(tuple|list)'|'(tuple|list)' and '|not '(tuple|list)'|is (tuple|list), not a float",
+     "info values are numbers; tuples cannot be subtracted: a position is two numbers, so build "
+     "np.array([x, y]) from them to subtract positions, and return plain floats."),
+    (r"'(int|float|bool)' object is not (subscriptable|iterable)|non-iterable (int|float|bool)",
+     "info values are single numbers, not pairs or lists: do not index or unpack them; a position is two keys, "
+     "x and y."),
+    (r"^KeyError", "that key is not in info: use only the info keys listed in the task, spelled exactly."),
+    (r"import (of|from) .* is not allowed",
+     "use only `import numpy as np` and `import math`; write any other helper yourself."),
+    (r"out of bounds|too many indices|IndexError",
+     "index the observation only as documented; where info keys are listed, read positions from info, not "
+     "from the observation."),
+    (r"truth value of an array|could not be broadcast|is ndarray, not a float",
+     "the reward and each component must be one float: compare and combine numbers (from info, or single "
+     "entries of the observation), not whole arrays; np.where and comparisons of arrays return arrays."),
+    (r"is (NoneType|str|dict), not a float|returned NoneType",
+     "return (total, {name: value}) with every value a float."),
+)
+
+
+def repair_hint(reason: str) -> str | None:
+    """What a one-line failure reason means for the coder, where it is a common mistake (None otherwise).
+
+    >>> repair_hint("TypeError: unsupported operand type(s) for -: 'tuple' and 'tuple' (line 4)")[:52]
+    'info values are numbers; tuples cannot be subtracted'
+    >>> repair_hint("NameError: name 'x' is not defined") is None
+    True
+    """
+    for pattern, hint in HINTS:
+        if re.search(pattern, reason or ""):
+            return hint
+    return None
+
 #: A digest of every prompt text: part of a search's identity, so a run directory written with other prompts is
 #: never resumed as this search (its stored replies answer those prompts).
 PROMPTS_DIGEST = digest([_CONTRACT, PRINCIPLES, _EXAMPLE_HEAD, _EXAMPLE_DISCRETE, _EXAMPLE_CONTINUOUS,
-                         _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE])
+                         _EXAMPLE_INFO_HEAD, _EXAMPLE_INFO_DISCRETE, _EXAMPLE_INFO_CONTINUOUS,
+                         _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE, [list(h) for h in HINTS]])
 
 
 def initial_messages(context: EnvContext) -> Messages:
@@ -116,8 +180,10 @@ def feedback_messages(context: EnvContext, code: str, feedback: str) -> Messages
 
 
 def failure_feedback(reason: str) -> str:
-    """What a candidate that did not run is told (the one-line reason from the allow-list, smoke test or trainer)."""
-    return _FAILURE.format(reason=reason)
+    """What a candidate that did not run is told: the one-line reason from the allow-list, smoke test or trainer,
+    and what it means where it is a common mistake (:func:`repair_hint`)."""
+    hint = repair_hint(reason)
+    return _FAILURE.format(reason=f"{reason}\nThat is: {hint}" if hint else reason)
 
 
 def repair_messages(messages: Messages, reply: str, reason: str) -> Messages:
