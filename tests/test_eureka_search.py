@@ -11,7 +11,8 @@ from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.context import EnvContext, env_context
 from llm_reward.eureka.executors import ExecutorError, check_executor
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
-from llm_reward.eureka.prompts import PROMPTS_DIGEST, TIPS, feedback_messages, initial_messages
+from llm_reward.eureka.prompts import (PROMPTS_DIGEST, TIPS, failure_feedback, feedback_messages,
+                                       initial_messages)
 from llm_reward.eureka.reflection import fitness, hns, reflection_text
 from llm_reward.eureka.search import EurekaSearch, SearchConfig, hns_summary, sample_seed
 
@@ -158,6 +159,24 @@ def test_the_format_example_follows_the_action_space_and_names_no_task():
         assert not any(word in system.lower() for word in ("key", "door", "agent_x", "minigrid", "cell"))
         assert "np.exp(-distance" not in system
     assert "not a count of cells" in TIPS
+
+
+def test_an_info_described_context_gets_an_example_reading_info_and_the_blind_one_does_not():
+    """The DoorKey coder copied the observation example's ``obs[0:2]`` into a 7x7x3 image of ids and subtracted
+    tuples of info values: where info keys are described, the example builds arrays from info numbers, the context
+    says what an info value and the image are, and the blind control (no info keys) keeps the observation example."""
+    ctx = env_context(ENV_ID)
+    system, task = (m["content"] for m in initial_messages(ctx))
+    assert 'np.array([info["hand_x"], info["hand_y"]], dtype=float)' in system and "next_obs[0:2]" not in system
+    assert "one plain Python number" in task and "not coordinates" in task and "np.array([info['a_x']" in task
+    blind = EnvContext("(not given)", "(not given)", ctx.observation.splitlines()[0], ctx.action, None)
+    assert "next_obs[0:2]" in initial_messages(blind)[0]["content"]
+    feedback = failure_feedback("TypeError: unsupported operand type(s) for -: 'tuple' and 'tuple' (line 3 of the "
+                                "reward code)")
+    assert "tuples cannot be subtracted" in feedback and "np.array([x, y])" in feedback
+    assert "That is:" not in failure_feedback("NameError: name 'foo' is not defined")
+    rejected = "line 1: import of 'scipy' is not allowed (only math, numpy)"
+    assert "only `import numpy as np`" in failure_feedback(rejected)
 
 
 def test_a_run_dir_written_with_other_prompts_is_refused(tmp_path):
