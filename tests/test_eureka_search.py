@@ -402,8 +402,10 @@ def test_a_failed_reply_is_repaired_and_prescreening_picks_what_trains(tmp_path)
     summary = EurekaSearch(ENV_ID, llm, config, tmp_path, progress=False).run()
     assert len(llm.calls) == 3
     repair = llm.calls[1]["messages"]
-    assert repair[-2] == {"role": "assistant", "content": BUGGY}
+    # the failed reply is not sent back (the small coder repeats a reply it is shown): its reason and failing line
+    assert repair[:-1] == llm.calls[0]["messages"] and repair[-1]["role"] == "user"
     assert "could not be used" in repair[-1]["content"] and "NameError" in repair[-1]["content"]
+    assert "The failing line: `return undefined_name * 2, {}`" in repair[-1]["content"]
     assert llm.calls[1]["seed"] != llm.calls[0]["seed"]  # a repair samples anew, not the failed reply's seed
     first = json.loads((tmp_path / "iter_00" / "cand_00" / "result.json").read_text())
     assert first["repairs"] == 1 and first["attempts"][0]["stage"] == "smoke"

@@ -158,11 +158,18 @@ def repair_hint(reason: str) -> str | None:
             return hint
     return None
 
+
+#: The repair turn (the failed reply is not in it: see :func:`repair_messages`).
+_REPAIR = ("An earlier reply to this request could not be used: {reason}{line}\nWrite compute_reward again, "
+           "from the start, avoiding that mistake and following the rules and the observation layout exactly.")
+
+
 #: A digest of every prompt text: part of a search's identity, so a run directory written with other prompts is
 #: never resumed as this search (its stored replies answer those prompts).
 PROMPTS_DIGEST = digest([_CONTRACT, PRINCIPLES, _EXAMPLE_HEAD, _EXAMPLE_DISCRETE, _EXAMPLE_CONTINUOUS,
                          _EXAMPLE_INFO_HEAD, _EXAMPLE_INFO_DISCRETE, _EXAMPLE_INFO_CONTINUOUS,
-                         _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE, [list(h) for h in HINTS]])
+                         _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE, _REPAIR,
+                         [list(h) for h in HINTS]])
 
 
 def initial_messages(context: EnvContext) -> Messages:
@@ -186,6 +193,18 @@ def failure_feedback(reason: str) -> str:
     return _FAILURE.format(reason=f"{reason}\nThat is: {hint}" if hint else reason)
 
 
-def repair_messages(messages: Messages, reply: str, reason: str) -> Messages:
-    """A repair turn: the prompt, the coder's failed reply, and the one-line reason it could not be used."""
-    return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": failure_feedback(reason)}]
+def repair_messages(messages: Messages, reply: str, reason: str, code: str | None = None) -> Messages:
+    """A repair turn: the prompt, then the one-line reason the failed reply could not be used (what it means, where
+    it is a common mistake, and the failing line where the reason names one of ``code``), asking for the function
+    anew. The failed reply itself is not sent back as the assistant's turn: shown its own reply, the 1.5B coder
+    repeated it verbatim at the repair's new seed whatever the reason said (DoorKey-8x8, two repairs of two).
+    ``reply`` (the failed reply) is kept in the signature for callers; it is not sent."""
+    hint = repair_hint(reason)
+    line = ""
+    number = re.search(r"\bline (\d+)", reason or "")
+    lines = (code or "").splitlines()
+    if number and 0 < int(number[1]) <= len(lines) and lines[int(number[1]) - 1].strip():
+        line = f"\nThe failing line: `{lines[int(number[1]) - 1].strip()[:200]}`"
+    if hint:
+        line += f"\nThat is: {hint}"
+    return [*messages, {"role": "user", "content": _REPAIR.format(reason=reason, line=line)}]

@@ -294,8 +294,9 @@ class EurekaSearch:
     def _write_code(self, messages: Messages, cand_dir: Path, seed: int) -> tuple[str | None, list[dict[str, Any]]]:
         """The candidate's code after up to ``search.repairs`` repairs, and each attempt's failure (stage, reason).
 
-        A reply that fails extraction, the allow-list or the smoke test goes back to the coder with its one-line
-        reason. Every reply is kept (``response.md``, ``response_repair1.md``, ...), so a rerun asks nothing again.
+        A reply that fails extraction, the allow-list or the smoke test is asked for again with its one-line
+        reason (and failing line) after the first prompt (:func:`~llm_reward.eureka.prompts.repair_messages`).
+        Every reply is kept (``response.md``, ``response_repair1.md``, ...), so a rerun asks nothing again.
         """
         cfg, attempts, turn = self.config, [], messages
         for attempt in range(cfg.repairs + 1):
@@ -319,7 +320,7 @@ class EurekaSearch:
                     return code, attempts
                 stage = "smoke"
             attempts.append({"stage": stage, "reason": reason, "code": code})
-            turn = repair_messages(messages, reply, reason)
+            turn = repair_messages(messages, reply, reason, code)
         return None, attempts
 
     def _reference(self) -> dict[str, float] | None:
