@@ -22,7 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, machine  # noqa: E402
+from _common import emit, stamp  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -67,6 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rounds = 2 if args.quick else args.rounds
+    began = time.perf_counter()
     random_steps, ppo_steps = (300, 4096) if args.quick else (1000, 8192)
     own = make_vec_env(ENV_ID, n_envs=N_ENVS, seed=0)
     code = CodeRewardVecEnv(make_vec_env(ENV_ID, n_envs=N_ENVS, seed=0), code=CODE)
@@ -86,10 +87,12 @@ def main() -> None:
         ratios = [c / o for o, c in zip(arms["own"], arms["code"])]
         summary[loop] = {"own_steps_per_s": statistics.median(arms["own"]),
                          "code_steps_per_s": statistics.median(arms["code"]),
-                         "ratio_median": statistics.median(ratios), "ratios": ratios, "rounds": rounds}
+                         "ratio_median": statistics.median(ratios), "ratios": ratios, "rounds": rounds,
+                         "own_rounds": arms["own"], "code_rounds": arms["code"]}
+    config = {"env": ENV_ID, "n_envs": N_ENVS, "rounds": rounds, "random_steps": random_steps, "ppo_steps": ppo_steps}
     emit("eureka_wrapper_speed_quick" if args.quick else "eureka_wrapper_speed", {
         "env": ENV_ID, "n_envs": N_ENVS, "random_actions": summary["random"], "ppo_learn": summary["ppo"],
-        "target_ratio": 0.8, "machine": machine()})
+        "target_ratio": 0.8, **stamp(config=config, wall_time_s=time.perf_counter() - began)})
 
 
 if __name__ == "__main__":

@@ -381,6 +381,37 @@ def test_a_rewards_frame_is_not_built_from_rows_of_the_wrong_width():
         encode_rewards(("a", "b"), [(1.0, 2.0, 3.0), (1.0, 2.0)])
 
 
+_REQUEST_OBS = {"float64": lambda: np.arange(12.0).reshape(4, 3), "uint8_3d": lambda: np.ones((4, 2, 2), np.uint8),
+                "big_endian": lambda: np.arange(4, dtype=">i4"), "empty": lambda: np.zeros((4, 0)),
+                "strided": lambda: np.arange(8.0).reshape(4, 2)[:, ::-1],
+                "dict": lambda: {"image": np.ones((4, 2), np.uint8), "direction": np.arange(4)},
+                "strings": lambda: np.array(["a", "b", "c", "d"])}
+
+
+@pytest.mark.parametrize("infos", [None, [{"x": 1.0}, {}, {"y": np.arange(2)}, {"z": "text"}]])
+@pytest.mark.parametrize("kind", list(_REQUEST_OBS))
+def test_a_request_arrives_as_sent_in_writable_arrays_of_its_own(kind, infos):
+    """Both request formats (raw arrays behind a layout, a pickle for anything else) give back what was sent:
+    values, dtypes, shapes and infos; arrays the reward code may modify, and no memory shared between two
+    requests (reward code that keeps an array from one call must not see it change)."""
+    from llm_reward.eureka.batch import decode_request, encode_request
+
+    obs, next_obs = _REQUEST_OBS[kind](), _REQUEST_OBS[kind]()
+    actions = [np.float32([0.5, -1.0])] * 4 if kind == "strings" else np.arange(8, dtype=np.float32).reshape(4, 2)
+    body = encode_request(obs, actions, next_obs, infos)[4:]
+    first, second = decode_request(body), decode_request(body)
+    for sent, got in zip((obs, np.asarray(actions), next_obs), first[:3]):
+        for key in (sent if isinstance(sent, dict) else [None]):
+            want, have = (sent, got) if key is None else (sent[key], got[key])
+            assert have.dtype == want.dtype and have.shape == want.shape and (have == want).all()
+            if have.dtype.kind in "biufc":
+                assert have.flags.writeable
+    assert repr(first[3]) == repr(infos)
+    if kind != "strings":
+        first[1][...] = -99.0
+        assert (second[1] == np.asarray(actions)).all()
+
+
 def test_requests_are_read_whole_however_the_pipe_splits_them():
     """The worker reads one request per ``read`` when it arrives whole; split, merged or larger than a read, each
     still comes out whole and in order, and a request cut short by the close is dropped."""

@@ -71,10 +71,11 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
 
 def write_bytes(fd: int, data: bytes) -> None:
     """Write a whole encoded frame (a pipe may take a large one in several writes)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    written = os.write(fd, data)  # the usual case: one write takes it all
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _refuse_constant(token: str) -> float:
@@ -94,19 +95,21 @@ def decode_payload(body: bytes) -> dict[str, Any]:
 
 def encode_rewards(names: Sequence[str], rows: Sequence[Sequence[float]]) -> bytes:
     """One binary ``rewards`` frame for a batch of ``n`` transitions, ``rows[i] = (total, *components)`` in
-    ``names`` order: the tag, ``n``, ``k``, the name block, then ``(1 + k) * n`` little-endian float64 (the
-    totals, then each component's column)."""
+    ``names`` order: the tag, ``n``, ``k``, the name block, then ``n * (1 + k)`` little-endian float64 (row by
+    row, as the rows come)."""
     names = tuple(names)
     block = _name_block(names)
     width = 1 + len(names)
-    if any(len(row) != width for row in rows):
+    if rows and set(map(len, rows)) != {width}:
         raise ChannelError(f"a row of rewards does not hold a total and {len(names)} components")
-    # struct packs the columns in half the time numpy takes to build, transpose and copy an array this small
-    values = _float64s(len(rows) * width).pack(*itertools.chain.from_iterable(zip(*rows))) if rows else b""
-    body = _REWARDS_HEAD.pack(REWARDS_TAG, len(rows), len(names), len(block)) + block + values
-    if len(body) > MAX_FRAME_BYTES:
-        raise ChannelError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
-    return _HEADER.pack(len(body)) + body
+    count = len(rows) * width
+    size = _REWARDS_HEAD.size + len(block) + 8 * count
+    if size > MAX_FRAME_BYTES:
+        raise ChannelError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
+    # struct packs the rows in half the time numpy takes to build and copy an array this small
+    values = _float64s(count).pack(*itertools.chain.from_iterable(rows)) if rows else b""
+    return b"".join((_HEADER.pack(size), _REWARDS_HEAD.pack(REWARDS_TAG, len(rows), len(names), len(block)), block,
+                     values))
 
 
 @functools.lru_cache(maxsize=16)
@@ -139,7 +142,7 @@ def decode_rewards(body: bytes, n: int) -> tuple[tuple[str, ...], np.ndarray]:
     if len(body) - offset != (1 + k) * n * _FLOAT64.itemsize:
         raise ChannelError(f"rewards frame of {len(body)} bytes does not hold {(1 + k) * n} float64 values")
     names = _parse_names(body[_REWARDS_HEAD.size:offset], k)
-    values = np.frombuffer(body, dtype=_FLOAT64, offset=offset).reshape(1 + k, n)
+    values = np.ndarray((n, 1 + k), _FLOAT64, body, offset).T  # read-only: a view of the frame's bytes
     if not np.abs(values).max(initial=0.0) <= MAX_ABS_REWARD:  # one test for NaN, inf and huge values alike
         raise ChannelError(f"a reward is non-finite or beyond +-{MAX_ABS_REWARD:g}")
     return names, values

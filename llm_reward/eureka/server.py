@@ -50,10 +50,11 @@ class CodeRewardError(RuntimeError):
 class RewardServer:
     """A long-lived jailed worker that evaluates ``compute_reward`` on batches sent by this process.
 
-    Requests are pickled by us (trusted, :mod:`~llm_reward.eureka.batch`) to the worker; each reply is one typed
-    binary frame of float64 (or a JSON error frame), checked here for its batch size, names and values before any
-    number is used. ``limits`` (:class:`~llm_reward.eureka.sandbox.SandboxLimits`) sets the worker's memory,
-    private tmpfs size and ``isolation``; ``memory_mb`` is kept as a shortcut.
+    Requests are encoded by us (trusted, :mod:`~llm_reward.eureka.batch`: raw array bytes behind a cached layout,
+    a pickle for anything else); each reply is one typed binary frame of float64 (or a JSON error frame), checked
+    here for its batch size, names and values before any number is used. ``limits``
+    (:class:`~llm_reward.eureka.sandbox.SandboxLimits`) sets the worker's memory, private tmpfs size and
+    ``isolation``; ``memory_mb`` is kept as a shortcut.
     """
 
     def __init__(self, code: str, *, hidden_info_keys: Sequence[str] = ALWAYS_HIDDEN, call_timeout_s: float = 10.0,
@@ -138,7 +139,18 @@ class RewardServer:
             shown = [plain_info({k: info[k] for k in self.info_keys if k in info}, self.hidden) for info in infos]
         else:
             shown = None  # the code reads no info key: nothing to filter or send
-        request = memoryview(encode_request(obs, actions, next_obs, shown))
+        request = encode_request(obs, actions, next_obs, shown)
+        try:
+            written = os.write(self._requests, request)  # the usual case: the pipe takes it all at once
+        except BlockingIOError:
+            written = 0
+        except (BrokenPipeError, OSError):
+            raise self._fail("the reward worker is gone") from None
+        if written < len(request):
+            self._send_rest(memoryview(request)[written:])
+        self._pending.append(len(actions))
+
+    def _send_rest(self, request: memoryview) -> None:
         deadline = None
         try:
             while request:  # non-blocking: a worker that stops reading cannot hang this process
@@ -152,7 +164,6 @@ class RewardServer:
                         raise self._fail("timed out sending a batch (the reward worker stopped reading)") from None
         except (BrokenPipeError, OSError, TypeError):
             raise self._fail("the reward worker is gone") from None
-        self._pending.append(len(actions))
 
     def receive(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Totals ``(n,)`` and components ``{name: (n,)}`` of the oldest batch sent; a failure closes the worker."""
@@ -166,7 +177,7 @@ class RewardServer:
         n = self._pending.popleft()
         body = self._next_body(time.monotonic() + self.call_timeout_s)
         try:
-            if body[:len(channel.REWARDS_TAG)] == channel.REWARDS_TAG:
+            if body.startswith(channel.REWARDS_TAG):
                 names, values = channel.decode_rewards(body, n)
             else:
                 frame = channel.decode_payload(body)

@@ -299,7 +299,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def serve(job: dict[str, Any], channel_fd: int, requests_fd: int) -> None:
-    """Answer batched reward requests (pickled by the trusted library) until the request pipe closes.
+    """Answer batched reward requests (encoded by the trusted library) until the request pipe closes.
 
     Each batch is answered with one binary ``rewards`` frame (:func:`~llm_reward.eureka.channel.encode_rewards`)
     or one JSON ``error`` frame with the reason; the library checks both again on its side.
