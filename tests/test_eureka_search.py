@@ -148,14 +148,17 @@ def test_only_the_last_round_of_feedback_stays_in_context():
 def test_the_format_example_follows_the_action_space_and_names_no_task():
     """A small coder copies the example's terms: an effort penalty on a discrete action (an index) taught the
     DoorKey coder to charge for high action ids, so only continuous actions get it; the teaching names no task."""
-    discrete = initial_messages(env_context(ENV_ID))[0]["content"]
+    ctx = env_context(ENV_ID)
+    blind = EnvContext("(not given)", "(not given)", ctx.observation.splitlines()[0], ctx.action, None)
+    discrete = initial_messages(blind)[0]["content"]
     assert "effort" not in discrete and "np.square(action)" not in discrete and "discrete" in discrete
     box = EnvContext("Car-v0", "Drive up the hill.", "obs[0] position", "Box(-1.0, 1.0, (1,), float32)", "top")
     continuous = initial_messages(box)[0]["content"]
     assert "effort = -0.01 * float(np.sum(np.square(action)))" in continuous
     for system in (discrete, continuous):
         assert "pays the agent not to finish" in system and "bonus for success" in system
-        # the blind control gets the same system message: no task's objects, keys or ids in it
+        # a context without info keys (the blind control's) gets a system message naming no task's objects,
+        # keys or ids
         assert not any(word in system.lower() for word in ("key", "door", "agent_x", "minigrid", "cell"))
         assert "np.exp(-distance" not in system
     assert "not a count of cells" in TIPS
@@ -167,7 +170,9 @@ def test_an_info_described_context_gets_an_example_reading_info_and_the_blind_on
     says what an info value and the image are, and the blind control (no info keys) keeps the observation example."""
     ctx = env_context(ENV_ID)
     system, task = (m["content"] for m in initial_messages(ctx))
-    assert 'np.array([info["hand_x"], info["hand_y"]], dtype=float)' in system and "next_obs[0:2]" not in system
+    # the example reads the task's own position keys (another task's keys were copied into a KeyError)
+    assert 'np.array([info["agent_x"], info["agent_y"]], dtype=float)' in system and "next_obs[0:2]" not in system
+    assert 'np.array([info["key_x"], info["key_y"]], dtype=float)' in system and "hand_x" not in system
     assert "one plain Python number" in task and "not coordinates" in task and "np.array([info['a_x']" in task
     blind = EnvContext("(not given)", "(not given)", ctx.observation.splitlines()[0], ctx.action, None)
     assert "next_obs[0:2]" in initial_messages(blind)[0]["content"]

@@ -59,20 +59,24 @@ _EXAMPLE_CONTINUOUS = (
     "    effort = -0.01 * float(np.sum(np.square(action)))\n"
     "    return progress + cost + success + effort, {\"progress\": progress, \"cost\": cost, \"success\": success, "
     "\"effort\": effort}\n```")
-#: The format example where the context describes info keys (MiniGrid's grid state): a small coder copies the
-#: observation example's ``obs[0:2]`` even into an image of ids, so it is shown reading positions from info instead.
-_EXAMPLE_INFO_HEAD = (
+#: The format example where the context describes info keys (MiniGrid's grid state), written with the context's own
+#: position keys: a small coder copied the observation example's ``obs[0:2]`` into an image of ids, and an example
+#: with another task's info keys (``hand_x``) into a KeyError it kept through every repair.
+_EXAMPLE_INFO = (
     "```python\nimport numpy as np\n\ndef compute_reward(obs, action, next_obs, info):\n"
-    "    hand = np.array([info[\"hand_x\"], info[\"hand_y\"]], dtype=float)\n"
-    "    target = np.array([info[\"target_x\"], info[\"target_y\"]], dtype=float)\n"
-    "    distance = float(np.linalg.norm(target - hand))\n"
+    "    a = np.array([info[\"{a}_x\"], info[\"{a}_y\"]], dtype=float)\n"
+    "    b = np.array([info[\"{b}_x\"], info[\"{b}_y\"]], dtype=float)\n"
+    "    distance = float(np.linalg.norm(b - a))\n"
     "    cost = -0.01 * distance\n"
-    "    success = 10.0 if distance == 0 else 0.0\n")
+    "    reached = 10.0 if distance == 0 else 0.0\n")
 _EXAMPLE_INFO_DISCRETE = (
-    "    return cost + success, {\"cost\": cost, \"success\": success}\n```")
+    "    return cost + reached, {{\"cost\": cost, \"reached\": reached}}\n```")
 _EXAMPLE_INFO_CONTINUOUS = (
     "    effort = -0.01 * float(np.sum(np.square(action)))\n"
-    "    return cost + success + effort, {\"cost\": cost, \"success\": success, \"effort\": effort}\n```")
+    "    return cost + reached + effort, {{\"cost\": cost, \"reached\": reached, \"effort\": effort}}\n```")
+_FOREIGN_FORMAT = "The format, for a different task:\n"
+_INFO_FORMAT = ("The format, reading this task's info keys (which terms the reward needs, and their scales, are "
+                "yours to decide):\n")
 _ACTIONS_DISCRETE = ("The actions are discrete: an action is an index, not a force, so never penalise its value. "
                      "Reply with one ```python code block and nothing else. The format, for a different task:\n")
 _ACTIONS_CONTINUOUS = ("The actions are continuous: a small penalty on their squared size (effort) keeps them "
@@ -94,10 +98,11 @@ def continuous_actions(context: EnvContext) -> bool:
     return context.action.lstrip().startswith("Box")
 
 
-def info_described(context: EnvContext) -> bool:
-    """Whether the context describes info keys one by one (MiniGrid's grid state): then the format example reads
-    positions from info, not from the observation. The blind control's context describes none."""
-    return any(key in context.info_keys for key in context.info_meanings)
+def position_keys(context: EnvContext) -> list[str]:
+    """The objects whose position the context describes as two info keys (``agent`` for ``agent_x``/``agent_y``),
+    in the context's order; the blind control's context describes none."""
+    described = [k for k in context.info_meanings if k in context.info_keys]
+    return [k[:-2] for k in described if k.endswith("_x") and f"{k[:-2]}_y" in described]
 
 
 def system_prompt(context: EnvContext) -> str:
@@ -112,11 +117,14 @@ def system_prompt(context: EnvContext) -> str:
         from info where the context describes info keys.
     """
     continuous = continuous_actions(context)
-    if info_described(context):
-        head, tail = _EXAMPLE_INFO_HEAD, (_EXAMPLE_INFO_CONTINUOUS if continuous else _EXAMPLE_INFO_DISCRETE)
-    else:
-        head, tail = _EXAMPLE_HEAD, (_EXAMPLE_CONTINUOUS if continuous else _EXAMPLE_DISCRETE)
-    return _CONTRACT + PRINCIPLES + (_ACTIONS_CONTINUOUS if continuous else _ACTIONS_DISCRETE) + head + tail
+    actions = _ACTIONS_CONTINUOUS if continuous else _ACTIONS_DISCRETE
+    objects = position_keys(context)
+    if len(objects) >= 2:  # the first two objects with a position: the agent and the first other one
+        example = (_EXAMPLE_INFO + (_EXAMPLE_INFO_CONTINUOUS if continuous else _EXAMPLE_INFO_DISCRETE)).format(
+            a=objects[0], b=objects[1])
+        return _CONTRACT + PRINCIPLES + actions.replace(_FOREIGN_FORMAT, _INFO_FORMAT) + example
+    example = _EXAMPLE_HEAD + (_EXAMPLE_CONTINUOUS if continuous else _EXAMPLE_DISCRETE)
+    return _CONTRACT + PRINCIPLES + actions + example
 
 
 _FAILURE = ("This reward function could not be used: {reason}\nFix the problem and write the complete "
@@ -167,7 +175,7 @@ _REPAIR = ("An earlier reply to this request could not be used: {reason}{line}\n
 #: A digest of every prompt text: part of a search's identity, so a run directory written with other prompts is
 #: never resumed as this search (its stored replies answer those prompts).
 PROMPTS_DIGEST = digest([_CONTRACT, PRINCIPLES, _EXAMPLE_HEAD, _EXAMPLE_DISCRETE, _EXAMPLE_CONTINUOUS,
-                         _EXAMPLE_INFO_HEAD, _EXAMPLE_INFO_DISCRETE, _EXAMPLE_INFO_CONTINUOUS,
+                         _EXAMPLE_INFO, _EXAMPLE_INFO_DISCRETE, _EXAMPLE_INFO_CONTINUOUS, _INFO_FORMAT,
                          _ACTIONS_DISCRETE, _ACTIONS_CONTINUOUS, TIPS, _FAILURE, _REPAIR,
                          [list(h) for h in HINTS]])
 
