@@ -161,7 +161,7 @@ def test_judge_without_probabilities_fails_its_check():
 #: (``benchmarks/results/judge_reproducibility_tiny.json``, ``python benchmarks/judge_reproducibility.py
 #: --tiny-only``), 0.016 on an AVX2-only
 #: EPYC machine (0.4929 against 0.5092). The tolerance is three times the larger; a wrong formula for a two-token
-#: answer moves the probability by P(1) * P(0 | 1), tenths here.
+#: answer moves the probability by P(1) * P(0 | 1), 0.15 on the test's prompt.
 PATH_TOLERANCE = 0.05
 
 
@@ -175,7 +175,9 @@ def test_tiny_model_ten_is_two_tokens_and_scored_exactly():
     model = llm.model
     one, zero = (model.tokenize(t.encode(), add_bos=False, special=False) for t in ("1", "0"))
     assert len(one) == 1 and model.tokenize(b"10", add_bos=False, special=False) == one + zero
-    messages = ResponseScorePrompt().score("Drink the potion.", context="HP 2/30. What now?")
+    # a response the model rates 10 often (P("10") ~ 0.3): the wrong formula's error, P(1) * P(0 | 1), is then
+    # about three times PATH_TOLERANCE on any CPU; on an ordinary response it is a few hundredths, inside the noise
+    messages = ResponseScorePrompt().score("10", context="Say ten.")
     choices = [str(i) for i in range(1, 11)]
     probs = llm.choice_probs(messages, choices)
     assert sum(probs.values()) == pytest.approx(1.0)
