@@ -12,6 +12,7 @@ from __future__ import annotations
 from llm_reward.envs import classic, minigrid, nethack, robotics
 from llm_reward.envs.registry import (
     EnvAdapter,
+    Milestone,
     StepInfo,
     SuccessFn,
     SuccessInfo,
@@ -31,7 +32,7 @@ register_adapter("BabyAI-", minigrid.adapter)
 register_adapter("NetHack", nethack.adapter)
 
 __all__ = [
-    "EnvAdapter", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter",
+    "EnvAdapter", "Milestone", "StepInfo", "SuccessFn", "SuccessInfo", "caption_env", "captioner_name", "get_adapter",
     "load_adapter", "make_env", "make_vec_env", "register_adapter", "classic", "minigrid", "nethack",
     "InfoCriterion", "ObsField", "TaskSpec", "robotics", "success_fn", "success_rule", "task_spec",
 ]

@@ -28,8 +28,8 @@ from minigrid.envs.obstructedmaze import ObstructedMazeEnv
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.wrappers import ImgObsWrapper
 
-from llm_reward.envs.minigrid_info import MiniGridInfo
-from llm_reward.envs.registry import EnvAdapter
+from llm_reward.envs.minigrid_info import MiniGridInfo, milestones
+from llm_reward.envs.registry import EnvAdapter, Milestone
 
 CAPTIONER_NAME = "minigrid-text-v1"
 ORDERED_DOORS = re.compile(r"\bthen\b.*\bdoor\b")  # "open the red door then the blue door"
@@ -67,7 +67,8 @@ def owns(unwrapped: gym.Env) -> bool:
 
 def adapter(env_id: str) -> EnvAdapter:
     """The MiniGrid adapter; the image observation (``ImgObsWrapper``) is what agents see, and ``info`` carries the
-    grid's state in absolute coordinates (:class:`~llm_reward.envs.minigrid_info.MiniGridInfo`)."""
+    grid's state in absolute coordinates (:class:`~llm_reward.envs.minigrid_info.MiniGridInfo`), which the
+    milestones read (:func:`~llm_reward.envs.minigrid_info.milestones`)."""
     if env_id not in gym.registry:
         raise ValueError(f"unknown MiniGrid/BabyAI env id {env_id!r}; registered ids look like "
                          f"'MiniGrid-DoorKey-5x5-v0' or 'BabyAI-GoToRedBallGrey-v0'")
@@ -84,7 +85,8 @@ def adapter(env_id: str) -> EnvAdapter:
                                   rooms=has_rooms(env_id))
     return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
                       goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper,
-                      inner_wrapper=MiniGridInfo)
+                      inner_wrapper=MiniGridInfo,
+                      milestones=tuple(Milestone(name, test) for name, test in milestones(env_id)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,6 +11,10 @@
   up in KeyCorridor, ObstructedMaze, UnlockPickup and the like, else the first object the mission names by color
   and type, as in BabyAI's "go to the red ball"; -1 while carried).
 
+:func:`milestones` names the stages an episode of an env id passes on the way to success (picked up the key that
+opens the door, opened that door, picked up the object to fetch, reached the goal), each a test of one step's keys:
+Eureka's failure diagnosis reports how many training episodes reached each.
+
 x counts columns from the left, y rows from the top; the border cells are walls. Which optional keys an env has
 is decided once per env id from a few seeded resets, so every instance reports the same keys on every step (an
 object missing from one episode reads -1). These are state, not progress: no distances, nothing about the
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, SupportsFloat
+from typing import Any, Callable, Mapping, SupportsFloat
 
 import gymnasium as gym
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
@@ -118,6 +122,70 @@ def info_meanings(groups: dict[str, str]) -> dict[str, str]:
         meanings.update(target_x=f"column of {target} (-1 while carried)", target_y=f"row of {target} (-1 while "
                         "carried)")
     return meanings
+
+
+def _key_taken(info: Mapping[str, Any]) -> bool:
+    """The agent carries the key the ``key_*`` keys describe (a key, and that key off the grid)."""
+    return info.get("carrying") == OBJECT_TO_IDX["key"] and info.get("key_x") == -1
+
+
+def _door_opened(info: Mapping[str, Any]) -> bool:
+    return info.get("door_open") == 1
+
+
+def _target_taken(kind: int | None, info: Mapping[str, Any]) -> bool:
+    """The agent carries the target: the target is off the grid while the agent carries an object (of the
+    target's type, where every probed episode's target had the same type)."""
+    carrying = info.get("carrying", 0)
+    return carrying != 0 and (kind is None or carrying == kind) and info.get("target_x") == -1
+
+
+def _on_goal(info: Mapping[str, Any]) -> bool:
+    return info.get("goal_x", -1) >= 0 and (info.get("agent_x"), info.get("agent_y")) == (info.get("goal_x"),
+                                                                                          info.get("goal_y"))
+
+
+@functools.lru_cache(maxsize=None)
+def milestones(env_id: str) -> tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...]:
+    """The ordered ``(name, predicate over a step's info)`` stages of ``env_id``'s episodes, from a few seeded
+    resets (as :func:`env_groups`): "picked up the key" where a key opens a locked door, "opened <the door>"
+    where the door starts locked or the mission names it, "picked up the <type> the mission names" where the task
+    is to fetch an object (KeyCorridor, ObstructedMaze, UnlockPickup), "reached the goal" where there is a goal
+    square. Exploration tasks whose doors are neither (MultiRoom) and GoTo missions get only what applies.
+
+    Example:
+        >>> [name for name, _ in milestones("MiniGrid-DoorKey-5x5-v0")]
+        ['picked up the key', 'opened the door', 'reached the goal']
+        >>> [name for name, _ in milestones("MiniGrid-KeyCorridorS3R1-v0")]
+        ['picked up the key', 'opened the door the key opens', 'picked up the ball the mission names']
+    """
+    env = gym.make(env_id, disable_env_checker=True)
+    found: dict[str, str] = {}
+    kinds: set[str] = set()
+    try:
+        for seed in range(PROBE_RESETS):
+            env.reset(seed=seed)
+            base = env.unwrapped
+            objects = task_objects(base)
+            key, door, goal = objects["key"], objects["door"], objects["goal"]
+            if key is not None and door is not None and door[0].is_locked and key[0].color == door[0].color:
+                found.setdefault("key", f"picked up {key[1]}")
+            if door is not None and (door[0].is_locked or f"{door[0].color} door" in str(base.mission)):
+                found.setdefault("door", f"opened {door[1]}")
+            target = getattr(base, "obj", None)
+            if isinstance(target, WorldObj) and goal is None:
+                kinds.add(target.type)
+            if goal is not None:
+                found.setdefault("goal", "reached the goal")
+    finally:
+        env.close()
+    if kinds:
+        kind = kinds.pop() if len(kinds) == 1 else None
+        found["target"] = f"picked up the {kind or 'object'} the mission names"
+        target_test = functools.partial(_target_taken, None if kind is None else OBJECT_TO_IDX[kind])
+    tests = {"key": _key_taken, "door": _door_opened, "goal": _on_goal}
+    return tuple((found[group], tests[group] if group != "target" else target_test)
+                 for group in ("key", "door", "target", "goal") if group in found)
 
 
 class MiniGridInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):

@@ -26,6 +26,26 @@ from llm_reward.shaping.captions import CaptionWrapper, FunctionCaptioner
 from llm_reward.types import Captioner, ProgressFn
 
 
+@dataclass(frozen=True)
+class Milestone:
+    """A named stage of a task, ``predicate(info)`` true on a step where the episode has reached it.
+
+    An adapter declares its milestones in the order an episode reaches them (DoorKey: the key, the door, the
+    goal). Eureka's failure diagnosis reports the share of training episodes that reached each one at any step,
+    so the reward-code writer reads "most episodes never opened the door" instead of a raw progress number. The
+    predicate reads only the step's ``info`` (plain numbers) and must not raise for a missing key; define it at
+    module level (or as a ``functools.partial`` of one) so it pickles.
+
+    Example:
+        >>> lit = Milestone("lit the lamp", lambda info: info.get("lamp_on", 0) == 1)  # module level in real code
+        >>> lit.name, lit.predicate({"lamp_on": 1}), lit.predicate({})
+        ('lit the lamp', True, False)
+    """
+
+    name: str
+    predicate: Callable[[Mapping[str, Any]], bool]
+
+
 class SuccessFn(Protocol):
     """Decides ``info["is_success"]`` on an episode's final step."""
 
@@ -43,6 +63,7 @@ class EnvAdapter:
     after captioning, to give agents an array observation; ``success`` marks ``info["is_success"]`` (``None``:
     keep the env's own ``is_success``, else False). ``progress`` is shared by every env built from this adapter
     instance: keep it stateless, or register a factory that returns a fresh adapter per call (as MiniGrid does).
+    ``milestones``: the task's ordered stages (:class:`Milestone`), for Eureka's failure diagnosis; none by default.
 
     Example:
         >>> def describe(obs, info):  # define it at module level: vectorized envs import it by name
@@ -61,6 +82,7 @@ class EnvAdapter:
     make_kwargs: Mapping[str, Any] = field(default_factory=dict)
     inner_wrapper: Callable[[gym.Env], gym.Env] | None = None
     obs_wrapper: Callable[[gym.Env], gym.Env] | None = None
+    milestones: tuple[Milestone, ...] = ()
 
     def make_captioner(self) -> Captioner:
         """A fresh captioner (captioners keep per-episode state, so every env gets its own)."""

@@ -42,6 +42,9 @@ MODULES = [
     "llm_reward.conf.schema",
     "llm_reward.eureka.frames",
     "llm_reward.eureka.records",
+    "llm_reward.eureka.reflection",  # the failure diagnosis the coder reads
+    "llm_reward.eureka.rundir",
+    "llm_reward.eureka.worker",
 ]
 
 

@@ -276,6 +276,11 @@ def test_best_candidate_reflection_feeds_the_next_prompt(finished_search):
     # failure diagnosis from the training runner's view of the progress oracle, beside a random policy's
     assert "Where episodes ended" in second[3]["content"] and "a random policy's progress" in second[3]["content"]
     assert "share of episodes that ran out of time" in second[3]["content"]
+    # and, DoorKey having milestones, how many episodes reached each (none of that in the first prompt)
+    assert ("share of episodes that reached each milestone (first to last point): picked up the key ["
+            in second[3]["content"]) and "], opened the door [" in second[3]["content"]  # the env's order
+    assert not any(name in m["content"] for m in second[:2] for name in ("picked up the key", "opened the door"))
+    assert json.loads((run_dir / "config.json").read_text())["diagnosis"]
     assert llm.calls[4]["messages"] == second
 
 

@@ -49,6 +49,9 @@ class EnvContext:
     hidden_info_keys: list[str] = field(default_factory=lambda: list(ALWAYS_HIDDEN))
     end_only_info_keys: list[str] = field(default_factory=list)
     info_meanings: dict[str, str] = field(default_factory=dict)  # info key -> one line (MiniGrid's grid state)
+    #: The env adapter's milestone names (:class:`~llm_reward.envs.Milestone`): how many training episodes reached
+    #: each is part of the reflection on a candidate, never of the task text (``[]`` turns that off).
+    milestones: list[str] = field(default_factory=list)
 
     def as_text(self) -> str:
         """The compact block that goes into the prompt."""
@@ -72,8 +75,9 @@ class EnvContext:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if not out["info_meanings"]:  # absent when unused: the run-directory identity of other envs stays as it was
-            del out["info_meanings"]
+        for key in ("info_meanings", "milestones"):  # absent when unused: other envs' run-directory identity stays
+            if not out[key]:
+                del out[key]
         return out
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> EnvContext:
@@ -85,7 +89,7 @@ class EnvContext:
             raise ContextError(f"unknown context key(s) {['context.' + k for k in unknown]}; allowed: "
                                f"{sorted(set(self.__dataclass_fields__) - {'env_id'})}")
         values = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("info_keys", "reward_terms", "hidden_info_keys", "end_only_info_keys"):
+        for key in ("info_keys", "reward_terms", "hidden_info_keys", "end_only_info_keys", "milestones"):
             if key in values:
                 values[key] = list(values[key])
         if "info_meanings" in values:
@@ -102,10 +106,11 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
     the env's observation code is included only when the layout documents no meaning. Raises
     :class:`ContextError` (naming ``context.description`` or ``context.success``) before any LLM call.
     """
-    from llm_reward.envs import task_spec
+    from llm_reward.envs import get_adapter, task_spec
 
     try:
         spec = task_spec(env_id, success=success)
+        milestones = [m.name for m in get_adapter(env_id).milestones]
     except ValueError as exc:
         raise ContextError(f"env={env_id!r}: {exc}") from None
     sample, info_keys, end_only = _rollout_view(env_id, rollout_steps, seed, success)
@@ -121,7 +126,7 @@ def env_context(env_id: str, overrides: Mapping[str, Any] | None = None, *, succ
         end_only_info_keys=[k for k in end_only if k not in hidden],
         reward_terms=list(spec.reward_terms or []),
         observation_source=None if documented else _trim_source(spec.observation_source), hidden_info_keys=hidden,
-        info_meanings={k: v for k, v in meanings.items() if k not in hidden})
+        info_meanings={k: v for k, v in meanings.items() if k not in hidden}, milestones=milestones)
     context = context.with_overrides(overrides)
     check_context(context)
     return context

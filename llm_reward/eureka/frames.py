@@ -17,8 +17,9 @@ names, a flattened reason), and no other field is there.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Union
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence, Union
 
 from llm_reward.eureka import channel
 from llm_reward.eureka.channel import ChannelError
@@ -38,7 +39,8 @@ class ErrorFrame:
 @dataclass(frozen=True)
 class ProgressFrame:
     """One training chunk: the episodes that ended in it, the reward code's mean total and components, and the
-    failure diagnosis the reflection reads (best progress of each episode, time-limit rate)."""
+    failure diagnosis the reflection reads (best progress of each episode, time-limit rate and, where the job named
+    the env's milestones, the share of those episodes that reached each: :func:`milestone_shares`)."""
 
     point: int
     timestep: int
@@ -50,14 +52,40 @@ class ProgressFrame:
     progress_best_mean: float | None
     progress_best_max: float | None
     time_limit_rate: float | None
+    milestones: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_frame(cls, frame: dict[str, Any]) -> ProgressFrame:
+    def from_frame(cls, frame: dict[str, Any], milestones: Sequence[str] = ()) -> ProgressFrame:
         counts = {key: int(channel.finite_number(frame[key], key)) for key in ("point", "timestep", "episodes")}
         optional = {key: channel.optional_number(frame[key], key)
                     for key in ("success_rate", "env_return", "reward_mean", "progress_best_mean",
                                 "progress_best_max", "time_limit_rate")}
-        return cls(**counts, **optional, components=channel.component_means(frame["components"]))
+        return cls(**counts, **optional, components=channel.component_means(frame["components"]),
+                   milestones=milestone_shares(frame.get("milestones"), milestones))
+
+
+def milestone_shares(value: Any, known: Sequence[str]) -> dict[str, float]:
+    """The shares a progress frame reports for the job's ``known`` milestone names, in their order: only known
+    names with a finite number in [0, 1] are kept; anything else (another name, a bool, a string, NaN, 1.5, a
+    list instead of a dict) is dropped, so the reflection prompt only ever shows the library's own names.
+
+        >>> milestone_shares({"opened the door": 0.25, "picked up the key": 0.5, "forged": 1.0,
+        ...                   "reached the goal": float("nan")}, ["picked up the key", "opened the door",
+        ...                   "reached the goal"])
+        {'picked up the key': 0.5, 'opened the door': 0.25}
+        >>> milestone_shares([0.5], ["picked up the key"]), milestone_shares({"picked up the key": True},
+        ...                                                                  ["picked up the key"])
+        ({}, {})
+    """
+    if not isinstance(value, dict):
+        return {}
+    shares = {}
+    for name in known:
+        share = value.get(name)
+        if isinstance(share, (int, float)) and not isinstance(share, bool) and math.isfinite(share) and \
+                0.0 <= share <= 1.0:
+            shares[name] = float(share)
+    return shares
 
 
 @dataclass(frozen=True)
@@ -103,12 +131,14 @@ _RECORDS: dict[tuple[str, str | None], type] = {("error", None): ErrorFrame, ("p
                                                 ("result", "smoke"): SmokeResult, ("result", "train"): TrainResult}
 
 
-def parse_frame(mode: str, frame: dict[str, Any]) -> Frame:
+def parse_frame(mode: str, frame: dict[str, Any], milestones: Sequence[str] = ()) -> Frame:
     """The record a decoded ``frame`` of a ``mode`` job (``smoke`` or ``train``) stands for.
 
     Args:
         mode: the job's mode, which decides which frame types may arrive.
         frame: a frame body as :func:`~llm_reward.eureka.channel.decode_payload` returns it.
+        milestones: the milestone names the job asked the runner to report (a progress frame's other names and
+            malformed shares are dropped: :func:`milestone_shares`).
 
     Returns:
         An :class:`ErrorFrame`, :class:`ProgressFrame`, :class:`SmokeResult` or :class:`TrainResult`.
@@ -125,10 +155,12 @@ def parse_frame(mode: str, frame: dict[str, Any]) -> Frame:
     record = _RECORDS.get((kind, None)) or _RECORDS.get((kind, mode))
     if record is None:
         raise ChannelError(f"unexpected frame type {str(kind)[:40]!r} in mode {mode!r}")
-    expected = {f.name for f in dataclasses.fields(record)}
+    fields = dataclasses.fields(record)
+    expected = {f.name for f in fields}
+    required = {f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     given = set(frame) - {"type"}
     if unknown := sorted(str(key)[:40] for key in given - expected):
         raise ChannelError(f"unexpected fields {unknown} in a {kind!r} frame")
-    if missing := sorted(expected - given):
+    if missing := sorted(required - given):
         raise ChannelError(f"missing fields {missing} in a {kind!r} frame")
-    return record.from_frame(frame)
+    return record.from_frame(frame, milestones) if record is ProgressFrame else record.from_frame(frame)

@@ -71,6 +71,8 @@ class CandidateJob:
     code: str | None = None
     success: str | None = None
     hidden_info_keys: tuple[str, ...] = ALWAYS_HIDDEN
+    #: The env adapter's milestones whose share of episodes the training runner reports (failure diagnosis).
+    milestones: tuple[str, ...] = ()
     smoke_steps: int = 100
     fitness: str = "max"
     timeout_s: float = 600.0

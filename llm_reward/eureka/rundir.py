@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from llm_reward.eureka.prompts import PROMPTS_DIGEST
+from llm_reward.eureka.reflection import DIAGNOSIS_DIGEST
 from llm_reward.identity import digest
 
 #: ``search.*`` keys a resumed run may change: they add or place work, never change a finished candidate.
@@ -35,10 +36,21 @@ class RunDirMismatch(ValueError):
 def search_identity(env_id: str, llm_name: str, search: Mapping[str, Any],
                     context: Mapping[str, Any] | None, prompts: str = PROMPTS_DIGEST) -> dict[str, Any]:
     """The settings that decide a search's candidates (JSON-able; ``search`` as :func:`dataclasses.asdict`;
-    ``prompts`` the digest of the prompt texts, :data:`~llm_reward.eureka.prompts.PROMPTS_DIGEST`)."""
-    return {"env_id": env_id, "llm": llm_name, "prompts": prompts,
-            "search": {k: v for k, v in sorted(search.items()) if k not in RESUMABLE_KEYS},
-            "context": dict(context) if context is not None else None}
+    ``prompts`` the digest of the prompt texts, :data:`~llm_reward.eureka.prompts.PROMPTS_DIGEST`).
+
+    Where the context names milestones (MiniGrid), the reflection sent to the coder reports them, so the
+    identity also holds ``diagnosis``, the digest of the failure diagnosis's texts
+    (:data:`~llm_reward.eureka.reflection.DIAGNOSIS_DIGEST`); other envs' identities are as they were.
+
+        >>> "diagnosis" in search_identity("MiniGrid-DoorKey-8x8-v0", "qwen", {}, {"milestones": ["opened the door"]})
+        True
+    """
+    identity = {"env_id": env_id, "llm": llm_name, "prompts": prompts,
+                "search": {k: v for k, v in sorted(search.items()) if k not in RESUMABLE_KEYS},
+                "context": dict(context) if context is not None else None}
+    if context is not None and context.get("milestones"):
+        identity["diagnosis"] = DIAGNOSIS_DIGEST
+    return identity
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
@@ -74,6 +86,9 @@ def check_run_dir(run_dir: str | Path, identity: Mapping[str, Any]) -> None:
         # a directory from before prompts were versioned stores none: its replies answer older prompts
         if stored.get(key) != identity[key]:
             differs.append(f"{name}: stored {stored.get(key)!r}, now {identity[key]!r}")
+    if stored.get("diagnosis") != identity.get("diagnosis"):  # the reflection's milestone texts, where it has them
+        differs.append(f"diagnosis (the failure diagnosis's texts): stored {stored.get('diagnosis')!r}, now "
+                       f"{identity.get('diagnosis')!r}")
     old_search = stored.get("search") or {}
     for key, value in identity["search"].items():
         if key in old_search and old_search[key] != value:

@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from llm_reward.eureka import channel
 from llm_reward.eureka.channel import ChannelError, FrameReader
@@ -369,7 +369,7 @@ def run_job(job: dict[str, Any], *, limits: SandboxLimits | None = None, sandbox
         worker = spawn_worker({**job, "jail": jailed}, limits, directory)
         outcome = SandboxResult(ok=False)
         try:
-            outcome = _collect(worker.reader, job["mode"], deadline, on_progress)
+            outcome = _collect(worker.reader, job["mode"], deadline, on_progress, job.get("milestones") or ())
         finally:
             outcome.pid = worker.proc.pid
             log_text = worker.log_tail()
@@ -386,7 +386,7 @@ def run_job(job: dict[str, Any], *, limits: SandboxLimits | None = None, sandbox
 
 
 def _collect(reader: FrameReader, mode: str, deadline: float,
-             on_progress: Callable[[ProgressFrame], None] | None) -> SandboxResult:
+             on_progress: Callable[[ProgressFrame], None] | None, milestones: Sequence[str] = ()) -> SandboxResult:
     outcome = SandboxResult(ok=False)
     while True:
         try:
@@ -398,7 +398,7 @@ def _collect(reader: FrameReader, mode: str, deadline: float,
         if frame is None:
             return outcome
         try:
-            checked = parse_frame(mode, frame)
+            checked = parse_frame(mode, frame, milestones)
         except ChannelError as exc:
             outcome.reason = f"bad output from the worker: {exc}"
             return outcome

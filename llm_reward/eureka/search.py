@@ -120,10 +120,13 @@ class SearchConfig:
         check_executor(self.executor)
 
     def job(self, env_id: str, hidden_info_keys: list[str], *, reward: str, seed: int, code: str | None = None,
-            log_dir: str | None = None, eval_episodes: int | None = None) -> CandidateJob:
-        """An :func:`~llm_reward.eureka.candidate.evaluate_candidate` job with these settings."""
+            log_dir: str | None = None, eval_episodes: int | None = None,
+            milestones: list[str] | tuple[str, ...] = ()) -> CandidateJob:
+        """An :func:`~llm_reward.eureka.candidate.evaluate_candidate` job with these settings (``milestones``: the
+        names whose share of training episodes the runner reports, for the failure diagnosis)."""
         return CandidateJob(env_id=env_id, reward=reward, seed=seed, code=code, success=self.success,
-                            hidden_info_keys=tuple(hidden_info_keys), smoke_steps=self.smoke_steps,
+                            hidden_info_keys=tuple(hidden_info_keys), milestones=tuple(milestones),
+                            smoke_steps=self.smoke_steps,
                             train=self.train_settings(eval_episodes), fitness=self.fitness, timeout_s=self.timeout_s,
                             memory_mb=self.memory_mb, log_dir=log_dir)
 
@@ -182,9 +185,11 @@ class EurekaSearch:
         """Run (or continue) every iteration, then the final retraining; returns and writes ``summary.json``."""
         cfg, start = self.config, time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(self.run_dir / "config.json", {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"),
-                                                  "prompts": self.identity["prompts"], "search": asdict(cfg),
-                                                  "context": self.context.as_dict()})
+        stored = {"env_id": self.env_id, "llm": getattr(self.llm, "name", "?"), "prompts": self.identity["prompts"],
+                  "search": asdict(cfg), "context": self.context.as_dict()}
+        if "diagnosis" in self.identity:  # an env with milestones: the failure diagnosis's texts
+            stored["diagnosis"] = self.identity["diagnosis"]
+        write_json(self.run_dir / "config.json", stored)
         write_json(self.run_dir / "context.json", self.context.as_dict())
         (self.run_dir / "context.txt").write_text(self.context.as_text())
         executor = self._start_executor()
@@ -341,7 +346,8 @@ class EurekaSearch:
 
     def _submit(self, executor: Any, candidate: dict[str, Any]) -> cf.Future:
         job = self.config.job(self.env_id, self.context.hidden_info_keys, reward="code", code=candidate["code"],
-                              seed=self.config.seed + candidate["k"], log_dir=str(candidate["dir"]))
+                              seed=self.config.seed + candidate["k"], log_dir=str(candidate["dir"]),
+                              milestones=self.context.milestones)
         future = executor.submit(evaluate_candidate, job)
         future.candidate = candidate
         # written the moment it finishes, so a Ctrl-C during the next LLM call keeps it
@@ -387,7 +393,8 @@ class EurekaSearch:
         if ok:
             top = max(ok, key=_rank)
             summary.update(best_candidate=top.candidate, best_training_fitness=top.fitness)
-            text = reflection_text(top.curve, evaluation=top.eval_success, reference=self._reference())
+            text = reflection_text(top.curve, evaluation=top.eval_success, reference=self._reference(),
+                                   milestones=self.context.milestones)
             summary["feedback"] = {"code": top.code, "text": text, "from": top.candidate}
         else:  # nothing ran: show the model its own failure (the first one with code, else any)
             failed = next((r for r in records if r.code), records[0])
@@ -424,7 +431,7 @@ class EurekaSearch:
                 job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
                               reward="code" if kind in codes else kind,
                               code=codes.get(kind), seed=cfg.seed + 100 + s,
-                              log_dir=str(path.parent / f"{kind}_seed{s}"))
+                              log_dir=str(path.parent / f"{kind}_seed{s}"), milestones=self.context.milestones)
                 Path(job.log_dir).mkdir(parents=True, exist_ok=True)
                 future = executor.submit(evaluate_candidate, job)
                 futures[future] = (kind, path)

@@ -6,7 +6,8 @@ the private channel fd given with ``--channel``. Modes:
 - ``smoke``: a short random-action rollout of the env; the rewards come from a reward server, the statistics are
   computed here;
 - ``train``: a whole short SB3 training run on the reward (``code`` through a reward server, the env's own
-  ``env`` reward, or the ``sparse`` success reward), with ~``n_points`` progress frames for reward reflection;
+  ``env`` reward, or the ``sparse`` success reward), with ~``n_points`` progress frames for reward reflection
+  (and, for the env adapter's milestones the job names, the share of episodes that reached each);
 - ``serve``: the reward server, the only mode that loads reward code. Before it does, the process is in the OS
   jail, has dropped every privilege and installed the seccomp filter and the audit hook.
 
@@ -238,6 +239,7 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
     seed = int(job["seed"])
     total = int(job["total_timesteps"])
     chunk = max(1, total // n_points)
+    milestones = _milestones(job)
 
     class Progress(BaseCallback):
         def __init__(self) -> None:
@@ -249,35 +251,49 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
             self.best: dict[int, float] = {}
             self.progress_best: list[float] = []
             self.time_limits: list[float] = []
+            # and the milestones each env's episode has reached at any step so far; one row per finished episode
+            self.reached: dict[int, list[bool]] = {}
+            self.episode_milestones: list[list[bool]] = []
 
         def _on_step(self) -> bool:
             for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"])):
                 if "progress" in info:
                     self.best[i] = max(self.best.get(i, -math.inf), float(info["progress"]))
+                if milestones:
+                    flags = self.reached.setdefault(i, [False] * len(milestones))
+                    for j, milestone in enumerate(milestones):
+                        flags[j] = flags[j] or bool(milestone.predicate(info))
                 if done and "episode" in info:
                     self.successes.append(float(bool(info.get("is_success", False))))
                     self.returns.append(float(info["episode"]["r"]))
                     self.time_limits.append(float(bool(info.get("TimeLimit.truncated", False))))
                     if i in self.best:
                         self.progress_best.append(self.best.pop(i))
+                    if milestones:
+                        self.episode_milestones.append(self.reached.pop(i))
                 elif done:
                     self.best.pop(i, None)
+                    self.reached.pop(i, None)
             if self.num_timesteps >= self.next_report:
                 self.report()
             return True
 
         def report(self) -> None:
             summary, total_stats = stats.summary(), stats.total_summary()
-            send({"type": "progress", "point": self.point, "timestep": int(self.num_timesteps),
-                  "episodes": len(self.successes),
-                  "success_rate": sum(self.successes) / len(self.successes) if self.successes else None,
-                  "env_return": sum(self.returns) / len(self.returns) if self.returns else None,
-                  "reward_mean": total_stats[0] if total_stats else None,
-                  "components": {name: values[0] for name, values in summary.items()},
-                  "progress_best_mean": _mean(self.progress_best), "progress_best_max": max(
-                      self.progress_best, default=None), "time_limit_rate": _mean(self.time_limits)})
+            frame = {"type": "progress", "point": self.point, "timestep": int(self.num_timesteps),
+                     "episodes": len(self.successes),
+                     "success_rate": sum(self.successes) / len(self.successes) if self.successes else None,
+                     "env_return": sum(self.returns) / len(self.returns) if self.returns else None,
+                     "reward_mean": total_stats[0] if total_stats else None,
+                     "components": {name: values[0] for name, values in summary.items()},
+                     "progress_best_mean": _mean(self.progress_best), "progress_best_max": max(
+                         self.progress_best, default=None), "time_limit_rate": _mean(self.time_limits)}
+            if milestones is not None:  # the job asked (a library that does not ask would refuse the field)
+                frame["milestones"] = milestone_shares(milestones, self.episode_milestones)
+            send(frame)
             stats.clear()
             self.successes, self.returns, self.progress_best, self.time_limits = [], [], [], []
+            self.episode_milestones = []
             self.point += 1
             self.next_report += chunk
 
@@ -292,6 +308,31 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
                                       deterministic=bool(job.get("eval_deterministic", True)))
     send({"type": "result", "timesteps": int(model.num_timesteps),
           "eval_success": evaluation.get("success_rate"), "eval_return": evaluation.get("mean_return")})
+
+
+def _milestones(job: dict[str, Any]) -> list[Any] | None:
+    """The env adapter's milestones that ``job["milestones"]`` names, in the adapter's order; None when the job
+    names none (then progress frames carry no ``milestones`` field)."""
+    if not job.get("milestones"):
+        return None
+    from llm_reward.envs import get_adapter
+
+    wanted = set(job["milestones"])
+    return [m for m in get_adapter(job["env_id"]).milestones if m.name in wanted]
+
+
+def milestone_shares(milestones: list[Any], episodes: list[list[bool]]) -> dict[str, float]:
+    """``{name: share of episodes that reached it}`` (``episodes``: one row of flags per finished episode);
+    empty when no episode finished.
+
+        >>> from llm_reward.envs import Milestone
+        >>> steps = [Milestone("a", bool), Milestone("b", bool)]
+        >>> milestone_shares(steps, [[True, False], [True, True], [False, False], [True, False]])
+        {'a': 0.75, 'b': 0.25}
+    """
+    if not episodes:
+        return {}
+    return {m.name: sum(row[j] for row in episodes) / len(episodes) for j, m in enumerate(milestones)}
 
 
 def _mean(values: list[float]) -> float | None:
