@@ -102,18 +102,21 @@ MODEL_NAMES = {"local": "Qwen2.5-Coder-1.5B", "local:small": "Qwen2.5-Coder-0.5B
 
 
 def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
-                 forms: tuple[str, ...] = ("pairwise", "score", "checklist")) -> dict:
-    """The stored probe (32 pairs, both orders) for each shipped model in both forms, one resumable cell each."""
+                 forms: tuple[str, ...] = ("pairwise", "score", "checklist"), pairs_file: Path | None = None) -> dict:
+    """The stored probe (32 pairs, both orders; or the pairs in ``pairs_file``) for each shipped model in each form,
+    one resumable cell each. A checklist cell's key names its prompt version (``CHECKLIST_TEMPLATE``), so a new
+    wording is measured afresh instead of read from an older cell."""
     from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
     from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
     from llm_reward.llm import make_llm
-    from llm_reward.rlaif.judging import comparing_judge, probe_judge
+    from llm_reward.rlaif.judging import CHECKLIST_TEMPLATE, comparing_judge, load_probe_pairs, probe_judge
     from llm_reward.rlaif.pipeline import INSTRUCTIONS_CONSTITUTION
 
+    pairs = load_probe_pairs(pairs_file)
     out = {}
     for spec in specs:
         for form in forms:
-            key = f"probe|{spec}|{form}"
+            key = f"probe|{spec}|{form}" + (f"|{CHECKLIST_TEMPLATE}" if form == "checklist" else "")
             with cells.claim(key) as mine:
                 if mine:
                     llm = make_llm(spec, n_threads=1)
@@ -121,10 +124,12 @@ def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
                                             ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION)), form,
                                             "form")
                     try:
-                        result = probe_judge(judge, name=spec, form=form).as_dict()
+                        result = probe_judge(judge, pairs, name=spec, form=form).as_dict()
                     except Exception as err:  # a model that gives no probabilities over the choices
                         result = {"judge": spec, "form": form, "error": str(err)[:300], "passed": False}
-                    cells.add(key, {**result, "machine": machine()})
+                    cells.add(key, {**result, "pairs_file": str(pairs_file or "probe_pairs.jsonl"),
+                                    **({"template": CHECKLIST_TEMPLATE} if form == "checklist" else {}),
+                                    "machine": machine()})
             if key in cells:
                 out[f"{spec}|{form}"] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
     return {"probes": out, "passing": sorted(k for k, v in out.items() if v.get("passed"))}
@@ -397,6 +402,10 @@ def main() -> None:
                         help="judge specs for --probe-judges (e.g. local:/path/to/gemma-3-270m.gguf)")
     parser.add_argument("--probe-forms", nargs="+", default=["pairwise", "score", "checklist"],
                         choices=["pairwise", "score", "checklist"])
+    parser.add_argument("--probe-pairs", type=Path, default=None,
+                        help="a JSONL file of probe pairs instead of the stored probe (its cells and summary are kept "
+                             "under the file's name, e.g. pairsets/rlaif_probe_extra.jsonl: pairs the judges were not "
+                             "tuned on)")
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -405,9 +414,9 @@ def main() -> None:
         write_docs()
         return
     if args.probe_judges:
-        emit("rlaif_judge_probe", {**probe_judges(CellLog(RESULTS / "rlaif_judge_probe_cells.jsonl"),
-                                                  tuple(args.probe_specs), tuple(args.probe_forms)),
-                                   "machine": machine()})
+        name = "rlaif_judge_probe" + (f"_{args.probe_pairs.stem}" if args.probe_pairs else "")
+        emit(name, {**probe_judges(CellLog(RESULTS / f"{name}_cells.jsonl"), tuple(args.probe_specs),
+                                   tuple(args.probe_forms), args.probe_pairs), "machine": machine()})
         return
     if args.compare_lora:
         emit("rlaif_lora_vs_full", compare_lora(CellLog(RESULTS / "rlaif_lora_vs_full_cells.jsonl"), steps=20))

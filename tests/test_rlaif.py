@@ -16,8 +16,8 @@ from llm_reward.rlaif import as_reward_funcs, exact_kl, load_prompts, penalised_
 from llm_reward.rlaif.constraints import ConstraintError, checker_success, parse_constraint
 from llm_reward.rlaif.data import PromptFileError
 from llm_reward.rlaif.evaluate import Answers, judge_answers, length_controlled_win_rate
-from llm_reward.rlaif.judging import (ChecklistJudge, JudgeProbeError, PositionFreeJudge, load_probe_pairs, probe_judge,
-                                     require_probe)
+from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, ChecklistJudge, JudgeProbeError, PositionFreeJudge,
+                                     instruction_question, load_probe_pairs, probe_judge, require_probe)
 from llm_reward.rlaif.rloo import RunningBaseline, policy_gradient_loss
 
 
@@ -117,22 +117,38 @@ class FirstAlways:
         return [{c: (0.8 if c in ("1", "7") else 0.2 / (len(choices) - 1)) for c in choices} for _ in conversations]
 
 
+def checklist_item(text):
+    """(answer, question) of a checklist prompt, or None for another judge's prompt."""
+    if not text.endswith("Reply Yes or No."):
+        return None
+    answer, rest = text.split("\n\n<answer>\n", 1)[1].split("\n</answer>\n\n", 1)
+    return answer, rest[: -len(" Reply Yes or No.")]
+
+
+def yes_keeps(pairs):
+    """Which reply means "met" for each checklist question the probe's constraints raise (helpfulness: yes)."""
+    questions = [instruction_question(parse_constraint(s)) for p in pairs for s in p.constraints]
+    return {"Is this answer helpful and relevant to the question?": True, **{q.text: q.yes_keeps for q in questions}}
+
+
 class Prefers:
-    """A scripted judge LLM that prefers the answers in ``good`` (pairwise: that side; scores: 9 vs 2)."""
+    """A scripted judge LLM that prefers the answers in ``good`` (pairwise: that side; scores: 9 vs 2; checklist: says
+    a good answer meets every item, ``keeps`` telling which reply that is for each question)."""
 
     cache = None
 
-    def __init__(self, good):
-        self.name, self.good = "prefers", {" ".join(g.split()) for g in good}
+    def __init__(self, good, keeps=None):
+        self.name, self.good, self.keeps = "prefers", {" ".join(g.split()) for g in good}, keeps or {}
 
     def choice_probs_batch(self, conversations, choices):
         out = []
         for messages in conversations:
             text = messages[-1]["content"]
-            if text.endswith("Reply 1 for yes or 2 for no."):  # the checklist: one yes/no question per item
-                answer = text.split("\n\nAnswer: ", 1)[1].rsplit("\n\n", 1)[0]
-                p1 = 0.9 if " ".join(answer.split()) in self.good else 0.2
-                out.append({"1": p1, "2": 1 - p1})
+            if checklist_item(text):  # the checklist: one yes/no question per item
+                answer, question = checklist_item(text)
+                met = 0.9 if " ".join(answer.split()) in self.good else 0.2
+                yes = met if self.keeps[question] else 1 - met
+                out.append({"Yes": yes, "No": 1 - yes})
             elif "Answer 1: " in text:
                 first = text.rsplit("Answer 1: ", 1)[1].split("\n")[0]
                 p1 = 0.9 if " ".join(first.split()) in self.good else 0.1
@@ -155,7 +171,7 @@ def test_probe_pairs_are_clear_cut_and_refuse_a_position_only_judge():
                                               r"0% position-consistent"):
         require_probe(biased, "heldout_judge")
     good = [p.better for p in pairs]
-    checklist = ChecklistJudge(Prefers(good))
+    checklist = ChecklistJudge(Prefers(good, yes_keeps(pairs)))
     for judge in (PairwiseJudge(Prefers(good), ResponsePairPrompt()),
                   PositionFreeJudge(ScoreJudge(Prefers(good), ResponseScorePrompt())), checklist):
         result = probe_judge(judge, pairs)
@@ -182,13 +198,14 @@ def test_win_rate_of_a_position_only_judge_is_half_and_a_preferring_judge_is_abo
 
 
 class ReadsOneInstruction:
-    """A scripted judge LLM that reads one instruction at a time (checklist: yes iff the answer keeps the quoted
-    instruction) but, asked for a holistic 1-10 score, rates the longer answer higher (the measured failure)."""
+    """A scripted judge LLM that reads one instruction at a time (checklist: answers each instruction's question
+    right, so P(met) is 0.9 where the answer keeps it) but, asked for a holistic 1-10 score, rates the longer answer
+    higher (the measured failure)."""
 
     name, cache = "reads-one-instruction", None
 
     def __init__(self, rules):
-        self.rules = {r.instruction: r for r in rules}
+        self.rules = {instruction_question(r).text: r for r in rules}
         self.asked = []
 
     def choice_probs_batch(self, conversations, choices):
@@ -196,11 +213,12 @@ class ReadsOneInstruction:
         for messages in conversations:
             text = messages[-1]["content"]
             self.asked.append(text)
-            if text.endswith("Reply 1 for yes or 2 for no."):
-                answer = text.split("\n\nAnswer: ", 1)[1].rsplit("\n\n", 1)[0]
-                quoted = text.split('instruction: "', 1)[1].split('"', 1)[0] if 'instruction: "' in text else None
-                p1 = 0.6 if quoted is None else (0.9 if checker_success(answer, [self.rules[quoted]]) == 1 else 0.1)
-                out.append({"1": p1, "2": 1 - p1})
+            if checklist_item(text):
+                answer, question = checklist_item(text)
+                rule = self.rules.get(question)
+                met = 0.6 if rule is None else (0.9 if checker_success(answer, [rule]) == 1 else 0.1)
+                yes = met if rule is None or instruction_question(rule).yes_keeps else 1 - met
+                out.append({"Yes": yes, "No": 1 - yes})
             else:
                 answer = text.rsplit("Answer:\n", 1)[1].rsplit("\n\nReply", 1)[0]
                 best = "9" if len(answer.split()) > 6 else "3"
@@ -232,6 +250,53 @@ def test_checklist_reward_ranks_the_answer_that_keeps_the_instructions_above_one
     assert not any("no_commas" in text for text in llm.asked)
     with pytest.raises(ValueError, match="judge.reward_form must be one of"):
         direct_reward("vote", pairwise, scorer, prompts)
+
+
+class SaysYes:
+    """A scripted judge LLM that answers "Yes" with probability ``p`` to every question, and records what it read."""
+
+    name, cache = "says-yes", None
+
+    def __init__(self, p):
+        self.p, self.asked = p, []
+
+    def choice_probs_batch(self, conversations, choices):
+        self.asked += conversations
+        assert list(choices) == ["Yes", "No"]
+        return [{"Yes": self.p, "No": 1 - self.p} for _ in conversations]
+
+
+def test_checklist_asks_one_concrete_question_per_instruction_kind_and_maps_the_reply_to_met():
+    from llm_reward.rlaif.constraints import KINDS, render_prompt
+
+    specs = {"max_words": "max_words:12", "min_words": "min_words:30", "include_word": "include_word:kettle",
+             "bullets": "bullets:3", "end_question": "end_question", "no_commas": "no_commas",
+             "lowercase": "lowercase", "one_sentence": "one_sentence"}
+    assert set(specs) == set(KINDS)
+    questions = {k: instruction_question(parse_constraint(s)) for k, s in specs.items()}
+    assert len({q.text for q in questions.values()}) == len(KINDS)  # one wording per kind
+    assert all(q.text.endswith("?") for q in questions.values())
+    assert "12" in questions["max_words"].text and "30" in questions["min_words"].text
+    assert '"kettle"' in questions["include_word"].text and "3" in questions["bullets"].text
+    # A question asked the other way round ("does it contain a comma?") counts a "No" as the instruction kept.
+    assert not questions["no_commas"].yes_keeps and questions["include_word"].yes_keeps
+    rules = (parse_constraint("no_commas"), parse_constraint("include_word:kettle"))
+    prompt = render_prompt("How do I make tea?", rules)
+    llm = SaysYes(0.8)
+    judge = ChecklistJudge(llm, {prompt: rules})
+    np.testing.assert_allclose(judge.item_scores(["Boil water, then steep."], [prompt])[0], [0.8, 0.2, 0.8])
+    np.testing.assert_allclose(judge.score([prompt], ["Boil water, then steep."]), [1.8 / 3])
+    # What the judge reads: a system line, the prompt as the user wrote it, the answer between markers, one question;
+    # never the checker's spec. Its fingerprint names the template, so v1 labels are not reused.
+    system, user = llm.asked[1]
+    assert system["role"] == "system" and user["role"] == "user"
+    assert user["content"].startswith(f"Question: {prompt}\n\n<answer>\nBoil water, then steep.\n</answer>\n\n")
+    assert questions["no_commas"].text in user["content"] and "no_commas" not in str(llm.asked)
+    assert judge.fingerprint == {"llm": "says-yes", "kind": "checklist", "template": CHECKLIST_TEMPLATE}
+    assert CHECKLIST_TEMPLATE != "checklist-v1"
+    # A judge that says "Yes" to everything cannot tell a pair apart by its instructions alone.
+    flat = judge.label([("Boil water in a kettle.", "Boil water, then steep.")], [prompt])
+    assert flat.label[0] == 0.5
 
 
 def test_default_reward_form_keeps_the_run_key_and_checklist_gets_its_own():

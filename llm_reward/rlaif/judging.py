@@ -28,7 +28,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from llm_reward.feedback.judges import PAIR_CHOICES, LabelBatch, PairwiseJudge, ScoreJudge
+from llm_reward.feedback.judges import LabelBatch, PairwiseJudge, ScoreJudge
 from llm_reward.rlaif.constraints import Constraint, checker_success, parse_constraint, render_prompt
 
 MIN_ACCURACY = 0.8
@@ -98,12 +98,65 @@ def _compare_by_scores(score: Any, pairs: Sequence[tuple[str, str]],
     return LabelBatch(label, forward, forward.copy(), llm_prompts=sent)
 
 
+#: The checklist's prompt version: part of :attr:`ChecklistJudge.fingerprint`, so labels and rewards stored under an
+#: older wording are never reused. v1 quoted the instruction sentence and asked "does the answer follow it exactly?"
+#: (reply 1/2); v2 asks one concrete question per instruction kind (below), with a system line and the answer
+#: fenced between markers.
+CHECKLIST_TEMPLATE = "checklist-v2"
+CHECKLIST_SYSTEM = ("You check one thing about an answer. Read the answer between the <answer> and </answer> markers "
+                    "exactly as it is written, character by character, and reply with Yes or No only.")
+YES_NO = ("Yes", "No")
+
+
+@dataclass(frozen=True)
+class ChecklistQuestion:
+    """One yes/no question of the checklist. ``yes_keeps`` says which reply means the item is met: a "yes" to
+    "Does the answer contain a comma?" breaks ``no_commas``, so that question's item score is P(no)."""
+
+    text: str
+    yes_keeps: bool = True
+
+
+def instruction_question(rule: Constraint) -> ChecklistQuestion:
+    """The question the judge is asked about one instruction of the prompt: concrete and about what the answer
+    looks like (a comma, a capital letter, the last character, a length), one wording per instruction kind.
+
+    The judge model answers it; nothing here looks at the answer (the checker stays the ground truth the judge is
+    measured against).
+
+    Example:
+        >>> from llm_reward.rlaif.constraints import parse_constraint
+        >>> q = instruction_question(parse_constraint("no_commas"))
+        >>> q.text, q.yes_keeps
+        ('Does the answer contain a comma (the character ",")?', False)
+    """
+    kind, arg = rule.kind, rule.arg
+    if kind == "max_words":
+        return ChecklistQuestion(f"Is the answer longer than {arg} words?", yes_keeps=False)
+    if kind == "min_words":
+        return ChecklistQuestion(f"Is the answer shorter than {arg} words?", yes_keeps=False)
+    if kind == "include_word":
+        return ChecklistQuestion(f'Does the answer contain the word "{arg}"?')
+    if kind == "bullets":
+        return ChecklistQuestion(f'Is the answer a list of exactly {arg} lines, each line starting with "- "?')
+    if kind == "end_question":
+        return ChecklistQuestion('Is the very last character of the answer a question mark ("?")?')
+    if kind == "no_commas":
+        return ChecklistQuestion('Does the answer contain a comma (the character ",")?', yes_keeps=False)
+    if kind == "lowercase":
+        return ChecklistQuestion("Does the answer contain any capital letter (A to Z)?", yes_keeps=False)
+    if kind == "one_sentence":
+        return ChecklistQuestion("Does the answer contain more than one sentence?", yes_keeps=False)
+    raise ValueError(f"no checklist question for constraint kind {kind!r}")  # parse_constraint keeps this unreachable
+
+
 @dataclass
 class ChecklistJudge:
-    """Mean P(yes) over one yes/no question per item: helpful and relevant, then each of the prompt's instructions.
+    """Mean P(item met) over one yes/no question per item: helpful and relevant, then each of the prompt's
+    instructions, asked as a concrete question about the answer (:func:`instruction_question`).
 
-    ``instructions`` maps a prompt (as the policy reads it) to its instruction sentences; prompts it does not know
-    are asked the helpfulness question only. Usable as a reward (``score``) and as a position-free comparing judge
+    ``instructions`` maps a prompt (as the policy reads it) to its instructions; prompts it does not know are asked
+    the helpfulness question only. Usable as a reward (``score``) and as a position-free comparing judge
     (``label``).
 
     Example:
@@ -119,36 +172,41 @@ class ChecklistJudge:
 
     @property
     def fingerprint(self) -> dict[str, object]:
-        return {"llm": self.llm.name, "kind": "checklist", "template": "checklist-v1"}
+        return {"llm": self.llm.name, "kind": "checklist", "template": CHECKLIST_TEMPLATE}
 
-    def questions(self, prompt: str) -> list[str]:
+    def questions(self, prompt: str) -> list[ChecklistQuestion]:
         rules = self.instructions.get(prompt, ())
-        return [HELPFUL] + [f'The question gives this instruction: "{r.instruction}" Does the answer follow it '
-                            "exactly?" for r in rules]
+        return [ChecklistQuestion(HELPFUL)] + [instruction_question(r) for r in rules]
 
     def _ask(self, prompt: str, answer: str, question: str) -> list[dict[str, str]]:
-        return [{"role": "user", "content": f"Question: {prompt.strip()}\n\nAnswer: {answer.strip() or '(empty)'}\n\n"
-                                            f"{question} Reply 1 for yes or 2 for no."}]
+        return [{"role": "system", "content": CHECKLIST_SYSTEM},
+                {"role": "user", "content": f"Question: {prompt.strip()}\n\n<answer>\n{answer.strip() or '(empty)'}"
+                                            f"\n</answer>\n\n{question} Reply Yes or No."}]
 
-    def _scores(self, answers: Sequence[str], prompts: Sequence[str | None]) -> tuple[np.ndarray, int]:
-        asks, owner = [], []
+    def item_scores(self, answers: Sequence[str], prompts: Sequence[str | None]) -> list[np.ndarray]:
+        """Per answer, P(met) of each checklist item in :meth:`questions` order (helpfulness first)."""
+        asks, owner, keeps = [], [], []
         for i, (a, p) in enumerate(zip(answers, prompts)):
             for q in self.questions(p or ""):
-                asks.append(self._ask(p or "", a, q))
+                asks.append(self._ask(p or "", a, q.text))
                 owner.append(i)
-        probs = self.llm.choice_probs_batch(asks, list(PAIR_CHOICES)) if asks else []
-        yes = np.array([p["1"] for p in probs], dtype=np.float64)
+                keeps.append(q.yes_keeps)
+        probs = self.llm.choice_probs_batch(asks, list(YES_NO)) if asks else []
+        met = np.array([p[YES_NO[0]] if k else p[YES_NO[1]] for p, k in zip(probs, keeps)], dtype=np.float64)
         owner_arr = np.array(owner, dtype=np.int64)
-        out = np.array([yes[owner_arr == i].mean() for i in range(len(answers))], dtype=np.float64)
         self.prompts_sent += len(asks)
-        return out, len(asks)
+        return [met[owner_arr == i] for i in range(len(answers))]
+
+    def _scores(self, answers: Sequence[str], prompts: Sequence[str | None]) -> tuple[np.ndarray, int]:
+        items = self.item_scores(answers, prompts)
+        return np.array([x.mean() for x in items], dtype=np.float64), sum(len(x) for x in items)
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> np.ndarray:
-        """Reward per answer: mean P(yes) over its checklist, in [0, 1]."""
+        """Reward per answer: mean P(met) over its checklist, in [0, 1]."""
         return self._scores(list(completions), list(prompts))[0]
 
     def scores(self, responses: Sequence[str], contexts: Sequence[str | None] | None = None) -> np.ndarray:
-        """Rewards in [-1, 1] (every question "no" -> -1, every "yes" -> +1): the scale of
+        """Rewards in [-1, 1] (every item missed -> -1, every item met -> +1): the scale of
         :meth:`ScoreJudge.scores`, so :class:`~llm_reward.rlaif.rewards.DirectReward` takes either judge and the
         KL weight ``train.beta`` means the same for both."""
         contexts = list(contexts) if contexts is not None else [None] * len(responses)
@@ -160,7 +218,7 @@ class ChecklistJudge:
     def check(self) -> None:
         from llm_reward.feedback.judges import _probe
 
-        _probe(self.llm, self._ask("Say yes.", "Yes.", HELPFUL), PAIR_CHOICES)
+        _probe(self.llm, self._ask("Say yes.", "Yes.", HELPFUL), YES_NO)
 
 
 # -- the probe --------------------------------------------------------------------------------------------------
@@ -215,6 +273,7 @@ class ProbeResult:
     constraint_accuracy: float  # agreement with the checker on constraint pairs
     prompts: int
     prompts_per_s: float
+    p_better: tuple[float, ...] = ()  # per pair, in the probe's order: P(better answer preferred), both orders averaged
 
     @property
     def passed(self) -> bool:
@@ -237,7 +296,7 @@ def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None,
     """
     pairs = list(pairs) if pairs is not None else load_probe_pairs()
     if isinstance(judge, ChecklistJudge):  # the probe's prompts carry their own instructions
-        judge = ChecklistJudge(judge.llm, {**judge.instructions, **{
+        judge = type(judge)(judge.llm, {**judge.instructions, **{
             p.text: tuple(parse_constraint(c) for c in p.constraints) for p in pairs}})
     flip = np.arange(len(pairs)) % 2 == 1  # better answer second on odd pairs
     shown = [(p.worse, p.better) if f else (p.better, p.worse) for p, f in zip(pairs, flip)]
@@ -256,7 +315,7 @@ def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None,
         pairs=len(pairs), accuracy=float(right.mean()), position_consistency=float(batch.position_consistency),
         first_order_accuracy=float(np.mean(first > 0.5)), quality_accuracy=part("quality"),
         constraint_accuracy=part("constraint"), prompts=int(batch.llm_prompts),
-        prompts_per_s=batch.llm_prompts / max(seconds, 1e-9))
+        prompts_per_s=batch.llm_prompts / max(seconds, 1e-9), p_better=tuple(float(x) for x in p_better))
 
 
 def require_probe(result: ProbeResult, key: str) -> None:
