@@ -25,7 +25,8 @@ from llm_reward.llm import LLMError, make_llm
 from llm_reward.rlaif.constraints import checker_success
 from llm_reward.rlaif.data import PromptSet, load_prompts
 from llm_reward.rlaif.evaluate import evaluate, generate_answers
-from llm_reward.rlaif.judging import FORMS, ChecklistJudge, comparing_judge, probe_judge, require_probe
+from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, FORMS, ChecklistJudge, comparing_judge, probe_judge,
+                                     require_probe)
 from llm_reward.rlaif.policy import LoraSettings, Policy, check_policy, load_policy
 from llm_reward.rlaif.rewards import DirectReward, DistilledReward, TextReward, checker_labels, fit_distilled_reward
 from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, plot_curve, timing_summary
@@ -97,11 +98,13 @@ def run_key(cfg: DictConfig) -> str:
     """The run directory's name: everything that decides the result except ``train.steps`` (so more steps resume).
 
     ``judge.reward_form`` counts only where it changes the reward (direct mode, not ``score``), so runs from before
-    the key existed keep their directories.
+    the key existed keep their directories; a checklist reward also counts its prompt version (``CHECKLIST_TEMPLATE``).
     """
     decided = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("policy", "judge", "data", "distilled")}
     if decided["judge"].get("reward_form", "score") == "score" or cfg.mode != "direct":
         decided["judge"].pop("reward_form", None)
+    elif decided["judge"]["reward_form"] == "checklist":  # a new question wording is a new reward: a new run
+        decided["judge"]["checklist_template"] = CHECKLIST_TEMPLATE
     decided["distilled"] = decided["distilled"] if cfg.mode == "distilled" else None
     decided["train"] = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "steps"}
     return f"{cfg.mode}_{cfg.policy.name}_{cfg.judge.name}_seed{cfg.seed}_{digest(decided, length=10)}"
