@@ -11,6 +11,8 @@ prompts/s, optimiser steps/s; our sampling against transformers' own batched ``g
 
     python benchmarks/rlaif_text.py --quick             # one short direct run (<= 10 min here)
     python benchmarks/rlaif_text.py --probe-judges      # which shipped model passes which judge form
+    python benchmarks/rlaif_text.py --probe-judges --probe-pairs benchmarks/pairsets/rlaif_probe_extra.jsonl \
+        --probe-specs local --probe-forms checklist score  # constraint pairs the checklist was not tuned on
     nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 1 2   # resumable cells
     nice -n 15 python benchmarks/rlaif_text.py --modes distilled shuffled --seeds 0 1 2
     nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 --tag checklist judge.reward_form=checklist
@@ -314,6 +316,18 @@ def results_markdown() -> str:
                          f"{_f(r['constraint_accuracy'])} | {_f(r['quality_accuracy'])} | {_f(r['prompts_per_s'])} | "
                          f"{'yes' if r['passed'] else 'no'} |")
         lines.append("")
+    extra_file = RESULTS / "rlaif_judge_probe_rlaif_probe_extra.json"
+    if extra_file.exists():
+        probes = {k: r for k, r in json.loads(extra_file.read_text())["probes"].items() if "error" not in r}
+        if probes:
+            lines += [f"**Constraint pairs the checklist wording was not tuned on** "
+                      f"({next(iter(probes.values()))['pairs']} pairs, both orders, "
+                      "`--probe-pairs benchmarks/pairsets/rlaif_probe_extra.jsonl`; constraint pairs only, so no pass "
+                      "or fail):", "", "| model | form | constraint pairs right | position consistency |",
+                      "|---|---|---|---|"]
+            lines += [f"| {MODEL_NAMES.get(r['judge'], Path(r['judge']).stem)} (`{r['judge'][:20]}`) | {r['form']} | "
+                      f"{_f(r['constraint_accuracy'])} | {_f(r['position_consistency'])} |" for r in probes.values()]
+            lines.append("")
     lora_file = RESULTS / "rlaif_lora_vs_full.json"
     if lora_file.exists():
         variants = json.loads(lora_file.read_text())["variants"]

@@ -10,11 +10,13 @@ that judge reads 0.5 whatever the answers are, so a win rate under it is forced.
   :class:`ScoreJudge` and the one with the higher expected score wins (ties 0.5). It cannot be position-biased, so a
   judge that fails the pairwise form may still pass this one.
 * :class:`ChecklistJudge` asks one yes/no question per item instead of one holistic score: "is this answer helpful
-  and relevant?" and, for each instruction sentence the user wrote, "does the answer follow it?" (the instruction's
-  text, as the user wrote it; never the checker). Its reward is the mean P(yes) (direct mode's reward with
-  ``judge.reward_form=checklist``), and it compares answers position-free like :class:`PositionFreeJudge`. Small
-  judges that miss instructions inside a holistic 1-10 score (they prefer the longer answer) read single
-  instructions better.
+  and relevant?" and, for each instruction of the prompt, one concrete question about what the answer looks like
+  (:func:`instruction_question`: "Does the answer contain a comma?", "Is the answer longer than 12 words?"; one
+  wording per instruction kind). The judge model answers each question; the checker is never run or shown. Its
+  reward is the mean P(met) (direct mode's reward with ``judge.reward_form=checklist``), and it compares answers
+  position-free like :class:`PositionFreeJudge`. Small judges that miss instructions inside a holistic 1-10 score
+  (they prefer the longer answer) answer concrete single questions better: Qwen2.5-Coder-1.5B passes the probe in
+  this form (``benchmarks/results/rlaif_judge_probe.json``).
 """
 
 from __future__ import annotations
