@@ -136,6 +136,27 @@ def test_normalised_e3b_is_the_elliptical_bonus_on_unit_phi_over_the_per_step_sp
     assert raw.max() <= 1 / 0.1 and e3b.stats()["raw_bonus_mean"] <= 1 / 0.1
 
 
+@pytest.mark.parametrize("kind", [E3B, RND])
+def test_centred_bonus_is_the_bonus_minus_its_running_mean(kind):
+    """center=True: the same bonus, shifted by the running mean of everything paid so far (this step included),
+    so a usual step earns nothing or less and a novel step still pays more than a usual one."""
+    rng = np.random.default_rng(5)
+    plain, centred = (kind(BOX, spaces.Discrete(2), n_envs=2, train_every=10_000, center=c, seed=1)
+                      for c in (False, True))
+    episode = rng.normal(size=(40, 2, 5)).astype(np.float32)
+    for bonus in (plain, centred):
+        bonus.reset(episode[0])
+    level, paid = RunningMeanStd(shape=()), []
+    for t in range(1, 40):
+        args = (episode[t - 1], np.zeros(2), episode[t], np.zeros(2, bool), episode[t])
+        expected = plain.step(*args)
+        level.update(expected)
+        got = centred.step(*args)
+        np.testing.assert_allclose(got, expected - level.mean, rtol=1e-6, atol=1e-9)
+        paid.append(got)
+    assert float(level.mean) > 0 and float(np.mean(paid)) < float(level.mean)  # the plain bonus is all positive
+
+
 @pytest.fixture(scope="module")
 def keycorridor_e3b():
     """The configured E3B (conf/novelty/e3b.yaml, trained faster) on KeyCorridorS3R3 under a random policy: per

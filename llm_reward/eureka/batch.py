@@ -126,6 +126,8 @@ def _parse_layout(block: bytes) -> tuple[Any, ...]:
     return (*specs, block[-1] == 1)
 
 
+# Both caches hold pure functions of their key (dtypes and shapes), so every server and thread in a process shares
+# them safely: a race at worst computes one entry twice.
 _MAX_LAYOUTS = 64  # a vector env has one layout; a caller that varies its batch size gets a few
 _HEADS: dict[tuple, tuple[bytes, int]] = {}  # the library's header bytes per layout
 _LAYOUTS: dict[bytes, tuple[Any, ...]] = {}  # the worker's parsed layouts

@@ -194,25 +194,26 @@ def feedback_messages(context: EnvContext, code: str, feedback: str) -> Messages
             {"role": "user", "content": feedback}]
 
 
+def _meaning(reason: str) -> str:
+    """``"\nThat is: <hint>"`` where the reason is a common mistake (:func:`repair_hint`), else ``""``."""
+    hint = repair_hint(reason)
+    return f"\nThat is: {hint}" if hint else ""
+
+
 def failure_feedback(reason: str) -> str:
     """What a candidate that did not run is told: the one-line reason from the allow-list, smoke test or trainer,
     and what it means where it is a common mistake (:func:`repair_hint`)."""
-    hint = repair_hint(reason)
-    return _FAILURE.format(reason=f"{reason}\nThat is: {hint}" if hint else reason)
+    return _FAILURE.format(reason=reason + _meaning(reason))
 
 
-def repair_messages(messages: Messages, reply: str, reason: str, code: str | None = None) -> Messages:
+def repair_messages(messages: Messages, reason: str, code: str | None = None) -> Messages:
     """A repair turn: the prompt, then the one-line reason the failed reply could not be used (what it means, where
     it is a common mistake, and the failing line where the reason names one of ``code``), asking for the function
     anew. The failed reply itself is not sent back as the assistant's turn: shown its own reply, the 1.5B coder
-    repeated it verbatim at the repair's new seed whatever the reason said (DoorKey-8x8, two repairs of two).
-    ``reply`` (the failed reply) is kept in the signature for callers; it is not sent."""
-    hint = repair_hint(reason)
+    repeated it verbatim at the repair's new seed whatever the reason said (DoorKey-8x8, two repairs of two)."""
     line = ""
     number = re.search(r"\bline (\d+)", reason or "")
     lines = (code or "").splitlines()
     if number and 0 < int(number[1]) <= len(lines) and lines[int(number[1]) - 1].strip():
         line = f"\nThe failing line: `{lines[int(number[1]) - 1].strip()[:200]}`"
-    if hint:
-        line += f"\nThat is: {hint}"
-    return [*messages, {"role": "user", "content": _REPAIR.format(reason=reason, line=line)}]
+    return [*messages, {"role": "user", "content": _REPAIR.format(reason=reason, line=line + _meaning(reason))}]

@@ -325,7 +325,7 @@ class EurekaSearch:
                     return code, attempts
                 stage = "smoke"
             attempts.append({"stage": stage, "reason": reason, "code": code})
-            turn = repair_messages(messages, reply, reason, code)
+            turn = repair_messages(messages, reason, code)
         return None, attempts
 
     def _reference(self) -> dict[str, float] | None:

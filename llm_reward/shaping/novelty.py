@@ -26,6 +26,12 @@ Two kinds, each as its paper defines it:
      of up to 1. The measurements are in the commit message of this change (git log -S reward_norm).
 
   ``normalize=False`` is the paper's raw ``b`` on the encoder's raw output.
+
+  ``center=True`` (off by default; either kind) subtracts the running mean of the bonus from it, so the bonus is
+  zero on average per step and pays for novel states only relative to the usual ones. Why: a bonus that is
+  positive at every step pays a policy for every step it stays in the episode, and in a task whose only other
+  reward is a success bonus that shrinks with episode length (MiniGrid) that can outweigh finishing; centred,
+  staying longer earns nothing in expectation.
 * :class:`RND` — Random Network Distillation (Burda et al., ICLR 2019), global: the squared error of a predictor
   network against a fixed, randomly initialised target network on the whitened observation, divided by a running
   standard deviation of the discounted intrinsic return (the paper's normalisation).
@@ -171,12 +177,13 @@ class _NetworkBonus(abc.ABC):
     name = "novelty"
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int, seed: int,
-                 trainer: _Trainer, normalize: bool, clip: float = 5.0):
+                 trainer: _Trainer, normalize: bool, center: bool = False, clip: float = 5.0):
         self.size = flat_size(observation_space, self.name)
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
-        self.n_envs, self.trainer, self.normalize = n_envs, trainer, bool(normalize)
+        self.n_envs, self.trainer, self.normalize, self.center = n_envs, trainer, bool(normalize), bool(center)
         self.spread_rms = RunningMeanStd(shape=())  # of what the bonus is divided by the spread of (_spread_sample)
+        self.level_rms = RunningMeanStd(shape=())  # of the (scaled) bonus, subtracted when ``center``
         self.whiten = ObservationWhitener(self.size, clip)
         action_shape = () if isinstance(action_space, spaces.Discrete) else tuple(action_space.shape or ())
         self.buffer = _Transitions(self.size, action_shape, trainer.train_every)
@@ -192,12 +199,16 @@ class _NetworkBonus(abc.ABC):
         return raw
 
     def _normalized(self, raw: np.ndarray) -> np.ndarray:
-        """``raw`` over the running standard deviation of :meth:`_spread_sample` (never a shift by the mean), or
-        ``raw`` itself when ``normalize`` is off."""
-        if not self.normalize:
-            return raw
-        self.spread_rms.update(self._spread_sample(raw))
-        return raw / math.sqrt(float(self.spread_rms.var) + 1e-8)
+        """``raw`` over the running standard deviation of :meth:`_spread_sample` (``raw`` itself when ``normalize``
+        is off), then, when ``center``, minus the running mean of that scaled bonus (this batch included)."""
+        bonus = raw
+        if self.normalize:
+            self.spread_rms.update(self._spread_sample(raw))
+            bonus = raw / math.sqrt(float(self.spread_rms.var) + 1e-8)
+        if self.center:
+            self.level_rms.update(bonus)
+            bonus = bonus - float(self.level_rms.mean)
+        return bonus
 
     def _record(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
         self.buffer.add(obs, actions, next_obs)
@@ -231,6 +242,7 @@ class E3B(_NetworkBonus):
         normalize: ``phi`` of unit length (so ``b <= 1 / ridge``) and ``b`` over the running standard deviation
             of the per-step ``b`` (the paper code's ``--reward_norm int``); why: the module doc. False: the
             paper's raw ``b`` on the encoder's raw output.
+        center: subtract the running mean of the bonus (zero on average per step; the module doc says why).
         train_every, epochs, batch_size, lr: the inverse-dynamics model's training (see the module doc).
         seed: network initialisation and minibatch order.
 
@@ -249,7 +261,7 @@ class E3B(_NetworkBonus):
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int = 1,
                  latent_dim: int = 64, hidden: int = 128, ridge: float = 0.1, normalize: bool = True,
-                 train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
+                 center: bool = False, train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
                  lr: float = 1e-3, seed: int = 0):
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise ValueError(f"e3b's inverse-dynamics model predicts Discrete or Box actions, got {action_space}")
@@ -258,7 +270,7 @@ class E3B(_NetworkBonus):
         if latent_dim < 1 or hidden < 1:
             raise ValueError(f"latent_dim and hidden must be >= 1, got {latent_dim}, {hidden}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize)
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, center=center)
         self.ridge, self.latent_dim = float(ridge), int(latent_dim)
         self.discrete = isinstance(action_space, spaces.Discrete)
         n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
@@ -344,6 +356,7 @@ class RND(_NetworkBonus):
         out_dim, hidden: the networks' output and hidden sizes.
         gamma: discount of the intrinsic return whose spread normalises the bonus.
         normalize: divide by that spread.
+        center: subtract the running mean of the bonus (see the module doc).
         train_every, epochs, batch_size, lr: the predictor's training.
         seed: network initialisation and minibatch order.
 
@@ -360,13 +373,14 @@ class RND(_NetworkBonus):
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, *, n_envs: int = 1,
                  out_dim: int = 64, hidden: int = 128, gamma: float = 0.99, normalize: bool = True,
-                 train_every: int = 2048, epochs: int = 1, batch_size: int = 256, lr: float = 5e-4, seed: int = 0):
+                 center: bool = False, train_every: int = 2048, epochs: int = 1, batch_size: int = 256,
+                 lr: float = 5e-4, seed: int = 0):
         if out_dim < 1 or hidden < 1:
             raise ValueError(f"out_dim and hidden must be >= 1, got {out_dim}, {hidden}")
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
         super().__init__(observation_space, action_space, n_envs=n_envs, seed=seed,
-                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize)
+                         trainer=_Trainer(train_every, epochs, batch_size, lr), normalize=normalize, center=center)
         self.gamma = float(gamma)
         self.returns = np.zeros(n_envs)  # per env, the discounted bonus return so far (RND's forward filter)
         with torch.random.fork_rng():
