@@ -13,7 +13,7 @@ from llm_reward.eureka.executors import ExecutorError, check_executor
 from llm_reward.eureka.extract import ExtractionError, extract_reward_code
 from llm_reward.eureka.prompts import (PROMPTS_DIGEST, TIPS, failure_feedback, feedback_messages,
                                        initial_messages)
-from llm_reward.eureka.reflection import fitness, hns, reflection_text
+from llm_reward.eureka.reflection import fitness, hns, reflection_text, tiebreak
 from llm_reward.eureka.search import EurekaSearch, SearchConfig, hns_summary, sample_seed
 
 ENV_ID = "MiniGrid-DoorKey-5x5-v0"
@@ -116,6 +116,15 @@ def test_fitness_modes():
     assert fitness(CURVE, mode="final") == 0.25
     assert fitness(CURVE, mode="final", evaluation=0.9) == 0.9
     assert fitness([], mode="max") == 0.0
+    # training's short last window (3 episodes after ten of ~33) joins the window before it instead of being read
+    # as a success rate of its own (it was 0.67 beside 0.24: the selected DoorKey reward then evaluated 0.00)
+    doorkey = [{"timestep": 20_000 * (i + 1), "episodes": 33, "success_rate": s, "env_return": s}
+               for i, s in enumerate([0.1, 0.12, 0.24, 0.24])] + [
+        {"timestep": 80_704, "episodes": 3, "success_rate": 2 / 3, "env_return": 2 / 3}]
+    assert fitness(doorkey, mode="max") == pytest.approx((0.24 * 33 + 2) / 36, abs=1e-6)
+    assert fitness(doorkey, mode="final") == fitness(doorkey, mode="max")
+    assert tiebreak(doorkey) == pytest.approx((0.24 * 33 + 2) / 36, abs=1e-6)
+    assert fitness(doorkey[:-1] + [{**doorkey[-1], "episodes": 20}], mode="max") == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="search.fitness"):
         fitness(CURVE, mode="mean")
 

@@ -143,16 +143,50 @@ def reflection_text(curve: list[dict[str, Any]], *, evaluation: float | None = N
     return "\n".join(lines) + "\n\n" + TIPS
 
 
+def pooled_windows(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The curve with each short window pooled into the window before it (success rate and env return weighted by
+    finished episodes): a window with fewer finished episodes than half the curve's median per window.
+
+    Why: training's last report holds the episodes that ended after the last full window, often 2 or 3, and a
+    window of 3 episodes with 2 successes read as a success rate of 0.67 beside windows of 33 at 0.24, which made
+    ``max`` select it (DoorKey-8x8; its retrained policies then evaluated 0.00). Points without an episode count
+    (older stored curves) stay as they are.
+
+    >>> [(p["episodes"], round(p["success_rate"], 2)) for p in pooled_windows(
+    ...     [{"episodes": 30, "success_rate": 0.2}, {"episodes": 30, "success_rate": 0.2},
+    ...      {"episodes": 3, "success_rate": 2 / 3}])]  # the last window: 2 successes in 3 episodes
+    [(30, 0.2), (33, 0.24)]
+    """
+    counts = sorted(int(p["episodes"]) for p in curve if p.get("episodes") and p.get("success_rate") is not None)
+    if not counts:
+        return [dict(p) for p in curve]
+    floor = counts[len(counts) // 2] / 2
+    out: list[dict[str, Any]] = []
+    for point in curve:
+        n = int(point.get("episodes") or 0)
+        last = next((p for p in reversed(out) if p.get("success_rate") is not None and p.get("episodes")), None)
+        if last is not None and 0 < n < floor and point.get("success_rate") is not None:
+            m = int(last["episodes"])
+            for key in ("success_rate", "env_return"):
+                if last.get(key) is not None and point.get(key) is not None:
+                    last[key] = round((last[key] * m + point[key] * n) / (m + n), 6)
+            last["episodes"] = m + n
+            continue
+        out.append(dict(point))
+    return out
+
+
 def fitness(curve: list[dict[str, Any]], *, mode: str = "max", evaluation: float | None = None) -> float:
     """A candidate's training fitness, the search's selection signal: ``max``, the best training-window success
-    rate (Eureka's); ``final``, the last window's, or the evaluation's if the candidate was evaluated.
+    rate (Eureka's); ``final``, the last window's, or the evaluation's if the candidate was evaluated. Windows are
+    read after :func:`pooled_windows` (a short last window joins the one before it).
 
     It is not the reported result: that is the success of the retrained final policies on fresh episodes. A curve
     with no finished episode scores 0.
     """
     if mode not in FITNESS_MODES:
         raise ValueError(f"search.fitness must be one of {FITNESS_MODES}, got {mode!r}")
-    rates = [p["success_rate"] for p in curve if p.get("success_rate") is not None]
+    rates = [p["success_rate"] for p in pooled_windows(curve) if p.get("success_rate") is not None]
     if mode == "final":
         if evaluation is not None:
             return float(evaluation)
@@ -161,8 +195,9 @@ def fitness(curve: list[dict[str, Any]], *, mode: str = "max", evaluation: float
 
 
 def tiebreak(curve: list[dict[str, Any]]) -> float | None:
-    """Second selection key when success rates tie (often all 0 on short budgets): the best mean env return."""
-    returns = [p["env_return"] for p in curve if p.get("env_return") is not None]
+    """Second selection key when success rates tie (often all 0 on short budgets): the best mean env return (of
+    :func:`pooled_windows`)."""
+    returns = [p["env_return"] for p in pooled_windows(curve) if p.get("env_return") is not None]
     return float(max(returns)) if returns else None
 
 
