@@ -100,11 +100,12 @@ def sampling_speed(rounds: int = 2, prompts_n: int = 4, k: int = 2, max_new_toke
 
 
 PROBE_MODELS = ("local", "local:small", "local:tiny")
+PROBE_FORMS = ("pairwise", "score", "checklist")
 MODEL_NAMES = {"local": "Qwen2.5-Coder-1.5B", "local:small": "Qwen2.5-Coder-0.5B", "local:tiny": "SmolLM2-135M"}
 
 
 def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
-                 forms: tuple[str, ...] = ("pairwise", "score", "checklist"), pairs_file: Path | None = None) -> dict:
+                 forms: tuple[str, ...] = PROBE_FORMS, pairs_file: Path | None = None) -> dict:
     """The stored probe (32 pairs, both orders; or the pairs in ``pairs_file``) for each shipped model in each form,
     one resumable cell each. A checklist cell's key names its prompt version (``CHECKLIST_TEMPLATE``), so a new
     wording is measured afresh instead of read from an older cell."""
@@ -116,22 +117,25 @@ def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
 
     pairs = load_probe_pairs(pairs_file)
     out = {}
-    for spec in specs:
-        for form in forms:
+    # measure the asked specs and forms, and report every stored probe of the current prompts: a run of some specs
+    # must not drop the other specs' rows from the stored result
+    for spec in dict.fromkeys((*PROBE_MODELS, *specs)):
+        for form in PROBE_FORMS:
             key = f"probe|{spec}|{form}" + (f"|{CHECKLIST_TEMPLATE}" if form == "checklist" else "")
-            with cells.claim(key) as mine:
-                if mine:
-                    llm = make_llm(spec, n_threads=1)
-                    judge = comparing_judge(PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)),
-                                            ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION)), form,
-                                            "form")
-                    try:
-                        result = probe_judge(judge, pairs, name=spec, form=form).as_dict()
-                    except Exception as err:  # a model that gives no probabilities over the choices
-                        result = {"judge": spec, "form": form, "error": str(err)[:300], "passed": False}
-                    cells.add(key, {**result, "pairs_file": str(pairs_file or "probe_pairs.jsonl"),
-                                    **({"template": CHECKLIST_TEMPLATE} if form == "checklist" else {}),
-                                    "machine": machine()})
+            if spec in specs and form in forms:
+                with cells.claim(key) as mine:
+                    if mine:
+                        llm = make_llm(spec, n_threads=1)
+                        judge = comparing_judge(PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)),
+                                                ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION)),
+                                                form, "form")
+                        try:
+                            result = probe_judge(judge, pairs, name=spec, form=form).as_dict()
+                        except Exception as err:  # a model that gives no probabilities over the choices
+                            result = {"judge": spec, "form": form, "error": str(err)[:300], "passed": False}
+                        cells.add(key, {**result, "pairs_file": str(pairs_file or "probe_pairs.jsonl"),
+                                        **({"template": CHECKLIST_TEMPLATE} if form == "checklist" else {}),
+                                        "machine": machine()})
             if key in cells:
                 out[f"{spec}|{form}"] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
     return {"probes": out, "passing": sorted(k for k, v in out.items() if v.get("passed"))}

@@ -59,3 +59,22 @@ def test_eureka_json_keeps_each_stored_task_with_the_code_version_that_searched_
     assert tasks["a"]["code_version"]["commit"] == "old"  # a task without its own version: the file's
     assert tasks["b"]["code_version"]["commit"] == "own"
     assert tasks["a"]["final_scores"] == {"eureka": [1.0]}
+
+
+def test_a_probe_run_of_some_judges_keeps_the_other_judges_rows(tmp_path: Path) -> None:
+    """`rlaif_text.py --probe-judges --probe-specs local:tiny` reports every stored probe, not only the asked one
+    (it had rewritten the stored result with the asked spec's rows alone)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import rlaif_text
+    from llm_reward.rlaif.judging import CHECKLIST_TEMPLATE
+
+    log = CellLog(tmp_path / "probe_cells.jsonl")
+    for spec in rlaif_text.PROBE_MODELS:
+        for form in rlaif_text.PROBE_FORMS:
+            key = f"probe|{spec}|{form}" + (f"|{CHECKLIST_TEMPLATE}" if form == "checklist" else "")
+            log.add(key, {"judge": spec, "form": form, "passed": spec == "local" and form == "checklist"})
+    log.add("probe|local|checklist", {"judge": "local", "form": "checklist", "passed": False})  # an older wording
+    # every asked cell is finished, so nothing is measured (no model is loaded) and everything stored is reported
+    out = rlaif_text.probe_judges(CellLog(tmp_path / "probe_cells.jsonl"), ("local:tiny",), ("score",))
+    assert set(out["probes"]) == {f"{s}|{f}" for s in rlaif_text.PROBE_MODELS for f in rlaif_text.PROBE_FORMS}
+    assert out["passing"] == ["local|checklist"]  # the current wording's cell, not the older one
