@@ -85,7 +85,7 @@ def adapter(env_id: str) -> EnvAdapter:
                                   rooms=has_rooms(env_id))
     return EnvAdapter(family="minigrid", captioner_factory=captioner, captioner_name=captioner().name,
                       goal=goal, progress=MiniGridProgress(), success=success, obs_wrapper=ImgObsWrapper,
-                      inner_wrapper=MiniGridInfo,
+                      inner_wrapper=MiniGridInfo, eval_deterministic=False,
                       milestones=tuple(Milestone(name, test) for name, test in milestones(env_id)))
 
 

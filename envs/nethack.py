@@ -42,7 +42,7 @@ def adapter(env_id: str, *, status: bool = False) -> EnvAdapter:
                          f"'NetHackStaircase-v0' or 'NetHackOracle-v0'")
     captioner = functools.partial(NetHackCaptioner, status=status)
     return EnvAdapter(family="nethack", captioner_factory=captioner, captioner_name=captioner().name, goal=None,
-                      progress=progress, success=success, inner_wrapper=seeded_with_stats,
+                      progress=progress, success=success, inner_wrapper=seeded_with_stats, eval_deterministic=False,
                       make_kwargs={"observation_keys": OBSERVATION_KEYS, "savedir": None})
 
 

@@ -64,6 +64,9 @@ class EnvAdapter:
     keep the env's own ``is_success``, else False). ``progress`` is shared by every env built from this adapter
     instance: keep it stateless, or register a factory that returns a fresh adapter per call (as MiniGrid does).
     ``milestones``: the task's ordered stages (:class:`Milestone`), for Eureka's failure diagnosis; none by default.
+    ``eval_deterministic``: how Eureka's final policies act on their fresh evaluation episodes: the argmax action
+    (SB3's convention, right for continuous control) or, ``False``, sampled actions (MiniGrid, NetHack: an argmax
+    policy there can turn against a wall forever, so a policy that solves the task when sampling scores 0).
 
     Example:
         >>> def describe(obs, info):  # define it at module level: vectorized envs import it by name
@@ -83,6 +86,7 @@ class EnvAdapter:
     inner_wrapper: Callable[[gym.Env], gym.Env] | None = None
     obs_wrapper: Callable[[gym.Env], gym.Env] | None = None
     milestones: tuple[Milestone, ...] = ()
+    eval_deterministic: bool = True
 
     def make_captioner(self) -> Captioner:
         """A fresh captioner (captioners keep per-episode state, so every env gets its own)."""

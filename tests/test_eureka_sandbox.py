@@ -681,7 +681,8 @@ def test_escape_training_fitness_cannot_be_forged(tmp_path):
     """
     outcome = run_job({"mode": "train", "env_id": ENV_ID, "code": _attack(body), "reward": "code", "seed": 0,
                        "algo": "ppo", "total_timesteps": 128, "n_envs": 1, "n_points": 2, "eval_episodes": 1,
-                       "agent_kwargs": {"n_steps": 64, "batch_size": 64}, "inner_layers": False},
+                       "eval_deterministic": True, "agent_kwargs": {"n_steps": 64, "batch_size": 64},
+                       "inner_layers": False},
                       limits=SandboxLimits(timeout_s=90, memory_mb=3072), sandbox_root=tmp_path)
     numbers = [value for point in outcome.progress for value in dataclasses.asdict(point).values()]
     numbers += list(dataclasses.asdict(outcome.result).values()) if outcome.result is not None else []

@@ -318,6 +318,27 @@ def test_a_final_run_of_code_that_is_no_longer_the_best_is_trained_again(finishe
     assert (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns == kept  # a baseline's run stays
 
 
+def test_minigrid_final_policies_sample_actions_and_argmax_records_are_evaluated_again(finished_search, tmp_path):
+    import shutil
+
+    # MiniGrid policies are scored on sampled actions (an argmax policy can turn against a wall forever);
+    # continuous control keeps SB3's argmax
+    assert tiny_config().job(ENV_ID, [], reward="env", seed=0).train.eval_deterministic is False
+    assert tiny_config().job("MountainCarContinuous-v0", [], reward="env", seed=0).train.eval_deterministic is True
+    run_dir = tmp_path / "search"
+    shutil.copytree(finished_search[0], run_dir)
+    assert finished_search[2]["eval_actions"] == "sampled"
+    stored = json.loads((run_dir / "final" / "eureka_seed0.json").read_text())
+    assert stored["eval_deterministic"] is False
+    # a record from before the key: evaluated on argmax actions, so not this search's metric
+    (run_dir / "final" / "eureka_seed0.json").write_text(json.dumps(
+        {k: v for k, v in stored.items() if k != "eval_deterministic"}))
+    kept = (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns
+    EurekaSearch(ENV_ID, ScriptedLLM([NO_FUNCTION]), tiny_config(), run_dir, progress=False).run()
+    assert json.loads((run_dir / "final" / "eureka_seed0.json").read_text())["eval_deterministic"] is False
+    assert (run_dir / "final" / "env_seed0.json").stat().st_mtime_ns == kept
+
+
 def test_a_reference_arm_trains_beside_the_final_arms_and_is_never_selected(finished_search, tmp_path):
     import shutil
 

@@ -89,6 +89,7 @@ def evaluate_candidate(job: CandidateJob) -> CandidateResult:
     outcome = run_job({"mode": "train", **env, "code": job.code, "reward": job.reward, "seed": job.seed,
                        "algo": train.algo, "total_timesteps": int(train.total_timesteps), "n_envs": int(train.n_envs),
                        "n_points": int(train.n_points), "eval_episodes": int(train.eval_episodes),
+                       "eval_deterministic": bool(train.eval_deterministic),
                        "agent_kwargs": dict(train.agent_kwargs), "milestones": list(job.milestones)},
                       limits=SandboxLimits(timeout_s=float(job.timeout_s), memory_mb=job.memory_mb),
                       log_path=log_dir / "train.log" if log_dir else None)

@@ -51,6 +51,8 @@ class TrainSettings:
     eval_episodes: int = 0
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
+    #: the evaluation's actions: argmax (True) or sampled (the env adapter's ``eval_deterministic``)
+    eval_deterministic: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class CandidateResult:
 
     :func:`~llm_reward.eureka.candidate.evaluate_candidate` fills the outcome of the sandboxed smoke test and
     training; the search adds where the code came from (``candidate``, ``code``, ``attempts``, ``repairs``,
-    ``prescreen_score``, ``executable``) and, for a final run, ``eval_episodes``.
+    ``prescreen_score``, ``executable``) and, for a final run, ``eval_episodes`` and ``eval_deterministic`` (argmax
+    or sampled actions; ``None`` in records from before the field, which all took the argmax).
     """
 
     status: Status = Status.FAILED
@@ -116,6 +119,7 @@ class CandidateResult:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     repairs: int = 0
     eval_episodes: int | None = None
+    eval_deterministic: bool | None = None
 
     @property
     def trained(self) -> bool:

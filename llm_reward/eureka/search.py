@@ -55,6 +55,7 @@ from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initi
 from llm_reward.eureka.records import CandidateJob, CandidateResult, Stage, Status, TrainSettings
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
 from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
+from llm_reward.envs import get_adapter
 from llm_reward.eureka.sandbox import kill_all_workers
 from llm_reward.eureka.server import CodeRewardError
 from llm_reward.jsonio import write_json
@@ -127,15 +128,17 @@ class SearchConfig:
         return CandidateJob(env_id=env_id, reward=reward, seed=seed, code=code, success=self.success,
                             hidden_info_keys=tuple(hidden_info_keys), milestones=tuple(milestones),
                             smoke_steps=self.smoke_steps,
-                            train=self.train_settings(eval_episodes), fitness=self.fitness, timeout_s=self.timeout_s,
-                            memory_mb=self.memory_mb, log_dir=log_dir)
+                            train=self.train_settings(env_id, eval_episodes), fitness=self.fitness,
+                            timeout_s=self.timeout_s, memory_mb=self.memory_mb, log_dir=log_dir)
 
-    def train_settings(self, eval_episodes: int | None = None) -> TrainSettings:
-        """How each candidate's agent trains (``eval_episodes``: the final runs' evaluation instead)."""
+    def train_settings(self, env_id: str, eval_episodes: int | None = None) -> TrainSettings:
+        """How each candidate's agent trains on ``env_id`` (``eval_episodes``: the final runs' evaluation instead),
+        evaluated with the env adapter's actions (argmax, or sampled for MiniGrid and NetHack)."""
         return TrainSettings(algo=self.algo, total_timesteps=self.total_timesteps, n_envs=self.n_envs,
                              n_points=self.n_points,
                              eval_episodes=self.eval_episodes if eval_episodes is None else eval_episodes,
-                             agent_kwargs=dict(self.agent_kwargs), max_episode_steps=self.max_episode_steps)
+                             agent_kwargs=dict(self.agent_kwargs), max_episode_steps=self.max_episode_steps,
+                             eval_deterministic=get_adapter(env_id).eval_deterministic)
 
 
 def sample_seed(search_seed: int, iteration: int, sample: int) -> int:
@@ -419,13 +422,16 @@ class EurekaSearch:
             kinds.append(name)
             codes[name] = extract_reward_code(code)
         results: dict[str, list[CandidateResult]] = {kind: [] for kind in kinds}
+        deterministic = get_adapter(self.env_id).eval_deterministic
         futures = {}
         for kind in kinds:
             for s in range(cfg.final_seeds):
                 path = self.run_dir / "final" / f"{kind}_seed{s}.json"
                 # a stored final run counts only if it trained the code that is best now: extending a search
-                # (more samples or iterations) can change the best code, and its old final runs are then stale
-                if path.exists() and (stored := _read_result(path)).code == codes.get(kind):
+                # (more samples or iterations) can change the best code, and its old final runs are then stale; so
+                # is one evaluated with other actions (argmax where the adapter samples: records from before the key)
+                if path.exists() and (stored := _read_result(path)).code == codes.get(kind) and (
+                        stored.eval_deterministic is not False) == deterministic:
                     results[kind].append(stored)
                     continue
                 job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
@@ -450,7 +456,8 @@ class EurekaSearch:
     def _final_done(self, future: cf.Future, path: Path, code: str | None) -> CandidateResult | None:
         if self._stopping or future.cancelled() or future.exception() is not None:
             return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
-        record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes, code=code)
+        record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes, code=code,
+                                     eval_deterministic=get_adapter(self.env_id).eval_deterministic)
         write_json(path, record.to_json())
         return record
 
@@ -492,6 +499,7 @@ class EurekaSearch:
         }
         summary["final"] = {kind: final_arm(runs) for kind, runs in final.items()}
         summary["eval_episodes"] = self.config.final_eval_episodes
+        summary["eval_actions"] = "argmax" if get_adapter(self.env_id).eval_deterministic else "sampled"
         summary["eval_success"] = {kind: _mean(arm["eval_success"]) for kind, arm in summary["final"].items()}
         summary["eval_return"] = {kind: _mean(arm["eval_return"]) for kind, arm in summary["final"].items()}
         summary["hns"] = hns_summary({kind: arm["eval_success"] for kind, arm in summary["final"].items()})

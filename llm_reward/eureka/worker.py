@@ -305,7 +305,7 @@ def _train(job: dict[str, Any], model: Any, stats: _Stats, send: Callable[[dict]
     if int(job.get("eval_episodes", 0)) > 0:
         evaluation = evaluate_success(model, functools.partial(_make_env, job, seed + 10_000),
                                       n_episodes=int(job["eval_episodes"]), seed=seed + 10_000,
-                                      deterministic=bool(job.get("eval_deterministic", True)))
+                                      deterministic=bool(job["eval_deterministic"]))
     send({"type": "result", "timesteps": int(model.num_timesteps),
           "eval_success": evaluation.get("success_rate"), "eval_return": evaluation.get("mean_return")})
 
