@@ -162,9 +162,9 @@ def pooled_windows(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [dict(p) for p in curve]
     floor = counts[len(counts) // 2] / 2
     out: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = None  # the latest window with episodes and a success rate: where a short one joins
     for point in curve:
         n = int(point.get("episodes") or 0)
-        last = next((p for p in reversed(out) if p.get("success_rate") is not None and p.get("episodes")), None)
         if last is not None and 0 < n < floor and point.get("success_rate") is not None:
             m = int(last["episodes"])
             for key in ("success_rate", "env_return"):
@@ -173,6 +173,8 @@ def pooled_windows(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
             last["episodes"] = m + n
             continue
         out.append(dict(point))
+        if n and point.get("success_rate") is not None:
+            last = out[-1]
     return out
 
 

@@ -119,6 +119,20 @@ class ChecklistQuestion:
     yes_keeps: bool = True
 
 
+#: Per instruction kind: the question's wording (``{arg}``: the instruction's argument) and whether "yes" means the
+#: instruction is met (most ask whether the answer breaks the rule: "contains a comma?").
+_QUESTIONS: dict[str, tuple[str, bool]] = {
+    "max_words": ("Is the answer longer than {arg} words?", False),
+    "min_words": ("Is the answer shorter than {arg} words?", False),
+    "include_word": ('Does the answer contain the word "{arg}"?', True),
+    "bullets": ('Is the answer a list of exactly {arg} lines, each line starting with "- "?', True),
+    "end_question": ('Is the very last character of the answer a question mark ("?")?', True),
+    "no_commas": ('Does the answer contain a comma (the character ",")?', False),
+    "lowercase": ("Does the answer contain any capital letter (A to Z)?", False),
+    "one_sentence": ("Does the answer contain more than one sentence?", False),
+}
+
+
 def instruction_question(rule: Constraint) -> ChecklistQuestion:
     """The question the judge is asked about one instruction of the prompt: concrete and about what the answer
     looks like (a comma, a capital letter, the last character, a length), one wording per instruction kind.
@@ -132,24 +146,10 @@ def instruction_question(rule: Constraint) -> ChecklistQuestion:
         >>> q.text, q.yes_keeps
         ('Does the answer contain a comma (the character ",")?', False)
     """
-    kind, arg = rule.kind, rule.arg
-    if kind == "max_words":
-        return ChecklistQuestion(f"Is the answer longer than {arg} words?", yes_keeps=False)
-    if kind == "min_words":
-        return ChecklistQuestion(f"Is the answer shorter than {arg} words?", yes_keeps=False)
-    if kind == "include_word":
-        return ChecklistQuestion(f'Does the answer contain the word "{arg}"?')
-    if kind == "bullets":
-        return ChecklistQuestion(f'Is the answer a list of exactly {arg} lines, each line starting with "- "?')
-    if kind == "end_question":
-        return ChecklistQuestion('Is the very last character of the answer a question mark ("?")?')
-    if kind == "no_commas":
-        return ChecklistQuestion('Does the answer contain a comma (the character ",")?', yes_keeps=False)
-    if kind == "lowercase":
-        return ChecklistQuestion("Does the answer contain any capital letter (A to Z)?", yes_keeps=False)
-    if kind == "one_sentence":
-        return ChecklistQuestion("Does the answer contain more than one sentence?", yes_keeps=False)
-    raise ValueError(f"no checklist question for constraint kind {kind!r}")  # parse_constraint keeps this unreachable
+    if rule.kind not in _QUESTIONS:  # parse_constraint refuses unknown kinds, so this is a missing entry here
+        raise ValueError(f"no checklist question for constraint kind {rule.kind!r}")
+    wording, yes_keeps = _QUESTIONS[rule.kind]
+    return ChecklistQuestion(wording.format(arg=rule.arg), yes_keeps=yes_keeps)
 
 
 @dataclass
