@@ -15,7 +15,10 @@ prompts/s, optimiser steps/s; our sampling against transformers' own batched ``g
         --probe-specs local --probe-forms checklist score  # constraint pairs the checklist was not tuned on
     nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 1 2   # resumable cells
     nice -n 15 python benchmarks/rlaif_text.py --modes distilled shuffled --seeds 0 1 2
-    nice -n 15 python benchmarks/rlaif_text.py --modes direct --seeds 0 --tag checklist judge.reward_form=checklist
+    # the checklist as direct mode's reward, 100 steps, every held-out prompt, 2 threads (a machine to itself)
+    nice -n 5 python benchmarks/rlaif_text.py --modes direct --seeds 0 1 2 --tag checklist_v2 \
+        judge.reward_form=checklist train.steps=100 eval.max_prompts=null threads=2 judge.options.n_threads=2 \
+        heldout_judge.options.n_threads=2
 
 Finished cells are kept in ``results/rlaif_text_cells.jsonl`` and skipped on rerun; an interrupted cell resumes
 from its checkpoint. The last stdout line is the JSON summary.
@@ -184,7 +187,9 @@ def compare_trl(steps: int = 2, prompts_per_step: int = 2, k: int = 4, max_new_t
 
 
 class CheckerReward:
-    """The programmatic checker as the reward (not RLAIF): the ground-truth ceiling for what this budget can move."""
+    """The programmatic checker as the reward (not RLAIF): the ground-truth ceiling for what this budget can move.
+    Rescaled to [-1, 1] (every constraint missed -> -1, all met -> +1), the judges' scale, so ``beta`` weighs the
+    same."""
 
     def __init__(self, constraints):
         self.constraints = constraints
@@ -192,12 +197,19 @@ class CheckerReward:
     def score(self, prompts, completions):
         from llm_reward.rlaif.constraints import checker_success
 
-        return np.array([checker_success(c, self.constraints.get(p, ())) for p, c in zip(prompts, completions)])
+        met = [checker_success(c, self.constraints.get(p, ())) for p, c in zip(prompts, completions)]
+        return 2.0 * np.array(met) - 1.0
 
 
-def compare_lora(cells: CellLog, steps: int = 40, eval_prompts: int = 29, seed: int = 0) -> dict:
-    """Full fine-tune vs LoRA at the same batch on the checker reward: optimiser steps/s, KL and checker success
-    moved on held-out prompts (one resumable cell per variant; the trainer checkpoints as it goes)."""
+VARIANTS = {"full": (None, 1e-5), "lora": ("r16", 2e-4)}  # variant -> (adapters, learning rate)
+
+
+def compare_lora(cells: CellLog, steps: int = 40, variants: tuple[str, ...] = tuple(VARIANTS),
+                 eval_prompts: int = 29, seed: int = 0, threads: int = 1) -> dict:
+    """Full fine-tune vs LoRA on the checker reward, at the full cells' batch (2 prompts x 4 answers of <= 40
+    tokens): optimiser steps/s, KL and checker success moved on held-out prompts. The ceiling of what ``steps``
+    steps of this trainer can move with a reward that is never wrong (one resumable cell per variant; the trainer
+    checkpoints as it goes)."""
     import copy
 
     import torch
@@ -207,23 +219,25 @@ def compare_lora(cells: CellLog, steps: int = 40, eval_prompts: int = 29, seed: 
     from llm_reward.rlaif.policy import LoraSettings, Policy, load_policy
     from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, timing_summary
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     prompts = load_prompts("shipped_instructions")
     held = list(prompts.heldout[:eval_prompts])
     out = {}
-    for variant, lora, lr in (("full", None, 1e-5), ("lora", LoraSettings(r=16, alpha=32), 2e-4)):
-        key = f"lora_vs_full|{variant}|steps{steps}|lr{lr}|seed{seed}"
+    for variant in variants:
+        adapters, lr = VARIANTS[variant]
+        lora = LoraSettings(r=16, alpha=32) if adapters else None
+        key = f"lora_vs_full|{variant}|steps{steps}|lr{lr}|batch2x4x40|reward-1..1|seed{seed}"
         with cells.claim(key) as mine:
             if mine:
                 torch.manual_seed(seed)
                 policy = load_policy(lora=lora)
                 start = copy.deepcopy(policy.model).eval()
-                settings = TrainSettings(steps=steps, prompts_per_step=4, samples_per_prompt=4, max_new_tokens=48,
-                                         lr=lr, checkpoint_every=5, seed=seed)
+                settings = TrainSettings(steps=steps, prompts_per_step=2, samples_per_prompt=4, max_new_tokens=40,
+                                         lr=lr, checkpoint_every=4, seed=seed)
                 trainer = RLAIFTrainer(policy, CheckerReward(prompts.constraints), prompts.train, settings,
-                                       RUNS / f"lora_vs_full_{variant}_seed{seed}", start_model=start)
+                                       RUNS / f"ceiling_{variant}_steps{steps}_seed{seed}", start_model=start)
                 trainer.train(progress=False)
-                sampling = dict(samples_per_prompt=1, max_new_tokens=48, temperature=0.9, seed=1234)
+                sampling = dict(samples_per_prompt=1, max_new_tokens=40, temperature=0.9, seed=1234)
                 trained, batches = generate_answers(policy, held, **sampling)
                 before, _ = generate_answers(Policy(start, policy.tokenizer, "start"), held, **sampling)
                 checker = checker_comparison(trained, before, prompts.constraints, {})
@@ -238,7 +252,8 @@ def compare_lora(cells: CellLog, steps: int = 40, eval_prompts: int = 29, seed: 
                                 "reward_last_5": float(np.mean([h["reward"] for h in trainer.history[-5:]]))})
         if key in cells:
             out[variant] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
-    return {"variants": out, "reward": "checker (fraction of constraints met; a ground-truth ceiling, not RLAIF)"}
+    return {"variants": out, "reward": "checker (fraction of constraints met, rescaled to [-1, 1]; a ground-truth "
+                                       "ceiling, not RLAIF)"}
 
 
 def _stats(values: list[float]) -> dict:
@@ -283,6 +298,10 @@ def summarise(rows: list[dict]) -> dict:
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "rlaif.md"
+#: The stored results the docs show, with their titles: the quick run, the full cells with the judge's 1-10 score as
+#: direct mode's reward, and the full cells with the checklist's (``--tag checklist_v2 judge.reward_form=checklist``).
+RESULT_BLOCKS = (("rlaif_text_quick", "`--quick`"), ("rlaif_text", "Full cells, score reward"),
+                 ("rlaif_text_checklist_v2", "Full cells, checklist reward"))
 MARKERS = ("<!-- rlaif-results:start -->", "<!-- rlaif-results:end -->")
 
 
@@ -335,8 +354,9 @@ def results_markdown() -> str:
     lora_file = RESULTS / "rlaif_lora_vs_full.json"
     if lora_file.exists():
         variants = json.loads(lora_file.read_text())["variants"]
-        lines += ["**Full fine-tune vs LoRA** (`--compare-lora`: the checker itself as the reward, 4 prompts x 4 "
-                  "answers of <= 48 tokens per step; a ceiling for what the budget moves, not RLAIF):", "",
+        lines += ["**Full fine-tune vs LoRA** (`--compare-lora`: the checker itself as the reward, in [-1, 1], at the "
+                  "full cells' batch of 2 prompts x 4 answers of <= 40 tokens per step; a ceiling for what the budget "
+                  "moves, not RLAIF):", "",
                   "| variant | lr | steps | trainable parameters | optimiser steps/s | policy tokens/s | KL to start | "
                   "checker success, start -> trained | difference [95 % CI] | reward, first -> last 5 steps |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -349,7 +369,7 @@ def results_markdown() -> str:
                          f"{_ci(v['checker_success_difference_ci'])} | {_f(v['reward_first_5'])} -> "
                          f"{_f(v['reward_last_5'])} |")
         lines.append("")
-    for name, title in (("rlaif_text_quick", "`--quick`"), ("rlaif_text", "Full cells")):
+    for name, title in RESULT_BLOCKS:
         path = RESULTS / f"{name}.json"
         if not path.exists():
             continue
@@ -424,6 +444,10 @@ def main() -> None:
                         help="a JSONL file of probe pairs instead of the stored probe (its cells and summary are kept "
                              "under the file's name, e.g. pairsets/rlaif_probe_extra.jsonl: pairs the judges were not "
                              "tuned on)")
+    parser.add_argument("--ceiling-steps", type=int, default=20, help="--compare-lora: optimiser steps per variant")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="--compare-lora: which variants to train")
+    parser.add_argument("--threads", type=int, default=1, help="--compare-lora: torch threads")
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -437,7 +461,9 @@ def main() -> None:
                                    tuple(args.probe_forms), args.probe_pairs), "machine": machine()})
         return
     if args.compare_lora:
-        emit("rlaif_lora_vs_full", compare_lora(CellLog(RESULTS / "rlaif_lora_vs_full_cells.jsonl"), steps=20))
+        emit("rlaif_lora_vs_full", compare_lora(CellLog(RESULTS / "rlaif_lora_vs_full_cells.jsonl"),
+                                                steps=args.ceiling_steps, variants=tuple(args.variants),
+                                                threads=args.threads))
         return
     if args.compare_trl:
         emit("rlaif_text_compare_trl", compare_trl())
