@@ -44,6 +44,7 @@ from typing import Any, Mapping
 
 from tqdm.auto import tqdm
 
+from llm_reward.envs import get_adapter
 from llm_reward.eureka.allowlist import CodeRejected, check_code
 from llm_reward.eureka.candidate import evaluate_candidate, validate_reward_code
 from llm_reward.eureka.context import EnvContext, env_context
@@ -55,7 +56,6 @@ from llm_reward.eureka.prompts import failure_feedback, feedback_messages, initi
 from llm_reward.eureka.records import CandidateJob, CandidateResult, Stage, Status, TrainSettings
 from llm_reward.eureka.reflection import FITNESS_MODES, hns, reflection_text
 from llm_reward.eureka.rundir import check_run_dir, default_run_dir, search_identity
-from llm_reward.envs import get_adapter
 from llm_reward.eureka.sandbox import kill_all_workers
 from llm_reward.eureka.server import CodeRewardError
 from llm_reward.jsonio import write_json
@@ -178,6 +178,8 @@ class EurekaSearch:
         check_isolation(default_isolation())
         self.context = context if context is not None else env_context(env_id, context_overrides,
                                                                        success=config.success, seed=config.seed)
+        # the final policies' evaluation actions (argmax, or sampled for MiniGrid and NetHack), read once
+        self.eval_deterministic = get_adapter(env_id).eval_deterministic
         self.identity = search_identity(env_id, getattr(llm, "name", "?"), asdict(config), self.context.as_dict())
         # None: a directory keyed on what decides the search, so two searches never share one
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.identity)
@@ -422,7 +424,6 @@ class EurekaSearch:
             kinds.append(name)
             codes[name] = extract_reward_code(code)
         results: dict[str, list[CandidateResult]] = {kind: [] for kind in kinds}
-        deterministic = get_adapter(self.env_id).eval_deterministic
         futures = {}
         for kind in kinds:
             for s in range(cfg.final_seeds):
@@ -431,7 +432,7 @@ class EurekaSearch:
                 # (more samples or iterations) can change the best code, and its old final runs are then stale; so
                 # is one evaluated with other actions (argmax where the adapter samples: records from before the key)
                 if path.exists() and (stored := _read_result(path)).code == codes.get(kind) and (
-                        stored.eval_deterministic is not False) == deterministic:
+                        stored.eval_deterministic is not False) == self.eval_deterministic:
                     results[kind].append(stored)
                     continue
                 job = cfg.job(self.env_id, self.context.hidden_info_keys, eval_episodes=cfg.final_eval_episodes,
@@ -457,7 +458,7 @@ class EurekaSearch:
         if self._stopping or future.cancelled() or future.exception() is not None:
             return None  # stopped by Ctrl-C: not a finished run, a rerun trains it again
         record = dataclasses.replace(future.result(), eval_episodes=self.config.final_eval_episodes, code=code,
-                                     eval_deterministic=get_adapter(self.env_id).eval_deterministic)
+                                     eval_deterministic=self.eval_deterministic)
         write_json(path, record.to_json())
         return record
 
@@ -499,7 +500,7 @@ class EurekaSearch:
         }
         summary["final"] = {kind: final_arm(runs) for kind, runs in final.items()}
         summary["eval_episodes"] = self.config.final_eval_episodes
-        summary["eval_actions"] = "argmax" if get_adapter(self.env_id).eval_deterministic else "sampled"
+        summary["eval_actions"] = "argmax" if self.eval_deterministic else "sampled"
         summary["eval_success"] = {kind: _mean(arm["eval_success"]) for kind, arm in summary["final"].items()}
         summary["eval_return"] = {kind: _mean(arm["eval_return"]) for kind, arm in summary["final"].items()}
         summary["hns"] = hns_summary({kind: arm["eval_success"] for kind, arm in summary["final"].items()})
