@@ -45,7 +45,7 @@ HEADLINE = ("checker_success_start", "checker_success_trained", "checker_success
             "win_rate_vs_start", "win_rate_heldout_judge", "null_win_rate", "length_controlled_win_rate",
             "length_controlled_win_rate_heldout_judge", "judge_longer_preference", "kl_to_start", "mean_length",
             "start_mean_length", "judge_position_consistency", "policy_tokens_per_s", "judge_prompts_per_s",
-            "optimizer_steps_per_s", "final_reward", "first_reward")
+            "optimizer_steps_per_s", "final_reward", "first_reward", "training_reward_checker_agreement")
 
 COMMON = ["+judge.options.n_threads=1", "+heldout_judge.options.n_threads=1", "eval.require_heldout_probe=false"]
 # Sized for a shared 2-core machine (see the docs' budget line): LoRA (r=16) at lr 2e-4, 2 prompts x 4 answers of
@@ -201,7 +201,7 @@ class CheckerReward:
         return 2.0 * np.array(met) - 1.0
 
 
-VARIANTS = {"full": (None, 1e-5), "lora": ("r16", 2e-4)}  # variant -> (adapters, learning rate)
+VARIANTS = {"full": (False, 1e-5), "lora": (True, 2e-4)}  # variant -> (LoRA adapters r=16, learning rate)
 
 
 def compare_lora(cells: CellLog, steps: int = 40, variants: tuple[str, ...] = tuple(VARIANTS),
@@ -224,8 +224,8 @@ def compare_lora(cells: CellLog, steps: int = 40, variants: tuple[str, ...] = tu
     held = list(prompts.heldout[:eval_prompts])
     out = {}
     for variant in variants:
-        adapters, lr = VARIANTS[variant]
-        lora = LoraSettings(r=16, alpha=32) if adapters else None
+        with_lora, lr = VARIANTS[variant]
+        lora = LoraSettings(r=16, alpha=32) if with_lora else None
         key = f"lora_vs_full|{variant}|steps{steps}|lr{lr}|batch2x4x40|reward-1..1|seed{seed}"
         with cells.claim(key) as mine:
             if mine:
@@ -254,6 +254,111 @@ def compare_lora(cells: CellLog, steps: int = 40, variants: tuple[str, ...] = tu
             out[variant] = {k: v for k, v in cells.cells[key].items() if k != "cell"}
     return {"variants": out, "reward": "checker (fraction of constraints met, rescaled to [-1, 1]; a ground-truth "
                                        "ceiling, not RLAIF)"}
+
+
+def _agreement(reward: np.ndarray, truth: np.ndarray, k: int) -> dict:
+    """A reward against the checker within each prompt's ``k`` answers: the ordering agreement RLOO depends on, and
+    the correlation of the two's within-prompt deviations."""
+    from llm_reward.rlaif.evaluate import within_prompt_agreement
+
+    agreeing, pairs = within_prompt_agreement(reward, truth, k)
+    dev_r = (reward.reshape(-1, k) - reward.reshape(-1, k).mean(1, keepdims=True)).ravel()
+    dev_t = (truth.reshape(-1, k) - truth.reshape(-1, k).mean(1, keepdims=True)).ravel()
+    corr = float(np.corrcoef(dev_r, dev_t)[0, 1]) if dev_r.std() > 0 and dev_t.std() > 0 else float("nan")
+    return {"pairs_checker_differs": pairs, "agreement": agreeing / pairs if pairs else float("nan"),
+            "within_prompt_correlation": corr}
+
+
+def _auc(p: np.ndarray, met: np.ndarray) -> float:
+    """P(a met item's P(met) > an unmet item's), ties half: how well the judge separates met from unmet."""
+    pos, neg = p[met], p[~met]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean())
+
+
+def policy_sample_probe(cells: CellLog, prompts_n: int = 20, k: int = 4, seed: int = 0, threads: int = 2) -> dict:
+    """The judges on the start policy's own answers, which is what a reward meets in training (the stored probe's
+    pairs are clear-cut; these are not): ``k`` answers to each of the first ``prompts_n`` training prompts, scored by
+    the checklist (per item), the 1-10 score and the pairwise judge (every within-prompt pair, both orders), each
+    against the checker. One resumable cell; the per-answer rows are kept for re-analysis."""
+    import torch
+
+    from llm_reward.feedback.judges import PairwiseJudge, ScoreJudge
+    from llm_reward.feedback.text_prompts import ResponsePairPrompt, ResponseScorePrompt
+    from llm_reward.llm import make_llm
+    from llm_reward.rlaif import load_prompts
+    from llm_reward.rlaif.judging import CHECKLIST_TEMPLATE, ChecklistJudge
+    from llm_reward.rlaif.pipeline import INSTRUCTIONS_CONSTITUTION
+    from llm_reward.rlaif.policy import load_policy
+
+    key = f"policy_probe|local|n{prompts_n}|k{k}|seed{seed}|len40|t0.9|{CHECKLIST_TEMPLATE}"
+    with cells.claim(key) as mine:
+        if mine:
+            torch.set_num_threads(threads)
+            prompts = load_prompts("shipped_instructions")
+            asked = list(prompts.train[:prompts_n])
+            texts = load_policy().sample(asked, k=k, max_new_tokens=40, temperature=0.9, seed=seed).texts
+            contexts = [p for p in asked for _ in range(k)]
+            llm = make_llm("local", n_threads=threads)
+            t0 = time.perf_counter()
+            items = ChecklistJudge(llm, dict(prompts.constraints)).item_scores(texts, contexts)
+            t1 = time.perf_counter()
+            score = ScoreJudge(llm, ResponseScorePrompt(INSTRUCTIONS_CONSTITUTION)).scores(
+                texts, contexts)
+            t2 = time.perf_counter()
+            pairs, owners = [], []
+            for g in range(len(asked)):
+                for a in range(k):
+                    for b in range(a + 1, k):
+                        pairs.append((texts[g * k + a], texts[g * k + b]))
+                        owners.append((g * k + a, g * k + b))
+            batch = PairwiseJudge(llm, ResponsePairPrompt(INSTRUCTIONS_CONSTITUTION)).label(
+                pairs, [asked[i // k] for i, _ in owners])
+            t3 = time.perf_counter()
+            rows = [{"prompt": c, "answer": t, "rules": [r.spec for r in prompts.constraints_of(c)],
+                     "met": [bool(r.check(t)) for r in prompts.constraints_of(c)],
+                     "checklist_items": [float(x) for x in it], "score": float(s)}
+                    for c, t, it, s in zip(contexts, texts, items, score)]
+            cells.add(key, {"rows": rows, "pairs": [list(o) for o in owners],
+                            "pairwise_label": [float(x) for x in batch.label],
+                            "pairwise_position_consistency": float(batch.position_consistency),
+                            "seconds": {"checklist": t1 - t0, "score": t2 - t1, "pairwise": t3 - t2},
+                            "machine": machine()})
+    stored = cells.cells[key]
+    rows = stored["rows"]
+    truth = np.array([np.mean(r["met"]) for r in rows])
+    items = [np.array(r["checklist_items"]) for r in rows]
+    # the pairwise judge as a reward: each answer's mean P(preferred) over its within-prompt pairs (a Borda count)
+    borda, seen = np.zeros(len(rows)), np.zeros(len(rows))
+    for (a, b), p in zip(stored["pairs"], stored["pairwise_label"]):
+        borda[a] += p
+        borda[b] += 1 - p
+        seen[a] += 1
+        seen[b] += 1
+    rewards = {"checklist (mean P(met), helpfulness included)": np.array([x.mean() for x in items]),
+               "checklist, instructions only": np.array([x[1:].mean() for x in items]),
+               "checklist, instructions only, P(met) > 0.5 counted": np.array([(x[1:] > 0.5).mean() for x in items]),
+               "score (1-10)": np.array([r["score"] for r in rows]),
+               "pairwise (mean P(preferred) over the prompt's pairs)": borda / np.maximum(seen, 1)}
+    per_kind: dict = {}
+    for r, x in zip(rows, items):
+        for spec, met, p in zip(r["rules"], r["met"], x[1:]):
+            per_kind.setdefault(spec.split(":")[0], []).append((p, met))
+    kinds = {}
+    for kind, obs in sorted(per_kind.items()):
+        p, met = np.array([o[0] for o in obs]), np.array([o[1] for o in obs], dtype=bool)
+        kinds[kind] = {"items": int(len(p)), "met_rate": float(met.mean()), "auc": _auc(p, met),
+                       "accuracy_at_0.5": float(np.mean((p > 0.5) == met)),
+                       "p_met_when_met": float(p[met].mean()) if met.any() else float("nan"),
+                       "p_met_when_unmet": float(p[~met].mean()) if (~met).any() else float("nan")}
+    return {"answers": len(rows), "prompts": len(rows) // k, "k": k, "checker_success_mean": float(truth.mean()),
+            "rewards": {name: _agreement(r, truth, k) for name, r in rewards.items()},
+            "checklist_items_by_kind": kinds,
+            "pairwise_position_consistency": stored["pairwise_position_consistency"],
+            "seconds": stored["seconds"], "machine": stored["machine"],
+            "reading": "agreement: over within-prompt answer pairs where the checker differs, the fraction the reward "
+                       "orders the same way (0.5 = chance); RLOO's advantage only sees these differences"}
 
 
 def _stats(values: list[float]) -> dict:
@@ -447,7 +552,9 @@ def main() -> None:
     parser.add_argument("--ceiling-steps", type=int, default=20, help="--compare-lora: optimiser steps per variant")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
                         help="--compare-lora: which variants to train")
-    parser.add_argument("--threads", type=int, default=1, help="--compare-lora: torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="--compare-lora, --probe-policy: threads")
+    parser.add_argument("--probe-policy", action="store_true",
+                        help="only score the start policy's own answers with each judge form against the checker")
     parser.add_argument("--write-docs", action="store_true", help="regenerate docs/rlaif.md's results block")
     parser.add_argument("--tag", default=None, help="cell-name prefix (default: quick | full)")
     parser.add_argument("overrides", nargs="*", help="extra llm-reward-rlaif overrides, e.g. train.lr=1e-4")
@@ -459,6 +566,10 @@ def main() -> None:
         name = "rlaif_judge_probe" + (f"_{args.probe_pairs.stem}" if args.probe_pairs else "")
         emit(name, {**probe_judges(CellLog(RESULTS / f"{name}_cells.jsonl"), tuple(args.probe_specs),
                                    tuple(args.probe_forms), args.probe_pairs), "machine": machine()})
+        return
+    if args.probe_policy:
+        cells = CellLog(RESULTS / "rlaif_policy_sample_probe_cells.jsonl")
+        emit("rlaif_policy_sample_probe", policy_sample_probe(cells, threads=args.threads))
         return
     if args.compare_lora:
         emit("rlaif_lora_vs_full", compare_lora(CellLog(RESULTS / "rlaif_lora_vs_full_cells.jsonl"),
@@ -498,6 +609,7 @@ def main() -> None:
     result = {
         "mode": head_mode, **{k: head[k]["mean"] for k in HEADLINE}, "pooled": head["pooled"],
         "heldout_judge_probe": first.get("heldout_judge_probe", {}), "judge_probe": first.get("judge_probe", {}),
+        "reward_probe": first.get("reward_probe", first.get("judge_probe", {})),
         "judge_checker_agreement": first.get("judge_checker_agreement", {}),
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
         "judges": {"training": f"qwen2.5-coder-1.5b-instruct (local), {first.get('reward_form', 'score')} form",

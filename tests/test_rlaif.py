@@ -16,7 +16,7 @@ from llm_reward.rlaif import as_reward_funcs, exact_kl, load_prompts, penalised_
 from llm_reward.rlaif.constraints import ConstraintError, checker_success, parse_constraint
 from llm_reward.rlaif.data import PromptFileError
 from llm_reward.rlaif.evaluate import Answers, judge_answers, length_controlled_win_rate
-from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, ChecklistJudge, JudgeProbeError, PositionFreeJudge,
+from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, HELPFUL, ChecklistJudge, JudgeProbeError, PositionFreeJudge,
                                      instruction_question, load_probe_pairs, probe_judge, require_probe)
 from llm_reward.rlaif.rloo import RunningBaseline, policy_gradient_loss
 
@@ -248,6 +248,11 @@ def test_checklist_reward_ranks_the_answer_that_keeps_the_instructions_above_one
     assert len(llm.asked) == 2 * (1 + len(rules))
     assert all(r.instruction in "".join(llm.asked) for r in rules)
     assert not any("no_commas" in text for text in llm.asked)
+    # The instructions form leaves out the helpfulness question: (0.9 + 0.9) / 2 vs (0.1 + 0.1) / 2.
+    llm.asked.clear()
+    instructions = direct_reward("instructions", pairwise, scorer, prompts).score([prompt] * 2, [keeps, breaks])
+    np.testing.assert_allclose(instructions, [0.8, -0.8], atol=1e-9)
+    assert len(llm.asked) == 2 * len(rules)
     with pytest.raises(ValueError, match="judge.reward_form must be one of"):
         direct_reward("vote", pairwise, scorer, prompts)
 
@@ -297,6 +302,11 @@ def test_checklist_asks_one_concrete_question_per_instruction_kind_and_maps_the_
     # A judge that says "Yes" to everything cannot tell a pair apart by its instructions alone.
     flat = judge.label([("Boil water in a kettle.", "Boil water, then steep.")], [prompt])
     assert flat.label[0] == 0.5
+    # Without the helpfulness question: the instructions only, and helpfulness still where a prompt has none.
+    bare = ChecklistJudge(llm, {prompt: rules}, ask_helpful=False)
+    assert [q.text for q in bare.questions(prompt)] == [instruction_question(r).text for r in rules]
+    assert [q.text for q in bare.questions("Open question?")] == [HELPFUL]
+    assert bare.fingerprint["helpful"] is False
 
 
 def test_default_reward_form_keeps_the_run_key_and_checklist_gets_its_own():
@@ -319,7 +329,7 @@ def test_default_reward_form_keeps_the_run_key_and_checklist_gets_its_own():
         return run_key(changed)
 
     assert cfg.judge.reward_form == "score" and run_key(cfg) == key() == key(reward_form="score")
-    assert key(reward_form="checklist") != key()
+    assert key(reward_form="checklist") != key() != key(reward_form="instructions") != key(reward_form="checklist")
     # Distilled mode never reads the reward form: same run, same key.
     assert key("distilled", "checklist") == key("distilled")
 
@@ -445,7 +455,8 @@ def test_real_steps_change_the_policy_and_resume(policy, tmp_path):
     prompts = list(load_prompts().train[:4])
     settings = TrainSettings(steps=2, prompts_per_step=2, samples_per_prompt=3, max_new_tokens=8, lr=2e-3,
                              checkpoint_every=1, sample_every=1)
-    trainer = RLAIFTrainer(policy, LengthReward(), prompts, settings, tmp_path / "run")
+    trainer = RLAIFTrainer(policy, LengthReward(), prompts, settings, tmp_path / "run",
+                           checker=lambda asked, answers: [len(a) for a in answers])  # the reward's opposite
     fixed = policy.sample(prompts[:2], k=3, max_new_tokens=8, temperature=0.9, seed=5)
     with torch.no_grad():
         before = policy.token_logprobs(policy.logits(fixed, temperature=0.9), fixed).sum(-1)
@@ -458,6 +469,11 @@ def test_real_steps_change_the_policy_and_resume(policy, tmp_path):
     history = [h["step"] for h in trainer.history]
     assert history == [1, 2] and (tmp_path / "run" / "checkpoint" / "trainable.pt").exists()
     assert (tmp_path / "run" / "samples.jsonl").read_text().count('"step": 2') >= 1
+    # the checker is logged beside the reward, never trained on: a checker opposite to the reward disagrees on every
+    # within-prompt pair it tells apart
+    assert all(h["checker_agreeing"] == 0 for h in trainer.history)
+    assert sum(h["checker_pairs"] for h in trainer.history) > 0
+    assert '"checker": ' in (tmp_path / "run" / "samples.jsonl").read_text()
 
     class Interrupting(LengthReward):
         def score(self, prompts, completions):

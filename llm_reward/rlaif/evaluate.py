@@ -154,6 +154,27 @@ def checker_scores(answers: Answers, constraints: Mapping[str, Sequence[Constrai
     return np.array([checker_success(t, constraints.get(p, ())) for p, t in zip(answers.prompts, answers.texts)])
 
 
+def within_prompt_agreement(reward: Sequence[float], truth: Sequence[float], k: int) -> tuple[float, int]:
+    """How a reward orders answers to the same prompt (rows ``i*k .. i*k+k-1``) against a ground truth: over the
+    pairs where ``truth`` differs, how many the reward orders the same way (a reward tie counts half), and how many
+    pairs there are. RLOO's advantage sees only within-prompt differences, so this is what a reward must get right.
+
+    Example:
+        >>> within_prompt_agreement([0.9, 0.1, 0.5, 0.5], [1.0, 0.0, 1.0, 0.0], k=2)
+        (1.5, 2)
+    """
+    reward, truth = np.asarray(reward, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    agreeing, pairs = 0.0, 0
+    for start in range(0, len(truth), k):
+        for a in range(start, start + k):
+            for b in range(a + 1, start + k):
+                if truth[a] != truth[b] and not np.isnan(truth[a] - truth[b]):
+                    pairs += 1
+                    same_way = (reward[a] > reward[b]) == (truth[a] > truth[b])
+                    agreeing += 0.5 if reward[a] == reward[b] else float(same_way)
+    return agreeing, pairs
+
+
 def checker_comparison(trained: Answers, start: Answers, constraints: Mapping[str, Sequence[Constraint]],
                        preferences: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """Instruction success of both policies on the same prompts, their paired difference, and judge-checker agreement.

@@ -158,8 +158,10 @@ class ChecklistJudge:
     instructions, asked as a concrete question about the answer (:func:`instruction_question`).
 
     ``instructions`` maps a prompt (as the policy reads it) to its instructions; prompts it does not know are asked
-    the helpfulness question only. Usable as a reward (``score``) and as a position-free comparing judge
-    (``label``).
+    the helpfulness question only. With ``ask_helpful=False`` a prompt with instructions is asked about its
+    instructions only (``judge.reward_form=instructions``): on the policy's own answers the helpfulness item adds
+    variance that does not follow the instructions (``benchmarks/results/rlaif_policy_sample_probe.json``). Usable as
+    a reward (``score``) and as a position-free comparing judge (``label``).
 
     Example:
         >>> from llm_reward.llm import make_llm
@@ -170,15 +172,18 @@ class ChecklistJudge:
 
     llm: Any
     instructions: Mapping[str, Sequence[Constraint]] = field(default_factory=dict)
+    ask_helpful: bool = True
     prompts_sent: int = field(default=0, init=False)
 
     @property
     def fingerprint(self) -> dict[str, object]:
-        return {"llm": self.llm.name, "kind": "checklist", "template": CHECKLIST_TEMPLATE}
+        return {"llm": self.llm.name, "kind": "checklist", "template": CHECKLIST_TEMPLATE,
+                **({} if self.ask_helpful else {"helpful": False})}
 
     def questions(self, prompt: str) -> list[ChecklistQuestion]:
         rules = self.instructions.get(prompt, ())
-        return [ChecklistQuestion(HELPFUL)] + [instruction_question(r) for r in rules]
+        helpful = [ChecklistQuestion(HELPFUL)] if self.ask_helpful or not rules else []
+        return helpful + [instruction_question(r) for r in rules]
 
     def _ask(self, prompt: str, answer: str, question: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": CHECKLIST_SYSTEM},
@@ -186,7 +191,7 @@ class ChecklistJudge:
                                             f"\n</answer>\n\n{question} Reply Yes or No."}]
 
     def item_scores(self, answers: Sequence[str], prompts: Sequence[str | None]) -> list[np.ndarray]:
-        """Per answer, P(met) of each checklist item in :meth:`questions` order (helpfulness first)."""
+        """Per answer, P(met) of each checklist item in :meth:`questions` order (helpfulness first if asked)."""
         asks, owner, keeps = [], [], []
         for i, (a, p) in enumerate(zip(answers, prompts)):
             for q in self.questions(p or ""):
@@ -299,7 +304,7 @@ def probe_judge(judge: ComparingJudge, pairs: Sequence[ProbePair] | None = None,
     pairs = list(pairs) if pairs is not None else load_probe_pairs()
     if isinstance(judge, ChecklistJudge):  # the probe's prompts carry their own instructions
         judge = type(judge)(judge.llm, {**judge.instructions, **{
-            p.text: tuple(parse_constraint(c) for c in p.constraints) for p in pairs}})
+            p.text: tuple(parse_constraint(c) for c in p.constraints) for p in pairs}}, judge.ask_helpful)
     flip = np.arange(len(pairs)) % 2 == 1  # better answer second on odd pairs
     shown = [(p.worse, p.better) if f else (p.better, p.worse) for p, f in zip(pairs, flip)]
     start = time.perf_counter()

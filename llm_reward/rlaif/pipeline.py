@@ -25,15 +25,15 @@ from llm_reward.llm import LLMError, make_llm
 from llm_reward.rlaif.constraints import checker_success
 from llm_reward.rlaif.data import PromptSet, load_prompts
 from llm_reward.rlaif.evaluate import evaluate, generate_answers
-from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, FORMS, ChecklistJudge, comparing_judge, probe_judge,
-                                     require_probe)
+from llm_reward.rlaif.judging import (CHECKLIST_TEMPLATE, FORMS, ChecklistJudge, PositionFreeJudge, comparing_judge,
+                                     probe_judge, require_probe)
 from llm_reward.rlaif.policy import LoraSettings, Policy, check_policy, load_policy
 from llm_reward.rlaif.rewards import DirectReward, DistilledReward, TextReward, checker_labels, fit_distilled_reward
 from llm_reward.rlaif.trainer import RLAIFTrainer, TrainSettings, plot_curve, timing_summary
 
 log = logging.getLogger(__name__)
 MODES = ("direct", "distilled")
-REWARD_FORMS = ("score", "checklist")  # judge.reward_form: how direct mode's judge rewards one answer
+REWARD_FORMS = ("score", "checklist", "instructions")  # judge.reward_form: how direct mode's judge rewards one answer
 
 
 def _plain(value: Any) -> Any:
@@ -79,7 +79,8 @@ def direct_reward(form: str, pairwise: PairwiseJudge, scorer: ScoreJudge, prompt
 
     ``score``: the judge's expected 1-10 score of the answer. ``checklist``: the same judge's mean P(yes) over
     "helpful and relevant?" and one question per instruction of the prompt (:class:`ChecklistJudge`; the
-    instructions' text as the user reads it, never the checker).
+    instructions' text as the user reads it, never the checker). ``instructions``: the checklist without the
+    helpfulness question on prompts that carry instructions.
 
     Example:
         >>> prompts = load_prompts("shipped_instructions")
@@ -89,8 +90,8 @@ def direct_reward(form: str, pairwise: PairwiseJudge, scorer: ScoreJudge, prompt
     """
     if form not in REWARD_FORMS:
         raise ValueError(f"judge.reward_form must be one of {list(REWARD_FORMS)}, got {form!r}")
-    if form == "checklist":
-        return DirectReward(ChecklistJudge(pairwise.llm, dict(prompts.constraints)))
+    if form in ("checklist", "instructions"):
+        return DirectReward(ChecklistJudge(pairwise.llm, dict(prompts.constraints), ask_helpful=form == "checklist"))
     return DirectReward(scorer)
 
 
@@ -103,7 +104,7 @@ def run_key(cfg: DictConfig) -> str:
     decided = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("policy", "judge", "data", "distilled")}
     if decided["judge"].get("reward_form", "score") == "score" or cfg.mode != "direct":
         decided["judge"].pop("reward_form", None)
-    elif decided["judge"]["reward_form"] == "checklist":  # a new question wording is a new reward: a new run
+    elif decided["judge"]["reward_form"] in ("checklist", "instructions"):  # a new wording is a new reward: new run
         decided["judge"]["checklist_template"] = CHECKLIST_TEMPLATE
     decided["distilled"] = decided["distilled"] if cfg.mode == "distilled" else None
     decided["train"] = {k: v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items() if k != "steps"}
@@ -161,6 +162,11 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
             log.info("probe %s: %s", name, probes[name])
             if name == "heldout_judge" and cfg.eval.get("require_heldout_probe", True):
                 require_probe(result, "heldout_judge")
+        reward_form = cfg.judge.get("reward_form", "score")
+        if cfg.mode == "direct" and reward_form != eval_form:  # the training reward's own form, probed as it trains
+            judge = direct_reward(reward_form, pairwise, scorer, prompts).judge
+            comparing = judge if isinstance(judge, ChecklistJudge) else PositionFreeJudge(judge)
+            probes["reward"] = probe_judge(comparing, name=str(cfg.judge.spec), form=reward_form).as_dict()
 
     lora = LoraSettings(**_plain(cfg.policy.lora)) if cfg.policy.get("lora") else None
     t0 = time.perf_counter()
@@ -183,8 +189,12 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
         reward, extra = _distilled(cfg, policy, pairwise, prompts, out_dir)
         fingerprint["shuffled_labels"] = bool(cfg.distilled.get("shuffle_labels", False))
 
+    checker = None
+    if prompts.constraints:  # logged beside the reward at every step, never trained on
+        def checker(asked: list[str], answers: list[str]) -> list[float]:
+            return [checker_success(a, prompts.constraints_of(p)) for p, a in zip(asked, answers)]
     trainer = RLAIFTrainer(policy, reward, prompts.train, settings, out_dir, fingerprint=fingerprint,
-                           start_model=start_model)
+                           start_model=start_model, checker=checker)
     trainer.train(progress=bool(cfg.progress))
     plot_curve(trainer.history, out_dir / "curve.png", title=f"RLAIF {cfg.mode}: {policy.name} / {pairwise.llm.name}")
 
@@ -192,7 +202,7 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
                                "policy_load_s": load_s, "timing": timing_summary(trainer.history),
                                "final_reward": float(np.mean([h["reward"] for h in trainer.history[-5:]])),
                                "first_reward": float(np.mean([h["reward"] for h in trainer.history[:5]])),
-                               "probes": probes, **extra}
+                               "probes": probes, **extra, **training_checker(trainer.history)}
     metrics["policy_tokens_per_s"] = metrics["timing"].get("policy_tokens_per_s", float("nan"))
     metrics["optimizer_steps_per_s"] = metrics["timing"].get("optimizer_steps_per_s", float("nan"))
     if cfg.eval.enabled:
@@ -249,7 +259,21 @@ def _headline(result: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any]:
         out["heldout_judge_trusted"] = bool(probes["heldout_judge"]["passed"])
     if "judge" in probes:
         out["judge_probe"] = probes["judge"]
+    out["reward_probe"] = probes.get("reward", probes.get("judge"))
     return out
+
+
+def training_checker(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checker logged during training: how often the reward ordered a prompt's answers as the checker did
+    (pooled over steps), and the checker's mean over the first and last 10 steps."""
+    logged = [h for h in history if "checker_pairs" in h]
+    if not logged:
+        return {}
+    pairs = sum(h["checker_pairs"] for h in logged)
+    return {"training_reward_checker_agreement": sum(h["checker_agreeing"] for h in logged) / pairs if pairs
+            else float("nan"), "training_checker_pairs": pairs,
+            "training_checker_first_10": float(np.nanmean([h["checker"] for h in logged[:10]])),
+            "training_checker_last_10": float(np.nanmean([h["checker"] for h in logged[-10:]]))}
 
 
 def _distilled(cfg: DictConfig, policy: Policy, judge: PairwiseJudge, prompts: PromptSet,

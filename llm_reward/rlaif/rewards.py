@@ -33,7 +33,8 @@ class TextReward(Protocol):
 class DirectReward:
     """Direct RLAIF: each answer judged alone, rescaled to [-1, 1]: a :class:`ScoreJudge`'s expected 1-10 score
     (``judge.reward_form=score``) or a :class:`~llm_reward.rlaif.judging.ChecklistJudge`'s mean P(yes) over "helpful?"
-    and one question per instruction of the prompt (``judge.reward_form=checklist``).
+    and one question per instruction of the prompt (``judge.reward_form=checklist``; ``instructions`` leaves out
+    "helpful?" where the prompt carries instructions).
 
     Example:
         >>> from llm_reward.llm import make_llm

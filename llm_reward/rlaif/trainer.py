@@ -19,12 +19,13 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from llm_reward.jsonio import replaced_directory
+from llm_reward.rlaif.evaluate import within_prompt_agreement
 from llm_reward.rlaif.policy import Policy
 from llm_reward.rlaif.rewards import TextReward
 from llm_reward.rlaif.rloo import (RunningBaseline, penalised_advantages, policy_gradient_loss, sampled_kl)
@@ -64,6 +65,11 @@ class TrainSettings:
 class RLAIFTrainer:
     """RLOO / REINFORCE with KL to the frozen start, on any :class:`TextReward`.
 
+    ``checker`` (optional) gives a ground-truth score per answer, ``checker(prompts, answers)``; it is never trained
+    on, only logged beside the reward at every step: its mean (``checker``) and how the reward orders each prompt's
+    answers against it (``checker_agreeing`` of ``checker_pairs`` within-prompt pairs where it differs), which is
+    what tells a reward that moves the policy the right way from one that does not.
+
     Example:
         >>> trainer = RLAIFTrainer(policy, DirectReward(score_judge), prompts.train, TrainSettings(steps=20),
         ...                        out_dir="runs/direct")  # doctest: +SKIP
@@ -72,13 +78,14 @@ class RLAIFTrainer:
 
     def __init__(self, policy: Policy, reward: TextReward, prompts: Sequence[str], settings: TrainSettings,
                  out_dir: str | os.PathLike, *, fingerprint: dict[str, Any] | None = None,
-                 start_model: Any = None):
+                 start_model: Any = None, checker: Callable[[list[str], list[str]], Sequence[float]] | None = None):
         settings.check()
         if len(prompts) < settings.prompts_per_step:
             raise ValueError(f"train.prompts_per_step={settings.prompts_per_step} exceeds the {len(prompts)} "
                              "training prompts")
         self.policy, self.reward, self.prompts, self.settings = policy, reward, list(prompts), settings
         self.out_dir = Path(out_dir)
+        self.checker = checker
         self.fingerprint = {"settings": asdict(settings), **(fingerprint or {})}
         self.start_model = start_model if start_model is not None else copy.deepcopy(policy.model).eval()
         for p in self.start_model.parameters():
@@ -181,12 +188,21 @@ class RLAIFTrainer:
                   "grad_norm": float(grad_norm), "length": float(samples.lengths.mean()),
                   "sample_s": t1 - t0, "reward_s": t2 - t1, "optimize_s": t3 - t2,
                   "answers": len(samples.texts), "tokens": float(samples.lengths.sum())}
+        truth = None
+        if self.checker is not None:
+            truth = np.asarray(self.checker(rows, samples.texts), dtype=np.float64)
+            agreeing, pairs = within_prompt_agreement(rewards.numpy(), truth, s.samples_per_prompt)
+            record.update(checker=float(np.nanmean(truth)) if (~np.isnan(truth)).any() else float("nan"),
+                          checker_agreeing=agreeing, checker_pairs=pairs)
         self.history.append(record)
         if self.step % s.sample_every == 0 or self.step == 1:
             with open(self.out_dir / "samples.jsonl", "a", encoding="utf-8") as f:
-                for prompt, text, r in zip(rows[:: s.samples_per_prompt], samples.texts[:: s.samples_per_prompt],
-                                           rewards[:: s.samples_per_prompt].tolist()):
-                    f.write(json.dumps({"step": self.step, "prompt": prompt, "answer": text, "reward": r}) + "\n")
+                for i in range(0, len(rows), s.samples_per_prompt):
+                    row = {"step": self.step, "prompt": rows[i], "answer": samples.texts[i],
+                           "reward": float(rewards[i])}
+                    if truth is not None:
+                        row["checker"] = float(truth[i])
+                    f.write(json.dumps(row) + "\n")
         return record
 
 
