@@ -262,11 +262,16 @@ def _agreement(reward: np.ndarray, truth: np.ndarray, k: int) -> dict:
     from llm_reward.rlaif.evaluate import within_prompt_agreement
 
     agreeing, pairs = within_prompt_agreement(reward, truth, k)
+    per_prompt = np.array([within_prompt_agreement(reward[i:i + k], truth[i:i + k], k)
+                           for i in range(0, len(truth), k)])
+    rng = np.random.default_rng(0)  # a 95 % bootstrap interval over prompts (the pairs of one prompt move together)
+    draws = per_prompt[rng.integers(0, len(per_prompt), size=(2000, len(per_prompt)))].sum(axis=1)
+    ratios = draws[:, 0] / np.maximum(draws[:, 1], 1)
     dev_r = (reward.reshape(-1, k) - reward.reshape(-1, k).mean(1, keepdims=True)).ravel()
     dev_t = (truth.reshape(-1, k) - truth.reshape(-1, k).mean(1, keepdims=True)).ravel()
     corr = float(np.corrcoef(dev_r, dev_t)[0, 1]) if dev_r.std() > 0 and dev_t.std() > 0 else float("nan")
     return {"pairs_checker_differs": pairs, "agreement": agreeing / pairs if pairs else float("nan"),
-            "within_prompt_correlation": corr}
+            "agreement_ci": [float(x) for x in np.percentile(ratios, [2.5, 97.5])], "within_prompt_correlation": corr}
 
 
 def _auc(p: np.ndarray, met: np.ndarray) -> float:
@@ -327,8 +332,9 @@ def policy_sample_probe(cells: CellLog, prompts_n: int = 20, k: int = 4, seed: i
                             "machine": machine()})
     stored = cells.cells[key]
     rows = stored["rows"]
-    truth = np.array([np.mean(r["met"]) for r in rows])
+    truth = np.array([np.mean(r["met"]) for r in rows])  # the checker's fraction met, from its per-rule verdicts
     items = [np.array(r["checklist_items"]) for r in rows]
+    asked = [x[1:] if r["rules"] else x for r, x in zip(rows, items)]  # the instruction items (helpfulness first)
     # the pairwise judge as a reward: each answer's mean P(preferred) over its within-prompt pairs (a Borda count)
     borda, seen = np.zeros(len(rows)), np.zeros(len(rows))
     for (a, b), p in zip(stored["pairs"], stored["pairwise_label"]):
@@ -337,8 +343,8 @@ def policy_sample_probe(cells: CellLog, prompts_n: int = 20, k: int = 4, seed: i
         seen[a] += 1
         seen[b] += 1
     rewards = {"checklist (mean P(met), helpfulness included)": np.array([x.mean() for x in items]),
-               "checklist, instructions only": np.array([x[1:].mean() for x in items]),
-               "checklist, instructions only, P(met) > 0.5 counted": np.array([(x[1:] > 0.5).mean() for x in items]),
+               "checklist, instructions only": np.array([x.mean() for x in asked]),
+               "checklist, instructions only, P(met) > 0.5 counted": np.array([(x > 0.5).mean() for x in asked]),
                "score (1-10)": np.array([r["score"] for r in rows]),
                "pairwise (mean P(preferred) over the prompt's pairs)": borda / np.maximum(seen, 1)}
     per_kind: dict = {}
@@ -404,9 +410,11 @@ def summarise(rows: list[dict]) -> dict:
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "rlaif.md"
 #: The stored results the docs show, with their titles: the quick run, the full cells with the judge's 1-10 score as
-#: direct mode's reward, and the full cells with the checklist's (``--tag checklist_v2 judge.reward_form=checklist``).
+#: direct mode's reward, and the full cells with the checklist's (``--tag checklist_v2 judge.reward_form=checklist``)
+#: and with the checklist's instruction items only (``--tag instructions judge.reward_form=instructions``).
 RESULT_BLOCKS = (("rlaif_text_quick", "`--quick`"), ("rlaif_text", "Full cells, score reward"),
-                 ("rlaif_text_checklist_v2", "Full cells, checklist reward"))
+                 ("rlaif_text_checklist_v2", "Full cells, checklist reward"),
+                 ("rlaif_text_instructions", "Full cells, checklist reward without the helpfulness item"))
 MARKERS = ("<!-- rlaif-results:start -->", "<!-- rlaif-results:end -->")
 
 
@@ -456,6 +464,25 @@ def results_markdown() -> str:
             lines += [f"| {MODEL_NAMES.get(r['judge'], Path(r['judge']).stem)} (`{r['judge'][:20]}`) | {r['form']} | "
                       f"{_f(r['constraint_accuracy'])} | {_f(r['position_consistency'])} |" for r in probes.values()]
             lines.append("")
+    sample_file = RESULTS / "rlaif_policy_sample_probe.json"
+    if sample_file.exists():
+        r = json.loads(sample_file.read_text())
+        differing = next(iter(r["rewards"].values()))["pairs_checker_differs"]
+        lines += [f"**The judge on the start policy's own answers** (`--probe-policy`: {r['k']} answers to each of "
+                  f"{r['prompts']} training prompts, Qwen2.5-Coder-1.5B; agreement: over the {differing} "
+                  "within-prompt answer pairs where the checker differs, how "
+                  "often the reward orders them as the checker does, 0.5 = chance; RLOO's advantage sees only these "
+                  "differences):", "",
+                  "| reward | agreement with the checker [95 % CI over prompts] | within-prompt correlation |",
+                  "|---|---|---|"]
+        lines += [f"| {name} | {_f(v['agreement'])} {_ci(v.get('agreement_ci'))} | "
+                  f"{_f(v['within_prompt_correlation'])} |"
+                  for name, v in r["rewards"].items()]
+        lines += ["", "| checklist item | items | met | AUC of P(met) against the checker | P(met) when met / unmet |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {kind} | {v['items']} | {_f(v['met_rate'])} | {_f(v['auc'])} | {_f(v['p_met_when_met'])} / "
+                  f"{_f(v['p_met_when_unmet'])} |" for kind, v in r["checklist_items_by_kind"].items()]
+        lines.append("")
     lora_file = RESULTS / "rlaif_lora_vs_full.json"
     if lora_file.exists():
         variants = json.loads(lora_file.read_text())["variants"]
@@ -609,7 +636,7 @@ def main() -> None:
     result = {
         "mode": head_mode, **{k: head[k]["mean"] for k in HEADLINE}, "pooled": head["pooled"],
         "heldout_judge_probe": first.get("heldout_judge_probe", {}), "judge_probe": first.get("judge_probe", {}),
-        "reward_probe": first.get("reward_probe", first.get("judge_probe", {})),
+        "reward_probe": first.get("reward_probe", {}),
         "judge_checker_agreement": first.get("judge_checker_agreement", {}),
         "per_mode": per_mode, "overrides": settings, "seeds": seeds, "quick": quick,
         "judges": {"training": f"qwen2.5-coder-1.5b-instruct (local), {first.get('reward_form', 'score')} form",

@@ -18,6 +18,7 @@ MODULES = [
     "llm_reward.feedback.labelers",
     "llm_reward.feedback.annotate",
     "llm_reward.feedback.judges",
+    "llm_reward.rlaif.evaluate",
     "llm_reward.feedback.strategies",
     "llm_reward.apps._common",
     "llm_reward.apps.train",

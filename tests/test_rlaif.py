@@ -606,3 +606,27 @@ def test_bad_rlaif_settings_fail_before_any_model_loads(override, message):
         cfg = compose("rlaif", overrides=overrides)
     with pytest.raises(ValueError, match=message):
         check_config(cfg)
+
+
+def test_within_prompt_agreement_counts_only_pairs_the_truth_tells_apart_and_refuses_ragged_groups():
+    from llm_reward.rlaif.evaluate import within_prompt_agreement
+    from llm_reward.rlaif.pipeline import training_checker
+
+    # prompt 1: the reward orders (a, b) right and ties (a, c); (b, c) has equal truth so it is not counted;
+    # prompt 2: the reward orders both told-apart pairs the wrong way; pairs across prompts never count
+    reward = [0.9, 0.1, 0.9, 0.2, 0.8, 0.5]
+    truth = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
+    assert within_prompt_agreement(reward, truth, k=3) == (1.0 + 0.5 + 0.0 + 0.0, 4)
+    # NaN on either side skips the pair instead of counting it one way
+    assert within_prompt_agreement([np.nan, 0.0], [0.0, 1.0], k=2) == within_prompt_agreement(
+        [np.nan, 0.0], [1.0, 0.0], k=2) == (0.0, 0)
+    assert within_prompt_agreement([0.3, 0.1], [np.nan, 1.0], k=2) == (0.0, 0)
+    with pytest.raises(ValueError, match="groups of k=2"):
+        within_prompt_agreement([1.0, 2.0, 3.0], [0.0, 1.0, 0.0], k=2)
+    # pooled over the steps that logged the checker (a resumed run's older steps did not)
+    history = [{"step": 1, "reward": 0.1}, {"step": 2, "checker": 0.5, "checker_agreeing": 1.5, "checker_pairs": 2},
+               {"step": 3, "checker": np.nan, "checker_agreeing": 0.0, "checker_pairs": 0},
+               {"step": 4, "checker": 1.0, "checker_agreeing": 0.0, "checker_pairs": 2}]
+    out = training_checker(history)
+    assert out["training_reward_checker_agreement"] == 1.5 / 4 and out["training_checker_steps"] == 3
+    assert out["training_checker_first_10"] == 0.75 and training_checker(history[:1]) == {}

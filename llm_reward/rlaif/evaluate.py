@@ -156,19 +156,22 @@ def checker_scores(answers: Answers, constraints: Mapping[str, Sequence[Constrai
 
 def within_prompt_agreement(reward: Sequence[float], truth: Sequence[float], k: int) -> tuple[float, int]:
     """How a reward orders answers to the same prompt (rows ``i*k .. i*k+k-1``) against a ground truth: over the
-    pairs where ``truth`` differs, how many the reward orders the same way (a reward tie counts half), and how many
-    pairs there are. RLOO's advantage sees only within-prompt differences, so this is what a reward must get right.
+    pairs where ``truth`` differs (both scored; NaN skips a pair), how many the reward orders the same way (a reward
+    tie counts half), and how many pairs there are. RLOO's advantage sees only within-prompt differences, so this is
+    what a reward must get right.
 
     Example:
         >>> within_prompt_agreement([0.9, 0.1, 0.5, 0.5], [1.0, 0.0, 1.0, 0.0], k=2)
         (1.5, 2)
     """
     reward, truth = np.asarray(reward, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if len(reward) != len(truth) or k < 1 or len(truth) % k:
+        raise ValueError(f"{len(reward)} rewards and {len(truth)} truths are not groups of k={k} answers")
     agreeing, pairs = 0.0, 0
     for start in range(0, len(truth), k):
         for a in range(start, start + k):
-            for b in range(a + 1, start + k):
-                if truth[a] != truth[b] and not np.isnan(truth[a] - truth[b]):
+            for b in range(a + 1, start + k):  # pairs the truth tells apart and the reward scored (NaN: neither)
+                if truth[a] != truth[b] and not np.isnan(truth[a] - truth[b] + reward[a] - reward[b]):
                     pairs += 1
                     same_way = (reward[a] > reward[b]) == (truth[a] > truth[b])
                     agreeing += 0.5 if reward[a] == reward[b] else float(same_way)

@@ -154,19 +154,20 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
     if heldout is not None:
         judges["heldout_judge"] = comparing_judge(*heldout, cfg.heldout_judge.get("form", "pairwise"),
                                                   "heldout_judge.form", prompts.constraints)
+    reward_form = cfg.judge.get("reward_form", "score")
+    direct = direct_reward(reward_form, pairwise, scorer, prompts) if cfg.mode == "direct" else None
     if cfg.eval.get("probe", True):  # judges are checked before they are trusted (the training judge is reported)
-        for name, judge in judges.items():
+        for name, comparing in judges.items():
             form = cfg.heldout_judge.get("form", "pairwise") if name == "heldout_judge" else eval_form
-            result = probe_judge(judge, name=str(cfg[name].spec), form=form)
+            result = probe_judge(comparing, name=str(cfg[name].spec), form=form)
             probes[name] = result.as_dict()
             log.info("probe %s: %s", name, probes[name])
             if name == "heldout_judge" and cfg.eval.get("require_heldout_probe", True):
                 require_probe(result, "heldout_judge")
-        reward_form = cfg.judge.get("reward_form", "score")
-        if cfg.mode == "direct" and reward_form != eval_form:  # the training reward's own form, probed as it trains
-            judge = direct_reward(reward_form, pairwise, scorer, prompts).judge
-            comparing = judge if isinstance(judge, ChecklistJudge) else PositionFreeJudge(judge)
-            probes["reward"] = probe_judge(comparing, name=str(cfg.judge.spec), form=reward_form).as_dict()
+        if direct is not None:  # direct mode's reward in its own form, as it trains (distilled: its labels' judge)
+            as_judge = direct.judge if isinstance(direct.judge, ChecklistJudge) else PositionFreeJudge(direct.judge)
+            probes["reward"] = probes["judge"] if reward_form == eval_form else probe_judge(
+                as_judge, name=str(cfg.judge.spec), form=reward_form).as_dict()
 
     lora = LoraSettings(**_plain(cfg.policy.lora)) if cfg.policy.get("lora") else None
     t0 = time.perf_counter()
@@ -179,9 +180,8 @@ def run_rlaif(cfg: DictConfig) -> dict[str, Any]:
                    "prompts": prompts.source}
     reward: TextReward
     extra: dict[str, Any] = {}
-    if cfg.mode == "direct":
-        reward_form = cfg.judge.get("reward_form", "score")
-        reward = direct_reward(reward_form, pairwise, scorer, prompts)
+    if direct is not None:
+        reward = direct
         if reward_form != "score":  # the default keeps the fingerprint of existing checkpoints
             fingerprint["reward_form"] = reward_form
         extra["reward_form"] = reward_form
@@ -259,21 +259,25 @@ def _headline(result: dict[str, Any], probes: dict[str, Any]) -> dict[str, Any]:
         out["heldout_judge_trusted"] = bool(probes["heldout_judge"]["passed"])
     if "judge" in probes:
         out["judge_probe"] = probes["judge"]
-    out["reward_probe"] = probes.get("reward", probes.get("judge"))
+    if "reward" in probes:
+        out["reward_probe"] = probes["reward"]
     return out
 
 
 def training_checker(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The checker logged during training: how often the reward ordered a prompt's answers as the checker did
-    (pooled over steps), and the checker's mean over the first and last 10 steps."""
+    """The checker logged during training (on prompts with instructions): how often the reward ordered a prompt's
+    answers as the checker did, pooled over the steps that logged it (``training_checker_steps``: a run resumed from
+    a checkpoint written before the log existed has fewer), and the checker's mean over the first and last 10 of
+    them."""
     logged = [h for h in history if "checker_pairs" in h]
     if not logged:
         return {}
     pairs = sum(h["checker_pairs"] for h in logged)
+    mean = lambda rows: float(np.mean(v)) if (v := [h["checker"] for h in rows if not np.isnan(h["checker"])]) \
+        else float("nan")  # noqa: E731
     return {"training_reward_checker_agreement": sum(h["checker_agreeing"] for h in logged) / pairs if pairs
-            else float("nan"), "training_checker_pairs": pairs,
-            "training_checker_first_10": float(np.nanmean([h["checker"] for h in logged[:10]])),
-            "training_checker_last_10": float(np.nanmean([h["checker"] for h in logged[-10:]]))}
+            else float("nan"), "training_checker_pairs": pairs, "training_checker_steps": len(logged),
+            "training_checker_first_10": mean(logged[:10]), "training_checker_last_10": mean(logged[-10:])}
 
 
 def _distilled(cfg: DictConfig, policy: Policy, judge: PairwiseJudge, prompts: PromptSet,
