@@ -508,12 +508,16 @@ def results_markdown() -> str:
         if not path.exists():
             continue
         r = json.loads(path.read_text())
+        probe = r.get("reward_probe") or {}
+        probed = (f"; the reward's {probe['form']} form on the probe: {_f(probe['accuracy'])} right, "
+                  f"{_f(probe['constraint_accuracy'])} of constraint pairs") if "accuracy" in probe else ""
         lines += [f"**{title}** (overrides: `{' '.join(r['overrides'])}`; seeds {r['seeds']}; held-out judge "
-                  f"{r['judges']['heldout']}):", "",
+                  f"{r['judges']['heldout']}{probed}):", "",
                   "| mode | n | checker success, start -> trained | difference [95 % CI, pooled] | win rate, held-out "
                   "judge [CI] | null [CI] | win rate, training judge | length-controlled (held-out) | KL to start "
-                  "| answer tokens, start -> trained | judge-checker agreement (training / held-out) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| answer tokens, start -> trained | judge-checker agreement (training / held-out) | reward-checker "
+                  "agreement while training |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for mode, m in r["per_mode"].items():
             mean = lambda k, m=m: m.get(k, {}).get("mean")  # noqa: E731
             pooled = m["pooled"]
@@ -526,7 +530,8 @@ def results_markdown() -> str:
                 f"{_f(mean('length_controlled_win_rate_heldout_judge'))} | {_f(mean('kl_to_start'))} | "
                 f"{_f(mean('start_mean_length'), 1)} -> {_f(mean('mean_length'), 1)} | "
                 f"{_f(m.get('judge_checker_agreement', {}).get('judge'))} / "
-                f"{_f(m.get('judge_checker_agreement', {}).get('heldout_judge'))} |")
+                f"{_f(m.get('judge_checker_agreement', {}).get('heldout_judge'))} | "
+                f"{_f(mean('training_reward_checker_agreement'))} |")
         lines.append("")
         for mode, m in r["per_mode"].items():
             for d in m.get("distilled", []):
