@@ -263,9 +263,10 @@ def _agreement(reward: np.ndarray, truth: np.ndarray, k: int) -> dict:
     the correlation of the two's within-prompt deviations."""
     from llm_reward.rlaif.evaluate import within_prompt_agreement
 
-    agreeing, pairs = within_prompt_agreement(reward, truth, k)
     per_prompt = np.array([within_prompt_agreement(reward[i:i + k], truth[i:i + k], k)
-                           for i in range(0, len(truth), k)])
+                           for i in range(0, len(truth), k)])  # (agreeing, pairs) per prompt: pooled and resampled
+    agreeing, pairs = per_prompt.sum(axis=0)
+    pairs = int(pairs)
     rng = np.random.default_rng(0)  # a 95 % bootstrap interval over prompts (the pairs of one prompt move together)
     draws = per_prompt[rng.integers(0, len(per_prompt), size=(2000, len(per_prompt)))].sum(axis=1)
     ratios = draws[:, 0] / np.maximum(draws[:, 1], 1)
